@@ -1,0 +1,98 @@
+/* slabby: public C API of the malloc replacement.
+ *
+ * Everything here is callable from C and C++, never allocates, and is safe
+ * to call from any thread at any time after the first allocation (before it,
+ * the figures are simply zero).
+ *
+ * Versioning: the caller passes sizeof(its struct); slabby fills at most that
+ * many bytes and sets `version` and `struct_size` to what it wrote, so a
+ * program built against an older header keeps working with a newer library.
+ */
+#ifndef SLABBY_SLABBY_H
+#define SLABBY_SLABBY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLABBY_VERSION_STRING "0.1.0"
+#define SLABBY_STATS_VERSION 1
+/* Upper bound on the number of size classes; the real count is num_classes. */
+#define SLABBY_MAX_CLASSES 64
+
+/* Per size class. A "block" is what one malloc returns; a "slab" is the run of
+ * pages a size class carves into blocks. */
+typedef struct slabby_class_stats {
+  uint64_t block_size;      /* bytes per block (the usable size) */
+  uint64_t slab_bytes;      /* bytes per slab for this class */
+  uint64_t allocations;     /* blocks handed to the program, ever */
+  uint64_t frees;           /* blocks given back by the program, ever */
+  uint64_t live_blocks;     /* allocations - frees */
+  uint64_t live_bytes;      /* live_blocks * block_size */
+  uint64_t cached_blocks;   /* free blocks held in thread caches */
+  uint64_t slabs;           /* slabs currently owned by the class */
+  uint64_t mapped_bytes;    /* slabs * slab_bytes */
+  uint64_t resident_bytes;  /* of mapped_bytes, pages resident in RAM */
+  uint64_t refills;         /* thread cache refills from the central pool */
+  uint64_t flushes;         /* thread cache flushes to the central pool */
+} slabby_class_stats;
+
+typedef struct slabby_stats {
+  uint32_t version;     /* SLABBY_STATS_VERSION of the library */
+  uint32_t struct_size; /* bytes of this struct the library filled */
+  uint32_t num_classes; /* entries used in classes[] */
+  uint32_t reserved0;
+
+  /* Process totals (small classes + large spans; fallbacks excluded). */
+  uint64_t total_allocations;   /* every successful allocation slabby served */
+  uint64_t total_deallocations; /* every free of a slabby block */
+  uint64_t current_allocations; /* total_allocations - total_deallocations */
+  uint64_t live_bytes;          /* bytes in live blocks (usable sizes) */
+
+  /* Large allocations (above the largest class): page spans. */
+  uint64_t large_allocations;
+  uint64_t large_frees;
+  uint64_t large_live_bytes;
+
+  /* Fallbacks: requests served by the system allocator instead. */
+  uint64_t heap_fallbacks;     /* allocations routed to glibc */
+  uint64_t foreign_frees;      /* frees/reallocs of pointers slabby does not own */
+
+  /* Memory. */
+  uint64_t arena_reserved_bytes; /* virtual address space reserved */
+  uint64_t mapped_bytes;         /* arena bytes in use by spans (slabs + large) */
+  uint64_t resident_bytes;       /* arena pages resident in RAM (mincore) */
+  uint64_t free_dirty_bytes;     /* free pages kept mapped for reuse */
+  uint64_t metadata_bytes;       /* span descriptors, page map, class map */
+  uint64_t purged_bytes;         /* bytes returned with MADV_DONTNEED, ever */
+  uint64_t madvise_calls;        /* MADV_DONTNEED calls, ever */
+
+  uint64_t threads_live; /* threads with an active cache */
+  uint64_t threads_exited;
+
+  slabby_class_stats classes[SLABBY_MAX_CLASSES];
+} slabby_stats;
+
+/* Fills *out (at most `size` bytes of it). Returns 0, or -1 if out is NULL or
+ * size is smaller than the fixed header up to `classes`. */
+int slabby_get_stats(slabby_stats *out, size_t size);
+
+/* Writes the human-readable per-size-class report (the one SLABBY_STATS=1
+ * prints at exit) to the file descriptor. Never allocates. */
+void slabby_print_stats(int fd);
+
+/* "0.1.0" */
+const char *slabby_version(void);
+
+/* 1 when the calling process's malloc is slabby (useful to check that the
+ * preload took effect), 0 is never returned by the library itself. */
+int slabby_is_active(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLABBY_SLABBY_H */
