@@ -1,0 +1,222 @@
+// slabby: every symbol slabby exports, with glibc's semantics. Each is a thin
+// wrapper over the front end (src/frontend); this is the only file compiled
+// with exceptions, for the C++ operators' std::bad_alloc.
+//
+// All the definitions live in this one translation unit on purpose: when a
+// program links the static libslabby_malloc.a, pulling in malloc pulls in free,
+// realloc and operator delete with it, so the whole set is always replaced
+// together.
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <new>
+
+#include "frontend/allocator.h"
+#include "heap/page_heap.h"
+#include "slabby/slabby.h"
+#include "telemetry/stats.h"
+
+using namespace slabby;
+
+#define EXPORT extern "C" SLABBY_EXPORT
+
+// ------------------------------------------------------------- C symbols --
+
+EXPORT void* malloc(size_t n) noexcept { return malloc_fast(n); }
+
+EXPORT void free(void* p) noexcept { free_fast(p); }
+
+EXPORT void cfree(void* p) noexcept { free_fast(p); }
+
+EXPORT void* calloc(size_t count, size_t size) noexcept { return calloc_impl(count, size); }
+
+EXPORT void* realloc(void* p, size_t n) noexcept { return realloc_impl(p, n); }
+
+EXPORT void* reallocarray(void* p, size_t count, size_t size) noexcept {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc_impl(p, total);
+}
+
+EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
+  // POSIX: a power of two multiple of sizeof(void*); *out untouched on error.
+  if (align < sizeof(void*) || !is_pow2(align)) return EINVAL;
+  int saved = errno;
+  void* p = aligned_alloc_impl(align, n);
+  errno = saved;
+  if (p == nullptr) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
+  // glibc 2.36: a non-power-of-two alignment is EINVAL; any size is accepted.
+  if (!is_pow2(align)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return aligned_alloc_impl(align, n);
+}
+
+EXPORT void* memalign(size_t align, size_t n) noexcept {
+  // glibc rounds a non-power-of-two alignment up to the next power of two.
+  if (align > (size_t{1} << 62)) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (!is_pow2(align)) align = align < 2 ? 1 : size_t{1} << (64 - __builtin_clzll(align - 1));
+  return aligned_alloc_impl(align, n);
+}
+
+EXPORT void* valloc(size_t n) noexcept { return aligned_alloc_impl(kPageSize, n); }
+
+EXPORT void* pvalloc(size_t n) noexcept {
+  if (n > SIZE_MAX - kPageSize) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return aligned_alloc_impl(kPageSize, n == 0 ? kPageSize : round_up(n, kPageSize));
+}
+
+EXPORT size_t malloc_usable_size(void* p) noexcept { return usable_size_impl(p); }
+
+// glibc tuning knobs do not apply to slabby (SLABBY_* variables do); accepting
+// them keeps programs that set M_ARENA_MAX and the like running unchanged.
+EXPORT int mallopt(int, int) noexcept { return 1; }
+
+EXPORT int malloc_trim(size_t) noexcept {
+  if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
+  return g_rt.heap.purge_all() > 0 ? 1 : 0;
+}
+
+EXPORT struct mallinfo2 mallinfo2() noexcept {
+  static slabby_stats s;  // 6 KiB: not on the caller's stack
+  static Mutex mu;
+  LockGuard g(mu);
+  collect_stats(&s);
+  struct mallinfo2 m;
+  memset(&m, 0, sizeof(m));
+  m.arena = s.mapped_bytes;          // bytes of spans in use (slabs + large)
+  m.hblkhd = s.large_live_bytes;     // large blocks
+  m.uordblks = s.live_bytes;         // bytes in live blocks
+  m.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
+  m.keepcost = s.free_dirty_bytes;   // what malloc_trim could release
+  return m;
+}
+
+EXPORT struct mallinfo mallinfo() noexcept {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo m;
+  memset(&m, 0, sizeof(m));
+  m.arena = static_cast<int>(m2.arena);
+  m.hblkhd = static_cast<int>(m2.hblkhd);
+  m.uordblks = static_cast<int>(m2.uordblks);
+  m.fordblks = static_cast<int>(m2.fordblks);
+  m.keepcost = static_cast<int>(m2.keepcost);
+  return m;
+}
+
+EXPORT void malloc_stats() noexcept { print_report(2); }
+
+// --------------------------------------------------------------- slabby_* --
+
+EXPORT int slabby_get_stats(slabby_stats* out, size_t size) {
+  if (out == nullptr || size < offsetof(slabby_stats, classes)) return -1;
+  static slabby_stats s;
+  static Mutex mu;
+  LockGuard g(mu);
+  collect_stats(&s);
+  memcpy(out, &s, size < sizeof(s) ? size : sizeof(s));
+  out->struct_size = static_cast<uint32_t>(size < sizeof(s) ? size : sizeof(s));
+  return 0;
+}
+
+EXPORT void slabby_print_stats(int fd) { print_report(fd); }
+
+EXPORT const char* slabby_version(void) { return SLABBY_VERSION_STRING; }
+
+EXPORT int slabby_is_active(void) { return 1; }
+
+// ------------------------------------------------------------ C++ operators --
+
+namespace {
+
+// The standard's loop: call the new_handler until memory comes or there is
+// no handler; then throw (or return nullptr for the nothrow forms).
+__attribute__((noinline, cold)) void* new_slow(size_t n, size_t align, bool nothrow) {
+  for (;;) {
+    void* p = align > kMinAlign ? aligned_alloc_impl(align, n) : malloc_fast(n);
+    if (p != nullptr) return p;
+    std::new_handler h = std::get_new_handler();
+    if (h == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    if (nothrow) {
+      try {
+        h();
+      } catch (...) {
+        return nullptr;
+      }
+    } else {
+      h();
+    }
+  }
+}
+
+inline void* new_impl(size_t n) {
+  void* p = malloc_fast(n);
+  if (SLABBY_LIKELY(p != nullptr)) return p;
+  return new_slow(n, 0, false);
+}
+inline void* new_aligned(size_t n, std::align_val_t a) {
+  void* p = aligned_alloc_impl(static_cast<size_t>(a), n);
+  if (SLABBY_LIKELY(p != nullptr)) return p;
+  return new_slow(n, static_cast<size_t>(a), false);
+}
+inline void* new_nothrow(size_t n, size_t align) noexcept {
+  void* p = align > kMinAlign ? aligned_alloc_impl(align, n) : malloc_fast(n);
+  if (SLABBY_LIKELY(p != nullptr)) return p;
+  return new_slow(n, align, true);
+}
+
+}  // namespace
+
+#define CXX_EXPORT SLABBY_EXPORT
+
+CXX_EXPORT void* operator new(size_t n) { return new_impl(n); }
+CXX_EXPORT void* operator new[](size_t n) { return new_impl(n); }
+CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
+CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
+CXX_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
+CXX_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
+CXX_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+CXX_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+
+CXX_EXPORT void operator delete(void* p) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete[](void* p) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete(void* p, size_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete[](void* p, size_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { free_fast(p); }
+CXX_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  free_fast(p);
+}
+CXX_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  free_fast(p);
+}

@@ -1,0 +1,133 @@
+#include "cache/thread_cache.h"
+
+#include <cerrno>
+
+#include "frontend/allocator.h"
+#include "runtime/runtime.h"
+
+namespace slabby {
+
+__thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
+
+namespace {
+
+// Blocks per refill: slow start (4, 8, 16, ...) up to half the bin, so a
+// thread alternating around the limit does not bounce single blocks, and a
+// class used once does not carve (and touch) a whole batch.
+uint32_t next_fill(Bin& b) {
+  uint32_t cap = b.limit < 2 ? 1 : b.limit / 2;
+  uint32_t n = b.fill == 0 ? 4 : b.fill;
+  if (n > cap) n = cap;
+  b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
+  return n;
+}
+
+SLABBY_COLD void* uncached_alloc(unsigned cls) {
+  BlockChain c = g_rt.pools[cls].take(1);
+  if (c.count == 0) return fallback_alloc(class_size(cls), 0);
+  g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
+  return c.head;
+}
+
+SLABBY_COLD void uncached_free(void* p, unsigned cls) {
+  g_rt.pools[cls].give(p, 1);
+  g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void* cache_refill_and_alloc(unsigned cls) noexcept {
+  ThreadCache& tc = tl_cache;
+  if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
+    if (tc.state == kCacheDead) return uncached_alloc(cls);
+    thread_init();
+    if (tc.state != kCacheActive) return uncached_alloc(cls);
+  }
+  Bin& b = tc.bins[cls];
+  if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
+    void* p = b.head;
+    b.head = *static_cast<void**>(p);
+    b.count--;
+    b.allocs++;
+    return p;
+  }
+  BlockChain c = g_rt.pools[cls].take(next_fill(b));
+  if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
+  void* p = c.head;
+  b.head = *static_cast<void**>(p);
+  b.count = c.count - 1;
+  b.allocs++;
+  return p;
+}
+
+void cache_flush_and_free(void* p, unsigned cls) noexcept {
+  ThreadCache& tc = tl_cache;
+  if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
+    if (tc.state == kCacheDead) return uncached_free(p, cls);
+    thread_init();
+    if (tc.state != kCacheActive) return uncached_free(p, cls);
+  }
+  Bin& b = tc.bins[cls];
+  if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
+    b.frees++;
+    g_rt.pools[cls].give(p, 1);
+    return;
+  }
+  if (b.count >= b.limit) {
+    // Flush the first `n` blocks of the bin as one chain.
+    uint32_t n = b.count - b.limit / 2;
+    void* first = b.head;
+    void* last = first;
+    for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
+    b.head = *static_cast<void**>(last);
+    b.count -= n;
+    g_rt.pools[cls].give(first, n);
+  }
+  *static_cast<void**>(p) = b.head;
+  b.head = p;
+  b.count++;
+  b.frees++;
+}
+
+void cache_teardown(ThreadCache* tc) {
+  if (tc->state != kCacheActive) return;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc->bins[c];
+    if (b.count > 0) g_rt.pools[c].give(b.head, b.count);
+    b.head = nullptr;
+    b.count = 0;
+    b.limit = 0;
+  }
+  LockGuard g(g_rt.registry_mu);
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    g_rt.retired_allocs[c] += tc->bins[c].allocs;
+    g_rt.retired_frees[c] += tc->bins[c].frees;
+    tc->bins[c].allocs = tc->bins[c].frees = 0;
+  }
+  if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
+  if (tc->next) tc->next->prev = tc->prev;
+  tc->next = tc->prev = nullptr;
+  g_rt.threads_live--;
+  g_rt.threads_exited++;
+  tc->state = kCacheDead;
+}
+
+void cache_forget_other_threads() {
+  // Runs in a forked child, single-threaded, with the registry lock freshly
+  // reset. Other threads' cached blocks are lost to the child (a fork can
+  // interrupt their lock-free fast path mid-update, so walking their bins is
+  // not safe); their counters are kept.
+  ThreadCache* self = tl_cache.state == kCacheActive ? &tl_cache : nullptr;
+  for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
+    if (t == self) continue;
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      g_rt.retired_allocs[c] += t->bins[c].allocs;
+      g_rt.retired_frees[c] += t->bins[c].frees;
+    }
+  }
+  g_rt.threads = self;
+  if (self) self->next = self->prev = nullptr;
+  g_rt.threads_live = self ? 1 : 0;
+}
+
+}  // namespace slabby

@@ -1,0 +1,56 @@
+// slabby: the per-thread cache in front of the central pools.
+//
+// It lives directly in initial-exec TLS, zero-initialised, so a thread's
+// first malloc finds every bin empty (head == nullptr) and its first free
+// finds every bin full (count >= limit == 0): both land in the slow path,
+// which initialises. The fast paths never ask "initialized?".
+//
+// Invariants (touched only by the owning thread, except that stats readers
+// read the counters and fork/exit handlers run when the owner cannot run):
+// - bins[c] holds `count` free blocks of class c, linked through their first
+//   word from `head`; count <= limit unless limit == 0 (then count == 0).
+// - bins[0] is never used: class 0 means "not a small block", so its limit
+//   stays 0 and free() of such a pointer always reaches the slow path.
+// - state kDead: the thread's TSD teardown ran; bins are empty with limit 0
+//   forever, so every later malloc/free of the thread goes straight to the
+//   central pools (glibc frees after our destructor; nothing is resurrected).
+#pragma once
+
+#include <cstdint>
+
+#include "frontend/size_class.h"
+
+namespace slabby {
+
+struct Bin {
+  void* head;
+  uint32_t count;
+  uint16_t limit;
+  uint16_t fill;    // blocks the next refill takes: starts small, doubles up to
+                    // limit / 2, so a thread using a class once touches little
+  uint64_t allocs;  // blocks handed to the program from this bin, ever
+  uint64_t frees;   // blocks the program freed into this bin, ever
+};
+
+enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
+
+struct ThreadCache {
+  Bin bins[kNumClasses];
+  uint32_t state;
+  ThreadCache* next;  // registry of live caches (for stats and fork)
+  ThreadCache* prev;
+};
+
+extern __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
+
+// Slow paths, out of line (cold).
+void* cache_refill_and_alloc(unsigned cls) noexcept;  // nullptr + ENOMEM when out of memory
+void cache_flush_and_free(void* p, unsigned cls) noexcept;
+
+// Called from the pthread key destructor: returns everything to the pools.
+void cache_teardown(ThreadCache* tc);
+
+// Fork child: drops the caches of threads that do not exist in the child.
+void cache_forget_other_threads();
+
+}  // namespace slabby

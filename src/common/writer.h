@@ -1,0 +1,46 @@
+// slabby: text output without allocating.
+//
+// The allocator must never call printf or iostream (they allocate, and may
+// call back into malloc). Writer formats into a fixed buffer on the caller's
+// stack and writes it to a file descriptor with write(2), preserving errno.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace slabby {
+
+class Writer {
+ public:
+  explicit Writer(int fd) : fd_(fd) {}
+  ~Writer() { flush(); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  Writer& str(const char* s);
+  Writer& str(const char* s, size_t n);
+  Writer& ch(char c);
+  Writer& u64(uint64_t v);
+  Writer& i64(int64_t v);
+  Writer& hex(uint64_t v);  // 0x-prefixed
+  // Unsigned number right-aligned in `width` columns.
+  Writer& u64_pad(uint64_t v, int width);
+  // Text left-aligned in `width` columns.
+  Writer& str_pad(const char* s, int width);
+  // Bytes with a binary unit: "12.3 MiB".
+  Writer& bytes(uint64_t v);
+  // Fixed-point: v / 10^decimals.
+  Writer& fixed(uint64_t v, int decimals);
+  void flush();
+
+ private:
+  static constexpr size_t kCapacity = 1024;
+  int fd_;
+  size_t len_ = 0;
+  char buf_[kCapacity];
+};
+
+// Formats an unsigned number into out (no terminator); returns digits written.
+size_t format_u64(uint64_t v, char* out);
+
+}  // namespace slabby

@@ -1,0 +1,254 @@
+#include "config/config.h"
+
+#include <cstring>
+
+#include "common/writer.h"
+
+namespace slabby {
+
+namespace {
+
+constexpr OptionSpec kOptions[] = {
+    {"SLABBY_STATS", OptionKind::kStats, 0, 0, "print a per-size-class report to stderr at exit"},
+    {"SLABBY_VERBOSE", OptionKind::kBool, 0, 0, "print the effective configuration at start",
+     &Config::verbose},
+    {"SLABBY_STRICT", OptionKind::kBool, 0, 0, "abort on an invalid or unknown SLABBY_ variable",
+     &Config::strict},
+    {"SLABBY_ARENA_SIZE", OptionKind::kBytes, uint64_t{256} << 20, uint64_t{64} << 40,
+     "virtual address space reserved for slabby's heap", nullptr, &Config::arena_size},
+    {"SLABBY_RETAIN_MAX", OptionKind::kBytes, 0, uint64_t{1} << 40,
+     "free pages kept mapped for reuse before they are returned to the OS", nullptr,
+     &Config::retain_max},
+    {"SLABBY_THREAD_CACHE_BYTES", OptionKind::kBytes, 0, uint64_t{16} << 20,
+     "bytes each thread may cache per size class", nullptr, &Config::thread_cache_bytes},
+};
+constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
+static_assert(kNumOptions <= 8, "ConfigResult::source has room for 8 options");
+
+constexpr char kPrefix[] = "SLABBY_";
+constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equals_ci(const char* s, size_t n, const char* word) {
+  size_t wn = strlen(word);
+  if (n != wn) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (lower(s[i]) != word[i]) return false;
+  return true;
+}
+
+// A line builder writing into a fixed buffer; handed to the sink whole.
+class Line {
+ public:
+  Line& str(const char* s) { return str(s, strlen(s)); }
+  Line& str(const char* s, size_t n) {
+    for (size_t i = 0; i < n && len_ < sizeof(buf_); ++i) buf_[len_++] = s[i];
+    return *this;
+  }
+  Line& u64(uint64_t v) {
+    char tmp[24];
+    return str(tmp, format_u64(v, tmp));
+  }
+  // Bytes with the largest exact binary suffix (64G, 512K, 100).
+  Line& bytes(uint64_t v) {
+    static const char kSuffix[] = "KMGT";
+    int unit = -1;
+    while (unit < 3 && v != 0 && v % 1024 == 0) {
+      v /= 1024;
+      ++unit;
+    }
+    u64(v);
+    if (unit >= 0) str(&kSuffix[unit], 1);
+    return *this;
+  }
+  void emit(ConfigSink sink, void* ctx) {
+    str("\n");
+    if (sink) sink(ctx, buf_, len_);
+  }
+
+ private:
+  char buf_[512];
+  size_t len_ = 0;
+};
+
+// Levenshtein distance of two short names, for "did you mean".
+size_t distance(const char* a, size_t an, const char* b, size_t bn) {
+  if (an > 48 || bn > 48) return 99;
+  size_t row[49];
+  for (size_t j = 0; j <= bn; ++j) row[j] = j;
+  for (size_t i = 1; i <= an; ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= bn; ++j) {
+      size_t up = row[j];
+      size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      size_t best = diag + cost;
+      if (up + 1 < best) best = up + 1;
+      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[bn];
+}
+
+const char* accepted_text(const OptionSpec& o) {
+  switch (o.kind) {
+    case OptionKind::kBool: return "1, 0, true, false, yes, no, on or off";
+    case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off or text";
+    case OptionKind::kBytes: return "a byte count with an optional K, M, G or T suffix";
+  }
+  return "";
+}
+
+}  // namespace
+
+size_t num_options() { return kNumOptions; }
+const OptionSpec& option(size_t i) { return kOptions[i]; }
+
+bool parse_bool(const char* s, size_t n, bool* out) {
+  if (equals_ci(s, n, "1") || equals_ci(s, n, "true") || equals_ci(s, n, "yes") ||
+      equals_ci(s, n, "on")) {
+    *out = true;
+    return true;
+  }
+  if (equals_ci(s, n, "0") || equals_ci(s, n, "false") || equals_ci(s, n, "no") ||
+      equals_ci(s, n, "off")) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+bool parse_bytes(const char* s, size_t n, uint64_t* out) {
+  size_t i = 0;
+  uint64_t v = 0;
+  if (n == 0) return false;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; ++i) {
+    uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (~uint64_t{0} - d) / 10) return false;  // overflow
+    v = v * 10 + d;
+  }
+  if (i == 0) return false;  // no digits (also rejects "-1" and "+1")
+  int shift = 0;
+  if (i < n) {
+    switch (lower(s[i])) {
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      case 't': shift = 40; break;
+      case 'b': shift = 0; break;
+      default: return false;
+    }
+    ++i;
+    // Accept "K", "KB", "KiB" (all binary) and a bare "B".
+    if (shift != 0 && i < n && lower(s[i]) == 'i') ++i;
+    if (shift != 0 && i < n && lower(s[i]) == 'b') ++i;
+    if (i != n) return false;
+  }
+  if (shift != 0 && v > (~uint64_t{0} >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
+  ConfigResult r{};
+  r.first_problem = nullptr;
+  auto note_problem = [&r](const char* name, size_t len) {
+    if (r.problems++ == 0) {
+      r.first_problem = name;
+      r.first_problem_len = len;
+    }
+  };
+  for (size_t e = 0; envp != nullptr && envp[e] != nullptr; ++e) {
+    const char* entry = envp[e];
+    if (strncmp(entry, kPrefix, kPrefixLen) != 0) continue;
+    const char* eq = strchr(entry, '=');
+    if (eq == nullptr) continue;
+    size_t name_len = static_cast<size_t>(eq - entry);
+    const char* value = eq + 1;
+    size_t value_len = strlen(value);
+
+    size_t idx = kNumOptions;
+    for (size_t i = 0; i < kNumOptions; ++i)
+      if (strlen(kOptions[i].name) == name_len && strncmp(kOptions[i].name, entry, name_len) == 0)
+        idx = i;
+    if (idx == kNumOptions) {
+      size_t best = 0, best_d = 99;
+      for (size_t i = 0; i < kNumOptions; ++i) {
+        size_t d = distance(entry, name_len, kOptions[i].name, strlen(kOptions[i].name));
+        if (d < best_d) {
+          best_d = d;
+          best = i;
+        }
+      }
+      Line line;
+      line.str("slabby: unknown variable ").str(entry, name_len).str(" (ignored)");
+      if (best_d <= 3) line.str("; did you mean ").str(kOptions[best].name).str("?");
+      line.emit(sink, ctx);
+      note_problem(entry, name_len);
+      continue;
+    }
+
+    const OptionSpec& o = kOptions[idx];
+    Config& c = r.config;
+    bool ok = false;
+    switch (o.kind) {
+      case OptionKind::kBool: {
+        bool b = false;
+        ok = parse_bool(value, value_len, &b);
+        if (ok) c.*o.flag = b;
+        break;
+      }
+      case OptionKind::kStats: {
+        bool b = false;
+        if (equals_ci(value, value_len, "text")) {
+          ok = true;
+          b = true;
+        } else {
+          ok = parse_bool(value, value_len, &b);
+        }
+        if (ok) c.stats = b ? StatsFormat::kText : StatsFormat::kOff;
+        break;
+      }
+      case OptionKind::kBytes: {
+        uint64_t v = 0;
+        ok = parse_bytes(value, value_len, &v) && v >= o.min && v <= o.max;
+        if (ok) c.*o.bytes = v;
+        break;
+      }
+    }
+    if (ok) {
+      r.source[idx] = ValueSource::kEnvironment;
+      continue;
+    }
+    Line line;
+    line.str("slabby: invalid ").str(o.name).str("=\"").str(value, value_len).str("\": expected ");
+    line.str(accepted_text(o));
+    if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
+    line.str("; using the default");
+    line.emit(sink, ctx);
+    note_problem(entry, name_len);
+  }
+  return r;
+}
+
+void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
+  const Config& c = r.config;
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    Line line;
+    line.str("slabby:   ").str(kOptions[i].name).str("=");
+    const OptionSpec& o = kOptions[i];
+    switch (o.kind) {
+      case OptionKind::kStats: line.str(c.stats == StatsFormat::kText ? "text" : "0"); break;
+      case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
+      case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
+    }
+    line.str(r.source[i] == ValueSource::kEnvironment ? " (environment)" : " (default)");
+    line.str(": ").str(kOptions[i].help);
+    line.emit(sink, ctx);
+  }
+}
+
+}  // namespace slabby

@@ -1,0 +1,66 @@
+// slabby: configuration from SLABBY_* environment variables.
+//
+// Read once at init by walking the environment array (getenv may not be
+// usable that early and must not be called from inside malloc). Nothing here
+// allocates: values are parsed in place and messages are written through a
+// caller-supplied sink, one line per problem.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace slabby {
+
+enum class StatsFormat : uint8_t { kOff = 0, kText };
+
+struct Config {
+  StatsFormat stats = StatsFormat::kOff;  // SLABBY_STATS: report at exit
+  bool verbose = false;                   // SLABBY_VERBOSE: print config at start
+  bool strict = false;                    // SLABBY_STRICT: bad config is fatal
+  size_t arena_size = size_t{64} << 30;   // SLABBY_ARENA_SIZE: address space reserved
+  size_t retain_max = size_t{64} << 20;   // SLABBY_RETAIN_MAX: free pages kept mapped
+  size_t thread_cache_bytes = 64 << 10;   // SLABBY_THREAD_CACHE_BYTES: per class per thread
+};
+
+enum class OptionKind : uint8_t { kBool, kBytes, kStats };
+
+struct OptionSpec {
+  const char* name;  // full variable name, e.g. "SLABBY_ARENA_SIZE"
+  OptionKind kind;
+  uint64_t min;      // kBytes only
+  uint64_t max;
+  const char* help;  // one line, printed by SLABBY_VERBOSE
+  bool Config::*flag = nullptr;     // kBool: the field it sets
+  size_t Config::*bytes = nullptr;  // kBytes: the field it sets
+};
+
+// Where each effective value came from (for SLABBY_VERBOSE).
+enum class ValueSource : uint8_t { kDefault = 0, kEnvironment };
+
+struct ConfigResult {
+  Config config;
+  int problems = 0;           // bad values + unknown names
+  const char* first_problem;  // variable name of the first problem (in envp), or nullptr
+  size_t first_problem_len;
+  ValueSource source[8];      // indexed like options()
+};
+
+using ConfigSink = void (*)(void* ctx, const char* line, size_t len);
+
+// Parses every SLABBY_* entry of envp (NULL-terminated "NAME=value" strings).
+// Each bad value or unknown name is reported to sink as one line; the default
+// stays in force for a bad value.
+ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx);
+
+// Writes the effective configuration, one "slabby:   NAME=value (source)" line
+// per option, to sink.
+void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx);
+
+// Parsing primitives, exposed for the unit tests. Return false on bad input.
+bool parse_bool(const char* s, size_t n, bool* out);
+bool parse_bytes(const char* s, size_t n, uint64_t* out);  // 123, 64K, 2M, 1G, 1T (binary)
+
+size_t num_options();
+const OptionSpec& option(size_t i);
+
+}  // namespace slabby

@@ -1,0 +1,159 @@
+#include "frontend/allocator.h"
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+
+#include "common/writer.h"
+#include "frontend/glibc.h"
+#include "os/os.h"
+
+namespace slabby {
+
+size_t glibc_usable_size(const void* p) {
+  size_t word = reinterpret_cast<const size_t*>(p)[-1];
+  size_t chunk = word & ~size_t{7};
+  if (word & 2) return chunk - 2 * sizeof(size_t);  // mmapped chunk
+  return chunk - sizeof(size_t);
+}
+
+namespace {
+
+[[noreturn]] SLABBY_COLD void invalid_pointer(const char* what, const void* p) {
+  char msg[160];
+  size_t n = 0;
+  auto add = [&](const char* s) {
+    while (*s && n < sizeof(msg) - 1) msg[n++] = *s++;
+  };
+  add("slabby: ");
+  add(what);
+  add(" of invalid pointer 0x");
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  char hex[17];
+  int h = 0;
+  do {
+    hex[h++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  while (h > 0 && n < sizeof(msg) - 1) msg[n++] = hex[--h];
+  add(" (inside slabby's heap, not the start of a live block)");
+  msg[n] = '\0';
+  os::fatal(msg);
+}
+
+// Requests above PTRDIFF_MAX can never succeed (glibc refuses them too).
+constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
+
+}  // namespace
+
+void* fallback_alloc(size_t n, size_t align) noexcept {
+  void* p = align > kMinAlign ? __libc_memalign(align, n) : __libc_malloc(n);
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  g_rt.heap_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void* alloc_large(size_t n, size_t align) noexcept {
+  if (SLABBY_UNLIKELY(n > kMaxRequest)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
+  Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align);
+  if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
+  return reinterpret_cast<void*>(s->start);
+}
+
+void free_not_small(void* p) noexcept {
+  Span* s = g_rt.heap.span_of(p);
+  if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
+                    s->start == reinterpret_cast<uintptr_t>(p))) {
+    g_rt.heap.free_large(s);
+    return;
+  }
+  invalid_pointer("free", p);
+}
+
+void free_foreign(void* p) noexcept {
+  if (p == nullptr) return;
+  g_rt.foreign_frees.fetch_add(1, std::memory_order_relaxed);
+  int saved = errno;
+  __libc_free(p);
+  errno = saved;
+}
+
+void* aligned_alloc_impl(size_t align, size_t n) noexcept {
+  if (align <= kMinAlign) return malloc_fast(n);
+  if (align <= kPageSize) {
+    unsigned cls = aligned_size_class_of(n, align);
+    if (cls != 0) return alloc_in_class(cls);
+  }
+  if (SLABBY_UNLIKELY(n > kMaxRequest)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return alloc_large(n, align);
+}
+
+void* calloc_impl(size_t count, size_t size) noexcept {
+  size_t total;
+  if (SLABBY_UNLIKELY(__builtin_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (SLABBY_LIKELY(total <= kMaxSmallSize)) {
+    void* p = alloc_in_class(size_class_of(total));
+    if (SLABBY_LIKELY(p != nullptr)) memset(p, 0, total);
+    return p;
+  }
+  void* p = alloc_large(total, 0);
+  if (p == nullptr) return nullptr;
+  if (g_rt.heap.owns(p)) {
+    // Pages fresh from the OS or purged since their last use are zero.
+    if (!g_rt.heap.span_of(p)->zeroed) memset(p, 0, total);
+  } else {
+    memset(p, 0, total);  // a glibc fallback block
+  }
+  return p;
+}
+
+size_t usable_size_impl(const void* p) noexcept {
+  if (p == nullptr) return 0;
+  if (!g_rt.heap.owns(p)) return glibc_usable_size(p);
+  unsigned cls = g_rt.heap.class_of(p);
+  if (cls != 0) return class_size(cls);
+  Span* s = g_rt.heap.span_of(p);
+  if (s != nullptr && s->state == SpanState::kLarge && s->start == reinterpret_cast<uintptr_t>(p))
+    return uintptr_t{s->pages} << kPageShift;
+  invalid_pointer("malloc_usable_size", p);
+}
+
+void* realloc_impl(void* p, size_t n) noexcept {
+  if (p == nullptr) return malloc_fast(n);
+  if (n == 0) {  // glibc frees and returns NULL
+    free_fast(p);
+    return nullptr;
+  }
+  if (!g_rt.heap.owns(p)) {
+    g_rt.foreign_frees.fetch_add(1, std::memory_order_relaxed);
+    return __libc_realloc(p, n);
+  }
+  size_t old = usable_size_impl(p);
+  // Keep the block when it still fits and is not more than twice too big
+  // (a small block only ever shrinks into a smaller class).
+  if (n <= old) {
+    if (old <= kMaxSmallSize ? size_class_of(n) == g_rt.heap.class_of(p) : n > old / 2) return p;
+  }
+  void* q = malloc_fast(n);
+  if (q == nullptr) return nullptr;  // errno is ENOMEM; p is untouched
+  // Every usable byte of the old block is the program's (malloc_usable_size
+  // promised them), so copy all of them that fit.
+  memcpy(q, p, old < n ? old : n);
+  free_fast(p);
+  return q;
+}
+
+}  // namespace slabby

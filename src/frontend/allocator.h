@@ -1,0 +1,67 @@
+// slabby: the front end. Fast paths are inline and short: a size-class
+// table lookup and a pop from (or push to) the thread's bin, with one
+// unlikely branch each that tail-calls an out-of-line slow path.
+//
+// free() decides ownership with one range check against the arena: foreign
+// pointers (glibc's, from before the preload, libc internals, DEEPBIND
+// libraries, heap fallbacks) go to glibc's free.
+#pragma once
+
+#include <cstddef>
+
+#include "cache/thread_cache.h"
+#include "common/base.h"
+#include "frontend/size_class.h"
+#include "runtime/runtime.h"
+
+namespace slabby {
+
+// Out-of-line paths (frontend/allocator.cc).
+void* alloc_large(size_t n, size_t align) noexcept;  // n > kMaxSmallSize or align > page
+void free_not_small(void* p) noexcept;                // large span or invalid pointer in the arena
+void free_foreign(void* p) noexcept;                  // NULL or not in the arena
+void* aligned_alloc_impl(size_t align, size_t n) noexcept;  // align: power of two
+void* calloc_impl(size_t count, size_t size) noexcept;
+void* realloc_impl(void* p, size_t n) noexcept;
+size_t usable_size_impl(const void* p) noexcept;
+// Serves a request from glibc when slabby cannot (arena exhausted, init
+// failed); counted as a heap fallback. nullptr + ENOMEM if glibc fails too.
+void* fallback_alloc(size_t n, size_t align) noexcept;
+
+SLABBY_INLINE void* alloc_in_class(unsigned cls) noexcept {
+  Bin& b = tl_cache.bins[cls];
+  void* p = b.head;
+  if (SLABBY_LIKELY(p != nullptr)) {
+    b.head = *static_cast<void**>(p);
+    b.count--;
+    b.allocs++;
+    return p;
+  }
+  return cache_refill_and_alloc(cls);
+}
+
+SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
+  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(size_class_of(n));
+  return alloc_large(n, 0);
+}
+
+SLABBY_INLINE void free_fast(void* p) noexcept {
+  const PageHeap& h = g_rt.heap;
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
+  if (SLABBY_LIKELY(off < h.size())) {
+    unsigned cls = h.class_map()[off >> kPageShift];
+    Bin& b = tl_cache.bins[cls];
+    if (SLABBY_LIKELY(b.count < b.limit)) {
+      *static_cast<void**>(p) = b.head;
+      b.head = p;
+      b.count++;
+      b.frees++;
+      return;
+    }
+    if (cls != 0) return cache_flush_and_free(p, cls);
+    return free_not_small(p);
+  }
+  return free_foreign(p);
+}
+
+}  // namespace slabby

@@ -1,0 +1,349 @@
+#include "heap/page_heap.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "os/os.h"
+
+namespace slabby {
+
+// ---------------------------------------------------------------- Region --
+
+bool Region::reserve(size_t bytes, size_t align, size_t step) {
+  void* p = os::reserve(bytes, align);
+  if (p == nullptr) return false;
+  base_ = static_cast<char*>(p);
+  reserved_ = bytes;
+  committed_ = 0;
+  step_ = step;
+  return true;
+}
+
+bool Region::ensure(size_t bytes) {
+  if (bytes <= committed_) return true;
+  if (bytes > reserved_) return false;
+  size_t target = round_up(bytes, step_);
+  if (target > reserved_) target = reserved_;
+  if (!os::commit(base_ + committed_, target - committed_)) return false;
+  committed_ = target;
+  return true;
+}
+
+// -------------------------------------------------------------- PageHeap --
+
+bool PageHeap::init(size_t arena_bytes, size_t retain_max) {
+  retain_max_ = retain_max;
+  size_t min_bytes = size_t{256} << 20;
+  if (arena_bytes < min_bytes) arena_bytes = min_bytes;
+  arena_bytes = round_up(arena_bytes, size_t{2} << 20);
+  for (size_t sz = arena_bytes; sz >= min_bytes; sz /= 2) {
+    // The arena commits in 4 MiB steps (few mprotect calls, one growing
+    // mapping); its maps in 64 KiB steps (each covers 32 and 256 MiB).
+    if (!arena_.reserve(sz, size_t{2} << 20, size_t{4} << 20)) continue;
+    size_t pages = sz >> kPageShift;
+    if (page_map_region_.reserve(round_up(pages * sizeof(Span*), kPageSize), kPageSize, 64 << 10) &&
+        class_map_region_.reserve(round_up(pages, kPageSize), kPageSize, 64 << 10)) {
+      page_map_ = reinterpret_cast<Span**>(page_map_region_.base());
+      class_map_ = reinterpret_cast<uint8_t*>(class_map_region_.base());
+      base_ = reinterpret_cast<uintptr_t>(arena_.base());
+      size_ = sz;
+      return true;
+    }
+    if (page_map_region_.base()) os::release(page_map_region_.base(), page_map_region_.reserved());
+    os::release(arena_.base(), sz);
+    page_map_region_ = Region();
+    arena_ = Region();
+  }
+  return false;
+}
+
+Span* PageHeap::new_span_locked() {
+  Span* s = span_freelist_;
+  if (s != nullptr) {
+    span_freelist_ = s->next;
+  } else {
+    if (span_chunk_left_ < sizeof(Span)) {
+      constexpr size_t kChunk = 256 * 1024;
+      span_chunk_ = static_cast<char*>(os::map_rw(kChunk));
+      if (span_chunk_ == nullptr) return nullptr;
+      span_chunk_left_ = kChunk;
+      stats_.metadata_bytes += kChunk;
+    }
+    s = reinterpret_cast<Span*>(span_chunk_);
+    span_chunk_ += sizeof(Span);
+    span_chunk_left_ -= sizeof(Span);
+  }
+  memset(s, 0, sizeof(Span));
+  return s;
+}
+
+void PageHeap::delete_span_locked(Span* s) {
+  s->state = SpanState::kUnused;
+  s->next = span_freelist_;
+  span_freelist_ = s;
+}
+
+void PageHeap::set_page_map(Span* s, bool all_pages) {
+  size_t first = (s->start - base_) >> kPageShift;
+  size_t last = first + s->pages - 1;
+  if (all_pages) {
+    for (size_t i = first; i <= last; ++i) page_map_[i] = s;
+  } else {
+    page_map_[first] = s;
+    page_map_[last] = s;
+  }
+}
+
+void PageHeap::insert_free_locked(Span* s) {
+  s->state = SpanState::kFree;
+  size_t b = bin_of(s->pages);
+  s->prev = nullptr;
+  s->next = bins_[b];
+  if (s->next) s->next->prev = s;
+  bins_[b] = s;
+  bin_mask_[b / 64] |= uint64_t{1} << (b % 64);
+  uint64_t bytes = uint64_t{s->pages} << kPageShift;
+  if (s->dirty) {
+    s->lru_prev = nullptr;
+    s->lru_next = lru_head_;
+    if (lru_head_) lru_head_->lru_prev = s;
+    lru_head_ = s;
+    if (lru_tail_ == nullptr) lru_tail_ = s;
+    stats_.free_dirty_bytes += bytes;
+  } else {
+    stats_.free_clean_bytes += bytes;
+  }
+}
+
+void PageHeap::remove_free_locked(Span* s) {
+  size_t b = bin_of(s->pages);
+  if (s->prev) s->prev->next = s->next; else bins_[b] = s->next;
+  if (s->next) s->next->prev = s->prev;
+  if (bins_[b] == nullptr) bin_mask_[b / 64] &= ~(uint64_t{1} << (b % 64));
+  uint64_t bytes = uint64_t{s->pages} << kPageShift;
+  if (s->dirty) {
+    if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else lru_head_ = s->lru_next;
+    if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else lru_tail_ = s->lru_prev;
+    s->lru_next = s->lru_prev = nullptr;
+    stats_.free_dirty_bytes -= bytes;
+  } else {
+    stats_.free_clean_bytes -= bytes;
+  }
+  s->next = s->prev = nullptr;
+}
+
+Span* PageHeap::take_free_locked(size_t pages) {
+  // Smallest non-empty exact bin that fits, found through the bitmap.
+  for (size_t b = bin_of(pages); b <= kExactBins; ) {
+    uint64_t word = bin_mask_[b / 64] & (~uint64_t{0} << (b % 64));
+    if (word != 0) {
+      size_t found = (b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word));
+      if (found > kExactBins) break;
+      Span* s = bins_[found];
+      remove_free_locked(s);
+      return s;
+    }
+    b = (b / 64 + 1) * 64;
+  }
+  // Best fit among the large free spans.
+  Span* best = nullptr;
+  for (Span* s = bins_[kExactBins + 1]; s != nullptr; s = s->next)
+    if (s->pages >= pages && (best == nullptr || s->pages < best->pages)) best = s;
+  if (best) remove_free_locked(best);
+  return best;
+}
+
+Span* PageHeap::grow_locked(size_t pages) {
+  size_t total_pages = size_ >> kPageShift;
+  if (pages > total_pages - frontier_pages_) return nullptr;
+  size_t end_pages = frontier_pages_ + pages;
+  if (!arena_.ensure(end_pages << kPageShift) ||
+      !page_map_region_.ensure(end_pages * sizeof(Span*)) || !class_map_region_.ensure(end_pages))
+    return nullptr;
+  Span* s = new_span_locked();
+  if (s == nullptr) return nullptr;
+  s->start = base_ + (frontier_pages_ << kPageShift);
+  s->pages = static_cast<uint32_t>(pages);
+  s->dirty = false;  // never touched: reads as zero
+  frontier_pages_ = end_pages;
+  set_page_map(s, false);
+  return s;
+}
+
+Span* PageHeap::split_locked(Span* s, size_t pages) {
+  Span* t = new_span_locked();
+  if (t == nullptr) return nullptr;
+  t->start = s->start + (pages << kPageShift);
+  t->pages = static_cast<uint32_t>(s->pages - pages);
+  t->dirty = s->dirty;
+  s->pages = static_cast<uint32_t>(pages);
+  set_page_map(s, false);
+  set_page_map(t, false);
+  return t;
+}
+
+Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
+  if (pages == 0 || pages > (size_t{1} << 31)) return nullptr;
+  size_t need = pages + (align_pages > 1 ? align_pages - 1 : 0);
+  Span* s = take_free_locked(need);
+  if (s == nullptr) s = grow_locked(need);
+  if (s == nullptr) return nullptr;
+  // Taken: no longer kFree, so the remainders split off below cannot merge
+  // back into it. The caller sets the final state (kSlab or kLarge).
+  s->state = SpanState::kLarge;
+  if (align_pages > 1) {
+    uintptr_t aligned = round_up(s->start, align_pages << kPageShift);
+    size_t head = (aligned - s->start) >> kPageShift;
+    if (head > 0) {
+      Span* rest = split_locked(s, head);
+      if (rest == nullptr) {
+        merge_and_insert_locked(s);
+        return nullptr;
+      }
+      merge_and_insert_locked(s);
+      s = rest;
+    }
+  }
+  if (s->pages > pages) {
+    Span* tail = split_locked(s, pages);
+    if (tail == nullptr) {
+      merge_and_insert_locked(s);
+      return nullptr;
+    }
+    merge_and_insert_locked(tail);
+  }
+  stats_.in_use_bytes += uint64_t{s->pages} << kPageShift;
+  stats_.spans_allocated++;
+  return s;
+}
+
+void PageHeap::free_pages_locked(Span* s) {
+  stats_.in_use_bytes -= uint64_t{s->pages} << kPageShift;
+  s->dirty = true;
+  merge_and_insert_locked(s);
+  if (stats_.free_dirty_bytes > retain_max_) purge_locked(retain_max_ / 2);
+}
+
+void PageHeap::merge_and_insert_locked(Span* s) {
+  size_t first = (s->start - base_) >> kPageShift;
+  if (first > 0) {
+    Span* left = page_map_[first - 1];
+    if (left && left->state == SpanState::kFree && left->end() == s->start) {
+      remove_free_locked(left);
+      left->pages += s->pages;
+      left->dirty = left->dirty || s->dirty;
+      delete_span_locked(s);
+      s = left;
+    }
+  }
+  size_t end = (s->end() - base_) >> kPageShift;
+  if (end < frontier_pages_) {
+    Span* right = page_map_[end];
+    if (right && right->state == SpanState::kFree && right->start == s->end()) {
+      remove_free_locked(right);
+      s->pages += right->pages;
+      s->dirty = s->dirty || right->dirty;
+      delete_span_locked(right);
+    }
+  }
+  set_page_map(s, false);
+  insert_free_locked(s);
+}
+
+void PageHeap::purge_locked(size_t target_dirty) {
+  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) {
+    Span* s = lru_tail_;
+    remove_free_locked(s);
+    os::purge(reinterpret_cast<void*>(s->start), uint64_t{s->pages} << kPageShift);
+    s->dirty = false;
+    insert_free_locked(s);
+  }
+}
+
+Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
+  LockGuard g(mu_);
+  Span* s = alloc_pages_locked(pages, 1);
+  if (s == nullptr) return nullptr;
+  s->state = SpanState::kSlab;
+  s->cls = static_cast<uint8_t>(cls);
+  s->freelist = nullptr;
+  s->used = 0;
+  s->carved = 0;
+  s->in_partial = false;
+  set_page_map(s, true);
+  memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
+  return s;
+}
+
+void PageHeap::free_slab(Span* s) {
+  LockGuard g(mu_);
+  memset(class_map_ + ((s->start - base_) >> kPageShift), 0, s->pages);
+  s->cls = 0;
+  free_pages_locked(s);
+}
+
+Span* PageHeap::alloc_large(size_t bytes, size_t align) {
+  if (bytes > size_) return nullptr;
+  size_t pages = (bytes + kPageSize - 1) >> kPageShift;
+  size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+  LockGuard g(mu_);
+  Span* s = alloc_pages_locked(pages, align_pages);
+  if (s == nullptr) return nullptr;
+  s->state = SpanState::kLarge;
+  s->cls = 0;
+  s->zeroed = !s->dirty;
+  stats_.large_allocations++;
+  stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
+  return s;
+}
+
+void PageHeap::free_large(Span* s) {
+  LockGuard g(mu_);
+  stats_.large_frees++;
+  stats_.large_live_bytes -= uint64_t{s->pages} << kPageShift;
+  free_pages_locked(s);
+}
+
+size_t PageHeap::purge_all() {
+  LockGuard g(mu_);
+  size_t before = stats_.free_dirty_bytes;
+  purge_locked(0);
+  return before - stats_.free_dirty_bytes;
+}
+
+PageHeapStats PageHeap::stats() {
+  LockGuard g(mu_);
+  PageHeapStats s = stats_;
+  s.frontier_bytes = frontier_pages_ << kPageShift;
+  s.metadata_bytes += page_map_region_.committed() + class_map_region_.committed();
+  return s;
+}
+
+uint64_t PageHeap::resident(uint64_t* per_class, size_t num_classes) {
+  size_t pages;
+  {
+    LockGuard g(mu_);
+    pages = frontier_pages_;
+  }
+  int saved = errno;
+  unsigned char vec[4096];
+  uint64_t total = 0;
+  for (size_t done = 0; done < pages;) {
+    size_t n = pages - done < sizeof(vec) ? pages - done : sizeof(vec);
+    if (mincore(reinterpret_cast<void*>(base_ + (done << kPageShift)), n << kPageShift, vec) == 0) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!(vec[i] & 1)) continue;
+        total += kPageSize;
+        uint8_t cls = class_map_[done + i];
+        if (per_class != nullptr && cls < num_classes) per_class[cls] += kPageSize;
+      }
+    }
+    done += n;
+  }
+  errno = saved;
+  return total;
+}
+
+}  // namespace slabby

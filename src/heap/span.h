@@ -1,0 +1,51 @@
+// slabby: Span, the descriptor of a run of pages in the arena.
+//
+// Invariants (the page heap and the central pools keep them):
+// - Every page of the arena below the frontier belongs to exactly one span.
+// - PageMap entries of a span's first and last page point at it, whatever
+//   its state; for a slab every page's entry does (blocks find their slab).
+// - ClassMap bytes of a slab's pages hold its size class; every other page's
+//   byte is 0 (so free() of a large block or a stray pointer never takes the
+//   small-block path).
+// - state == kFree: the span is in exactly one free bin of the page heap, and
+//   in the dirty LRU iff dirty. Adjacent free spans are always merged.
+// - state == kSlab: fields below "slab" are owned by the central pool of
+//   `cls` and change only under its lock. used == blocks not on `freelist` and
+//   carved; carved <= blocks_per_slab(cls).
+// - state == kLarge: one allocation starting at `start`, of pages * 4 KiB
+//   usable bytes.
+#pragma once
+
+#include <cstdint>
+
+#include "common/base.h"
+
+namespace slabby {
+
+enum class SpanState : uint8_t { kUnused = 0, kFree, kSlab, kLarge };
+
+struct Span {
+  uintptr_t start;
+  uint32_t pages;
+  SpanState state;
+  uint8_t cls;    // size class for kSlab, else 0
+  bool dirty;     // kFree: pages may hold data (not purged since last use)
+  bool zeroed;    // kLarge: every byte read as zero when handed out
+
+  // Free bin list (kFree) or central partial list (kSlab).
+  Span* next;
+  Span* prev;
+  // Dirty LRU (kFree and dirty only), oldest at the tail.
+  Span* lru_next;
+  Span* lru_prev;
+
+  // slab
+  void* freelist;     // blocks returned to this slab
+  uint32_t used;      // blocks out of the slab (in caches or with the program)
+  uint32_t carved;    // blocks handed out at least once (bump index)
+  bool in_partial;    // on the central pool's list of slabs with free blocks
+
+  uintptr_t end() const { return start + (uintptr_t{pages} << kPageShift); }
+};
+
+}  // namespace slabby

@@ -1,0 +1,37 @@
+// slabby: the operating-system layer. Every mmap/mprotect/madvise the
+// allocator makes goes through here, and none of them changes errno.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace slabby::os {
+
+// Reserves address space with no access and no commit charge
+// (PROT_NONE, MAP_NORESERVE). Aligned to `align` (a power of two >= page).
+// Returns nullptr on failure.
+void* reserve(size_t bytes, size_t align);
+void release(void* p, size_t bytes);
+
+// Makes reserved pages readable and writable (they read as zero until touched).
+bool commit(void* p, size_t bytes);
+
+// Returns the pages' memory to the OS; they stay mapped and read as zero.
+// Counts the call (see madvise_calls()).
+void purge(void* p, size_t bytes);
+
+// Which of the pages are resident in RAM.
+size_t resident_bytes(const void* p, size_t bytes);
+
+// Whole anonymous read-write mapping (for metadata regions that are small).
+void* map_rw(size_t bytes);
+
+uint64_t madvise_calls();
+uint64_t purged_bytes();
+
+void write_stderr(const char* s, size_t n);
+
+// Aborts the process with SIGABRT after printing `msg` (one line) to stderr.
+[[noreturn]] void fatal(const char* msg);
+
+}  // namespace slabby::os

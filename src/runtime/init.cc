@@ -1,0 +1,163 @@
+// slabby: process lifecycle: lazy initialisation on the first call, thread
+// start and exit, fork, and the report at exit.
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/writer.h"
+#include "os/os.h"
+#include "runtime/runtime.h"
+#include "telemetry/stats.h"
+
+extern char** environ;
+
+namespace slabby {
+
+constinit Runtime g_rt;
+
+namespace {
+
+void stderr_sink(void*, const char* line, size_t len) { os::write_stderr(line, len); }
+
+// The SLABBY_ entries of the initial environment, read from /proc when
+// malloc runs before libc has set `environ` (possible under LD_PRELOAD: ld.so
+// may allocate before libc's initialiser). Static storage: no allocation.
+char** environment_from_proc() {
+  static char buf[32 * 1024];
+  static char* entries[128];
+  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return nullptr;
+  size_t len = 0;
+  while (len < sizeof(buf) - 1) {
+    ssize_t r = syscall(SYS_read, fd, buf + len, sizeof(buf) - 1 - len);
+    if (r <= 0) break;
+    len += static_cast<size_t>(r);
+  }
+  syscall(SYS_close, fd);
+  buf[len] = '\0';
+  size_t n = 0;
+  for (size_t i = 0; i < len && n < sizeof(entries) / sizeof(entries[0]) - 1;) {
+    char* e = buf + i;
+    size_t el = strlen(e);
+    if (strncmp(e, "SLABBY_", 7) == 0) entries[n++] = e;
+    i += el + 1;
+  }
+  entries[n] = nullptr;
+  return entries;
+}
+
+char** find_environment() {
+  // Setuid/setgid programs ignore SLABBY_* (as ld.so ignores LD_ variables):
+  // the environment belongs to a less trusted user.
+  if (getauxval(AT_SECURE) != 0) return nullptr;
+  if (environ != nullptr) return environ;
+  return environment_from_proc();
+}
+
+void compute_cache_limits(const Config& c) {
+  for (unsigned cls = 1; cls < kNumClasses; ++cls) {
+    size_t n = c.thread_cache_bytes / class_size(cls);
+    if (c.thread_cache_bytes == 0) n = 0;
+    else if (n < 4) n = 4;
+    else if (n > 256) n = 256;
+    g_rt.cache_limit[cls] = static_cast<uint32_t>(n);
+  }
+}
+
+void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
+
+// fork: every lock, in the one fixed order (registry, pools by class, page
+// heap), so the child inherits none held by a thread that does not exist.
+void fork_prepare() {
+  g_rt.registry_mu.lock();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock();
+  g_rt.heap.lock();
+}
+void fork_parent() {
+  g_rt.heap.unlock();
+  for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock();
+  g_rt.registry_mu.unlock();
+}
+void fork_child() {
+  g_rt.heap.reset_lock_after_fork();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_lock_after_fork();
+  g_rt.registry_mu.reset_after_fork();
+  cache_forget_other_threads();
+}
+
+void print_verbose_banner() {
+  Writer w(2);
+  w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
+  w.str(": per-thread caches, arena ").bytes(g_rt.heap.size()).str(" reserved at ");
+  w.hex(g_rt.heap.base()).ch('\n');
+  w.flush();
+  describe_config(g_rt.config, stderr_sink, nullptr);
+}
+
+}  // namespace
+
+bool init_slow() {
+  {
+    LockGuard g(g_rt.init_mu);
+    int state = g_rt.init_state.load(std::memory_order_acquire);
+    if (state != kInitNone) return state == kInitReady;
+
+    g_rt.config = parse_config(find_environment(), stderr_sink, nullptr);
+    const Config& cfg = g_rt.config.config;
+    if (g_rt.config.problems > 0 && cfg.strict) {
+      Writer w(2);
+      w.str("slabby: SLABBY_STRICT=1: aborting on ");
+      w.str(g_rt.config.first_problem, g_rt.config.first_problem_len).ch('\n');
+      w.flush();
+      os::fatal("slabby: invalid configuration");
+    }
+    if (getauxval(AT_PAGESZ) != kPageSize || !g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
+      // Every allocation goes to glibc instead (counted as heap fallbacks).
+      if (cfg.verbose) os::write_stderr("slabby: cannot reserve the arena; using glibc malloc\n", 53);
+      g_rt.init_state.store(kInitFailed, std::memory_order_release);
+      return false;
+    }
+    for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].init(c, &g_rt.heap);
+    compute_cache_limits(cfg);
+    if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
+    g_rt.init_state.store(kInitReady, std::memory_order_release);
+  }
+  // After the lock: these may allocate, and the allocator is ready for it.
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (g_rt.config.config.verbose) print_verbose_banner();
+  return true;
+}
+
+void thread_init() {
+  if (!ensure_init()) return;
+  ThreadCache& tc = tl_cache;
+  if (tc.state != kCacheUninit) return;
+  for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
+  tc.state = kCacheActive;
+  {
+    LockGuard g(g_rt.registry_mu);
+    tc.prev = nullptr;
+    tc.next = g_rt.threads;
+    if (tc.next) tc.next->prev = &tc;
+    g_rt.threads = &tc;
+    g_rt.threads_live++;
+  }
+  // Arranges cache_teardown at thread exit. May allocate (glibc's second
+  // level of keys): the cache is already active for that.
+  pthread_setspecific(g_rt.thread_key, &tc);
+}
+
+// Runs from _dl_fini, after every atexit handler and the destructors of the
+// libraries loaded after slabby, so the report sees their frees. Nothing is
+// torn down: later frees (other destructors) keep working.
+__attribute__((destructor)) static void report_at_exit() {
+  if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return;
+  if (g_rt.config.config.stats == StatsFormat::kText) print_report(2);
+}
+
+}  // namespace slabby

@@ -1,0 +1,62 @@
+// slabby: the process-wide state, in one constant-initialised object.
+//
+// It must need no constructor: malloc can be called before any of slabby's
+// own constructors run (from ld.so or another library's initialiser).
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "cache/thread_cache.h"
+#include "common/lock.h"
+#include "config/config.h"
+#include "frontend/size_class.h"
+#include "heap/page_heap.h"
+#include "pool/central_pool.h"
+
+namespace slabby {
+
+enum InitState : int { kInitNone = 0, kInitReady = 1, kInitFailed = 2 };
+
+struct Runtime {
+  PageHeap heap;
+  CentralPool pools[kNumClasses];
+  std::atomic<int> init_state{kInitNone};
+  Mutex init_mu;
+  ConfigResult config{};
+  uint32_t cache_limit[kNumClasses] = {};  // per-thread blocks cached per class
+  pthread_key_t thread_key = 0;
+
+  // Thread registry (under registry_mu).
+  Mutex registry_mu;
+  ThreadCache* threads = nullptr;
+  uint64_t threads_live = 0;
+  uint64_t threads_exited = 0;
+  // Counters of threads that exited (merged at teardown) and of operations of
+  // threads without a cache (kCacheDead).
+  uint64_t retired_allocs[kNumClasses] = {};
+  uint64_t retired_frees[kNumClasses] = {};
+  std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
+  std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
+
+  std::atomic<uint64_t> heap_fallbacks{0};
+  std::atomic<uint64_t> foreign_frees{0};
+};
+
+extern constinit Runtime g_rt;
+
+bool init_slow();
+// True when slabby serves allocations (false: everything goes to glibc).
+SLABBY_INLINE bool ensure_init() {
+  int s = g_rt.init_state.load(std::memory_order_acquire);
+  if (SLABBY_LIKELY(s == kInitReady)) return true;
+  if (s == kInitFailed) return false;
+  return init_slow();
+}
+
+// Binds the calling thread's cache (registry, TSD destructor).
+void thread_init();
+
+}  // namespace slabby

@@ -1,0 +1,157 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace slabby {
+namespace {
+
+struct Parsed {
+  ConfigResult result;
+  std::vector<std::string> lines;
+  std::shared_ptr<std::vector<std::string>> env;  // result points into it
+};
+
+void collect(void* ctx, const char* line, size_t len) {
+  static_cast<std::vector<std::string>*>(ctx)->emplace_back(line, len);
+}
+
+Parsed parse(std::vector<std::string> env) {
+  Parsed p;
+  p.env = std::make_shared<std::vector<std::string>>(std::move(env));
+  std::vector<char*> envp;
+  for (auto& e : *p.env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  p.result = parse_config(envp.data(), collect, &p.lines);
+  return p;
+}
+
+TEST(ConfigPrimitives, Booleans) {
+  for (const char* t : {"1", "true", "TRUE", "yes", "on", "On"}) {
+    bool b = false;
+    EXPECT_TRUE(parse_bool(t, strlen(t), &b)) << t;
+    EXPECT_TRUE(b) << t;
+  }
+  for (const char* f : {"0", "false", "no", "off", "OFF"}) {
+    bool b = true;
+    EXPECT_TRUE(parse_bool(f, strlen(f), &b)) << f;
+    EXPECT_FALSE(b) << f;
+  }
+  for (const char* bad : {"", "2", "yess", "tru", " 1", "-1"}) {
+    bool b = false;
+    EXPECT_FALSE(parse_bool(bad, strlen(bad), &b)) << bad;
+  }
+}
+
+TEST(ConfigPrimitives, ByteSizesWithUnits) {
+  struct Case {
+    const char* text;
+    uint64_t want;
+  } cases[] = {{"0", 0},         {"4096", 4096},           {"64K", 64 << 10},
+               {"64k", 64 << 10}, {"2M", 2 << 20},          {"3G", 3ull << 30},
+               {"1T", 1ull << 40}, {"5KB", 5 << 10},        {"5KiB", 5 << 10},
+               {"7B", 7},         {"16777216", 16777216}};
+  for (const auto& c : cases) {
+    uint64_t v = 0;
+    EXPECT_TRUE(parse_bytes(c.text, strlen(c.text), &v)) << c.text;
+    EXPECT_EQ(v, c.want) << c.text;
+  }
+}
+
+TEST(ConfigPrimitives, ByteSizesRejectGarbageNegativeOverflowAndEmpty) {
+  for (const char* bad : {"", "abc", "-1", "+5", "12x", "1.5G", "K", "1KK", "1 K",
+                          "18446744073709551616", "99999999999999999999", "20000000T"}) {
+    uint64_t v = 123;
+    EXPECT_FALSE(parse_bytes(bad, strlen(bad), &v)) << bad;
+    EXPECT_EQ(v, 123u) << "output touched for " << bad;
+  }
+}
+
+TEST(Config, CleanEnvironmentPrintsNothingAndKeepsDefaults) {
+  Parsed p = parse({"PATH=/bin", "HOME=/root", "SLABBYX=1"});
+  EXPECT_TRUE(p.lines.empty());
+  EXPECT_EQ(p.result.problems, 0);
+  Config def;
+  EXPECT_EQ(p.result.config.arena_size, def.arena_size);
+  EXPECT_EQ(p.result.config.stats, StatsFormat::kOff);
+}
+
+TEST(Config, ValidValuesApply) {
+  Parsed p = parse({"SLABBY_STATS=1", "SLABBY_VERBOSE=yes", "SLABBY_ARENA_SIZE=1G",
+                    "SLABBY_RETAIN_MAX=0", "SLABBY_THREAD_CACHE_BYTES=16K"});
+  EXPECT_TRUE(p.lines.empty()) << p.lines[0];
+  EXPECT_EQ(p.result.config.stats, StatsFormat::kText);
+  EXPECT_TRUE(p.result.config.verbose);
+  EXPECT_EQ(p.result.config.arena_size, 1ull << 30);
+  EXPECT_EQ(p.result.config.retain_max, 0u);
+  EXPECT_EQ(p.result.config.thread_cache_bytes, 16u << 10);
+  EXPECT_EQ(p.result.source[3], ValueSource::kEnvironment);
+  EXPECT_EQ(p.result.source[4], ValueSource::kEnvironment);
+  EXPECT_EQ(Parsed(parse({"SLABBY_STATS=text"})).result.config.stats, StatsFormat::kText);
+}
+
+// Every bad-value kind: one line naming the variable, the value and what is
+// accepted, and the default stays.
+TEST(Config, EachBadValueKindGivesOneLineAndTheDefault) {
+  Config def;
+  for (const char* value : {"garbage", "-5", "99999999999999999999999", "", "1X"}) {
+    std::string entry = std::string("SLABBY_ARENA_SIZE=") + value;
+    Parsed p = parse({entry});
+    ASSERT_EQ(p.lines.size(), 1u) << entry;
+    const std::string& line = p.lines[0];
+    EXPECT_EQ(line.rfind("slabby: invalid SLABBY_ARENA_SIZE=\"", 0), 0u) << line;
+    EXPECT_NE(line.find(std::string("\"") + value + "\""), std::string::npos) << line;
+    EXPECT_NE(line.find("K, M, G or T"), std::string::npos) << line;
+    EXPECT_NE(line.find("using the default"), std::string::npos) << line;
+    EXPECT_EQ(line.back(), '\n');
+    EXPECT_EQ(line.find('\n'), line.size() - 1) << "exactly one line";
+    EXPECT_EQ(p.result.config.arena_size, def.arena_size);
+    EXPECT_EQ(p.result.problems, 1);
+  }
+  Parsed b = parse({"SLABBY_VERBOSE=maybe"});
+  ASSERT_EQ(b.lines.size(), 1u);
+  EXPECT_NE(b.lines[0].find("yes, no, on or off"), std::string::npos) << b.lines[0];
+  EXPECT_FALSE(b.result.config.verbose);
+}
+
+TEST(Config, OutOfRangeIsRejected) {
+  Parsed p = parse({"SLABBY_ARENA_SIZE=1M"});  // below the 256M minimum
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_NE(p.lines[0].find("between 256M and 64T"), std::string::npos) << p.lines[0];
+}
+
+TEST(Config, UnknownNameIsWarnedWithTheClosestKnownName) {
+  Parsed p = parse({"SLABBY_STAT=1", "SLABBY_COMPLETELY_DIFFERENT=3"});
+  ASSERT_EQ(p.lines.size(), 2u);
+  EXPECT_EQ(p.lines[0], "slabby: unknown variable SLABBY_STAT (ignored); did you mean SLABBY_STATS?\n");
+  EXPECT_EQ(p.lines[1], "slabby: unknown variable SLABBY_COMPLETELY_DIFFERENT (ignored)\n");
+  EXPECT_EQ(p.result.problems, 2);
+  EXPECT_EQ(std::string(p.result.first_problem, p.result.first_problem_len), "SLABBY_STAT");
+}
+
+TEST(Config, StrictIsReportedToTheCaller) {
+  Parsed p = parse({"SLABBY_STRICT=1", "SLABBY_RETAIN_MAX=lots"});
+  EXPECT_TRUE(p.result.config.strict);
+  EXPECT_EQ(p.result.problems, 1);
+  EXPECT_EQ(std::string(p.result.first_problem, p.result.first_problem_len), "SLABBY_RETAIN_MAX");
+}
+
+TEST(Config, DescribeListsEveryOptionWithItsSource) {
+  Parsed p = parse({"SLABBY_RETAIN_MAX=8M"});
+  std::vector<std::string> lines;
+  describe_config(p.result, collect, &lines);
+  ASSERT_EQ(lines.size(), num_options());
+  bool found = false;
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.rfind("slabby:   SLABBY_", 0), 0u) << l;
+    if (l.find("SLABBY_RETAIN_MAX=8M (environment)") != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace slabby

@@ -1,0 +1,211 @@
+// The whole core through its front end (the functions the exported symbols
+// wrap), on the process-wide runtime, in a test process whose own malloc is
+// glibc's (or the sanitizer's).
+#include "frontend/allocator.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "frontend/glibc.h"
+#include "telemetry/stats.h"
+
+namespace slabby {
+namespace {
+
+slabby_stats stats() {
+  static slabby_stats s;
+  collect_stats(&s);
+  return s;
+}
+
+TEST(Frontend, SmallBlocksComeFromTheArenaWithTheirClassSize) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{16}, size_t{17}, size_t{1000}, kMaxSmallSize}) {
+    void* p = malloc_fast(n);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(g_rt.heap.owns(p));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+    EXPECT_EQ(usable_size_impl(p), class_size(size_class_of(n)));
+    memset(p, 0xab, n);
+    free_fast(p);
+  }
+}
+
+TEST(Frontend, LargeBlocksArePageSpans) {
+  void* p = malloc_fast(kMaxSmallSize + 1);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u);
+  EXPECT_EQ(usable_size_impl(p), round_up(kMaxSmallSize + 1, kPageSize));
+  free_fast(p);
+}
+
+TEST(Frontend, StatsCountThisThreadsOperations) {
+  slabby_stats before = stats();
+  std::vector<void*> v;
+  for (int i = 0; i < 1000; ++i) v.push_back(malloc_fast(24));
+  slabby_stats mid = stats();
+  EXPECT_EQ(mid.total_allocations - before.total_allocations, 1000u);
+  EXPECT_EQ(mid.classes[size_class_of(24) - 1].live_blocks -
+                before.classes[size_class_of(24) - 1].live_blocks,
+            1000u);
+  for (void* p : v) free_fast(p);
+  slabby_stats after = stats();
+  EXPECT_EQ(after.total_deallocations - before.total_deallocations, 1000u);
+  EXPECT_EQ(after.current_allocations, before.current_allocations);
+}
+
+TEST(Frontend, CallocZeroesReusedBlocksAndChecksOverflow) {
+  for (size_t n : {size_t{40}, size_t{5000}, size_t{100000}, size_t{3} << 20}) {
+    char* dirty = static_cast<char*>(malloc_fast(n));
+    memset(dirty, 0xee, n);
+    free_fast(dirty);
+    char* p = static_cast<char*>(calloc_impl(1, n));
+    ASSERT_NE(p, nullptr);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], 0) << n << " at " << i;
+    free_fast(p);
+  }
+  errno = 0;
+  EXPECT_EQ(calloc_impl(SIZE_MAX / 2, 3), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(Frontend, ImpossibleSizesFailWithEnomem) {
+  errno = 0;
+  EXPECT_EQ(malloc_fast(SIZE_MAX - 4096), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+  errno = 0;
+  EXPECT_EQ(aligned_alloc_impl(64, SIZE_MAX - 100), nullptr);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(Frontend, ReallocKeepsEveryUsableByte) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 300; ++i) {
+    size_t a = rng() % 70000, b = rng() % 70000;
+    unsigned char* p = static_cast<unsigned char*>(malloc_fast(a));
+    size_t ua = usable_size_impl(p);
+    for (size_t j = 0; j < ua; ++j) p[j] = static_cast<unsigned char>(j * 31 + 7);
+    unsigned char* q = static_cast<unsigned char*>(realloc_impl(p, b == 0 ? 1 : b));
+    ASSERT_NE(q, nullptr);
+    size_t keep = ua < b ? ua : b;
+    for (size_t j = 0; j < keep; ++j)
+      ASSERT_EQ(q[j], static_cast<unsigned char>(j * 31 + 7)) << a << "->" << b << " at " << j;
+    free_fast(q);
+  }
+  EXPECT_EQ(realloc_impl(malloc_fast(10), 0), nullptr);  // glibc: frees, returns NULL
+}
+
+TEST(Frontend, AlignedAllocationsForEveryPowerOfTwo) {
+  for (size_t align = 8; align <= (size_t{2} << 20); align *= 2) {
+    for (size_t n : {size_t{1}, align - 1, align, align + 1, 3 * align}) {
+      void* p = aligned_alloc_impl(align, n);
+      ASSERT_NE(p, nullptr) << align << " " << n;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << align << " " << n;
+      EXPECT_GE(usable_size_impl(p), n);
+      memset(p, 1, n);
+      free_fast(p);
+    }
+  }
+}
+
+TEST(Frontend, ForeignPointersGoToGlibc) {
+  void* g = __libc_malloc(100);
+  ASSERT_FALSE(g_rt.heap.owns(g));
+  EXPECT_GE(usable_size_impl(g), 100u);
+  memset(g, 3, 100);
+  void* g2 = realloc_impl(g, 200);
+  ASSERT_NE(g2, nullptr);
+  EXPECT_EQ(static_cast<char*>(g2)[99], 3);
+  uint64_t before = stats().foreign_frees;
+  errno = 4321;
+  free_fast(g2);
+  EXPECT_EQ(errno, 4321);
+  free_fast(nullptr);
+  EXPECT_GT(stats().foreign_frees, before);
+}
+
+TEST(Frontend, FreePreservesErrno) {
+  std::vector<void*> v;
+  for (int i = 0; i < 5000; ++i) v.push_back(malloc_fast(static_cast<size_t>(i) * 97 % 300000));
+  errno = 777;
+  for (void* p : v) free_fast(p);
+  EXPECT_EQ(errno, 777);
+}
+
+// Threads allocate, hand blocks to each other, free them remotely and exit;
+// every block is checked against its owner's stamp; the exiting threads'
+// caches go back, and the counts add up.
+TEST(Frontend, CrossThreadFreesAndThreadExit) {
+  slabby_stats before = stats();
+  constexpr int kThreads = 6;
+  std::mutex mu;
+  std::vector<std::pair<uint64_t*, size_t>> shared;
+  std::atomic<bool> bad{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 20000; ++i) {
+        size_t n = (rng() % 8 == 0) ? 16 + rng() % 70000 : 16 + rng() % 512;
+        auto* p = static_cast<uint64_t*>(malloc_fast(n));
+        size_t words = n / 8;
+        for (size_t w = 0; w < words; ++w) p[w] = reinterpret_cast<uintptr_t>(p) ^ w;
+        std::pair<uint64_t*, size_t> other{nullptr, 0};
+        {
+          std::lock_guard<std::mutex> g(mu);
+          shared.emplace_back(p, words);
+          if (shared.size() > 64) {
+            size_t k = rng() % shared.size();
+            other = shared[k];
+            shared[k] = shared.back();
+            shared.pop_back();
+          }
+        }
+        if (other.first) {
+          for (size_t w = 0; w < other.second; ++w)
+            if (other.first[w] != (reinterpret_cast<uintptr_t>(other.first) ^ w)) bad = true;
+          free_fast(other.first);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (auto& [p, words] : shared) {
+    for (size_t w = 0; w < words; ++w)
+      if (p[w] != (reinterpret_cast<uintptr_t>(p) ^ w)) bad = true;
+    free_fast(p);
+  }
+  EXPECT_FALSE(bad.load()) << "a block was corrupted or handed out twice";
+  slabby_stats after = stats();
+  EXPECT_EQ(after.threads_exited - before.threads_exited, static_cast<uint64_t>(kThreads));
+  EXPECT_EQ(after.current_allocations, before.current_allocations);
+  EXPECT_EQ(after.total_allocations - before.total_allocations, kThreads * 20000u);
+}
+
+TEST(Frontend, MallocTrimReturnsFreeLargeSpans) {
+  void* p = malloc_fast(size_t{8} << 20);
+  memset(p, 1, size_t{8} << 20);
+  free_fast(p);
+  g_rt.heap.purge_all();
+  EXPECT_EQ(g_rt.heap.stats().free_dirty_bytes, 0u);
+}
+
+using FrontendDeathTest = ::testing::Test;
+
+TEST(FrontendDeathTest, FreeOfAnInteriorPointerOfALargeBlockAborts) {
+  char* p = static_cast<char*>(malloc_fast(100000));
+  EXPECT_EXIT(free_fast(p + 4096), ::testing::KilledBySignal(SIGABRT),
+              "slabby: free of invalid pointer 0x[0-9a-f]+ \\(inside slabby's heap, not the start "
+              "of a live block\\)");
+  free_fast(p);
+}
+
+}  // namespace
+}  // namespace slabby

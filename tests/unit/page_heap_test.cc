@@ -1,0 +1,157 @@
+#include "heap/page_heap.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "frontend/size_class.h"
+#include "os/os.h"
+
+namespace slabby {
+namespace {
+
+constexpr size_t kArena = size_t{256} << 20;
+
+std::unique_ptr<PageHeap> make_heap(size_t retain = size_t{64} << 20) {
+  auto h = std::make_unique<PageHeap>();
+  EXPECT_TRUE(h->init(kArena, retain));
+  return h;
+}
+
+TEST(PageHeap, OwnsExactlyItsArena) {
+  auto h = make_heap();
+  EXPECT_EQ(h->size(), kArena);
+  EXPECT_TRUE(h->owns(reinterpret_cast<void*>(h->base())));
+  EXPECT_TRUE(h->owns(reinterpret_cast<void*>(h->base() + kArena - 1)));
+  EXPECT_FALSE(h->owns(reinterpret_cast<void*>(h->base() + kArena)));
+  EXPECT_FALSE(h->owns(reinterpret_cast<void*>(h->base() - 1)));
+  EXPECT_FALSE(h->owns(nullptr));
+  int local;
+  EXPECT_FALSE(h->owns(&local));
+}
+
+TEST(PageHeap, LargeSpansAreWritableZeroedAndFoundByTheirStart) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(100000, kPageSize);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->state, SpanState::kLarge);
+  EXPECT_EQ(s->pages, (100000 + kPageSize - 1) / kPageSize);
+  EXPECT_TRUE(s->zeroed);
+  char* p = reinterpret_cast<char*>(s->start);
+  for (size_t i = 0; i < 100000; ++i) ASSERT_EQ(p[i], 0);
+  memset(p, 0x5a, 100000);
+  EXPECT_EQ(h->span_of(p), s);
+  EXPECT_EQ(h->span_of(p + (s->pages - 1) * kPageSize), s);
+  EXPECT_EQ(h->class_of(p), 0);
+  h->free_large(s);
+  // Reused without purging: the same pages, no longer known to be zero.
+  Span* again = h->alloc_large(100000, kPageSize);
+  EXPECT_EQ(again->start, reinterpret_cast<uintptr_t>(p));
+  EXPECT_FALSE(again->zeroed);
+  h->free_large(again);
+}
+
+TEST(PageHeap, AlignmentsUpToTwoMegabytes) {
+  auto h = make_heap();
+  std::vector<Span*> spans;
+  for (size_t align = kPageSize; align <= (size_t{2} << 20); align *= 2) {
+    for (size_t bytes : {size_t{1}, align - 1, align + 1, 3 * align}) {
+      Span* s = h->alloc_large(bytes, align);
+      ASSERT_NE(s, nullptr);
+      EXPECT_EQ(s->start % align, 0u) << align;
+      EXPECT_GE(uint64_t{s->pages} * kPageSize, bytes);
+      spans.push_back(s);
+    }
+  }
+  for (Span* s : spans) h->free_large(s);
+  // Everything coalesced back: one big allocation fits where they were.
+  PageHeapStats st = h->stats();
+  EXPECT_EQ(st.in_use_bytes, 0u);
+  Span* all = h->alloc_large(st.frontier_bytes, kPageSize);
+  ASSERT_NE(all, nullptr);
+  EXPECT_EQ(all->start, h->base());
+  h->free_large(all);
+}
+
+TEST(PageHeap, FreeSpansCoalesceInAnyOrder) {
+  auto h = make_heap();
+  Span* a = h->alloc_large(3 * kPageSize, kPageSize);
+  Span* b = h->alloc_large(5 * kPageSize, kPageSize);
+  Span* c = h->alloc_large(7 * kPageSize, kPageSize);
+  uintptr_t start = a->start;
+  h->free_large(b);
+  h->free_large(a);
+  h->free_large(c);
+  Span* whole = h->alloc_large(15 * kPageSize, kPageSize);
+  EXPECT_EQ(whole->start, start);
+  EXPECT_EQ(h->stats().frontier_bytes, 15 * kPageSize);
+  h->free_large(whole);
+}
+
+TEST(PageHeap, SlabsFillAndClearTheClassMap) {
+  auto h = make_heap();
+  unsigned cls = 20;
+  Span* s = h->alloc_slab(cls, kSlabPages[cls]);
+  ASSERT_NE(s, nullptr);
+  for (uint32_t i = 0; i < s->pages; ++i) {
+    void* page = reinterpret_cast<void*>(s->start + i * kPageSize + 100);
+    EXPECT_EQ(h->class_of(page), cls);
+    EXPECT_EQ(h->span_of(page), s);
+  }
+  uintptr_t start = s->start;
+  h->free_slab(s);
+  EXPECT_EQ(h->class_of(reinterpret_cast<void*>(start)), 0);
+}
+
+TEST(PageHeap, ExhaustionReturnsNull) {
+  auto h = make_heap();
+  EXPECT_EQ(h->alloc_large(kArena + kPageSize, kPageSize), nullptr);
+  Span* big = h->alloc_large(kArena - (size_t{1} << 20), kPageSize);
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(h->alloc_large(size_t{2} << 20, kPageSize), nullptr);
+  h->free_large(big);
+  EXPECT_NE(h->alloc_large(size_t{2} << 20, kPageSize), nullptr);
+}
+
+TEST(PageHeap, DirtyPagesAboveTheCapArePurgedInBatches) {
+  auto h = make_heap(/*retain=*/size_t{8} << 20);
+  std::vector<Span*> spans;
+  for (int i = 0; i < 16; ++i) {
+    Span* s = h->alloc_large(size_t{1} << 20, kPageSize);
+    memset(reinterpret_cast<void*>(s->start), 1, size_t{1} << 20);
+    spans.push_back(s);
+    // A live 1-page span between them keeps them from coalescing.
+    spans.push_back(h->alloc_large(kPageSize, kPageSize));
+  }
+  uint64_t calls_before = os::madvise_calls();
+  for (size_t i = 0; i < spans.size(); i += 2) h->free_large(spans[i]);
+  PageHeapStats st = h->stats();
+  EXPECT_LE(st.free_dirty_bytes, size_t{8} << 20);
+  uint64_t calls = os::madvise_calls() - calls_before;
+  EXPECT_GE(calls, 1u);
+  EXPECT_LT(calls, 16u) << "purging must not be one madvise per free";
+  EXPECT_GE(h->purge_all(), 1u);
+  EXPECT_EQ(h->stats().free_dirty_bytes, 0u);
+  EXPECT_EQ(h->purge_all(), 0u);
+  // Purged memory reads back as zero and is known to be.
+  Span* s = h->alloc_large(size_t{1} << 20, kPageSize);
+  EXPECT_TRUE(s->zeroed);
+  EXPECT_EQ(reinterpret_cast<char*>(s->start)[12345], 0);
+}
+
+TEST(PageHeap, ResidentBytesFollowTouchedPages) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(size_t{4} << 20, kPageSize);
+  EXPECT_LT(h->resident(nullptr, 0), size_t{1} << 20);
+  memset(reinterpret_cast<void*>(s->start), 1, size_t{4} << 20);
+  EXPECT_GE(h->resident(nullptr, 0), size_t{4} << 20);
+  h->free_large(s);
+  h->purge_all();
+  EXPECT_LT(h->resident(nullptr, 0), size_t{1} << 20);
+}
+
+}  // namespace
+}  // namespace slabby
