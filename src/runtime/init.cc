@@ -69,6 +69,16 @@ void compute_cache_limits(const Config& c) {
   }
 }
 
+// A high descriptor, so the program's own open() calls still get the lowest
+// free numbers they expect.
+int duplicate_stderr() {
+  int saved = errno;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 1000);
+  if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  errno = saved;
+  return fd < 0 ? 2 : fd;
+}
+
 void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
 
 // fork: every lock, in the one fixed order (registry, pools by class, page
@@ -125,6 +135,7 @@ bool init_slow() {
     for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].init(c, &g_rt.heap);
     compute_cache_limits(cfg);
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
+    if (cfg.stats != StatsFormat::kOff) g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);
   }
   // After the lock: these may allocate, and the allocator is ready for it.
@@ -157,7 +168,7 @@ void thread_init() {
 // torn down: later frees (other destructors) keep working.
 __attribute__((destructor)) static void report_at_exit() {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return;
-  if (g_rt.config.config.stats == StatsFormat::kText) print_report(2);
+  if (g_rt.config.config.stats == StatsFormat::kText) print_report(g_rt.report_fd);
 }
 
 }  // namespace slabby

@@ -28,6 +28,10 @@ struct Runtime {
   ConfigResult config{};
   uint32_t cache_limit[kNumClasses] = {};  // per-thread blocks cached per class
   pthread_key_t thread_key = 0;
+  // Where the at-exit report goes: a close-on-exec duplicate of stderr taken
+  // at init when SLABBY_STATS is set, because some programs close fd 2 in
+  // their own atexit handlers (coreutils' close_stdout) before slabby reports.
+  int report_fd = 2;
 
   // Thread registry (under registry_mu).
   Mutex registry_mu;

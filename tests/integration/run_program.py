@@ -13,8 +13,11 @@ For one scenario (one ctest entry each):
   4. unless --no-preload-check: every preloaded step must have printed at least
      one slabby report (one per process; children under LD_PRELOAD print their
      own) and the largest total_allocations must reach the scenario's minimum;
-  5. a step that runs longer than --timeout seconds is killed (its whole
-     process group) and the test fails.
+  5. a step that runs too long is killed (its whole process group) and the
+     test fails: --timeout (120 s) for plain steps; for a preloaded step
+     --slowdown (10) times its plain time, at least --min-timeout (30 s) and
+     at most --timeout, so a hang fails fast;
+  6. the preloaded run stops at its first failing step.
 The temporary directories are removed afterwards (--keep-temp keeps them).
 
 Exit status: 0 pass, 1 fail, 2 usage error, 77 a required tool is missing
@@ -382,9 +385,20 @@ def run_step(step, workdir, env, timeout):
                   err.decode("utf-8", "replace"), time.monotonic() - t0, timed_out)
 
 
-def run_mode(scn, mode, args, tmp_root):
+def step_timeout(args, reference):
+    """Timeout of a preloaded step: --timeout, or less when the plain run was
+    quick (--slowdown x its time, at least --min-timeout), so a hang fails
+    fast."""
+    if reference is None:
+        return args.timeout
+    return min(args.timeout, max(args.min_timeout, args.slowdown * reference.seconds))
+
+
+def run_mode(scn, mode, args, tmp_root, reference=None):
     """Runs every step of the scenario in a fresh work dir; stops at the first
-    step that times out, or (plain run only) fails."""
+    step that times out or fails (a preloaded step that fails would only make
+    the later ones fail too: the plain run of every step succeeded).
+    reference: the plain run's results, to size the preloaded steps' timeouts."""
     workdir = tempfile.mkdtemp(prefix="%s-%s-" % (scn.name, mode), dir=tmp_root)
     env = clean_base_env()
     for k, v in scn.env.items():
@@ -403,15 +417,17 @@ def run_mode(scn, mode, args, tmp_root):
         if isinstance(step, Action):
             step.fn(workdir)
             continue
-        r = run_step(step, workdir, env, args.timeout)
+        ref = reference[len(results)] if reference and len(results) < len(reference) else None
+        r = run_step(step, workdir, env, step_timeout(args, ref))
         # Paths of the two work dirs differ: normalise them away.
         for s in {workdir, os.path.realpath(workdir)}:
             r.out = r.out.replace(s, "<WORKDIR>")
             r.err = r.err.replace(s, "<WORKDIR>")
+        r.timeout = step_timeout(args, ref)
         results.append(r)
         print("  %-9s %-52s %6.2f s  %s" % ("[" + mode + "]", step.name, r.seconds,
                                             "TIMEOUT" if r.timed_out else describe_rc(r.rc)))
-        if r.timed_out or (mode == "plain" and r.rc != 0):
+        if r.timed_out or r.rc != 0:
             break
     arts = scn.artefacts(workdir) if scn.artefacts and len(results) == len(
         [s for s in scn.steps if isinstance(s, Step)]) else {}
@@ -455,13 +471,14 @@ def check(scn, plain, preload, args):
     for i, p in enumerate(p_results):
         name = p.step.name
         if i >= len(l_results):
-            failures.append("preload run: step '%s' never ran (an earlier step timed out)" % name)
+            failures.append("preload run: steps from '%s' on were not run (an earlier step "
+                            "failed)" % name)
             break
         l = l_results[i]
         if l.timed_out:
-            failures.append("preload run: step '%s' TIMED OUT after %ss (plain run took %.1fs): "
+            failures.append("preload run: step '%s' TIMED OUT after %.0fs (plain run took %.1fs): "
                             "hang under slabby\n%s\n%s" % (
-                                name, args.timeout, p.seconds, show_text("stdout", l.out[-4000:]),
+                                name, l.timeout, p.seconds, show_text("stdout", l.out[-4000:]),
                                 show_text("stderr", l.err[-8000:])))
             continue
         if l.rc != p.rc:
@@ -533,6 +550,11 @@ def main(argv=None):
     ap.add_argument("--gxx", default="g++", help="compiler driver for the gxx scenario")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds one step may run before it is killed (default 120)")
+    ap.add_argument("--slowdown", type=float, default=10.0,
+                    help="a preloaded step may take this many times its plain run's time "
+                         "(default 10), but at least --min-timeout and at most --timeout")
+    ap.add_argument("--min-timeout", type=float, default=30.0,
+                    help="see --slowdown (default 30 s)")
     ap.add_argument("--no-preload-check", action="store_true",
                     help="do not require a slabby report (to exercise the runner with "
                          "another malloc, e.g. libjemalloc.so.2)")
@@ -553,12 +575,13 @@ def main(argv=None):
         except Skip as e:
             print("SKIP %s: %s" % (args.scenario, e))
             return SKIP
-        print("scenario %s, lib %s, timeout %ss per step" % (scn.name, args.lib, args.timeout))
+        print("scenario %s, lib %s, timeout %gs per step (preloaded: %g x plain, %g..%gs)" % (
+            scn.name, args.lib, args.timeout, args.slowdown, args.min_timeout, args.timeout))
         plain = run_mode(scn, "plain", args, tmp_root)
         if any(r.timed_out or r.rc != 0 for r in plain[0]):
             preload = ([], {}, None)
         else:
-            preload = run_mode(scn, "preload", args, tmp_root)
+            preload = run_mode(scn, "preload", args, tmp_root, reference=plain[0])
         failures = check(scn, plain, preload, args)
     finally:
         if args.keep_temp:

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""SLABBY_* variables read by a real program under LD_PRELOAD.
+
+Each bad value prints exactly one line naming the variable, the value and
+what is accepted, and the program's own output is unchanged; strict mode
+aborts naming the variable; verbose prints the effective configuration; a
+clean run prints nothing at all.
+"""
+import os
+import signal
+import subprocess
+import sys
+import unittest
+
+LIB = None
+# A program whose output we can compare: sort a few lines.
+PROG = ["sort"]
+INPUT = "pear\napple\nfig\n"
+
+
+def run(extra_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLABBY_")}
+    env.update(extra_env)
+    env["LD_PRELOAD"] = LIB
+    env["LC_ALL"] = "C"
+    return subprocess.run(PROG, input=INPUT, capture_output=True, text=True, env=env, timeout=60)
+
+
+class ConfigEnv(unittest.TestCase):
+    def test_clean_run_prints_nothing(self):
+        r = run({})
+        self.assertEqual(r.returncode, 0)
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertEqual(r.stderr, "")
+
+    def test_each_bad_value_gives_one_line_and_output_is_unchanged(self):
+        cases = {
+            "SLABBY_ARENA_SIZE": ["garbage", "-1", "99999999999999999999999", "", "1X", "1M"],
+            "SLABBY_RETAIN_MAX": ["lots", "-5", "18446744073709551616"],
+            "SLABBY_THREAD_CACHE_BYTES": ["x", "17T"],
+            "SLABBY_STATS": ["maybe", "2", ""],
+            "SLABBY_VERBOSE": ["yess", "-1"],
+        }
+        for var, values in cases.items():
+            for value in values:
+                with self.subTest(var=var, value=value):
+                    r = run({var: value})
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(r.stdout, "apple\nfig\npear\n")
+                    lines = r.stderr.splitlines()
+                    self.assertEqual(len(lines), 1, r.stderr)
+                    self.assertTrue(lines[0].startswith(f'slabby: invalid {var}="{value}": expected '),
+                                    lines[0])
+                    self.assertIn("using the default", lines[0])
+
+    def test_unknown_name_is_warned_with_a_suggestion(self):
+        r = run({"SLABBY_STAT": "1"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertEqual(r.stderr,
+                         "slabby: unknown variable SLABBY_STAT (ignored); did you mean SLABBY_STATS?\n")
+
+    def test_strict_mode_aborts_naming_the_variable(self):
+        for env in ({"SLABBY_RETAIN_MAX": "lots"}, {"SLABBY_VERBOSSE": "1"}):
+            with self.subTest(env=env):
+                env = dict(env, SLABBY_STRICT="1")
+                r = run(env)
+                self.assertEqual(r.returncode, -signal.SIGABRT, r.stderr)
+                name = next(k for k in env if k != "SLABBY_STRICT")
+                self.assertIn(f"slabby: SLABBY_STRICT=1: aborting on {name}", r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_strict_mode_with_a_clean_configuration_runs(self):
+        r = run({"SLABBY_STRICT": "1", "SLABBY_ARENA_SIZE": "1G"})
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "apple\nfig\npear\n", ""))
+
+    def test_verbose_prints_mode_and_every_setting_with_its_source(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_RETAIN_MAX": "8M"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertRegex(r.stderr, r"slabby: slabby \S+ active in pid \d+: per-thread caches, arena ")
+        self.assertIn("slabby:   SLABBY_RETAIN_MAX=8M (environment)", r.stderr)
+        self.assertIn("slabby:   SLABBY_ARENA_SIZE=64G (default)", r.stderr)
+
+    def test_arena_size_applies(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_ARENA_SIZE": "1G"})
+        self.assertIn("arena 1.0 GiB reserved", r.stderr)
+
+    def test_stats_report_at_exit(self):
+        r = run({"SLABBY_STATS": "1"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertRegex(r.stderr, r"(?m)^slabby:\s+total_allocations\s+[1-9]\d*$")
+        for line in r.stderr.splitlines():
+            self.assertTrue(line.startswith("slabby:"), line)
+
+    def test_thread_caches_off_still_works(self):
+        r = run({"SLABBY_THREAD_CACHE_BYTES": "0", "SLABBY_STATS": "1"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertRegex(r.stderr, r"(?m)^slabby:\s+total_allocations\s+[1-9]\d*$")
+
+
+if __name__ == "__main__":
+    LIB = sys.argv.pop(1)
+    unittest.main(verbosity=2)
