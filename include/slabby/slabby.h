@@ -38,6 +38,7 @@ typedef struct slabby_class_stats {
   uint64_t resident_bytes;  /* of mapped_bytes, pages resident in RAM */
   uint64_t refills;         /* thread cache refills from the central pool */
   uint64_t flushes;         /* thread cache flushes to the central pool */
+  uint64_t fallbacks;       /* requests of this class served by glibc (arena exhausted) */
 } slabby_class_stats;
 
 typedef struct slabby_stats {

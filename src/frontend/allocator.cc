@@ -53,6 +53,8 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
     return nullptr;
   }
   g_rt.heap_fallbacks.fetch_add(1, std::memory_order_relaxed);
+  unsigned cls = n <= kMaxSmallSize && align <= kMinAlign ? size_class_of(n) : 0;
+  g_rt.class_fallbacks[cls].fetch_add(1, std::memory_order_relaxed);
   return p;
 }
 

@@ -45,6 +45,7 @@ struct Runtime {
   std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
   std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
 
+  std::atomic<uint64_t> class_fallbacks[kNumClasses] = {};  // [0]: large requests
   std::atomic<uint64_t> heap_fallbacks{0};
   std::atomic<uint64_t> foreign_frees{0};
 };

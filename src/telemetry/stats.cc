@@ -63,6 +63,7 @@ void collect_stats(slabby_stats* out) {
     s.resident_bytes = resident[c];
     s.refills = p.refills;
     s.flushes = p.flushes;
+    s.fallbacks = g_rt.class_fallbacks[c].load(std::memory_order_relaxed);
     out->total_allocations += s.allocations;
     out->total_deallocations += s.frees;
     out->live_bytes += s.live_bytes;

@@ -508,8 +508,9 @@ def check(scn, plain, preload, args):
     if args.no_preload_check:
         print("  (--no-preload-check: slabby report not required)")
         return failures
-    if any(l.timed_out for l in l_results) or len(l_results) < len(p_results):
-        return failures  # already failed; a killed process prints no report
+    if (any(l.timed_out for l in l_results) or len(l_results) < len(p_results)
+            or any(l.rc != p.rc for l, p in zip(l_results, p_results))):
+        return failures  # already failed; a crashed or killed process prints no report
 
     best = 0
     for l in l_results:

@@ -209,3 +209,80 @@ TEST(FrontendDeathTest, FreeOfAnInteriorPointerOfALargeBlockAborts) {
 
 }  // namespace
 }  // namespace slabby
+
+namespace slabby {
+namespace {
+
+// The thread cache in isolation, observed through its bins on a fresh thread.
+TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
+  std::thread([] {
+    EXPECT_EQ(tl_cache.state, kCacheUninit);
+    void* p = malloc_fast(40);
+    EXPECT_EQ(tl_cache.state, kCacheActive);
+    unsigned cls = size_class_of(40);
+    EXPECT_EQ(tl_cache.bins[cls].limit, g_rt.cache_limit[cls]);
+    // Slow start: the first refill takes a few blocks, not half the bin.
+    EXPECT_LE(tl_cache.bins[cls].count, 4u);
+    free_fast(p);
+  }).join();
+}
+
+TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
+  std::thread([] {
+    unsigned cls = size_class_of(64);
+    std::vector<void*> v;
+    for (int i = 0; i < 2000; ++i) v.push_back(malloc_fast(64));
+    uint32_t limit = tl_cache.bins[cls].limit;
+    ASSERT_GT(limit, 0u);
+    uint64_t flushes_before = g_rt.pools[cls].stats().flushes;
+    for (void* p : v) {
+      free_fast(p);
+      ASSERT_LE(tl_cache.bins[cls].count, limit);
+    }
+    uint64_t flushes = g_rt.pools[cls].stats().flushes - flushes_before;
+    // Each flush leaves the bin half full, so it takes limit/2 frees to refill it.
+    EXPECT_GE(flushes, 2000 / limit);
+    EXPECT_LE(flushes, 2000 / (limit / 2) + 1);
+  }).join();
+}
+
+TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
+  unsigned cls = size_class_of(200);
+  slabby_stats before = stats();
+  void* survivor = nullptr;
+  std::thread([&] {
+    std::vector<void*> v;
+    for (int i = 0; i < 300; ++i) v.push_back(malloc_fast(200));
+    survivor = v.back();
+    v.pop_back();
+    for (void* p : v) free_fast(p);
+    EXPECT_GT(tl_cache.bins[cls].count, 0u);
+    // Runs after slabby's TSD destructor in the same round or a later one:
+    // must not resurrect the cache.
+    static pthread_key_t key;
+    pthread_key_create(&key, [](void*) {
+      void* q = malloc_fast(200);
+      free_fast(q);
+      EXPECT_EQ(tl_cache.bins[size_class_of(200)].count, 0u);
+    });
+    pthread_setspecific(key, &key);
+  }).join();
+  slabby_stats after = stats();
+  EXPECT_EQ(after.classes[cls - 1].cached_blocks, before.classes[cls - 1].cached_blocks);
+  EXPECT_EQ(after.classes[cls - 1].live_blocks, before.classes[cls - 1].live_blocks + 1);
+  free_fast(survivor);
+}
+
+TEST(ThreadCache, DisabledCachesServeEveryCallFromThePools) {
+  std::thread([] {
+    thread_init();
+    for (unsigned c = 1; c < kNumClasses; ++c) tl_cache.bins[c].limit = 0;  // as SLABBY_THREAD_CACHE_BYTES=0
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) v.push_back(malloc_fast(100));
+    for (void* p : v) free_fast(p);
+    EXPECT_EQ(tl_cache.bins[size_class_of(100)].count, 0u);
+  }).join();
+}
+
+}  // namespace
+}  // namespace slabby
