@@ -23,6 +23,9 @@ extern "C" {
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
+#define SLABBY_CACHE_PER_THREAD 0
+#define SLABBY_CACHE_PER_CPU 1
+
 /* Per size class. A "block" is what one malloc returns; a "slab" is the run of
  * pages a size class carves into blocks. */
 typedef struct slabby_class_stats {
@@ -39,6 +42,12 @@ typedef struct slabby_class_stats {
   uint64_t refills;         /* thread cache refills from the central pool */
   uint64_t flushes;         /* thread cache flushes to the central pool */
   uint64_t fallbacks;       /* requests of this class served by glibc (arena exhausted) */
+  /* Tiers: where allocations were served from. */
+  uint64_t cache_hits;      /* from the per-CPU or per-thread cache, no refill needed */
+  uint64_t lock_free_hits;  /* refills served by a batch from the lock-free transfer stack */
+  uint64_t shard_hits;      /* refills served from existing slabs in the sharded lists */
+  uint64_t new_slabs;       /* slabs carved from the page heap, ever */
+  uint64_t transfer_batches; /* batches waiting on the transfer stack now */
 } slabby_class_stats;
 
 typedef struct slabby_stats {
@@ -73,6 +82,14 @@ typedef struct slabby_stats {
 
   uint64_t threads_live; /* threads with an active cache */
   uint64_t threads_exited;
+
+  /* Tiers, summed over classes (the seeds' PCPUCacheHits and LockFreeHits). */
+  uint64_t cache_hits;
+  uint64_t lock_free_hits;
+  uint64_t shard_hits;
+  uint64_t new_slabs;
+  uint32_t cache_mode; /* SLABBY_CACHE_PER_THREAD or SLABBY_CACHE_PER_CPU */
+  uint32_t num_shards; /* central list shards per class */
 
   slabby_class_stats classes[SLABBY_MAX_CLASSES];
 } slabby_stats;

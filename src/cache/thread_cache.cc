@@ -23,13 +23,16 @@ uint32_t next_fill(Bin& b) {
 }
 
 SLABBY_COLD void* uncached_alloc(unsigned cls) {
-  BlockChain c = g_rt.pools[cls].take(1);
+  CentralPool& pool = g_rt.pools[cls];
+  BlockChain c = pool.take(1, current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);
+  if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);  // a whole batch came
   g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
   return c.head;
 }
 
 SLABBY_COLD void uncached_free(void* p, unsigned cls) {
+  *static_cast<void**>(p) = nullptr;
   g_rt.pools[cls].give(p, 1);
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
@@ -51,7 +54,8 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
     b.allocs++;
     return p;
   }
-  BlockChain c = g_rt.pools[cls].take(next_fill(b));
+  CentralPool& pool = g_rt.pools[cls];
+  BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
   void* p = c.head;
   b.head = *static_cast<void**>(p);
@@ -70,18 +74,22 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     b.frees++;
+    *static_cast<void**>(p) = nullptr;
     g_rt.pools[cls].give(p, 1);
     return;
   }
   if (b.count >= b.limit) {
-    // Flush the first `n` blocks of the bin as one chain.
-    uint32_t n = b.count - b.limit / 2;
+    // Flush one batch (the first `n` blocks of the bin) as a null-terminated
+    // chain: exactly batch_size blocks, so it can go to the transfer stack.
+    CentralPool& pool = g_rt.pools[cls];
+    uint32_t n = pool.batch_size() < b.count ? pool.batch_size() : b.count;
     void* first = b.head;
     void* last = first;
     for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
     b.head = *static_cast<void**>(last);
+    *static_cast<void**>(last) = nullptr;
     b.count -= n;
-    g_rt.pools[cls].give(first, n);
+    pool.give(first, n);
   }
   *static_cast<void**>(p) = b.head;
   b.head = p;

@@ -21,9 +21,15 @@ constexpr OptionSpec kOptions[] = {
      &Config::retain_max},
     {"SLABBY_THREAD_CACHE_BYTES", OptionKind::kBytes, 0, uint64_t{16} << 20,
      "bytes each thread may cache per size class", nullptr, &Config::thread_cache_bytes},
+    {"SLABBY_SHARDS", OptionKind::kCount, 0, 64,
+     "central list shards per size class (0: one per CPU the process may use)", nullptr,
+     &Config::shards},
+    {"SLABBY_CACHE_LINE", OptionKind::kBytes, 32, 1024,
+     "spacing of per-CPU and per-shard data, against false sharing", nullptr, &Config::cache_line,
+     true},
 };
 constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
-static_assert(kNumOptions <= 8, "ConfigResult::source has room for 8 options");
+static_assert(kNumOptions <= 16, "ConfigResult::source has room for 16 options");
 
 constexpr char kPrefix[] = "SLABBY_";
 constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
@@ -97,7 +103,10 @@ const char* accepted_text(const OptionSpec& o) {
   switch (o.kind) {
     case OptionKind::kBool: return "1, 0, true, false, yes, no, on or off";
     case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off or text";
-    case OptionKind::kBytes: return "a byte count with an optional K, M, G or T suffix";
+    case OptionKind::kBytes:
+      return o.pow2 ? "a power of two, in bytes, with an optional K, M, G or T suffix"
+                    : "a byte count with an optional K, M, G or T suffix";
+    case OptionKind::kCount: return "a whole number";
   }
   return "";
 }
@@ -149,6 +158,19 @@ bool parse_bytes(const char* s, size_t n, uint64_t* out) {
   }
   if (shift != 0 && v > (~uint64_t{0} >> shift)) return false;
   *out = v << shift;
+  return true;
+}
+
+bool parse_count(const char* s, size_t n, uint64_t* out) {
+  uint64_t v = 0;
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (~uint64_t{0} - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  *out = v;
   return true;
 }
 
@@ -214,7 +236,14 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
       }
       case OptionKind::kBytes: {
         uint64_t v = 0;
-        ok = parse_bytes(value, value_len, &v) && v >= o.min && v <= o.max;
+        ok = parse_bytes(value, value_len, &v) && v >= o.min && v <= o.max &&
+             (!o.pow2 || (v & (v - 1)) == 0);
+        if (ok) c.*o.bytes = v;
+        break;
+      }
+      case OptionKind::kCount: {
+        uint64_t v = 0;
+        ok = parse_count(value, value_len, &v) && v >= o.min && v <= o.max;
         if (ok) c.*o.bytes = v;
         break;
       }
@@ -227,6 +256,7 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
     line.str("slabby: invalid ").str(o.name).str("=\"").str(value, value_len).str("\": expected ");
     line.str(accepted_text(o));
     if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
+    if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
     line.str("; using the default");
     line.emit(sink, ctx);
     note_problem(entry, name_len);
@@ -244,6 +274,7 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
       case OptionKind::kStats: line.str(c.stats == StatsFormat::kText ? "text" : "0"); break;
       case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
       case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
+      case OptionKind::kCount: line.u64(c.*o.bytes); break;
     }
     line.str(r.source[i] == ValueSource::kEnvironment ? " (environment)" : " (default)");
     line.str(": ").str(kOptions[i].help);

@@ -20,18 +20,21 @@ struct Config {
   size_t arena_size = size_t{64} << 30;   // SLABBY_ARENA_SIZE: address space reserved
   size_t retain_max = size_t{64} << 20;   // SLABBY_RETAIN_MAX: free pages kept mapped
   size_t thread_cache_bytes = 64 << 10;   // SLABBY_THREAD_CACHE_BYTES: per class per thread
+  size_t shards = 0;                      // SLABBY_SHARDS: central shards per class (0: CPUs)
+  size_t cache_line = 128;                // SLABBY_CACHE_LINE: spacing of per-CPU/shard data
 };
 
-enum class OptionKind : uint8_t { kBool, kBytes, kStats };
+enum class OptionKind : uint8_t { kBool, kBytes, kCount, kStats };
 
 struct OptionSpec {
   const char* name;  // full variable name, e.g. "SLABBY_ARENA_SIZE"
   OptionKind kind;
-  uint64_t min;      // kBytes only
+  uint64_t min;      // kBytes and kCount
   uint64_t max;
   const char* help;  // one line, printed by SLABBY_VERBOSE
   bool Config::*flag = nullptr;     // kBool: the field it sets
-  size_t Config::*bytes = nullptr;  // kBytes: the field it sets
+  size_t Config::*bytes = nullptr;  // kBytes, kCount: the field it sets
+  bool pow2 = false;                // kBytes: must be a power of two
 };
 
 // Where each effective value came from (for SLABBY_VERBOSE).
@@ -42,7 +45,7 @@ struct ConfigResult {
   int problems = 0;           // bad values + unknown names
   const char* first_problem;  // variable name of the first problem (in envp), or nullptr
   size_t first_problem_len;
-  ValueSource source[8];      // indexed like options()
+  ValueSource source[16];     // indexed like options()
 };
 
 using ConfigSink = void (*)(void* ctx, const char* line, size_t len);
@@ -59,6 +62,7 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx);
 // Parsing primitives, exposed for the unit tests. Return false on bad input.
 bool parse_bool(const char* s, size_t n, bool* out);
 bool parse_bytes(const char* s, size_t n, uint64_t* out);  // 123, 64K, 2M, 1G, 1T (binary)
+bool parse_count(const char* s, size_t n, uint64_t* out);  // a plain decimal number
 
 size_t num_options();
 const OptionSpec& option(size_t i);

@@ -43,7 +43,8 @@ struct Span {
   void* freelist;     // blocks returned to this slab
   uint32_t used;      // blocks out of the slab (in caches or with the program)
   uint32_t carved;    // blocks handed out at least once (bump index)
-  bool in_partial;    // on the central pool's list of slabs with free blocks
+  bool in_partial;    // on its shard's list of slabs with free blocks
+  uint8_t shard;      // the central pool shard that owns this slab
 
   uintptr_t end() const { return start + (uintptr_t{pages} << kPageShift); }
 };

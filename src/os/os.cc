@@ -1,5 +1,7 @@
 #include "os/os.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -77,6 +79,35 @@ void* map_rw(size_t bytes) {
   ErrnoKeeper keep;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
+}
+
+unsigned usable_cpus() {
+  ErrnoKeeper keep;
+  unsigned n = 1;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    n = static_cast<unsigned>(CPU_COUNT(&set));
+  // "max 100000" (no quota) or "QUOTA PERIOD" in microseconds.
+  int fd = open("/sys/fs/cgroup/cpu.max", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[64];
+    ssize_t len = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (len > 0 && buf[0] >= '0' && buf[0] <= '9') {
+      buf[len] = '\0';
+      uint64_t quota = 0, period = 0;
+      char* p = buf;
+      while (*p >= '0' && *p <= '9') quota = quota * 10 + static_cast<uint64_t>(*p++ - '0');
+      while (*p == ' ') ++p;
+      while (*p >= '0' && *p <= '9') period = period * 10 + static_cast<uint64_t>(*p++ - '0');
+      if (period > 0) {
+        uint64_t cpus = (quota + period - 1) / period;
+        if (cpus >= 1 && cpus < n) n = static_cast<unsigned>(cpus);
+      }
+    }
+  }
+  return n;
 }
 
 uint64_t madvise_calls() { return g_madvise_calls.load(std::memory_order_relaxed); }

@@ -26,6 +26,10 @@ size_t resident_bytes(const void* p, size_t bytes);
 // Whole anonymous read-write mapping (for metadata regions that are small).
 void* map_rw(size_t bytes);
 
+// CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU
+// quota (cpu.max) when one is set. At least 1.
+unsigned usable_cpus();
+
 uint64_t madvise_calls();
 uint64_t purged_bytes();
 

@@ -1,77 +1,130 @@
 #include "pool/central_pool.h"
 
+#include <sched.h>
+
+#include <new>
+
 #include "frontend/size_class.h"
 
 namespace slabby {
 
-void CentralPool::init(unsigned cls, PageHeap* heap) {
+unsigned current_shard(unsigned num_shards) {
+  // glibc reads the CPU from the rseq area when it registered one (no system
+  // call); otherwise the vDSO getcpu.
+  int cpu = sched_getcpu();
+  return cpu < 0 ? 0 : static_cast<unsigned>(cpu) % num_shards;
+}
+
+void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards,
+                       size_t stride, uint32_t batch_size, uint32_t max_stack_batches) {
   heap_ = heap;
   cls_ = cls;
   block_size_ = static_cast<uint32_t>(class_size(cls));
   blocks_per_slab_ = blocks_per_slab(cls);
   slab_pages_ = kSlabPages[cls];
+  shards_ = shards;
+  stride_ = stride;
+  num_shards_ = num_shards;
+  batch_size_ = batch_size == 0 ? 1 : batch_size;
+  for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard();
+  stack_.init(heap->base(), heap->size(), max_stack_batches);
 }
 
-void CentralPool::push_partial(Span* s) {
+void CentralPool::push_partial(Shard& sh, Span* s) {
   s->in_partial = true;
   s->prev = nullptr;
-  s->next = partial_;
-  if (partial_) partial_->prev = s;
-  partial_ = s;
+  s->next = sh.partial;
+  if (sh.partial) sh.partial->prev = s;
+  sh.partial = s;
 }
 
-void CentralPool::remove_partial(Span* s) {
-  if (s->prev) s->prev->next = s->next; else partial_ = s->next;
+void CentralPool::remove_partial(Shard& sh, Span* s) {
+  if (s->prev) s->prev->next = s->next; else sh.partial = s->next;
   if (s->next) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->in_partial = false;
 }
 
-BlockChain CentralPool::take(uint32_t n) {
-  BlockChain chain;
-  LockGuard g(mu_);
-  refills_++;
-  while (chain.count < n) {
-    Span* s = partial_;
+// Appends blocks of the shard's slabs to *chain until it holds n. With
+// may_grow, takes the spare or a new slab from the page heap when the shard
+// runs dry.
+void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow,
+                              BlockChain* chain) {
+  while (chain->count < n) {
+    Span* s = sh.partial;
     if (s == nullptr) {
-      if (spare_ != nullptr) {
-        s = spare_;
-        spare_ = nullptr;
+      if (!may_grow) return;
+      if (sh.spare != nullptr) {
+        s = sh.spare;
+        sh.spare = nullptr;
       } else {
         s = heap_->alloc_slab(cls_, slab_pages_);
-        if (s == nullptr) break;  // out of memory: hand out what we have
-        slabs_++;
+        if (s == nullptr) return;  // out of memory: hand out what we have
+        s->shard = static_cast<uint8_t>(index);
+        sh.slabs++;
+        new_slabs_.fetch_add(1, std::memory_order_relaxed);
       }
-      push_partial(s);
+      push_partial(sh, s);
     }
     // Blocks freed back to the slab first (warm in cache), then fresh ones.
-    while (chain.count < n && s->freelist != nullptr) {
+    while (chain->count < n && s->freelist != nullptr) {
       void* b = s->freelist;
       s->freelist = *static_cast<void**>(b);
-      *static_cast<void**>(b) = chain.head;
-      if (chain.head == nullptr) chain.tail = b;
-      chain.head = b;
-      chain.count++;
+      *static_cast<void**>(b) = chain->head;
+      if (chain->head == nullptr) chain->tail = b;
+      chain->head = b;
+      chain->count++;
       s->used++;
     }
-    while (chain.count < n && s->carved < blocks_per_slab_) {
+    while (chain->count < n && s->carved < blocks_per_slab_) {
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->carved} * block_size_);
       s->carved++;
-      *static_cast<void**>(b) = chain.head;
-      if (chain.head == nullptr) chain.tail = b;
-      chain.head = b;
-      chain.count++;
+      *static_cast<void**>(b) = chain->head;
+      if (chain->head == nullptr) chain->tail = b;
+      chain->head = b;
+      chain->count++;
       s->used++;
     }
-    if (s->freelist == nullptr && s->carved == blocks_per_slab_) remove_partial(s);
+    if (s->freelist == nullptr && s->carved == blocks_per_slab_) remove_partial(sh, s);
   }
+}
+
+BlockChain CentralPool::take(uint32_t n, unsigned home) {
+  refills_.fetch_add(1, std::memory_order_relaxed);
+  BlockChain chain;
+  if (void* batch = stack_.pop()) {
+    lock_free_hits_.fetch_add(1, std::memory_order_relaxed);
+    chain.head = batch;
+    chain.count = batch_size_;
+    return chain;  // tail is not tracked for batches (callers do not need it)
+  }
+  if (home >= num_shards_) home = 0;
+  // Existing slabs first: the home shard (waiting for it), then the others
+  // if they are free right now; then a new slab in the home shard.
+  {
+    Shard& sh = shard(home);
+    LockGuard g(sh.mu);
+    take_locked(sh, home, n, false, &chain);
+  }
+  for (unsigned i = 1; i < num_shards_ && chain.count < n; ++i) {
+    unsigned idx = (home + i) % num_shards_;
+    Shard& sh = shard(idx);
+    if (!sh.mu.try_lock()) continue;
+    take_locked(sh, idx, n, false, &chain);
+    sh.mu.unlock();
+  }
+  if (chain.count > 0 && chain.count == n) {
+    shard_hits_.fetch_add(1, std::memory_order_relaxed);
+    return chain;
+  }
+  Shard& sh = shard(home);
+  LockGuard g(sh.mu);
+  take_locked(sh, home, n, true, &chain);
   return chain;
 }
 
-void CentralPool::give(void* head, uint32_t count) {
-  LockGuard g(mu_);
-  flushes_++;
-  for (uint32_t i = 0; i < count; ++i) {
+void CentralPool::give_locked(Shard& sh, void* head) {
+  while (head != nullptr) {
     void* b = head;
     head = *static_cast<void**>(b);
     Span* s = heap_->span_of(b);
@@ -79,25 +132,74 @@ void CentralPool::give(void* head, uint32_t count) {
     s->freelist = b;
     s->used--;
     if (s->used == 0) {
-      if (s->in_partial) remove_partial(s);
+      if (s->in_partial) remove_partial(sh, s);
       // All blocks are free: forget them and start carving afresh if reused.
       s->freelist = nullptr;
       s->carved = 0;
-      if (spare_ == nullptr) {
-        spare_ = s;
+      if (sh.spare == nullptr) {
+        sh.spare = s;
       } else {
-        slabs_--;
+        sh.slabs--;
         heap_->free_slab(s);
       }
     } else if (!s->in_partial) {
-      push_partial(s);
+      push_partial(sh, s);
     }
   }
 }
 
+void CentralPool::give(void* head, uint32_t count) {
+  if (head == nullptr) return;
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+  if (count == batch_size_ && stack_.push(head)) {
+    lock_free_pushes_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (num_shards_ == 1) {
+    LockGuard g(shard(0).mu);
+    give_locked(shard(0), head);
+    return;
+  }
+  // Sort the blocks by the shard of their slab, then take each lock once.
+  void* heads[kMaxShards] = {};
+  while (head != nullptr) {
+    void* b = head;
+    head = *static_cast<void**>(b);
+    unsigned idx = heap_->span_of(b)->shard;
+    *static_cast<void**>(b) = heads[idx];
+    heads[idx] = b;
+  }
+  for (unsigned i = 0; i < num_shards_; ++i) {
+    if (heads[i] == nullptr) continue;
+    LockGuard g(shard(i).mu);
+    give_locked(shard(i), heads[i]);
+  }
+}
+
 CentralPoolStats CentralPool::stats() {
-  LockGuard g(mu_);
-  return CentralPoolStats{slabs_, refills_, flushes_};
+  CentralPoolStats st{};
+  for (unsigned i = 0; i < num_shards_; ++i) {
+    LockGuard g(shard(i).mu);
+    st.slabs += shard(i).slabs;
+  }
+  st.refills = refills_.load(std::memory_order_relaxed);
+  st.flushes = flushes_.load(std::memory_order_relaxed);
+  st.lock_free_hits = lock_free_hits_.load(std::memory_order_relaxed);
+  st.lock_free_pushes = lock_free_pushes_.load(std::memory_order_relaxed);
+  st.shard_hits = shard_hits_.load(std::memory_order_relaxed);
+  st.new_slabs = new_slabs_.load(std::memory_order_relaxed);
+  st.stack_batches = stack_.depth();
+  return st;
+}
+
+void CentralPool::lock_all() {
+  for (unsigned i = 0; i < num_shards_; ++i) shard(i).mu.lock();
+}
+void CentralPool::unlock_all() {
+  for (unsigned i = num_shards_; i-- > 0;) shard(i).mu.unlock();
+}
+void CentralPool::reset_locks_after_fork() {
+  for (unsigned i = 0; i < num_shards_; ++i) shard(i).mu.reset_after_fork();
 }
 
 }  // namespace slabby

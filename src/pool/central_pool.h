@@ -1,15 +1,22 @@
-// slabby: the central pool of one size class: the slabs it owns and the free
-// blocks in them, behind one lock. Thread caches come here in batches (refill
-// takes many blocks, flush returns many), so the lock is taken once per batch.
+// slabby: the central pool of one size class, the tiers behind the caches:
 //
-// Invariants (under mu_):
-// - partial_ lists exactly the class's slabs that have a free block (on their
+//   refill ─► TransferStack pop (lock-free, a whole batch) ─empty─► shards
+//   flush  ─► TransferStack push (a whole batch, if not full) ─else─► shards
+//
+// Shards: the class's slabs are spread over `num_shards` lists, each behind
+// its own lock; a slab belongs to the shard of the CPU that created it, and a
+// thread takes from its CPU's shard first, then tries the others without
+// waiting (try_lock), and only then carves a new slab. Frees go back to the
+// shard of each block's slab, one lock per shard touched per flush.
+//
+// Invariants (per shard, under its lock):
+// - partial lists exactly the shard's slabs that have a free block (on their
 //   freelist or not yet carved); full slabs are on no list; an empty slab
-//   (used == 0) is either spare_ or returned to the page heap at once.
-// - A block is in exactly one place: the program, a thread cache, or its
-//   slab's freelist / uncarved tail.
-// Lock order: a pool's lock may be held while taking the page heap's, never
-// the other way round.
+//   (used == 0) is the shard's spare or is returned to the page heap at once.
+// - A block is in exactly one place: the program, a cache, a batch on the
+//   transfer stack, or its slab's freelist / uncarved tail.
+// Lock order: a shard's lock may be held while taking the page heap's, never
+// the other way round, and never two shard locks at once.
 #pragma once
 
 #include <atomic>
@@ -18,10 +25,14 @@
 #include "common/base.h"
 #include "common/lock.h"
 #include "heap/page_heap.h"
+#include "pool/transfer_stack.h"
 
 namespace slabby {
 
-// A singly linked chain of free blocks; each block's first word is the next.
+inline constexpr unsigned kMaxShards = 64;
+
+// A singly linked, null-terminated chain of free blocks; each block's first
+// word is the next.
 struct BlockChain {
   void* head = nullptr;
   void* tail = nullptr;
@@ -29,42 +40,69 @@ struct BlockChain {
 };
 
 struct CentralPoolStats {
-  uint64_t slabs;
-  uint64_t refills;
-  uint64_t flushes;
+  uint64_t slabs;           // slabs owned by the class now
+  uint64_t refills;         // cache refills served
+  uint64_t flushes;         // cache flushes received
+  uint64_t lock_free_hits;  // refills served by a transfer-stack batch
+  uint64_t lock_free_pushes;
+  uint64_t shard_hits;      // refills served from existing slabs in the shards
+  uint64_t new_slabs;       // slabs carved from the page heap, ever
+  uint64_t stack_batches;   // batches on the transfer stack now
 };
 
-class alignas(kCacheLine) CentralPool {
- public:
-  void init(unsigned cls, PageHeap* heap);
+struct Shard {
+  Mutex mu;
+  Span* partial = nullptr;
+  Span* spare = nullptr;  // one empty slab kept, so a batch going back and forth
+                          // does not take a slab from the page heap each time
+  uint64_t slabs = 0;
+};
 
-  // Up to n blocks (fewer only when memory is exhausted; 0 then).
-  BlockChain take(uint32_t n);
-  // Gives back a chain of `count` blocks of this class.
+class alignas(128) CentralPool {
+ public:
+  // shards: num_shards Shard objects placed `stride` bytes apart (the cache
+  // line, so shards never share one).
+  void init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards, size_t stride,
+            uint32_t batch_size, uint32_t max_stack_batches);
+
+  // Up to n blocks (a transfer batch may give batch_size instead; fewer only
+  // when memory is exhausted: 0 then). home: the caller's shard hint.
+  BlockChain take(uint32_t n, unsigned home);
+  // Gives back a null-terminated chain of `count` blocks of this class.
   void give(void* head, uint32_t count);
 
+  uint32_t batch_size() const { return batch_size_; }
+  unsigned num_shards() const { return num_shards_; }
   CentralPoolStats stats();
 
-  void lock() { mu_.lock(); }
-  void unlock() { mu_.unlock(); }
-  void reset_lock_after_fork() { mu_.reset_after_fork(); }
+  // Fork: every shard lock, in index order.
+  void lock_all();
+  void unlock_all();
+  void reset_locks_after_fork();
 
  private:
-  void push_partial(Span* s);
-  void remove_partial(Span* s);
+  Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
+  void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, BlockChain* chain);
+  void give_locked(Shard& sh, void* head);
+  void push_partial(Shard& sh, Span* s);
+  void remove_partial(Shard& sh, Span* s);
 
-  Mutex mu_;
+  TransferStack stack_;
   PageHeap* heap_ = nullptr;
-  Span* partial_ = nullptr;
-  Span* spare_ = nullptr;  // one empty slab kept, so a batch going back and forth
-                           // does not take a slab from the page heap each time
+  char* shards_ = nullptr;
+  size_t stride_ = 0;
+  unsigned num_shards_ = 0;
   uint32_t cls_ = 0;
   uint32_t block_size_ = 0;
   uint32_t blocks_per_slab_ = 0;
   uint32_t slab_pages_ = 0;
-  uint64_t slabs_ = 0;
-  uint64_t refills_ = 0;
-  uint64_t flushes_ = 0;
+  uint32_t batch_size_ = 1;
+
+  std::atomic<uint64_t> refills_{0}, flushes_{0}, lock_free_hits_{0}, lock_free_pushes_{0},
+      shard_hits_{0}, new_slabs_{0};
 };
+
+// Shard hint for the calling thread: its current CPU.
+unsigned current_shard(unsigned num_shards);
 
 }  // namespace slabby

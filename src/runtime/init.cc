@@ -65,8 +65,31 @@ void compute_cache_limits(const Config& c) {
     if (c.thread_cache_bytes == 0) n = 0;
     else if (n < 4) n = 4;
     else if (n > 256) n = 256;
-    g_rt.cache_limit[cls] = static_cast<uint32_t>(n);
+    // Even, so a flush of half the bin is exactly one transfer batch.
+    g_rt.cache_limit[cls] = static_cast<uint32_t>(n & ~size_t{1});
   }
+}
+
+// Shards and the transfer stacks' bounds for every class. The shards live
+// in one metadata mapping, each `cache_line` bytes apart from the next.
+bool init_pools(const Config& c) {
+  unsigned shards = c.shards != 0 ? static_cast<unsigned>(c.shards) : os::usable_cpus();
+  if (shards > kMaxShards) shards = kMaxShards;
+  if (shards == 0) shards = 1;
+  size_t stride = round_up(sizeof(Shard), c.cache_line);
+  char* mem = static_cast<char*>(os::map_rw(round_up(stride * shards * kNumClasses, kPageSize)));
+  if (mem == nullptr) return false;
+  g_rt.num_shards = shards;
+  for (unsigned cls = 1; cls < kNumClasses; ++cls) {
+    uint32_t batch = g_rt.cache_limit[cls] / 2;
+    // Transfer stacks hold at most about 256 KiB of each class.
+    size_t batch_bytes = size_t{batch == 0 ? 1 : batch} * class_size(cls);
+    uint32_t max_batches = static_cast<uint32_t>((256 << 10) / batch_bytes);
+    if (max_batches < 2) max_batches = 2;
+    g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride, batch,
+                         max_batches);
+  }
+  return true;
 }
 
 // A high descriptor, so the program's own open() calls still get the lowest
@@ -81,21 +104,22 @@ int duplicate_stderr() {
 
 void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
 
-// fork: every lock, in the one fixed order (registry, pools by class, page
-// heap), so the child inherits none held by a thread that does not exist.
+// fork: every lock, in the one fixed order (registry, pools by class and
+// shard, page heap), so the child inherits none held by a thread that does
+// not exist.
 void fork_prepare() {
   g_rt.registry_mu.lock();
-  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock_all();
   g_rt.heap.lock();
 }
 void fork_parent() {
   g_rt.heap.unlock();
-  for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock();
+  for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock_all();
   g_rt.registry_mu.unlock();
 }
 void fork_child() {
   g_rt.heap.reset_lock_after_fork();
-  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_lock_after_fork();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_locks_after_fork();
   g_rt.registry_mu.reset_after_fork();
   cache_forget_other_threads();
 }
@@ -132,8 +156,11 @@ bool init_slow() {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
-    for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].init(c, &g_rt.heap);
     compute_cache_limits(cfg);
+    if (!init_pools(cfg)) {
+      g_rt.init_state.store(kInitFailed, std::memory_order_release);
+      return false;
+    }
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
     if (cfg.stats != StatsFormat::kOff) g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);

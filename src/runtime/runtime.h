@@ -26,7 +26,8 @@ struct Runtime {
   std::atomic<int> init_state{kInitNone};
   Mutex init_mu;
   ConfigResult config{};
-  uint32_t cache_limit[kNumClasses] = {};  // per-thread blocks cached per class
+  uint32_t cache_limit[kNumClasses] = {};  // per-thread blocks cached per class (even)
+  unsigned num_shards = 1;
   pthread_key_t thread_key = 0;
   // Where the at-exit report goes: a close-on-exec duplicate of stderr taken
   // at init when SLABBY_STATS is set, because some programs close fd 2 in

@@ -64,6 +64,17 @@ void collect_stats(slabby_stats* out) {
     s.refills = p.refills;
     s.flushes = p.flushes;
     s.fallbacks = g_rt.class_fallbacks[c].load(std::memory_order_relaxed);
+    uint64_t uncached = g_rt.uncached_allocs[c].load(std::memory_order_relaxed);
+    uint64_t misses = p.refills + uncached;
+    s.cache_hits = s.allocations > misses ? s.allocations - misses : 0;
+    s.lock_free_hits = p.lock_free_hits;
+    s.shard_hits = p.shard_hits;
+    s.new_slabs = p.new_slabs;
+    s.transfer_batches = p.stack_batches;
+    out->cache_hits += s.cache_hits;
+    out->lock_free_hits += s.lock_free_hits;
+    out->shard_hits += s.shard_hits;
+    out->new_slabs += s.new_slabs;
     out->total_allocations += s.allocations;
     out->total_deallocations += s.frees;
     out->live_bytes += s.live_bytes;
@@ -81,6 +92,8 @@ void collect_stats(slabby_stats* out) {
                                  : 0;
   out->heap_fallbacks = g_rt.heap_fallbacks.load(std::memory_order_relaxed);
   out->foreign_frees = g_rt.foreign_frees.load(std::memory_order_relaxed);
+  out->cache_mode = SLABBY_CACHE_PER_THREAD;
+  out->num_shards = g_rt.num_shards;
   out->arena_reserved_bytes = g_rt.heap.size();
   out->mapped_bytes = h.in_use_bytes;
   out->free_dirty_bytes = h.free_dirty_bytes;
@@ -120,6 +133,11 @@ void print_report(int fd) {
   row("madvise_calls", s.madvise_calls);
   row("threads_live", s.threads_live);
   row("threads_exited", s.threads_exited);
+  row("cache_hits", s.cache_hits);
+  row("lock_free_hits", s.lock_free_hits);
+  row("shard_hits", s.shard_hits);
+  row("new_slabs", s.new_slabs);
+  row("num_shards", s.num_shards);
   w.str("slabby: class   block      allocs       frees        live   cached  slabs      mapped    resident\n");
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const slabby_class_stats& c = s.classes[i];

@@ -1,6 +1,7 @@
 #include "pool/central_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <memory>
@@ -13,89 +14,171 @@
 namespace slabby {
 namespace {
 
+std::vector<void*> to_vector(BlockChain c) {
+  std::vector<void*> v;
+  void* p = c.head;
+  for (uint32_t i = 0; i < c.count; ++i, p = *static_cast<void**>(p)) v.push_back(p);
+  EXPECT_EQ(p, nullptr) << "chain not null-terminated after count blocks";
+  return v;
+}
+
+// A null-terminated chain of the given blocks.
+void* link(const std::vector<void*>& v) {
+  for (size_t i = 0; i < v.size(); ++i)
+    *static_cast<void**>(v[i]) = i + 1 < v.size() ? v[i + 1] : nullptr;
+  return v.empty() ? nullptr : v[0];
+}
+
 struct PoolFixture : ::testing::Test {
   void SetUp() override {
     heap = std::make_unique<PageHeap>();
     ASSERT_TRUE(heap->init(size_t{256} << 20, size_t{64} << 20));
   }
+  // A pool with `shards` shards, 128 bytes apart.
+  std::unique_ptr<CentralPool> make_pool(unsigned cls, unsigned shards, uint32_t batch,
+                                         uint32_t max_batches = 8) {
+    shard_mem.emplace_back(new char[128 * shards]);
+    auto pool = std::make_unique<CentralPool>();
+    pool->init(cls, heap.get(), shard_mem.back().get(), shards, 128, batch, max_batches);
+    return pool;
+  }
   std::unique_ptr<PageHeap> heap;
+  std::vector<std::unique_ptr<char[]>> shard_mem;
 };
-
-std::vector<void*> to_vector(BlockChain c) {
-  std::vector<void*> v;
-  for (void* p = c.head; p != nullptr; p = *static_cast<void**>(p)) v.push_back(p);
-  return v;
-}
 
 TEST_F(PoolFixture, TakeReturnsDistinctBlocksOfTheClass) {
   for (unsigned cls : {1u, 9u, 20u, kNumClasses - 1}) {
-    CentralPool pool;
-    pool.init(cls, heap.get());
+    auto pool = make_pool(cls, 1, 4);
     uint32_t n = 3 * blocks_per_slab(cls) + 1;
-    BlockChain c = pool.take(n);
+    BlockChain c = pool->take(n, 0);
     ASSERT_EQ(c.count, n);
     std::vector<void*> v = to_vector(c);
-    ASSERT_EQ(v.size(), n);
-    EXPECT_EQ(v.back(), c.tail);
     std::set<void*> unique(v.begin(), v.end());
     EXPECT_EQ(unique.size(), n) << "a block handed out twice";
     for (void* p : v) {
       EXPECT_EQ(heap->class_of(p), cls);
       Span* s = heap->span_of(p);
       EXPECT_EQ((reinterpret_cast<uintptr_t>(p) - s->start) % class_size(cls), 0u);
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kMinAlign, 0u);
     }
-    EXPECT_EQ(pool.stats().slabs, 4u);
-    pool.give(c.head, c.count);
+    EXPECT_EQ(pool->stats().slabs, 4u);
+    pool->give(link(v), n);
     // All slabs empty: one spare kept, the rest back in the page heap.
-    EXPECT_EQ(pool.stats().slabs, 1u);
+    EXPECT_EQ(pool->stats().slabs, 1u);
   }
 }
 
-TEST_F(PoolFixture, GivenBlocksAreReused) {
-  CentralPool pool;
-  pool.init(4, heap.get());
-  BlockChain a = pool.take(10);
-  std::set<void*> first;
-  for (void* p : to_vector(a)) first.insert(p);
-  pool.give(a.head, a.count);
-  BlockChain b = pool.take(10);
-  for (void* p : to_vector(b)) EXPECT_TRUE(first.count(p)) << "fresh slab instead of reuse";
-  pool.give(b.head, b.count);
+TEST_F(PoolFixture, WholeBatchesGoThroughTheTransferStack) {
+  auto pool = make_pool(4, 1, 8, /*max_batches=*/2);
+  BlockChain c = pool->take(8, 0);
+  std::vector<void*> v = to_vector(c);
+  pool->give(link(v), 8);
+  EXPECT_EQ(pool->stats().lock_free_pushes, 1u);
+  EXPECT_EQ(pool->stats().stack_batches, 1u);
+  // The next refill is that batch, whatever it asked for.
+  BlockChain again = pool->take(3, 0);
+  EXPECT_EQ(again.count, 8u);
+  std::vector<void*> w = to_vector(again);
+  EXPECT_EQ(std::set<void*>(v.begin(), v.end()), std::set<void*>(w.begin(), w.end()));
+  EXPECT_EQ(pool->stats().lock_free_hits, 1u);
+  // A partial batch goes to the shards; past max_batches, whole ones do too.
+  pool->give(link({w[0], w[1], w[2]}), 3);
+  EXPECT_EQ(pool->stats().stack_batches, 0u);
+  std::vector<void*> rest(w.begin() + 3, w.end());
+  BlockChain more = pool->take(8 * 3 - 5, 0);
+  std::vector<void*> m = to_vector(more);
+  rest.insert(rest.end(), m.begin(), m.end());
+  ASSERT_EQ(rest.size(), 24u);
+  for (int b = 0; b < 3; ++b)
+    pool->give(link(std::vector<void*>(rest.begin() + b * 8, rest.begin() + b * 8 + 8)), 8);
+  EXPECT_EQ(pool->stats().stack_batches, 2u);
 }
 
-// Threads take and give batches of one class concurrently; every block is
-// owned by one thread at a time (checked with a stamp) and all come back.
+TEST_F(PoolFixture, SlabsBelongToTheHomeShardAndFreesFindThem) {
+  auto pool = make_pool(6, 4, 4);
+  std::vector<void*> all;
+  for (unsigned home = 0; home < 4; ++home) {
+    // A whole slab each time, so no shard has free blocks to lend.
+    BlockChain c = pool->take(blocks_per_slab(6), home);
+    for (void* p : to_vector(c)) {
+      EXPECT_EQ(heap->span_of(p)->shard, home);
+      all.push_back(p);
+    }
+  }
+  EXPECT_EQ(pool->stats().new_slabs, 4u);
+  // Blocks of all four shards in one flush.
+  pool->give(link(all), static_cast<uint32_t>(all.size()));
+  // Each shard keeps its emptied slab as its spare.
+  EXPECT_EQ(pool->stats().slabs, 4u);
+}
+
+TEST_F(PoolFixture, AnEmptyHomeShardTakesFromTheOthersBeforeGrowing) {
+  auto pool = make_pool(6, 2, 4);
+  BlockChain c = pool->take(10, 0);
+  std::vector<void*> v = to_vector(c);
+  pool->give(link({v[0], v[1], v[2]}), 3);  // shard 0 now has free blocks
+  BlockChain d = pool->take(3, 1);          // home shard 1 has no slab
+  EXPECT_EQ(d.count, 3u);
+  EXPECT_EQ(pool->stats().new_slabs, 1u);
+  EXPECT_EQ(pool->stats().shard_hits, 1u);
+}
+
+// Threads take and give batches and odd counts concurrently, with different
+// home shards; every block is owned by one thread at a time (checked in a
+// side table, since the pool itself uses the blocks' first two words) and
+// all come back.
 TEST_F(PoolFixture, ConcurrentTakeAndGiveLoseNothing) {
-  CentralPool pool;
-  unsigned cls = 3;  // 48 bytes
-  pool.init(cls, heap.get());
+  auto pool = make_pool(3, 3, 8, 4);
   constexpr int kThreads = 4;
+  constexpr size_t kGranules = size_t{1} << 20;  // 16 MiB of arena, far more than used
+  std::vector<std::atomic<int>> owner(kGranules);
+  for (auto& o : owner) o = -1;
+  auto slot = [&](void* p) -> std::atomic<int>& {
+    size_t idx = (reinterpret_cast<uintptr_t>(p) - heap->base()) / 16;
+    EXPECT_LT(idx, kGranules);
+    return owner[idx % kGranules];
+  };
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       std::vector<void*> held;
-      for (int round = 0; round < 2000; ++round) {
-        BlockChain c = pool.take(1 + (round * 7 + t) % 40);
+      for (int round = 0; round < 3000; ++round) {
+        BlockChain c = pool->take(1 + (round * 7 + t) % 12, (round + t) % 3);
         for (void* p : to_vector(c)) {
-          auto* w = static_cast<uint64_t*>(p);
-          w[1] = 0xC0FFEE00u + t;
+          int expected = -1;
+          if (!slot(p).compare_exchange_strong(expected, t)) failed = true;
           held.push_back(p);
         }
-        while (held.size() > 64) {
-          void* p = held.back();
-          held.pop_back();
-          if (static_cast<uint64_t*>(p)[1] != 0xC0FFEE00u + t) failed = true;
-          pool.give(p, 1);
+        while (held.size() > 40) {
+          uint32_t n = (round % 3 == 0) ? 8 : 1 + round % 5;
+          std::vector<void*> out(held.end() - n, held.end());
+          held.resize(held.size() - n);
+          for (void* p : out) {
+            int expected = t;
+            if (!slot(p).compare_exchange_strong(expected, -1)) failed = true;
+          }
+          pool->give(link(out), n);
         }
       }
-      for (void* p : held) pool.give(p, 1);
+      for (void* p : held) {
+        slot(p) = -1;
+        *static_cast<void**>(p) = nullptr;
+        pool->give(p, 1);
+      }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_FALSE(failed.load()) << "a block was owned by two threads at once";
-  EXPECT_LE(pool.stats().slabs, 1u) << "blocks lost: slabs still in use";
+  // Drain the transfer stack back into the shards: then every slab is empty.
+  while (pool->stats().stack_batches > 0) {
+    BlockChain c = pool->take(8, 0);
+    std::vector<void*> v = to_vector(c);
+    for (void* p : v) {
+      *static_cast<void**>(p) = nullptr;
+      pool->give(p, 1);
+    }
+  }
+  EXPECT_LE(pool->stats().slabs, 3u) << "blocks lost: slabs still in use beyond the spares";
 }
 
 }  // namespace
