@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "cache/percpu_cache.h"
 #include "frontend/allocator.h"
 #include "runtime/runtime.h"
 
@@ -45,6 +46,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
     if (tc.state == kCacheDead) return uncached_alloc(cls);
     thread_init();
     if (tc.state != kCacheActive) return uncached_alloc(cls);
+    if (tc.percpu_ok) return percpu_refill_and_alloc(cls);
   }
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
@@ -70,6 +72,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
     if (tc.state == kCacheDead) return uncached_free(p, cls);
     thread_init();
     if (tc.state != kCacheActive) return uncached_free(p, cls);
+    if (tc.percpu_ok) return percpu_flush_and_free(p, cls);
   }
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
@@ -99,6 +102,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
 
 void cache_teardown(ThreadCache* tc) {
   if (tc->state != kCacheActive) return;
+  tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc->bins[c];
     if (b.count > 0) g_rt.pools[c].give(b.head, b.count);

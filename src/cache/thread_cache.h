@@ -11,6 +11,8 @@
 //   word from `head`; count <= limit unless limit == 0 (then count == 0).
 // - bins[0] is never used: class 0 means "not a small block", so its limit
 //   stays 0 and free() of such a pointer always reaches the slow path.
+// - In per-CPU mode the bins only count (allocs/frees); blocks are cached in
+//   them only for a thread whose rseq area does not work (percpu_ok == 0).
 // - state kDead: the thread's TSD teardown ran; bins are empty with limit 0
 //   forever, so every later malloc/free of the thread goes straight to the
 //   central pools (glibc frees after our destructor; nothing is resurrected).
@@ -37,6 +39,7 @@ enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 
 struct ThreadCache {
   Bin bins[kNumClasses];
   uint32_t state;
+  uint32_t percpu_ok;  // this thread's rseq area works: it uses the per-CPU caches
   ThreadCache* next;  // registry of live caches (for stats and fork)
   ThreadCache* prev;
 };

@@ -22,6 +22,7 @@ struct Config {
   size_t thread_cache_bytes = 64 << 10;   // SLABBY_THREAD_CACHE_BYTES: per class per thread
   size_t shards = 0;                      // SLABBY_SHARDS: central shards per class (0: CPUs)
   size_t cache_line = 128;                // SLABBY_CACHE_LINE: spacing of per-CPU/shard data
+  bool percpu = true;                     // SLABBY_PERCPU: per-CPU caches (else per-thread)
 };
 
 enum class OptionKind : uint8_t { kBool, kBytes, kCount, kStats };

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "cache/percpu_cache.h"
 #include "common/writer.h"
 #include "os/os.h"
 #include "runtime/runtime.h"
@@ -127,7 +128,10 @@ void fork_child() {
 void print_verbose_banner() {
   Writer w(2);
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
-  w.str(": per-thread caches, arena ").bytes(g_rt.heap.size()).str(" reserved at ");
+  if (g_percpu_mode) w.str(": per-CPU caches (rseq area: ").str(percpu_rseq_source()).str(")");
+  else w.str(": per-thread caches");
+  w.str(", ").u64(g_rt.num_shards).str(" shards, arena ").bytes(g_rt.heap.size());
+  w.str(" reserved at ");
   w.hex(g_rt.heap.base()).ch('\n');
   w.flush();
   describe_config(g_rt.config, stderr_sink, nullptr);
@@ -157,6 +161,7 @@ bool init_slow() {
       return false;
     }
     compute_cache_limits(cfg);
+    percpu_init(cfg.percpu, g_rt.cache_limit);
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
@@ -176,6 +181,7 @@ void thread_init() {
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheUninit) return;
   for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
+  tc.percpu_ok = g_percpu_mode && percpu_thread_init();
   tc.state = kCacheActive;
   {
     LockGuard g(g_rt.registry_mu);

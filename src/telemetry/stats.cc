@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "cache/percpu_cache.h"
 #include "common/writer.h"
 #include "os/os.h"
 #include "runtime/runtime.h"
@@ -41,6 +42,7 @@ void collect_stats(slabby_stats* out) {
     out->threads_live = g_rt.threads_live;
     out->threads_exited = g_rt.threads_exited;
   }
+  percpu_cached_blocks(cached);
   uint64_t resident[kNumClasses] = {};
   out->resident_bytes = g_rt.heap.resident(resident, kNumClasses);
 
@@ -92,7 +94,7 @@ void collect_stats(slabby_stats* out) {
                                  : 0;
   out->heap_fallbacks = g_rt.heap_fallbacks.load(std::memory_order_relaxed);
   out->foreign_frees = g_rt.foreign_frees.load(std::memory_order_relaxed);
-  out->cache_mode = SLABBY_CACHE_PER_THREAD;
+  out->cache_mode = g_percpu_mode ? SLABBY_CACHE_PER_CPU : SLABBY_CACHE_PER_THREAD;
   out->num_shards = g_rt.num_shards;
   out->arena_reserved_bytes = g_rt.heap.size();
   out->mapped_bytes = h.in_use_bytes;
@@ -115,7 +117,8 @@ void print_report(int fd) {
     w.str("slabby:   ").str_pad(name, 22).u64_pad(v, 16).str("  (").bytes(v).str(")\n");
   };
   w.str("slabby: stats for pid ").u64(static_cast<uint64_t>(getpid()));
-  w.str(" (slabby " SLABBY_VERSION_STRING ", per-thread caches)\n");
+  w.str(" (slabby " SLABBY_VERSION_STRING ", ");
+  w.str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-CPU caches" : "per-thread caches").str(")\n");
   row("total_allocations", s.total_allocations);
   row("total_deallocations", s.total_deallocations);
   row("current_allocations", s.current_allocations);

@@ -76,9 +76,33 @@ class ConfigEnv(unittest.TestCase):
     def test_verbose_prints_mode_and_every_setting_with_its_source(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_RETAIN_MAX": "8M"})
         self.assertEqual(r.stdout, "apple\nfig\npear\n")
-        self.assertRegex(r.stderr, r"slabby: slabby \S+ active in pid \d+: per-thread caches, arena ")
+        self.assertRegex(r.stderr, r"slabby: slabby \S+ active in pid \d+: "
+                         r"(per-CPU caches \(rseq area: (glibc|own)\)|per-thread caches), \d+ shards, arena ")
         self.assertIn("slabby:   SLABBY_RETAIN_MAX=8M (environment)", r.stderr)
         self.assertIn("slabby:   SLABBY_ARENA_SIZE=64G (default)", r.stderr)
+
+    def test_caching_mode_follows_slabby_percpu_and_glibc_rseq(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU": "0"})
+        self.assertRegex(r.stderr, r"active in pid \d+: per-thread caches, ")
+        self.assertIn("SLABBY_PERCPU=0 (environment)", r.stderr)
+        # glibc's rseq off: slabby registers its own area where the kernel has rseq.
+        r = run({"SLABBY_VERBOSE": "1", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"})
+        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area: own\)|"
+                         r"per-thread caches), ")
+        r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU": "0"})
+        self.assertIn("per-thread caches)", r.stderr.splitlines()[0])
+
+    def test_shards_and_cache_line(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_SHARDS": "3", "SLABBY_CACHE_LINE": "256"})
+        self.assertIn(", 3 shards, ", r.stderr)
+        self.assertIn("SLABBY_CACHE_LINE=256 (environment)", r.stderr)
+        for bad in ({"SLABBY_CACHE_LINE": "100"}, {"SLABBY_SHARDS": "65"}, {"SLABBY_SHARDS": "-1"},
+                    {"SLABBY_PERCPU": "maybe"}):
+            with self.subTest(env=bad):
+                r = run(bad)
+                self.assertEqual(r.stdout, "apple\nfig\npear\n")
+                self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+                self.assertIn("slabby: invalid " + next(iter(bad)), r.stderr)
 
     def test_arena_size_applies(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_ARENA_SIZE": "1G"})

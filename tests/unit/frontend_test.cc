@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -213,6 +215,13 @@ TEST(FrontendDeathTest, FreeOfAnInteriorPointerOfALargeBlockAborts) {
 namespace slabby {
 namespace {
 
+// Puts the calling thread on its per-thread cache (as a thread without a
+// working rseq area is), whatever mode the process runs in.
+void use_thread_cache() {
+  thread_init();
+  tl_cache.percpu_ok = 0;
+}
+
 // The thread cache in isolation, observed through its bins on a fresh thread.
 TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
   std::thread([] {
@@ -229,6 +238,7 @@ TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
 
 TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
   std::thread([] {
+    use_thread_cache();
     unsigned cls = size_class_of(64);
     std::vector<void*> v;
     for (int i = 0; i < 2000; ++i) v.push_back(malloc_fast(64));
@@ -251,6 +261,7 @@ TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
   slabby_stats before = stats();
   void* survivor = nullptr;
   std::thread([&] {
+    use_thread_cache();
     std::vector<void*> v;
     for (int i = 0; i < 300; ++i) v.push_back(malloc_fast(200));
     survivor = v.back();
@@ -275,13 +286,141 @@ TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
 
 TEST(ThreadCache, DisabledCachesServeEveryCallFromThePools) {
   std::thread([] {
-    thread_init();
+    use_thread_cache();
     for (unsigned c = 1; c < kNumClasses; ++c) tl_cache.bins[c].limit = 0;  // as SLABBY_THREAD_CACHE_BYTES=0
     std::vector<void*> v;
     for (int i = 0; i < 100; ++i) v.push_back(malloc_fast(100));
     for (void* p : v) free_fast(p);
     EXPECT_EQ(tl_cache.bins[size_class_of(100)].count, 0u);
   }).join();
+}
+
+}  // namespace
+}  // namespace slabby
+
+namespace slabby {
+namespace {
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  sched_getaffinity(0, sizeof(set), &set);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+bool pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+class PerCpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    thread_init();
+    if (!g_percpu_mode) GTEST_SKIP() << "rseq unavailable here (or a TSan build): per-thread caches";
+  }
+};
+
+TEST_F(PerCpu, FreedBlocksWaitInTheCpusCacheAndComeBackFromIt) {
+  std::thread([] {
+    thread_init();
+    ASSERT_TRUE(tl_cache.percpu_ok);
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    ASSERT_EQ(percpu_current_cpu(), cpu);
+    unsigned cls = size_class_of(300);
+    std::vector<void*> v;
+    for (int i = 0; i < 20; ++i) v.push_back(malloc_fast(300));
+    uint64_t before[kNumClasses] = {};
+    percpu_cached_blocks(before);
+    for (void* p : v) free_fast(p);
+    uint64_t after[kNumClasses] = {};
+    percpu_cached_blocks(after);
+    EXPECT_EQ(after[cls], before[cls] + 20);
+    // LIFO: the last block freed on this CPU is the next one handed out.
+    EXPECT_EQ(malloc_fast(300), v.back());
+    free_fast(v.back());
+    EXPECT_EQ(stats().cache_mode, static_cast<uint32_t>(SLABBY_CACHE_PER_CPU));
+  }).join();
+}
+
+TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
+  std::thread([] {
+    thread_init();
+    ASSERT_TRUE(pin_to(allowed_cpus()[0]));
+    unsigned cls = size_class_of(1000);
+    uint32_t cap = g_rt.cache_limit[cls];
+    std::vector<void*> v;
+    for (uint32_t i = 0; i < 5 * cap; ++i) v.push_back(malloc_fast(1000));
+    for (void* p : v) {
+      free_fast(p);
+      uint64_t cached[kNumClasses] = {};
+      percpu_cached_blocks(cached);
+      // Other CPUs may hold some too; this one holds at most cap.
+      ASSERT_LE(cached[cls], cap * allowed_cpus().size());
+    }
+  }).join();
+}
+
+// Threads are moved between CPUs in the middle of their allocate/free loops;
+// contents stay intact and every block is accounted for at the end.
+TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
+  std::vector<int> cpus = allowed_cpus();
+  slabby_stats before = stats();
+  constexpr int kThreads = 4;
+  std::atomic<bool> bad{false};
+  std::mutex mu;
+  std::vector<uint64_t*> handoff;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      std::vector<std::pair<uint64_t*, size_t>> mine;
+      for (int i = 0; i < 30000; ++i) {
+        if (i % 500 == 0) pin_to(cpus[rng() % cpus.size()]);
+        if (mine.size() < 200 && rng() % 3 != 0) {
+          size_t words = 2 + rng() % 60;
+          auto* p = static_cast<uint64_t*>(malloc_fast(words * 8));
+          for (size_t w = 0; w < words; ++w) p[w] = reinterpret_cast<uintptr_t>(p) + w;
+          mine.emplace_back(p, words);
+        } else if (!mine.empty()) {
+          size_t k = rng() % mine.size();
+          auto [p, words] = mine[k];
+          mine[k] = mine.back();
+          mine.pop_back();
+          for (size_t w = 0; w < words; ++w)
+            if (p[w] != reinterpret_cast<uintptr_t>(p) + w) bad = true;
+          if (rng() % 4 == 0) {  // freed by another thread later
+            std::lock_guard<std::mutex> g(mu);
+            handoff.push_back(p);
+          } else {
+            free_fast(p);
+          }
+        }
+        if (i % 1000 == 999) {
+          std::vector<uint64_t*> take;
+          {
+            std::lock_guard<std::mutex> g(mu);
+            take.swap(handoff);
+          }
+          for (uint64_t* p : take) free_fast(p);
+        }
+      }
+      for (auto& [p, words] : mine) free_fast(p);
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (uint64_t* p : handoff) free_fast(p);
+  EXPECT_FALSE(bad.load()) << "a block was corrupted or handed out twice";
+  slabby_stats after = stats();
+  EXPECT_EQ(after.current_allocations, before.current_allocations);
+  EXPECT_EQ(after.total_allocations - before.total_allocations,
+            after.total_deallocations - before.total_deallocations);
 }
 
 }  // namespace

@@ -1,0 +1,190 @@
+#include "cache/percpu_cache.h"
+
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "cache/thread_cache.h"
+#include "common/lock.h"
+#include "frontend/allocator.h"
+#include "os/os.h"
+#include "runtime/runtime.h"
+
+// glibc >= 2.35 exports where its per-thread rseq area is (declared in
+// <sys/rseq.h>); weak, so slabby still loads on an older glibc (and then
+// registers its own area).
+#pragma weak __rseq_offset
+#pragma weak __rseq_size
+
+namespace slabby {
+
+PerCpuState g_percpu;
+bool g_percpu_mode = false;
+
+namespace {
+
+// slabby's own rseq area, used only where glibc registered none. The
+// initialiser marks it unregistered (cpu_id -1), so a thread that has not
+// registered yet always misses on the fast path.
+__thread struct rseq tl_rseq_area __attribute__((tls_model("initial-exec"))) = {
+    0, static_cast<uint32_t>(RSEQ_CPU_ID_UNINITIALIZED), 0, 0};
+
+enum RseqSource { kRseqNone, kRseqGlibc, kRseqOwn };
+RseqSource g_source = kRseqNone;
+
+// Every class empty and full: the region of every CPU until first use.
+alignas(64) const SlotRange kSentinel[kNumClasses] = {};
+
+Mutex g_region_mu;
+SlotRange g_layout[kNumClasses];  // begin/end of each class in every region
+size_t g_region_bytes = 0;
+
+bool register_own_area() {
+  int saved = errno;
+  long r = syscall(SYS_rseq, &tl_rseq_area, sizeof(tl_rseq_area), 0, RSEQ_SIG);
+  errno = saved;
+  return r == 0;
+}
+
+// The calling CPU's region, created on first use.
+SlotRange* ensure_region(int cpu) {
+  char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+  if (r != reinterpret_cast<const char*>(kSentinel)) return reinterpret_cast<SlotRange*>(r);
+  LockGuard g(g_region_mu);
+  r = g_percpu.regions[cpu];
+  if (r != reinterpret_cast<const char*>(kSentinel)) return reinterpret_cast<SlotRange*>(r);
+  char* mem = static_cast<char*>(os::map_rw(g_region_bytes));
+  if (mem == nullptr) return nullptr;
+  auto* hdr = reinterpret_cast<SlotRange*>(mem);
+  for (unsigned c = 0; c < kNumClasses; ++c) hdr[c] = g_layout[c];
+  __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
+  return hdr;
+}
+
+// True when this thread can use the per-CPU caches right now; sets *cpu.
+bool usable_cpu(int* cpu) {
+  ThreadCache& tc = tl_cache;
+  if (tc.state != kCacheActive) thread_init();
+  if (tc.state != kCacheActive || !tc.percpu_ok) return false;
+  *cpu = percpu_current_cpu();
+  return *cpu >= 0 && *cpu < static_cast<int>(kMaxCpus);
+}
+
+}  // namespace
+
+int percpu_current_cpu() {
+  auto* area = reinterpret_cast<const volatile struct rseq*>(
+      static_cast<char*>(__builtin_thread_pointer()) + g_percpu.rseq_offset);
+  return static_cast<int32_t>(area->cpu_id);
+}
+
+void percpu_init(bool wanted, const uint32_t* cache_limit) {
+  for (unsigned i = 0; i < kMaxCpus; ++i)
+    g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer cannot see the ordering the critical sections give (they
+  // are assembly), so it would report every block passed between threads
+  // through a CPU cache. Its builds test the per-thread caches.
+  wanted = false;
+#endif
+  if (!wanted) return;
+  if (&__rseq_size != nullptr && &__rseq_offset != nullptr && __rseq_size > 0) {
+    g_source = kRseqGlibc;
+    g_percpu.rseq_offset = __rseq_offset;
+  } else if (register_own_area()) {
+    g_source = kRseqOwn;
+    g_percpu.rseq_offset =
+        reinterpret_cast<char*>(&tl_rseq_area) - static_cast<char*>(__builtin_thread_pointer());
+  } else {
+    return;  // no rseq here (old kernel, valgrind, seccomp): per-thread caches
+  }
+  // Slots start after the header, on a cache line; indices are 8-byte words.
+  uint32_t idx = static_cast<uint32_t>(round_up(sizeof(SlotRange) * kNumClasses, 64) / 8);
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    uint32_t cap = c == 0 ? 0 : cache_limit[c];
+    g_layout[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx),
+                            static_cast<uint16_t>(idx + cap), 0};
+    idx += cap;
+  }
+  if (idx > 65535) return;  // does not fit 16-bit indices: stay per-thread
+  g_region_bytes = round_up(size_t{idx} * 8, kPageSize);
+  g_percpu_mode = true;
+}
+
+bool percpu_thread_init() {
+  if (g_source == kRseqOwn && static_cast<int32_t>(tl_rseq_area.cpu_id) < 0) {
+    if (!register_own_area()) return false;
+  }
+  return g_source != kRseqNone && percpu_current_cpu() >= 0;
+}
+
+void* percpu_refill_and_alloc(unsigned cls) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu)) return cache_refill_and_alloc(cls);  // the thread's own cache
+  Bin& counters = tl_cache.bins[cls];
+  if (ensure_region(cpu) == nullptr) return cache_refill_and_alloc(cls);
+  if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
+    counters.allocs++;
+    return p;
+  }
+  CentralPool& pool = g_rt.pools[cls];
+  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
+  if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
+  void* p = c.head;
+  void* rest = *static_cast<void**>(p);
+  while (rest != nullptr) {
+    void* next = *static_cast<void**>(rest);
+    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
+      pool.give(rest, 0);
+      break;
+    }
+    rest = next;
+  }
+  counters.allocs++;
+  return p;
+}
+
+void percpu_flush_and_free(void* p, unsigned cls) noexcept {
+  if (cls == 0) return free_not_small(p);
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return cache_flush_and_free(p, cls);
+  Bin& counters = tl_cache.bins[cls];
+  counters.frees++;
+  if (percpu_push(cls, p)) return;  // the region was just created
+  // Full: move one batch out as a null-terminated chain, then push.
+  CentralPool& pool = g_rt.pools[cls];
+  void* head = nullptr;
+  uint32_t n = 0;
+  while (n < pool.batch_size()) {
+    void* b = percpu_pop(cls);
+    if (b == nullptr) break;
+    *static_cast<void**>(b) = head;
+    head = b;
+    ++n;
+  }
+  pool.give(head, n);
+  if (!percpu_push(cls, p)) {
+    *static_cast<void**>(p) = nullptr;
+    pool.give(p, 1);
+  }
+}
+
+void percpu_cached_blocks(uint64_t* per_class) {
+  if (!g_percpu_mode) return;
+  for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
+    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+    if (r == reinterpret_cast<const char*>(kSentinel)) continue;
+    auto* hdr = reinterpret_cast<SlotRange*>(r);
+    for (unsigned c = 1; c < kNumClasses; ++c)
+      per_class[c] += __atomic_load_n(&hdr[c].cur, __ATOMIC_RELAXED) - hdr[c].begin;
+  }
+}
+
+const char* percpu_rseq_source() {
+  return g_source == kRseqGlibc ? "glibc" : g_source == kRseqOwn ? "own" : "none";
+}
+
+}  // namespace slabby

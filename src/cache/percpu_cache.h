@@ -1,0 +1,155 @@
+// slabby: per-CPU caches on restartable sequences (rseq).
+//
+// Each CPU has a region: a header of one {begin, cur, end} triple of 16-bit
+// slot indices per size class, then the slots (8-byte block pointers).
+// Indices count 8-byte words from the region's start. Class c's cached
+// blocks are slots [begin, cur); a pop reads slot cur-1 and commits cur-1, a
+// push writes slot cur and commits cur+1. Each operation is one rseq
+// critical section whose commit is a single 16-bit store, so a thread
+// preempted, migrated or signalled inside it restarts from the top and the
+// CPU's cache is never seen half-updated.
+//
+// The rseq area is glibc's (found through __rseq_offset, glibc >= 2.35);
+// only where glibc did not register one does slabby register its own, per
+// thread. The kernel-owned fields are only read (USER-EXPECTATIONS 25); the
+// only field written is rseq_cs, as the ABI intends.
+//
+// Invariants:
+// - regions[cpu] is a real region or the shared read-only sentinel, whose
+//   triples are all {0, 0, 0}: a pop finds it empty and a push finds it full,
+//   so the first use on a CPU takes the slow path, which creates the region.
+//   No "initialised?" branch on the fast path.
+// - begin <= cur <= end for every class of every region; only critical
+//   sections running on that CPU change cur.
+// - A cpu_id outside [0, kMaxCpus) (uninitialised, registration failed)
+//   sends the call to the slow path, which serves it from the thread's cache.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/base.h"
+#include "frontend/size_class.h"
+
+namespace slabby {
+
+inline constexpr unsigned kMaxCpus = 1024;
+
+struct SlotRange {
+  uint16_t begin;
+  uint16_t cur;
+  uint16_t end;
+  uint16_t unused;
+};
+static_assert(sizeof(SlotRange) == 8, "the asm indexes triples by cls * 8");
+
+struct PerCpuState {
+  long rseq_offset;            // thread pointer to the rseq area (all threads alike)
+  char* regions[kMaxCpus];     // a region, or the sentinel
+};
+extern PerCpuState g_percpu;
+// True when the per-CPU caches are in use (rseq works and SLABBY_PERCPU=1).
+extern bool g_percpu_mode;
+
+// The critical sections. They return nullptr / false on any miss (empty,
+// full, unknown CPU); the caller's slow path sorts out which.
+SLABBY_INLINE void* percpu_pop(unsigned cls) {
+  void* result;
+  char** table = g_percpu.regions;
+  asm goto(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "3:\n\t"
+      ".long 0, 0\n\t"
+      ".quad 1f, (2f - 1f), 4f\n\t"
+      ".popsection\n\t"
+      "0:\n\t"
+      "leaq 3b(%%rip), %%rax\n\t"
+      "movq %%rax, %%fs:8(%[off])\n\t"
+      "1:\n\t"
+      "movl %%fs:4(%[off]), %%eax\n\t"
+      "cmpl %[ncpu], %%eax\n\t"
+      "jae %l[miss]\n\t"
+      "movq (%[table], %%rax, 8), %%rdx\n\t"
+      "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
+      "cmpw (%%rdx, %[cls], 8), %%ax\n\t"
+      "je %l[miss]\n\t"
+      "movq -8(%%rdx, %%rax, 8), %[result]\n\t"
+      "subl $1, %%eax\n\t"
+      "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
+      "2:\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"  // ud1 <sig>(%rip), %edi: the signature before abort_ip
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      "jmp 0b\n\t"
+      ".popsection\n\t"
+      : [result] "=&r"(result)
+      : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
+        [cls] "r"(static_cast<uintptr_t>(cls)), [ncpu] "i"(kMaxCpus)
+      : "rax", "rdx", "memory", "cc"
+      : miss);
+  return result;
+miss:
+  return nullptr;
+}
+
+SLABBY_INLINE bool percpu_push(unsigned cls, void* p) {
+  char** table = g_percpu.regions;
+  asm goto(
+      ".pushsection __rseq_cs, \"aw\"\n\t"
+      ".balign 32\n\t"
+      "3:\n\t"
+      ".long 0, 0\n\t"
+      ".quad 1f, (2f - 1f), 4f\n\t"
+      ".popsection\n\t"
+      "0:\n\t"
+      "leaq 3b(%%rip), %%rax\n\t"
+      "movq %%rax, %%fs:8(%[off])\n\t"
+      "1:\n\t"
+      "movl %%fs:4(%[off]), %%eax\n\t"
+      "cmpl %[ncpu], %%eax\n\t"
+      "jae %l[miss]\n\t"
+      "movq (%[table], %%rax, 8), %%rdx\n\t"
+      "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
+      "cmpw 4(%%rdx, %[cls], 8), %%ax\n\t"
+      "je %l[miss]\n\t"
+      "movq %[p], (%%rdx, %%rax, 8)\n\t"
+      "addl $1, %%eax\n\t"
+      "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
+      "2:\n\t"
+      ".pushsection __rseq_failure, \"ax\"\n\t"
+      ".byte 0x0f, 0xb9, 0x3d\n\t"
+      ".long 0x53053053\n\t"
+      "4:\n\t"
+      "jmp 0b\n\t"
+      ".popsection\n\t"
+      :
+      : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
+        [cls] "r"(static_cast<uintptr_t>(cls)), [p] "r"(p), [ncpu] "i"(kMaxCpus)
+      : "rax", "rdx", "memory", "cc"
+      : miss);
+  return true;
+miss:
+  return false;
+}
+
+// Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
+// initialising thread. cache_limit: slots per class per CPU.
+void percpu_init(bool wanted, const uint32_t* cache_limit);
+// Per thread, on its first call: registers slabby's own rseq area where glibc
+// has none. Returns false when this thread cannot use the per-CPU caches.
+bool percpu_thread_init();
+// The CPU the thread runs on per its rseq area, or -1.
+int percpu_current_cpu();
+
+// Slow paths of the per-CPU fast paths (percpu_cache.cc).
+void* percpu_refill_and_alloc(unsigned cls) noexcept;
+void percpu_flush_and_free(void* p, unsigned cls) noexcept;
+
+// Blocks cached per class over all CPUs (racy snapshot, for stats).
+void percpu_cached_blocks(uint64_t* per_class);
+// "glibc" or "own" rseq area, or "none".
+const char* percpu_rseq_source();
+
+}  // namespace slabby
