@@ -91,6 +91,10 @@ void percpu_init(bool wanted, const uint32_t* cache_limit) {
   wanted = false;
 #endif
   if (!wanted) return;
+  // The sections index the region table by cpu_id without a bounds check:
+  // every possible CPU must have a slot.
+  unsigned possible = os::possible_cpus();
+  if (possible == 0 || possible > kMaxCpus) return;
   if (&__rseq_size != nullptr && &__rseq_offset != nullptr && __rseq_size > 0) {
     g_source = kRseqGlibc;
     g_percpu.rseq_offset = __rseq_offset;
@@ -121,11 +125,32 @@ bool percpu_thread_init() {
   return g_source != kRseqNone && percpu_current_cpu() >= 0;
 }
 
+void* percpu_alloc(unsigned cls) noexcept {
+  void* p = percpu_pop(cls);
+  if (SLABBY_LIKELY(p != nullptr)) {
+    tl_cache.bins[cls].allocs++;
+    return p;
+  }
+  return percpu_refill_and_alloc(cls);
+}
+
+void percpu_free(void* p, unsigned cls) noexcept {
+  // Class 0 (a large block or a stray pointer) has an empty-and-full triple:
+  // the push misses and the slow path sorts it out.
+  if (SLABBY_LIKELY(percpu_push(cls, p))) {
+    tl_cache.bins[cls].frees++;
+    return;
+  }
+  return percpu_flush_and_free(p, cls);
+}
+
 void* percpu_refill_and_alloc(unsigned cls) noexcept {
   int cpu;
-  if (!usable_cpu(&cpu)) return cache_refill_and_alloc(cls);  // the thread's own cache
+  // Without a usable CPU cache (its region could not be mapped): one block
+  // straight from the pool. Never back to the thread's bins: their limit is
+  // 0 for a per-CPU thread, and that path would come back here.
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_alloc(cls);
   Bin& counters = tl_cache.bins[cls];
-  if (ensure_region(cpu) == nullptr) return cache_refill_and_alloc(cls);
   if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
     counters.allocs++;
     return p;
@@ -150,7 +175,7 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
 void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   if (cls == 0) return free_not_small(p);
   int cpu;
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return cache_flush_and_free(p, cls);
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_free(p, cls);
   Bin& counters = tl_cache.bins[cls];
   counters.frees++;
   if (percpu_push(cls, p)) return;  // the region was just created

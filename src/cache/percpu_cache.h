@@ -21,8 +21,10 @@
 //   No "initialised?" branch on the fast path.
 // - begin <= cur <= end for every class of every region; only critical
 //   sections running on that CPU change cur.
-// - A cpu_id outside [0, kMaxCpus) (uninitialised, registration failed)
-//   sends the call to the slow path, which serves it from the thread's cache.
+// - Only a thread whose rseq area is registered (percpu_ok) runs the
+//   sections, so cpu_id is always a real CPU, below the number of possible
+//   CPUs, which init checked is at most kMaxCpus: the sections index the
+//   region table without a bounds check.
 #pragma once
 
 #include <cstddef>
@@ -68,8 +70,6 @@ SLABBY_INLINE void* percpu_pop(unsigned cls) {
       "movq %%rax, %%fs:8(%[off])\n\t"
       "1:\n\t"
       "movl %%fs:4(%[off]), %%eax\n\t"
-      "cmpl %[ncpu], %%eax\n\t"
-      "jae %l[miss]\n\t"
       "movq (%[table], %%rax, 8), %%rdx\n\t"
       "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
       "cmpw (%%rdx, %[cls], 8), %%ax\n\t"
@@ -86,9 +86,11 @@ SLABBY_INLINE void* percpu_pop(unsigned cls) {
       ".popsection\n\t"
       : [result] "=&r"(result)
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(static_cast<uintptr_t>(cls)), [ncpu] "i"(kMaxCpus)
+        [cls] "r"(static_cast<uintptr_t>(cls))
       : "rax", "rdx", "memory", "cc"
       : miss);
+  // Slots never hold nullptr: telling the compiler saves the caller a test.
+  if (result == nullptr) __builtin_unreachable();
   return result;
 miss:
   return nullptr;
@@ -108,8 +110,6 @@ SLABBY_INLINE bool percpu_push(unsigned cls, void* p) {
       "movq %%rax, %%fs:8(%[off])\n\t"
       "1:\n\t"
       "movl %%fs:4(%[off]), %%eax\n\t"
-      "cmpl %[ncpu], %%eax\n\t"
-      "jae %l[miss]\n\t"
       "movq (%[table], %%rax, 8), %%rdx\n\t"
       "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
       "cmpw 4(%%rdx, %[cls], 8), %%ax\n\t"
@@ -126,7 +126,7 @@ SLABBY_INLINE bool percpu_push(unsigned cls, void* p) {
       ".popsection\n\t"
       :
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(static_cast<uintptr_t>(cls)), [p] "r"(p), [ncpu] "i"(kMaxCpus)
+        [cls] "r"(static_cast<uintptr_t>(cls)), [p] "r"(p)
       : "rax", "rdx", "memory", "cc"
       : miss);
   return true;
@@ -143,7 +143,11 @@ bool percpu_thread_init();
 // The CPU the thread runs on per its rseq area, or -1.
 int percpu_current_cpu();
 
-// Slow paths of the per-CPU fast paths (percpu_cache.cc).
+// A per-CPU thread's allocation and free of a small block (the thread's bin
+// missed): one critical section, then the slow path on a miss.
+void* percpu_alloc(unsigned cls) noexcept;
+void percpu_free(void* p, unsigned cls) noexcept;
+// Their slow paths (the CPU's cache was empty / full, or it has no region).
 void* percpu_refill_and_alloc(unsigned cls) noexcept;
 void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 

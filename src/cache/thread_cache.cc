@@ -23,7 +23,9 @@ uint32_t next_fill(Bin& b) {
   return n;
 }
 
-SLABBY_COLD void* uncached_alloc(unsigned cls) {
+}  // namespace
+
+void* uncached_alloc(unsigned cls) noexcept {
   CentralPool& pool = g_rt.pools[cls];
   BlockChain c = pool.take(1, current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);
@@ -32,21 +34,20 @@ SLABBY_COLD void* uncached_alloc(unsigned cls) {
   return c.head;
 }
 
-SLABBY_COLD void uncached_free(void* p, unsigned cls) {
+void uncached_free(void* p, unsigned cls) noexcept {
   *static_cast<void**>(p) = nullptr;
   g_rt.pools[cls].give(p, 1);
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-}  // namespace
-
 void* cache_refill_and_alloc(unsigned cls) noexcept {
   ThreadCache& tc = tl_cache;
+  if (tc.percpu_ok) return percpu_alloc(cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
     if (tc.state == kCacheDead) return uncached_alloc(cls);
     thread_init();
     if (tc.state != kCacheActive) return uncached_alloc(cls);
-    if (tc.percpu_ok) return percpu_refill_and_alloc(cls);
+    if (tc.percpu_ok) return percpu_alloc(cls);
   }
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
@@ -68,11 +69,12 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
 
 void cache_flush_and_free(void* p, unsigned cls) noexcept {
   ThreadCache& tc = tl_cache;
+  if (tc.percpu_ok) return percpu_free(p, cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
     if (tc.state == kCacheDead) return uncached_free(p, cls);
     thread_init();
     if (tc.state != kCacheActive) return uncached_free(p, cls);
-    if (tc.percpu_ok) return percpu_flush_and_free(p, cls);
+    if (tc.percpu_ok) return percpu_free(p, cls);
   }
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)

@@ -50,6 +50,11 @@ extern __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
 void* cache_refill_and_alloc(unsigned cls) noexcept;  // nullptr + ENOMEM when out of memory
 void cache_flush_and_free(void* p, unsigned cls) noexcept;
 
+// One block straight from / to the central pool, counted apart (threads
+// after their teardown, and per-CPU threads when their CPU has no cache).
+void* uncached_alloc(unsigned cls) noexcept;
+void uncached_free(void* p, unsigned cls) noexcept;
+
 // Called from the pthread key destructor: returns everything to the pools.
 void cache_teardown(ThreadCache* tc);
 

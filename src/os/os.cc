@@ -110,6 +110,31 @@ unsigned usable_cpus() {
   return n;
 }
 
+unsigned possible_cpus() {
+  ErrnoKeeper keep;
+  int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[256];
+  ssize_t len = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (len <= 0) return 0;
+  // A list of ranges such as "0-63" or "0,2-5": the highest number counts.
+  unsigned highest = 0, cur = 0;
+  bool digits = false;
+  for (ssize_t i = 0; i < len; ++i) {
+    if (buf[i] >= '0' && buf[i] <= '9') {
+      cur = cur * 10 + static_cast<unsigned>(buf[i] - '0');
+      digits = true;
+    } else {
+      if (digits && cur > highest) highest = cur;
+      cur = 0;
+      digits = false;
+    }
+  }
+  if (digits && cur > highest) highest = cur;
+  return highest + 1;
+}
+
 uint64_t madvise_calls() { return g_madvise_calls.load(std::memory_order_relaxed); }
 uint64_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }
 

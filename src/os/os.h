@@ -30,6 +30,10 @@ void* map_rw(size_t bytes);
 // quota (cpu.max) when one is set. At least 1.
 unsigned usable_cpus();
 
+// Number of possible CPUs (highest CPU id + 1) from
+// /sys/devices/system/cpu/possible; 0 when it cannot be read.
+unsigned possible_cpus();
+
 uint64_t madvise_calls();
 uint64_t purged_bytes();
 

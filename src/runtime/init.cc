@@ -182,6 +182,10 @@ void thread_init() {
   if (tc.state != kCacheUninit) return;
   for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
   tc.percpu_ok = g_percpu_mode && percpu_thread_init();
+  // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
+  // always miss into the per-CPU path (see frontend/allocator.h).
+  if (tc.percpu_ok)
+    for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = 0;
   tc.state = kCacheActive;
   {
     LockGuard g(g_rt.registry_mu);

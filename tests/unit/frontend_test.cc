@@ -220,6 +220,8 @@ namespace {
 void use_thread_cache() {
   thread_init();
   tl_cache.percpu_ok = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c)
+    tl_cache.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
 }
 
 // The thread cache in isolation, observed through its bins on a fresh thread.
@@ -229,7 +231,9 @@ TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
     void* p = malloc_fast(40);
     EXPECT_EQ(tl_cache.state, kCacheActive);
     unsigned cls = size_class_of(40);
-    EXPECT_EQ(tl_cache.bins[cls].limit, g_rt.cache_limit[cls]);
+    // A per-CPU thread's bins only count: limit 0 sends every call on to
+    // the CPU's cache.
+    EXPECT_EQ(tl_cache.bins[cls].limit, tl_cache.percpu_ok ? 0u : g_rt.cache_limit[cls]);
     // Slow start: the first refill takes a few blocks, not half the bin.
     EXPECT_LE(tl_cache.bins[cls].count, 4u);
     free_fast(p);

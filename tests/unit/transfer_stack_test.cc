@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -13,8 +14,9 @@ namespace {
 // Nodes carved from a private mapping standing in for the arena.
 struct Arena {
   explicit Arena(size_t bytes) : size(bytes) {
-    base = static_cast<char*>(mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) abort();
+    base = static_cast<char*>(p);
   }
   ~Arena() { munmap(base, size); }
   void* node(size_t i) { return base + i * 16; }
