@@ -30,18 +30,27 @@ size_t usable_size_impl(const void* p) noexcept;
 void* fallback_alloc(size_t n, size_t align) noexcept;
 
 // The thread's bin first: in per-thread mode that is the whole fast path. A
-// thread on the per-CPU caches keeps its bins empty with limit 0, so both
-// checks miss and the miss path (cache_refill_and_alloc, cache_flush_and_free)
-// goes on to the CPU's cache. Per-thread mode pays nothing for per-CPU mode,
-// and per-CPU mode pays one predictable miss plus a jump.
+// thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
+// check misses and the per-CPU critical section follows inline. Per-thread
+// mode reaches the percpu_ok test only on a miss, so it pays nothing for
+// per-CPU mode; per-CPU mode pays one predictable miss.
 SLABBY_INLINE void* alloc_in_class(unsigned cls) noexcept {
-  Bin& b = tl_cache.bins[cls];
+  ThreadCache& tc = tl_cache;
+  Bin& b = tc.bins[cls];
   void* p = b.head;
   if (SLABBY_LIKELY(p != nullptr)) {
     b.head = *static_cast<void**>(p);
     b.count--;
     b.allocs++;
     return p;
+  }
+  if (SLABBY_LIKELY(tc.percpu_ok)) {
+    p = percpu_pop(cls);
+    if (SLABBY_LIKELY(p != nullptr)) {
+      b.allocs++;
+      return p;
+    }
+    return percpu_refill_and_alloc(cls);
   }
   return cache_refill_and_alloc(cls);
 }
@@ -56,13 +65,23 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
   if (SLABBY_LIKELY(off < h.size())) {
     unsigned cls = h.class_map()[off >> kPageShift];
-    Bin& b = tl_cache.bins[cls];
+    ThreadCache& tc = tl_cache;
+    Bin& b = tc.bins[cls];
     if (SLABBY_LIKELY(b.count < b.limit)) {
       *static_cast<void**>(p) = b.head;
       b.head = p;
       b.count++;
       b.frees++;
       return;
+    }
+    if (SLABBY_LIKELY(tc.percpu_ok)) {
+      // Class 0 (large or stray pointer) has an empty-and-full triple: the
+      // push misses and the slow path sorts it out.
+      if (SLABBY_LIKELY(percpu_push(cls, p))) {
+        b.frees++;
+        return;
+      }
+      return percpu_flush_and_free(p, cls);
     }
     if (cls != 0) return cache_flush_and_free(p, cls);
     return free_not_small(p);
