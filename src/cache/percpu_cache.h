@@ -55,7 +55,7 @@ extern bool g_percpu_mode;
 
 // The critical sections. They return nullptr / false on any miss (empty,
 // full, unknown CPU); the caller's slow path sorts out which.
-SLABBY_INLINE void* percpu_pop(unsigned cls) {
+SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
   void* result;
   char** table = g_percpu.regions;
   asm goto(
@@ -86,7 +86,7 @@ SLABBY_INLINE void* percpu_pop(unsigned cls) {
       ".popsection\n\t"
       : [result] "=&r"(result)
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(static_cast<uintptr_t>(cls))
+        [cls] "r"(cls)
       : "rax", "rdx", "memory", "cc"
       : miss);
   // Slots never hold nullptr: telling the compiler saves the caller a test.
@@ -96,7 +96,7 @@ miss:
   return nullptr;
 }
 
-SLABBY_INLINE bool percpu_push(unsigned cls, void* p) {
+SLABBY_INLINE bool percpu_push(uintptr_t cls, void* p) {
   char** table = g_percpu.regions;
   asm goto(
       ".pushsection __rseq_cs, \"aw\"\n\t"
@@ -126,7 +126,7 @@ SLABBY_INLINE bool percpu_push(unsigned cls, void* p) {
       ".popsection\n\t"
       :
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(static_cast<uintptr_t>(cls)), [p] "r"(p)
+        [cls] "r"(cls), [p] "r"(p)
       : "rax", "rdx", "memory", "cc"
       : miss);
   return true;

@@ -53,7 +53,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
     b.head = *static_cast<void**>(p);
-    b.count--;
+    b.space++;
     b.allocs++;
     return p;
   }
@@ -61,8 +61,15 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
   BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
   void* p = c.head;
-  b.head = *static_cast<void**>(p);
-  b.count = c.count - 1;
+  void* rest = *static_cast<void**>(p);
+  uint32_t n = c.count - 1;
+  if (n > b.limit) {  // a transfer batch larger than this bin (its limit was lowered)
+    pool.give(rest, n);
+    rest = nullptr;
+    n = 0;
+  }
+  b.head = rest;
+  b.space = static_cast<int32_t>(b.limit - n);
   b.allocs++;
   return p;
 }
@@ -83,22 +90,23 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
     g_rt.pools[cls].give(p, 1);
     return;
   }
-  if (b.count >= b.limit) {
+  if (b.space <= 0) {
     // Flush one batch (the first `n` blocks of the bin) as a null-terminated
     // chain: exactly batch_size blocks, so it can go to the transfer stack.
     CentralPool& pool = g_rt.pools[cls];
-    uint32_t n = pool.batch_size() < b.count ? pool.batch_size() : b.count;
+    uint32_t held = bin_count(b);
+    uint32_t n = pool.batch_size() < held ? pool.batch_size() : held;
     void* first = b.head;
     void* last = first;
     for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
     b.head = *static_cast<void**>(last);
     *static_cast<void**>(last) = nullptr;
-    b.count -= n;
+    b.space += static_cast<int32_t>(n);
     pool.give(first, n);
   }
   *static_cast<void**>(p) = b.head;
   b.head = p;
-  b.count++;
+  b.space--;
   b.frees++;
 }
 
@@ -107,9 +115,9 @@ void cache_teardown(ThreadCache* tc) {
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc->bins[c];
-    if (b.count > 0) g_rt.pools[c].give(b.head, b.count);
+    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
     b.head = nullptr;
-    b.count = 0;
+    b.space = 0;
     b.limit = 0;
   }
   LockGuard g(g_rt.registry_mu);

@@ -2,13 +2,14 @@
 //
 // It lives directly in initial-exec TLS, zero-initialised, so a thread's
 // first malloc finds every bin empty (head == nullptr) and its first free
-// finds every bin full (count >= limit == 0): both land in the slow path,
+// finds every bin full (space == limit == 0): both land in the slow path,
 // which initialises. The fast paths never ask "initialized?".
 //
 // Invariants (touched only by the owning thread, except that stats readers
 // read the counters and fork/exit handlers run when the owner cannot run):
-// - bins[c] holds `count` free blocks of class c, linked through their first
-//   word from `head`; count <= limit unless limit == 0 (then count == 0).
+// - bins[c] holds limit - space free blocks of class c, linked through their
+//   first word from `head` (null-terminated); 0 <= space <= limit between
+//   calls.
 // - bins[0] is never used: class 0 means "not a small block", so its limit
 //   stays 0 and free() of such a pointer always reaches the slow path.
 // - In per-CPU mode the bins only count (allocs/frees); blocks are cached in
@@ -26,7 +27,9 @@ namespace slabby {
 
 struct Bin {
   void* head;
-  uint32_t count;
+  int32_t space;    // room left: limit - blocks held. The fast free is
+                    // "if (--space >= 0) push", one instruction and a branch;
+                    // a miss undoes the decrement before anything else.
   uint16_t limit;
   uint16_t fill;    // blocks the next refill takes: starts small, doubles up to
                     // limit / 2, so a thread using a class once touches little
@@ -43,6 +46,14 @@ struct ThreadCache {
   ThreadCache* next;  // registry of live caches (for stats and fork)
   ThreadCache* prev;
 };
+
+// Blocks a bin holds.
+inline uint32_t bin_count(const Bin& b) { return static_cast<uint32_t>(b.limit - b.space); }
+// Changes a bin's limit, keeping its blocks (tests and thread init).
+inline void bin_set_limit(Bin& b, uint32_t limit) {
+  b.space += static_cast<int32_t>(limit) - b.limit;
+  b.limit = static_cast<uint16_t>(limit);
+}
 
 extern __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
 

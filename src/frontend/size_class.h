@@ -58,23 +58,15 @@ constexpr std::array<uint32_t, kNumClasses> make_slab_pages(const std::array<uin
   return pages;
 }
 
-// Lookup tables. Up to 1024 bytes every class boundary is a multiple of 16,
-// above it a multiple of 128, so two direct-indexed byte tables are exact.
-constexpr std::array<uint8_t, 1024 / 16 + 1> make_small_table(const std::array<uint32_t, kNumClasses>& sizes) {
-  std::array<uint8_t, 1024 / 16 + 1> t{};
+// The lookup table: every class size is a multiple of 16, so one byte per
+// 16-byte step up to 32 KiB (2 KiB in all) maps a size to its class exactly,
+// with a single bounds check on the fast path.
+constexpr std::array<uint8_t, kMaxSmallSize / 16 + 1> make_class_table(
+    const std::array<uint32_t, kNumClasses>& sizes) {
+  std::array<uint8_t, kMaxSmallSize / 16 + 1> t{};
   unsigned c = 1;
   for (size_t i = 0; i < t.size(); ++i) {
     size_t need = i * 16;
-    while (sizes[c] < need) ++c;
-    t[i] = static_cast<uint8_t>(c);
-  }
-  return t;
-}
-constexpr std::array<uint8_t, kMaxSmallSize / 128 + 1> make_mid_table(const std::array<uint32_t, kNumClasses>& sizes) {
-  std::array<uint8_t, kMaxSmallSize / 128 + 1> t{};
-  unsigned c = 1;
-  for (size_t i = 0; i < t.size(); ++i) {
-    size_t need = i * 128;
     while (sizes[c] < need) ++c;
     t[i] = static_cast<uint8_t>(c);
   }
@@ -85,17 +77,13 @@ constexpr std::array<uint8_t, kMaxSmallSize / 128 + 1> make_mid_table(const std:
 
 inline constexpr std::array<uint32_t, kNumClasses> kClassSize = size_class_detail::make_sizes();
 inline constexpr std::array<uint32_t, kNumClasses> kSlabPages = size_class_detail::make_slab_pages(kClassSize);
-inline constexpr auto kSmallTable = size_class_detail::make_small_table(kClassSize);
-inline constexpr auto kMidTable = size_class_detail::make_mid_table(kClassSize);
+inline constexpr auto kClassTable = size_class_detail::make_class_table(kClassSize);
 
 static_assert(kClassSize[kNumClasses - 1] == kMaxSmallSize, "last class is the largest small size");
 static_assert(kNumClasses <= 64, "fits SLABBY_MAX_CLASSES");
 
 // n must be <= kMaxSmallSize. malloc(0) gets the 16-byte class.
-SLABBY_INLINE unsigned size_class_of(size_t n) {
-  if (SLABBY_LIKELY(n <= 1024)) return kSmallTable[(n + 15) >> 4];
-  return kMidTable[(n + 127) >> 7];
-}
+SLABBY_INLINE unsigned size_class_of(size_t n) { return kClassTable[(n + 15) >> 4]; }
 
 constexpr size_t class_size(unsigned cls) { return kClassSize[cls]; }
 constexpr size_t slab_bytes(unsigned cls) { return size_t{kSlabPages[cls]} * kPageSize; }

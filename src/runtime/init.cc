@@ -180,12 +180,12 @@ void thread_init() {
   if (!ensure_init()) return;
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheUninit) return;
-  for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
+  for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tc.bins[c], g_rt.cache_limit[c]);
   tc.percpu_ok = g_percpu_mode && percpu_thread_init();
   // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
   // always miss into the per-CPU path (see frontend/allocator.h).
   if (tc.percpu_ok)
-    for (unsigned c = 1; c < kNumClasses; ++c) tc.bins[c].limit = 0;
+    for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tc.bins[c], 0);
   tc.state = kCacheActive;
   {
     LockGuard g(g_rt.registry_mu);

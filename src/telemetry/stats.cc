@@ -36,7 +36,9 @@ void collect_stats(slabby_stats* out) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
         allocs[c] += __atomic_load_n(&t->bins[c].allocs, __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->bins[c].frees, __ATOMIC_RELAXED);
-        cached[c] += __atomic_load_n(&t->bins[c].count, __ATOMIC_RELAXED);
+        cached[c] += static_cast<uint32_t>(
+            __atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
+            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
     out->threads_live = g_rt.threads_live;

@@ -45,7 +45,10 @@ export PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig"
 cc "$tmp/app.c" -o "$tmp/app_pc" $(pkg-config --cflags --libs slabby_malloc)
 LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/app_pc"
 # The shared library is linked, not just present.
-LD_LIBRARY_PATH="$tmp/prefix/lib" ldd "$tmp/app_pc" | grep -q libslabby_malloc
+# (Captured first: "ldd | grep -q" under pipefail fails whenever grep exits
+# before ldd has written everything.)
+deps=$(LD_LIBRARY_PATH="$tmp/prefix/lib" ldd "$tmp/app_pc")
+grep -q libslabby_malloc <<<"$deps"
 cc "$tmp/app.c" -o "$tmp/app_pc_static" -static-libgcc $(pkg-config --cflags slabby_malloc) \
   "$tmp/prefix/lib/libslabby_malloc.a" $(pkg-config --libs-only-other --static slabby_malloc) \
   -lpthread -lstdc++

@@ -220,8 +220,7 @@ namespace {
 void use_thread_cache() {
   thread_init();
   tl_cache.percpu_ok = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c)
-    tl_cache.bins[c].limit = static_cast<uint16_t>(g_rt.cache_limit[c]);
+  for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tl_cache.bins[c], g_rt.cache_limit[c]);
 }
 
 // The thread cache in isolation, observed through its bins on a fresh thread.
@@ -235,7 +234,7 @@ TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
     // the CPU's cache.
     EXPECT_EQ(tl_cache.bins[cls].limit, tl_cache.percpu_ok ? 0u : g_rt.cache_limit[cls]);
     // Slow start: the first refill takes a few blocks, not half the bin.
-    EXPECT_LE(tl_cache.bins[cls].count, 4u);
+    EXPECT_LE(bin_count(tl_cache.bins[cls]), 4u);
     free_fast(p);
   }).join();
 }
@@ -251,7 +250,7 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
     uint64_t flushes_before = g_rt.pools[cls].stats().flushes;
     for (void* p : v) {
       free_fast(p);
-      ASSERT_LE(tl_cache.bins[cls].count, limit);
+      ASSERT_LE(bin_count(tl_cache.bins[cls]), limit);
     }
     uint64_t flushes = g_rt.pools[cls].stats().flushes - flushes_before;
     // Each flush leaves the bin half full, so it takes limit/2 frees to refill it.
@@ -271,14 +270,14 @@ TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
     survivor = v.back();
     v.pop_back();
     for (void* p : v) free_fast(p);
-    EXPECT_GT(tl_cache.bins[cls].count, 0u);
+    EXPECT_GT(bin_count(tl_cache.bins[cls]), 0u);
     // Runs after slabby's TSD destructor in the same round or a later one:
     // must not resurrect the cache.
     static pthread_key_t key;
     pthread_key_create(&key, [](void*) {
       void* q = malloc_fast(200);
       free_fast(q);
-      EXPECT_EQ(tl_cache.bins[size_class_of(200)].count, 0u);
+      EXPECT_EQ(bin_count(tl_cache.bins[size_class_of(200)]), 0u);
     });
     pthread_setspecific(key, &key);
   }).join();
@@ -291,11 +290,11 @@ TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
 TEST(ThreadCache, DisabledCachesServeEveryCallFromThePools) {
   std::thread([] {
     use_thread_cache();
-    for (unsigned c = 1; c < kNumClasses; ++c) tl_cache.bins[c].limit = 0;  // as SLABBY_THREAD_CACHE_BYTES=0
+    for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tl_cache.bins[c], 0);  // as SLABBY_THREAD_CACHE_BYTES=0
     std::vector<void*> v;
     for (int i = 0; i < 100; ++i) v.push_back(malloc_fast(100));
     for (void* p : v) free_fast(p);
-    EXPECT_EQ(tl_cache.bins[size_class_of(100)].count, 0u);
+    EXPECT_EQ(bin_count(tl_cache.bins[size_class_of(100)]), 0u);
   }).join();
 }
 
