@@ -17,6 +17,7 @@
 
 #include "frontend/allocator.h"
 #include "heap/page_heap.h"
+#include "runtime/background.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
 
@@ -91,10 +92,10 @@ EXPORT size_t malloc_usable_size(void* p) noexcept { return usable_size_impl(p);
 // them keeps programs that set M_ARENA_MAX and the like running unchanged.
 EXPORT int mallopt(int, int) noexcept { return 1; }
 
-EXPORT int malloc_trim(size_t) noexcept {
-  if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
-  return g_rt.heap.purge_all() > 0 ? 1 : 0;
-}
+// Returns to the OS everything free right now: this thread's cache, every
+// CPU's cache, the transfer stacks, spare slabs and all free pages. 1 if any
+// memory was released (glibc's meaning).
+EXPORT int malloc_trim(size_t) noexcept { return release_all_now() > 0 ? 1 : 0; }
 
 EXPORT struct mallinfo2 mallinfo2() noexcept {
   static slabby_stats s;  // 6 KiB: not on the caller's stack

@@ -79,6 +79,12 @@ typedef struct slabby_stats {
   uint64_t metadata_bytes;       /* span descriptors, page map, class map */
   uint64_t purged_bytes;         /* bytes returned with MADV_DONTNEED, ever */
   uint64_t madvise_calls;        /* MADV_DONTNEED calls, ever */
+  uint64_t retained_bytes;       /* free pages purged but kept reserved for reuse */
+  uint64_t purge_passes;         /* purges that returned memory (cap, decay or trim) */
+  uint64_t decay_purged_bytes;   /* of purged_bytes, returned because they aged out */
+  uint64_t mappings;             /* memory mappings slabby holds */
+  uint32_t background_thread;    /* 1 while the background purger runs */
+  uint32_t reserved1;
 
   uint64_t threads_live; /* threads with an active cache */
   uint64_t threads_exited;

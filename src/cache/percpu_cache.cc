@@ -1,5 +1,6 @@
 #include "cache/percpu_cache.h"
 
+#include <sched.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "common/lock.h"
 #include "frontend/allocator.h"
 #include "os/os.h"
+#include "runtime/background.h"
 #include "runtime/runtime.h"
 
 // glibc >= 2.35 exports where its per-thread rseq area is (declared in
@@ -39,6 +41,10 @@ RseqSource g_source = kRseqNone;
 alignas(64) const SlotRange kSentinel[kNumClasses] = {};
 
 Mutex g_region_mu;
+// Misses (refills and flushes) per CPU, counted in the slow paths only; the
+// background drainer compares them between passes to find idle CPUs.
+std::atomic<uint64_t> g_cpu_misses[kMaxCpus];
+uint64_t g_cpu_misses_seen[kMaxCpus];
 SlotRange g_layout[kNumClasses];  // begin/end of each class in every region
 size_t g_region_bytes = 0;
 
@@ -151,6 +157,7 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   // 0 for a per-CPU thread, and that path would come back here.
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_alloc(cls);
   Bin& counters = tl_cache.bins[cls];
+  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
     counters.allocs++;
     return p;
@@ -178,6 +185,7 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_free(p, cls);
   Bin& counters = tl_cache.bins[cls];
   counters.frees++;
+  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return;  // the region was just created
   // Full: move one batch out as a null-terminated chain, then push.
   CentralPool& pool = g_rt.pools[cls];
@@ -195,6 +203,41 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
     *static_cast<void**>(p) = nullptr;
     pool.give(p, 1);
   }
+  maybe_start_background();
+}
+
+uint64_t percpu_drain_idle(bool all) {
+  if (!g_percpu_mode || !tl_cache.percpu_ok) return 0;
+  cpu_set_t saved;
+  if (sched_getaffinity(0, sizeof(saved), &saved) != 0) return 0;
+  uint64_t drained = 0;
+  for (int cpu = 0; cpu < static_cast<int>(kMaxCpus); ++cpu) {
+    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+    if (r == reinterpret_cast<const char*>(kSentinel)) continue;
+    uint64_t misses = g_cpu_misses[cpu].load(std::memory_order_relaxed);
+    bool idle = misses == g_cpu_misses_seen[cpu];
+    g_cpu_misses_seen[cpu] = misses;
+    if (!idle && !all) continue;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0) continue;  // not ours to run on
+    // The pops are critical sections on whatever CPU this thread is on; if
+    // the kernel moved it anyway, they drain that CPU instead: still safe.
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      void* head = nullptr;
+      uint32_t n = 0;
+      while (void* b = percpu_pop(c)) {
+        *static_cast<void**>(b) = head;
+        head = b;
+        ++n;
+      }
+      if (n > 0) g_rt.pools[c].give(head, n);
+      drained += n;
+    }
+  }
+  sched_setaffinity(0, sizeof(saved), &saved);
+  return drained;
 }
 
 void percpu_cached_blocks(uint64_t* per_class) {

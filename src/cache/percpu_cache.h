@@ -151,6 +151,12 @@ void percpu_free(void* p, unsigned cls) noexcept;
 void* percpu_refill_and_alloc(unsigned cls) noexcept;
 void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 
+// Empties the caches of CPUs that missed no refill or flush since the last
+// call (idle CPUs), or of every CPU with `all`. Moves the calling thread
+// onto each such CPU in turn (sched_setaffinity) and restores its affinity.
+// Returns blocks drained.
+uint64_t percpu_drain_idle(bool all);
+
 // Blocks cached per class over all CPUs (racy snapshot, for stats).
 void percpu_cached_blocks(uint64_t* per_class);
 // "glibc" or "own" rseq area, or "none".

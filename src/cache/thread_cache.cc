@@ -4,6 +4,7 @@
 
 #include "cache/percpu_cache.h"
 #include "frontend/allocator.h"
+#include "runtime/background.h"
 #include "runtime/runtime.h"
 
 namespace slabby {
@@ -103,6 +104,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
     *static_cast<void**>(last) = nullptr;
     b.space += static_cast<int32_t>(n);
     pool.give(first, n);
+    maybe_start_background();
   }
   *static_cast<void**>(p) = b.head;
   b.head = p;

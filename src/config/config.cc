@@ -8,6 +8,8 @@ namespace slabby {
 
 namespace {
 
+constexpr const char* kThpChoices[] = {"never", "madvise", "always", nullptr};
+
 constexpr OptionSpec kOptions[] = {
     {"SLABBY_STATS", OptionKind::kStats, 0, 0, "print a per-size-class report to stderr at exit"},
     {"SLABBY_VERBOSE", OptionKind::kBool, 0, 0, "print the effective configuration at start",
@@ -30,6 +32,13 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_CACHE_LINE", OptionKind::kBytes, 32, 1024,
      "spacing of per-CPU and per-shard data, against false sharing", nullptr, &Config::cache_line,
      true},
+    {"SLABBY_DECAY_MS", OptionKind::kMillis, 0, 3600000,
+     "free pages unused this long are returned to the OS", nullptr, &Config::decay_ms},
+    {"SLABBY_BACKGROUND", OptionKind::kBool, 0, 0,
+     "a background thread returns memory while the process is idle", &Config::background},
+    {"SLABBY_THP", OptionKind::kChoice, 0, 0,
+     "transparent huge pages for slabby's arena (madvise: the system's setting)", nullptr,
+     &Config::thp, false, kThpChoices},
 };
 constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
 static_assert(kNumOptions <= 16, "ConfigResult::source has room for 16 options");
@@ -110,6 +119,8 @@ const char* accepted_text(const OptionSpec& o) {
       return o.pow2 ? "a power of two, in bytes, with an optional K, M, G or T suffix"
                     : "a byte count with an optional K, M, G or T suffix";
     case OptionKind::kCount: return "a whole number";
+    case OptionKind::kMillis: return "a duration in ms, or with an ms, s or m suffix";
+    case OptionKind::kChoice: return "one of never, madvise or always";
   }
   return "";
 }
@@ -174,6 +185,23 @@ bool parse_count(const char* s, size_t n, uint64_t* out) {
     v = v * 10 + d;
   }
   *out = v;
+  return true;
+}
+
+bool parse_millis(const char* s, size_t n, uint64_t* out) {
+  size_t digits = 0;
+  while (digits < n && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  uint64_t v = 0;
+  if (digits == 0 || !parse_count(s, digits, &v)) return false;
+  uint64_t scale = 1;
+  if (digits < n) {
+    if (equals_ci(s + digits, n - digits, "ms")) scale = 1;
+    else if (equals_ci(s + digits, n - digits, "s")) scale = 1000;
+    else if (equals_ci(s + digits, n - digits, "m")) scale = 60000;
+    else return false;
+  }
+  if (v > ~uint64_t{0} / scale) return false;
+  *out = v * scale;
   return true;
 }
 
@@ -250,6 +278,21 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
         if (ok) c.*o.bytes = v;
         break;
       }
+      case OptionKind::kMillis: {
+        uint64_t v = 0;
+        ok = parse_millis(value, value_len, &v) && v >= o.min && v <= o.max;
+        if (ok) c.*o.bytes = v;
+        break;
+      }
+      case OptionKind::kChoice: {
+        for (size_t k = 0; o.choices[k] != nullptr; ++k) {
+          if (equals_ci(value, value_len, o.choices[k])) {
+            c.*o.bytes = k;
+            ok = true;
+          }
+        }
+        break;
+      }
     }
     if (ok) {
       r.source[idx] = ValueSource::kEnvironment;
@@ -260,6 +303,7 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
     line.str(accepted_text(o));
     if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
     if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
+    if (o.kind == OptionKind::kMillis) line.str(" up to 1 hour");
     line.str("; using the default");
     line.emit(sink, ctx);
     note_problem(entry, name_len);
@@ -278,6 +322,8 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
       case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
       case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
       case OptionKind::kCount: line.u64(c.*o.bytes); break;
+      case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
+      case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
     }
     line.str(r.source[i] == ValueSource::kEnvironment ? " (environment)" : " (default)");
     line.str(": ").str(kOptions[i].help);

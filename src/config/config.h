@@ -23,9 +23,12 @@ struct Config {
   size_t shards = 0;                      // SLABBY_SHARDS: central shards per class (0: CPUs)
   size_t cache_line = 128;                // SLABBY_CACHE_LINE: spacing of per-CPU/shard data
   bool percpu = true;                     // SLABBY_PERCPU: per-CPU caches (else per-thread)
+  size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
+  bool background = true;                 // SLABBY_BACKGROUND: purge while idle
+  size_t thp = 0;                         // SLABBY_THP: 0 never, 1 madvise, 2 always
 };
 
-enum class OptionKind : uint8_t { kBool, kBytes, kCount, kStats };
+enum class OptionKind : uint8_t { kBool, kBytes, kCount, kMillis, kChoice, kStats };
 
 struct OptionSpec {
   const char* name;  // full variable name, e.g. "SLABBY_ARENA_SIZE"
@@ -36,6 +39,7 @@ struct OptionSpec {
   bool Config::*flag = nullptr;     // kBool: the field it sets
   size_t Config::*bytes = nullptr;  // kBytes, kCount: the field it sets
   bool pow2 = false;                // kBytes: must be a power of two
+  const char* const* choices = nullptr;  // kChoice: the accepted words (index stored)
 };
 
 // Where each effective value came from (for SLABBY_VERBOSE).
@@ -64,6 +68,7 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx);
 bool parse_bool(const char* s, size_t n, bool* out);
 bool parse_bytes(const char* s, size_t n, uint64_t* out);  // 123, 64K, 2M, 1G, 1T (binary)
 bool parse_count(const char* s, size_t n, uint64_t* out);  // a plain decimal number
+bool parse_millis(const char* s, size_t n, uint64_t* out);  // 250, 250ms, 2s, 1m
 
 size_t num_options();
 const OptionSpec& option(size_t i);

@@ -7,6 +7,7 @@
 #include "common/writer.h"
 #include "frontend/glibc.h"
 #include "os/os.h"
+#include "runtime/background.h"
 
 namespace slabby {
 
@@ -74,6 +75,7 @@ void free_not_small(void* p) noexcept {
   if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
                     s->start == reinterpret_cast<uintptr_t>(p))) {
     g_rt.heap.free_large(s);
+    maybe_start_background();
     return;
   }
   invalid_pointer("free", p);

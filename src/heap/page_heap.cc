@@ -178,6 +178,7 @@ Span* PageHeap::split_locked(Span* s, size_t pages) {
   t->start = s->start + (pages << kPageShift);
   t->pages = static_cast<uint32_t>(s->pages - pages);
   t->dirty = s->dirty;
+  t->freed_ms = s->freed_ms;
   s->pages = static_cast<uint32_t>(pages);
   set_page_map(s, false);
   set_page_map(t, false);
@@ -222,18 +223,51 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
 void PageHeap::free_pages_locked(Span* s) {
   stats_.in_use_bytes -= uint64_t{s->pages} << kPageShift;
   s->dirty = true;
+  uint64_t now = os::now_ms();
+  s->freed_ms = now;
   merge_and_insert_locked(s);
+  // Two bounds on free pages kept mapped: bytes (past retain_max, purge the
+  // oldest down to half of it: hysteresis, so not one madvise per free) and
+  // time (pages free for decay_ms go back). The time check runs at most four
+  // times per decay period here; the background thread covers idle processes.
   if (stats_.free_dirty_bytes > retain_max_) purge_locked(retain_max_ / 2);
+  if (now - last_decay_ms_ >= decay_ms_ / 4) decay_locked(now);
+  if (stats_.free_dirty_bytes > (size_t{1} << 20)) wants_background_.store(true, std::memory_order_relaxed);
+}
+
+size_t PageHeap::decay_locked(uint64_t now) {
+  last_decay_ms_ = now;
+  size_t purged = 0;
+  bool any = false;
+  while (lru_tail_ != nullptr && now - lru_tail_->freed_ms >= decay_ms_) {
+    Span* s = lru_tail_;
+    uint64_t bytes = uint64_t{s->pages} << kPageShift;
+    remove_free_locked(s);
+    os::purge(reinterpret_cast<void*>(s->start), bytes);
+    s->dirty = false;
+    merge_and_insert_locked(s);  // now clean: joins its clean neighbours
+    purged += bytes;
+    any = true;
+  }
+  if (any) stats_.purge_passes++;
+  stats_.decay_purged_bytes += purged;
+  return purged;
+}
+
+size_t PageHeap::decay(uint64_t now_ms) {
+  LockGuard g(mu_);
+  return decay_locked(now_ms);
 }
 
 void PageHeap::merge_and_insert_locked(Span* s) {
   size_t first = (s->start - base_) >> kPageShift;
   if (first > 0) {
     Span* left = page_map_[first - 1];
-    if (left && left->state == SpanState::kFree && left->end() == s->start) {
+    if (left && left->state == SpanState::kFree && left->end() == s->start &&
+        left->dirty == s->dirty) {
       remove_free_locked(left);
       left->pages += s->pages;
-      left->dirty = left->dirty || s->dirty;
+      if (s->freed_ms > left->freed_ms) left->freed_ms = s->freed_ms;  // as young as its youngest part
       delete_span_locked(s);
       s = left;
     }
@@ -241,10 +275,11 @@ void PageHeap::merge_and_insert_locked(Span* s) {
   size_t end = (s->end() - base_) >> kPageShift;
   if (end < frontier_pages_) {
     Span* right = page_map_[end];
-    if (right && right->state == SpanState::kFree && right->start == s->end()) {
+    if (right && right->state == SpanState::kFree && right->start == s->end() &&
+        right->dirty == s->dirty) {
       remove_free_locked(right);
       s->pages += right->pages;
-      s->dirty = s->dirty || right->dirty;
+      if (right->freed_ms > s->freed_ms) s->freed_ms = right->freed_ms;
       delete_span_locked(right);
     }
   }
@@ -253,12 +288,13 @@ void PageHeap::merge_and_insert_locked(Span* s) {
 }
 
 void PageHeap::purge_locked(size_t target_dirty) {
+  if (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) stats_.purge_passes++;
   while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) {
     Span* s = lru_tail_;
     remove_free_locked(s);
     os::purge(reinterpret_cast<void*>(s->start), uint64_t{s->pages} << kPageShift);
     s->dirty = false;
-    insert_free_locked(s);
+    merge_and_insert_locked(s);  // now clean: joins its clean neighbours
   }
 }
 

@@ -17,12 +17,14 @@
 // amortised over many frees (no madvise per free).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
 #include "common/base.h"
 #include "common/lock.h"
 #include "heap/span.h"
+#include "os/os.h"
 
 namespace slabby {
 
@@ -54,6 +56,8 @@ struct PageHeapStats {
   uint64_t large_frees;
   uint64_t large_live_bytes;
   uint64_t spans_allocated;
+  uint64_t purge_passes;      // purges that made at least one madvise call
+  uint64_t decay_purged_bytes;
 };
 
 class PageHeap {
@@ -88,6 +92,11 @@ class PageHeap {
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();
+  // Purges dirty free spans freed at least decay_ms ago, oldest first.
+  size_t decay(uint64_t now_ms);
+  // True once free pages have piled up past 1 MiB: the background purger is
+  // worth starting (read without the lock by the slow paths).
+  bool wants_background() const { return wants_background_.load(std::memory_order_relaxed); }
 
   PageHeapStats stats();
   // Resident bytes of [base, frontier), per page class map entry when
@@ -95,6 +104,8 @@ class PageHeap {
   uint64_t resident(uint64_t* per_class, size_t num_classes);
 
   void set_retain_max(size_t bytes) { retain_max_ = bytes; }
+  void set_decay_ms(uint64_t ms) { decay_ms_ = ms; }
+  void set_thp(os::Thp mode) { os::set_thp(arena_.base(), arena_.reserved(), mode); }
 
   // Fork support: the atfork handlers lock and unlock the heap as a whole.
   void lock() { mu_.lock(); }
@@ -116,6 +127,7 @@ class PageHeap {
   void insert_free_locked(Span* s);
   void remove_free_locked(Span* s);
   void purge_locked(size_t target_dirty);
+  size_t decay_locked(uint64_t now_ms);
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();
   void delete_span_locked(Span* s);
@@ -130,6 +142,9 @@ class PageHeap {
 
   size_t frontier_pages_ = 0;
   size_t retain_max_ = 0;
+  uint64_t decay_ms_ = 1000;
+  uint64_t last_decay_ms_ = 0;
+  std::atomic<bool> wants_background_{false};
   Span* bins_[kNumBins] = {};
   uint64_t bin_mask_[(kNumBins + 63) / 64] = {};
   Span* lru_head_ = nullptr;  // newest dirty free span

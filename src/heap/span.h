@@ -8,7 +8,9 @@
 //   byte is 0 (so free() of a large block or a stray pointer never takes the
 //   small-block path).
 // - state == kFree: the span is in exactly one free bin of the page heap, and
-//   in the dirty LRU iff dirty. Adjacent free spans are always merged.
+//   in the dirty LRU iff dirty. Adjacent free spans in the same state (both
+//   dirty or both clean) are always merged; a dirty span never absorbs a
+//   clean one, so purging touches only pages that may hold data.
 // - state == kSlab: fields below "slab" are owned by the central pool of
 //   `cls` and change only under its lock. used == blocks not on `freelist` and
 //   carved; carved <= blocks_per_slab(cls).
@@ -43,6 +45,8 @@ struct Span {
   void* freelist;     // blocks returned to this slab
   uint32_t used;      // blocks out of the slab (in caches or with the program)
   uint32_t carved;    // blocks handed out at least once (bump index)
+  uint64_t freed_ms;  // kFree and dirty: when it became free (decay clock)
+
   bool in_partial;    // on its shard's list of slabs with free blocks
   uint8_t shard;      // the central pool shard that owns this slab
 

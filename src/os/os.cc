@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@ namespace slabby::os {
 namespace {
 std::atomic<uint64_t> g_madvise_calls{0};
 std::atomic<uint64_t> g_purged_bytes{0};
+std::atomic<uint64_t> g_mappings{0};
 
 // Saves errno for the lifetime of a scope: the allocator's own system calls
 // must never leak an errno into the program (free preserves errno).
@@ -36,12 +38,13 @@ void* reserve(size_t bytes, size_t align) {
   if (aligned > start) munmap(raw, aligned - start);
   uintptr_t end = start + span;
   if (end > aligned + bytes) munmap(reinterpret_cast<void*>(aligned + bytes), end - aligned - bytes);
+  g_mappings.fetch_add(1, std::memory_order_relaxed);
   return reinterpret_cast<void*>(aligned);
 }
 
 void release(void* p, size_t bytes) {
   ErrnoKeeper keep;
-  munmap(p, bytes);
+  if (munmap(p, bytes) == 0) g_mappings.fetch_sub(1, std::memory_order_relaxed);
 }
 
 bool commit(void* p, size_t bytes) {
@@ -78,7 +81,9 @@ size_t resident_bytes(const void* p, size_t bytes) {
 void* map_rw(size_t bytes) {
   ErrnoKeeper keep;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
+  if (p == MAP_FAILED) return nullptr;
+  g_mappings.fetch_add(1, std::memory_order_relaxed);
+  return p;
 }
 
 unsigned usable_cpus() {
@@ -133,6 +138,21 @@ unsigned possible_cpus() {
   }
   if (digits && cur > highest) highest = cur;
   return highest + 1;
+}
+
+uint64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+uint64_t mappings() { return g_mappings.load(std::memory_order_relaxed); }
+
+void set_thp(void* p, size_t bytes, Thp mode) {
+  ErrnoKeeper keep;
+  // kMadvise leaves the system's setting alone.
+  if (mode == Thp::kNever) madvise(p, bytes, MADV_NOHUGEPAGE);
+  if (mode == Thp::kAlways) madvise(p, bytes, MADV_HUGEPAGE);
 }
 
 uint64_t madvise_calls() { return g_madvise_calls.load(std::memory_order_relaxed); }

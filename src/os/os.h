@@ -34,6 +34,17 @@ unsigned usable_cpus();
 // /sys/devices/system/cpu/possible; 0 when it cannot be read.
 unsigned possible_cpus();
 
+// Milliseconds of CLOCK_MONOTONIC_COARSE (vDSO, no system call).
+uint64_t now_ms();
+
+// Mappings slabby holds now (each reserve/map_rw is one; a region split by
+// mprotect counts once). Reported in the stats (max_map_count is finite).
+uint64_t mappings();
+
+enum class Thp { kNever, kMadvise, kAlways };
+// Applies the transparent-huge-page choice to a reservation.
+void set_thp(void* p, size_t bytes, Thp mode);
+
 uint64_t madvise_calls();
 uint64_t purged_bytes();
 

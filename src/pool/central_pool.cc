@@ -176,6 +176,38 @@ void CentralPool::give(void* head, uint32_t count) {
   }
 }
 
+uint64_t CentralPool::reclaim() {
+  uint64_t drained = 0;
+  while (void* batch = stack_.pop()) {
+    // give() would push a whole batch straight back onto the stack: go to
+    // the shards directly.
+    void* heads[kMaxShards] = {};
+    for (void* b = batch; b != nullptr;) {
+      void* next = *static_cast<void**>(b);
+      unsigned idx = heap_->span_of(b)->shard;
+      *static_cast<void**>(b) = heads[idx];
+      heads[idx] = b;
+      b = next;
+      ++drained;
+    }
+    for (unsigned i = 0; i < num_shards_; ++i) {
+      if (heads[i] == nullptr) continue;
+      LockGuard g(shard(i).mu);
+      give_locked(shard(i), heads[i]);
+    }
+  }
+  for (unsigned i = 0; i < num_shards_; ++i) {
+    Shard& sh = shard(i);
+    LockGuard g(sh.mu);
+    if (sh.spare != nullptr) {
+      heap_->free_slab(sh.spare);
+      sh.spare = nullptr;
+      sh.slabs--;
+    }
+  }
+  return drained;
+}
+
 CentralPoolStats CentralPool::stats() {
   CentralPoolStats st{};
   for (unsigned i = 0; i < num_shards_; ++i) {

@@ -71,6 +71,16 @@ class alignas(128) CentralPool {
   // Gives back a null-terminated chain of `count` blocks of this class.
   void give(void* head, uint32_t count);
 
+  // Returns the memory this class holds without using it: batches on the
+  // transfer stack go back to their slabs, and each shard's spare slab goes
+  // back to the page heap. Returns blocks drained from the stack.
+  uint64_t reclaim();
+  // Refills + flushes so far: the background purger reclaims a class whose
+  // count did not move for a whole decay period.
+  uint64_t activity() const {
+    return refills_.load(std::memory_order_relaxed) + flushes_.load(std::memory_order_relaxed);
+  }
+
   uint32_t batch_size() const { return batch_size_; }
   unsigned num_shards() const { return num_shards_; }
   CentralPoolStats stats();

@@ -12,6 +12,7 @@
 #include "cache/percpu_cache.h"
 #include "common/writer.h"
 #include "os/os.h"
+#include "runtime/background.h"
 #include "runtime/runtime.h"
 #include "telemetry/stats.h"
 
@@ -123,6 +124,8 @@ void fork_child() {
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_locks_after_fork();
   g_rt.registry_mu.reset_after_fork();
   cache_forget_other_threads();
+  // The parent's purger thread does not exist here; start one when needed.
+  g_background.store(kBgNone, std::memory_order_relaxed);
 }
 
 void print_verbose_banner() {
@@ -160,6 +163,8 @@ bool init_slow() {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
+    g_rt.heap.set_decay_ms(cfg.decay_ms);
+    g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
     compute_cache_limits(cfg);
     percpu_init(cfg.percpu, g_rt.cache_limit);
     if (!init_pools(cfg)) {

@@ -7,6 +7,7 @@
 #include "cache/percpu_cache.h"
 #include "common/writer.h"
 #include "os/os.h"
+#include "runtime/background.h"
 #include "runtime/runtime.h"
 
 namespace slabby {
@@ -104,6 +105,11 @@ void collect_stats(slabby_stats* out) {
   out->metadata_bytes = h.metadata_bytes;
   out->purged_bytes = os::purged_bytes();
   out->madvise_calls = os::madvise_calls();
+  out->retained_bytes = h.free_clean_bytes;
+  out->purge_passes = h.purge_passes;
+  out->decay_purged_bytes = h.decay_purged_bytes;
+  out->mappings = os::mappings();
+  out->background_thread = g_background.load(std::memory_order_relaxed) == kBgRunning ? 1 : 0;
 }
 
 void print_report(int fd) {
@@ -136,6 +142,10 @@ void print_report(int fd) {
   row_bytes("metadata_bytes", s.metadata_bytes);
   row_bytes("purged_bytes", s.purged_bytes);
   row("madvise_calls", s.madvise_calls);
+  row_bytes("retained_bytes", s.retained_bytes);
+  row("purge_passes", s.purge_passes);
+  row("mappings", s.mappings);
+  row("background_thread", s.background_thread);
   row("threads_live", s.threads_live);
   row("threads_exited", s.threads_exited);
   row("cache_hits", s.cache_hits);

@@ -67,7 +67,10 @@ TEST(PageHeap, AlignmentsUpToTwoMegabytes) {
     }
   }
   for (Span* s : spans) h->free_large(s);
-  // Everything coalesced back: one big allocation fits where they were.
+  // Freed (dirty) spans do not absorb the clean gaps alignment left between
+  // them; once purged, everything is clean and coalesces back into one span:
+  // one big allocation fits where they were.
+  h->purge_all();
   PageHeapStats st = h->stats();
   EXPECT_EQ(st.in_use_bytes, 0u);
   Span* all = h->alloc_large(st.frontier_bytes, kPageSize);
@@ -140,6 +143,38 @@ TEST(PageHeap, DirtyPagesAboveTheCapArePurgedInBatches) {
   Span* s = h->alloc_large(size_t{1} << 20, kPageSize);
   EXPECT_TRUE(s->zeroed);
   EXPECT_EQ(reinterpret_cast<char*>(s->start)[12345], 0);
+}
+
+TEST(PageHeap, DirtySpansNeverAbsorbCleanOnesSoPurgingIsExact) {
+  auto h = make_heap();
+  Span* a = h->alloc_large(size_t{8} << 20, kPageSize);
+  Span* b = h->alloc_large(kPageSize, kPageSize);
+  h->free_large(a);
+  h->purge_all();  // a: 8 MiB clean
+  Span* c = h->alloc_large(kPageSize, kPageSize);  // carved from a's start: a dirty page follows
+  memset(reinterpret_cast<void*>(c->start), 1, kPageSize);
+  h->free_large(c);  // 4 KiB dirty, next to 8 MiB - 4 KiB clean
+  uint64_t purged_before = os::purged_bytes();
+  EXPECT_EQ(h->stats().free_dirty_bytes, kPageSize);
+  h->purge_all();
+  EXPECT_EQ(os::purged_bytes() - purged_before, kPageSize) << "purged clean pages again";
+  h->free_large(b);
+}
+
+TEST(PageHeap, DecayReturnsOnlyPagesFreeLongEnough) {
+  auto h = make_heap();
+  h->set_decay_ms(1000);
+  Span* a = h->alloc_large(size_t{1} << 20, kPageSize);
+  Span* sep = h->alloc_large(kPageSize, kPageSize);
+  Span* b = h->alloc_large(size_t{1} << 20, kPageSize);
+  uint64_t t0 = os::now_ms();
+  h->free_large(a);
+  h->free_large(b);
+  EXPECT_EQ(h->decay(t0 + 10), 0u) << "nothing is a second old yet";
+  EXPECT_EQ(h->stats().free_dirty_bytes, size_t{2} << 20);
+  EXPECT_EQ(h->decay(t0 + 5000), size_t{2} << 20);
+  EXPECT_EQ(h->stats().free_dirty_bytes, 0u);
+  h->free_large(sep);
 }
 
 TEST(PageHeap, ResidentBytesFollowTouchedPages) {

@@ -1,0 +1,94 @@
+#include "runtime/background.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include <cerrno>
+
+#include "cache/percpu_cache.h"
+#include "cache/thread_cache.h"
+#include "os/os.h"
+
+namespace slabby {
+
+std::atomic<int> g_background{kBgNone};
+
+namespace {
+
+void sleep_ms(uint64_t ms) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ms / 1000);
+  ts.tv_nsec = static_cast<long>((ms % 1000) * 1000000);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+void* background_main(void*) {
+  thread_init();  // its own cache and, in per-CPU mode, its rseq area
+  const Config& cfg = g_rt.config.config;
+  uint64_t period = cfg.decay_ms < 100 ? 100 : cfg.decay_ms;
+  uint64_t tick = period / 4;
+  uint64_t seen[kNumClasses] = {};
+  uint64_t last_reclaim = os::now_ms();
+  for (;;) {
+    sleep_ms(tick);
+    uint64_t now = os::now_ms();
+    g_rt.heap.decay(now);
+    if (now - last_reclaim < period) continue;
+    last_reclaim = now;
+    percpu_drain_idle(false);
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      uint64_t a = g_rt.pools[c].activity();
+      if (a == seen[c]) g_rt.pools[c].reclaim();
+      seen[c] = g_rt.pools[c].activity();
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void start_background() noexcept {
+  if (!g_rt.config.config.background) return;
+  int expected = kBgNone;
+  if (!g_background.compare_exchange_strong(expected, kBgStarting)) return;
+  int saved_errno = errno;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 128 * 1024);
+  // The thread must never take a signal meant for the program: it starts
+  // with every signal blocked (the mask is inherited from this thread).
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, background_main, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (rc == 0) pthread_setname_np(t, "slabby-purge");
+  g_background.store(rc == 0 ? kBgRunning : kBgFailed, std::memory_order_release);
+  errno = saved_errno;
+}
+
+size_t release_all_now() noexcept {
+  if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
+  // This thread's own bins (in per-thread mode).
+  ThreadCache& tc = tl_cache;
+  if (tc.state == kCacheActive && !tc.percpu_ok) {
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      Bin& b = tc.bins[c];
+      uint32_t n = bin_count(b);
+      if (n == 0) continue;
+      g_rt.pools[c].give(b.head, n);
+      b.head = nullptr;
+      b.space = b.limit;
+    }
+  }
+  percpu_drain_idle(true);
+  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reclaim();
+  return g_rt.heap.purge_all();
+}
+
+}  // namespace slabby

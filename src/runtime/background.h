@@ -1,0 +1,34 @@
+// slabby: the background purger. One detached thread, started lazily the
+// first time free pages pile up (never from init, never under a lock), so a
+// short-lived process never gets one. Each tick it returns pages free for
+// SLABBY_DECAY_MS; each decay period it also drains the caches of CPUs that
+// had no misses and reclaims the transfer stacks and spare slabs of classes
+// that saw no traffic. SLABBY_BACKGROUND=0: never started (decay still runs,
+// driven by frees). A forked child starts its own when it needs one.
+#pragma once
+
+#include <atomic>
+
+#include "common/base.h"
+#include "runtime/runtime.h"
+
+namespace slabby {
+
+enum BackgroundState : int { kBgNone = 0, kBgStarting, kBgRunning, kBgFailed };
+extern std::atomic<int> g_background;
+
+void start_background() noexcept;
+
+// Called by slow paths after they released every lock.
+SLABBY_INLINE void maybe_start_background() noexcept {
+  if (SLABBY_UNLIKELY(g_rt.heap.wants_background()) &&
+      g_background.load(std::memory_order_relaxed) == kBgNone)
+    start_background();
+}
+
+// Everything free right now back to the OS (malloc_trim): this thread's bins,
+// every CPU's cache, transfer stacks, spare slabs, then every free page.
+// Returns bytes purged.
+size_t release_all_now() noexcept;
+
+}  // namespace slabby
