@@ -104,6 +104,24 @@ class ConfigEnv(unittest.TestCase):
                 self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
                 self.assertIn("slabby: invalid " + next(iter(bad)), r.stderr)
 
+    def test_footprint_options(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_DECAY_MS": "2s", "SLABBY_BACKGROUND": "off",
+                 "SLABBY_THP": "always"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertIn("SLABBY_DECAY_MS=2000ms (environment)", r.stderr)
+        self.assertIn("SLABBY_BACKGROUND=0 (environment)", r.stderr)
+        self.assertIn("SLABBY_THP=always (environment)", r.stderr)
+        r = run({"SLABBY_VERBOSE": "1"})
+        self.assertIn("SLABBY_THP=never (default)", r.stderr)
+        self.assertIn("SLABBY_DECAY_MS=1000ms (default)", r.stderr)
+        for bad in ({"SLABBY_DECAY_MS": "soon"}, {"SLABBY_DECAY_MS": "-5"}, {"SLABBY_DECAY_MS": "2h"},
+                    {"SLABBY_THP": "sometimes"}, {"SLABBY_BACKGROUND": "2"}):
+            with self.subTest(env=bad):
+                r = run(bad)
+                self.assertEqual(r.stdout, "apple\nfig\npear\n")
+                self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
+                self.assertIn("slabby: invalid " + next(iter(bad)), r.stderr)
+
     def test_arena_size_applies(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_ARENA_SIZE": "1G"})
         self.assertIn("arena 1.0 GiB reserved", r.stderr)

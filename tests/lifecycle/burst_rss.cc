@@ -7,6 +7,7 @@
 // - after idling 3 s (decay 1 s): RSS within 48 MiB of where it started;
 // - after a second burst, malloc_trim(0) at once: within 32 MiB.
 #include <malloc.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -89,5 +90,34 @@ int main() {
   LC_CHECK(trimmed - start <= 32 * kMiB, "RSS after malloc_trim is %ld MiB above the start",
            (trimmed - start) / kMiB);
   LC_CHECK(st.mappings < 64, "mappings: %llu", static_cast<unsigned long long>(st.mappings));
+
+  // A forked child has no purger thread (threads do not survive fork): it
+  // must start its own when its free pages pile up, and give them back.
+  fflush(stdout);  // the child must not print the parent's buffered lines again
+  pid_t pid = fork();
+  LC_CHECK(pid >= 0, "fork failed");
+  if (pid == 0) {
+    std::vector<void*> v;
+    for (int i = 0; i < 100; ++i) {
+      void* p = malloc(1 << 20);
+      memset(p, 3, 1 << 20);
+      v.push_back(p);
+    }
+    long child_peak = rss_bytes();
+    for (void* p : v) free(p);
+    sleep(2);
+    slabby_stats cs;
+    slabby_get_stats(&cs, sizeof cs);
+    long child_idle = rss_bytes();
+    printf("child: peak %ld MiB, after 2 s idle %ld MiB, purger %u\n", child_peak / kMiB,
+           child_idle / kMiB, cs.background_thread);
+    fflush(stdout);
+    LC_CHECK(cs.background_thread == 1, "the child started no purger");
+    LC_CHECK(child_idle <= child_peak - 64 * kMiB, "the child kept its free pages");
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  LC_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed: status %d", status);
   return 0;
 }

@@ -370,6 +370,28 @@ TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
   }).join();
 }
 
+TEST_F(PerCpu, DrainingIdleCpusEmptiesTheirCachesIntoThePools) {
+  std::thread([] {
+    thread_init();
+    ASSERT_TRUE(pin_to(allowed_cpus()[0]));
+    std::vector<void*> v;
+    for (int i = 0; i < 50; ++i) v.push_back(malloc_fast(700));
+    for (void* p : v) free_fast(p);
+    uint64_t cached[kNumClasses] = {};
+    percpu_cached_blocks(cached);
+    ASSERT_GT(cached[size_class_of(700)], 0u);
+    slabby_stats before = stats();
+    EXPECT_GT(percpu_drain_idle(/*all=*/true), 0u);
+    uint64_t after[kNumClasses] = {};
+    percpu_cached_blocks(after);
+    for (unsigned c = 1; c < kNumClasses; ++c) EXPECT_EQ(after[c], 0u) << "class " << c;
+    // Drained blocks are free blocks in the pools now, not lost.
+    EXPECT_EQ(stats().current_allocations, before.current_allocations);
+    // A second pass finds the CPUs idle (no misses since) and nothing to do.
+    EXPECT_EQ(percpu_drain_idle(false), 0u);
+  }).join();
+}
+
 // Threads are moved between CPUs in the middle of their allocate/free loops;
 // contents stay intact and every block is accounted for at the end.
 TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
