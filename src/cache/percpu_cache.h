@@ -53,37 +53,50 @@ extern PerCpuState g_percpu;
 // True when the per-CPU caches are in use (rseq works and SLABBY_PERCPU=1).
 extern bool g_percpu_mode;
 
-// The critical sections. They return nullptr / false on any miss (empty,
-// full, unknown CPU); the caller's slow path sorts out which.
+// The text shared by both critical sections (x86-64). Labels: 0 re-arms,
+// 1 starts the section (start_ip), 2 ends it (after the commit store), 3 is
+// the struct rseq_cs descriptor, 4 the abort handler, which the kernel
+// enters on preemption, migration or a signal inside [1, 2) and which starts
+// over from 0 (the kernel cleared rseq_cs). On entry to the body, %rdx holds
+// this CPU's region and %eax is free.
+#define SLABBY_RSEQ_SECTION_START                     \
+  ".pushsection __rseq_cs, \"aw\"\n\t"                \
+  ".balign 32\n\t"                                    \
+  "3:\n\t"                                            \
+  ".long 0, 0\n\t"                                    \
+  ".quad 1f, (2f - 1f), 4f\n\t"                       \
+  ".popsection\n\t"                                   \
+  "0:\n\t"                                            \
+  "leaq 3b(%%rip), %%rax\n\t"                         \
+  "movq %%rax, %%fs:8(%[off])\n\t"                    \
+  "1:\n\t"                                            \
+  "movl %%fs:4(%[off]), %%eax\n\t"                    \
+  "movq (%[table], %%rax, 8), %%rdx\n\t"
+// The signature (RSEQ_SIG inside a ud1, so disassemblers stay in step) must
+// immediately precede abort_ip.
+#define SLABBY_RSEQ_SECTION_END                       \
+  "2:\n\t"                                            \
+  ".pushsection __rseq_failure, \"ax\"\n\t"           \
+  ".byte 0x0f, 0xb9, 0x3d\n\t"                        \
+  ".long 0x53053053\n\t"                              \
+  "4:\n\t"                                            \
+  "jmp 0b\n\t"                                        \
+  ".popsection\n\t"
+
+// The critical sections. They return nullptr / false on any miss (empty or
+// full); the caller's slow path sorts out which.
 SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
   void* result;
   char** table = g_percpu.regions;
   asm goto(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0, 0\n\t"
-      ".quad 1f, (2f - 1f), 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %%rax\n\t"
-      "movq %%rax, %%fs:8(%[off])\n\t"
-      "1:\n\t"
-      "movl %%fs:4(%[off]), %%eax\n\t"
-      "movq (%[table], %%rax, 8), %%rdx\n\t"
+      SLABBY_RSEQ_SECTION_START
       "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
       "cmpw (%%rdx, %[cls], 8), %%ax\n\t"
       "je %l[miss]\n\t"
       "movq -8(%%rdx, %%rax, 8), %[result]\n\t"
       "subl $1, %%eax\n\t"
       "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
-      "2:\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".byte 0x0f, 0xb9, 0x3d\n\t"  // ud1 <sig>(%rip), %edi: the signature before abort_ip
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      SLABBY_RSEQ_SECTION_END
       : [result] "=&r"(result)
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
         [cls] "r"(cls)
@@ -99,31 +112,14 @@ miss:
 SLABBY_INLINE bool percpu_push(uintptr_t cls, void* p) {
   char** table = g_percpu.regions;
   asm goto(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n\t"
-      "3:\n\t"
-      ".long 0, 0\n\t"
-      ".quad 1f, (2f - 1f), 4f\n\t"
-      ".popsection\n\t"
-      "0:\n\t"
-      "leaq 3b(%%rip), %%rax\n\t"
-      "movq %%rax, %%fs:8(%[off])\n\t"
-      "1:\n\t"
-      "movl %%fs:4(%[off]), %%eax\n\t"
-      "movq (%[table], %%rax, 8), %%rdx\n\t"
+      SLABBY_RSEQ_SECTION_START
       "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
       "cmpw 4(%%rdx, %[cls], 8), %%ax\n\t"
       "je %l[miss]\n\t"
       "movq %[p], (%%rdx, %%rax, 8)\n\t"
       "addl $1, %%eax\n\t"
       "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
-      "2:\n\t"
-      ".pushsection __rseq_failure, \"ax\"\n\t"
-      ".byte 0x0f, 0xb9, 0x3d\n\t"
-      ".long 0x53053053\n\t"
-      "4:\n\t"
-      "jmp 0b\n\t"
-      ".popsection\n\t"
+      SLABBY_RSEQ_SECTION_END
       :
       : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
         [cls] "r"(cls), [p] "r"(p)

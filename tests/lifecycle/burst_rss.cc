@@ -21,14 +21,6 @@
 
 namespace {
 
-long rss_bytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f == nullptr || fscanf(f, "%ld %ld", &pages, &resident) != 2) abort();
-  fclose(f);
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 constexpr size_t kTotal = size_t{1100} << 20;  // 1.1 GiB across both threads
 
 // Each of two threads allocates half of the total in blocks of 64..1024
@@ -65,12 +57,12 @@ void burst() {
 int main() {
   const long kMiB = 1 << 20;
   std::thread([] { free(malloc(100)); }).join();
-  long start = rss_bytes();
+  long start = lc_rss_bytes();
 
   burst();
-  long peak_after_free = rss_bytes();
+  long peak_after_free = lc_rss_bytes();
   sleep(3);
-  long idle = rss_bytes();
+  long idle = lc_rss_bytes();
   slabby_stats st;
   slabby_get_stats(&st, sizeof st);
   printf("RSS start %ld MiB; after the burst was freed %ld MiB; after 3 s idle %ld MiB (+%ld)\n",
@@ -82,9 +74,9 @@ int main() {
   LC_CHECK(idle - start <= 48 * kMiB, "RSS after idling is %ld MiB above the start", (idle - start) / kMiB);
 
   burst();
-  long before_trim = rss_bytes();
+  long before_trim = lc_rss_bytes();
   malloc_trim(0);
-  long trimmed = rss_bytes();
+  long trimmed = lc_rss_bytes();
   printf("second burst freed: %ld MiB; after malloc_trim(0) %ld MiB (+%ld)\n", before_trim / kMiB,
          trimmed / kMiB, (trimmed - start) / kMiB);
   LC_CHECK(trimmed - start <= 32 * kMiB, "RSS after malloc_trim is %ld MiB above the start",
@@ -103,12 +95,12 @@ int main() {
       memset(p, 3, 1 << 20);
       v.push_back(p);
     }
-    long child_peak = rss_bytes();
+    long child_peak = lc_rss_bytes();
     for (void* p : v) free(p);
     sleep(2);
     slabby_stats cs;
     slabby_get_stats(&cs, sizeof cs);
-    long child_idle = rss_bytes();
+    long child_idle = lc_rss_bytes();
     printf("child: peak %ld MiB, after 2 s idle %ld MiB, purger %u\n", child_peak / kMiB,
            child_idle / kMiB, cs.background_thread);
     fflush(stdout);

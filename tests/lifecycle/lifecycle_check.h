@@ -10,6 +10,15 @@
 
 #include "slabby/slabby.h"
 
+// Resident set size of this process, in bytes (/proc/self/statm).
+static inline long lc_rss_bytes(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  long pages = 0, resident = 0;
+  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2) _exit(3);
+  fclose(f);
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
 #define LC_CHECK(cond, ...)                                                         \
   do {                                                                              \
     if (!(cond)) {                                                                  \

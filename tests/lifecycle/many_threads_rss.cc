@@ -26,14 +26,6 @@
 
 namespace {
 
-long rss_bytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f == nullptr || fscanf(f, "%ld %ld", &pages, &resident) != 2) abort();
-  fclose(f);
-  return resident * sysconf(_SC_PAGESIZE);
-}
-
 std::mutex g_mu;
 std::vector<void*> g_shared;  // blocks left for other threads to free
 
@@ -65,7 +57,7 @@ void worker(unsigned seed) {
 int main() {
   // Warm up the process's own structures (stdio, thread stacks' first use).
   std::thread([] { free(malloc(100)); }).join();
-  long start = rss_bytes();
+  long start = lc_rss_bytes();
   slabby_stats before;
   slabby_get_stats(&before, sizeof before);
 
@@ -76,11 +68,11 @@ int main() {
   g_shared.clear();
   g_shared.shrink_to_fit();
 
-  long after = rss_bytes();
+  long after = lc_rss_bytes();
   slabby_stats st;
   slabby_get_stats(&st, sizeof st);
   malloc_trim(0);
-  long trimmed = rss_bytes();
+  long trimmed = lc_rss_bytes();
   const long kMiB = 1 << 20;
   printf("RSS start %ld MiB, after 256 threads %ld MiB (+%ld), after malloc_trim %ld MiB (+%ld)\n",
          start / kMiB, after / kMiB, (after - start) / kMiB, trimmed / kMiB,
