@@ -240,6 +240,10 @@ uint64_t percpu_drain_idle(bool all) {
   return drained;
 }
 
+void percpu_fork_prepare() { g_region_mu.lock(); }
+void percpu_fork_parent() { g_region_mu.unlock(); }
+void percpu_fork_child() { g_region_mu.reset_after_fork(); }
+
 void percpu_cached_blocks(uint64_t* per_class) {
   if (!g_percpu_mode) return;
   for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {

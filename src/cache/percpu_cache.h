@@ -153,6 +153,11 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 // Returns blocks drained.
 uint64_t percpu_drain_idle(bool all);
 
+// Fork: the lock that guards region creation (taken first; it nests none).
+void percpu_fork_prepare();
+void percpu_fork_parent();
+void percpu_fork_child();
+
 // Blocks cached per class over all CPUs (racy snapshot, for stats).
 void percpu_cached_blocks(uint64_t* per_class);
 // "glibc" or "own" rseq area, or "none".

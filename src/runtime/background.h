@@ -28,7 +28,9 @@ SLABBY_INLINE void maybe_start_background() noexcept {
 
 // Everything free right now back to the OS (malloc_trim): this thread's bins,
 // every CPU's cache, transfer stacks, spare slabs, then every free page.
-// Returns bytes purged.
+// To empty a CPU's cache the calling thread runs on that CPU for a moment
+// (sched_setaffinity; its own affinity mask is restored after). Returns
+// bytes purged.
 size_t release_all_now() noexcept;
 
 }  // namespace slabby

@@ -106,10 +106,11 @@ int duplicate_stderr() {
 
 void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
 
-// fork: every lock, in the one fixed order (registry, pools by class and
-// shard, page heap), so the child inherits none held by a thread that does
-// not exist.
+// fork: every lock, in the one fixed order (per-CPU regions, registry, pools
+// by class and shard, page heap), so the child inherits none held by a
+// thread that does not exist.
 void fork_prepare() {
+  percpu_fork_prepare();
   g_rt.registry_mu.lock();
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock_all();
   g_rt.heap.lock();
@@ -118,8 +119,10 @@ void fork_parent() {
   g_rt.heap.unlock();
   for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock_all();
   g_rt.registry_mu.unlock();
+  percpu_fork_parent();
 }
 void fork_child() {
+  percpu_fork_child();
   g_rt.heap.reset_lock_after_fork();
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_locks_after_fork();
   g_rt.registry_mu.reset_after_fork();
