@@ -141,6 +141,12 @@ EXPORT int slabby_get_stats(slabby_stats* out, size_t size) {
 
 EXPORT void slabby_print_stats(int fd) { print_report(fd); }
 
+EXPORT int slabby_write_stats(int fd, int format) {
+  if (format < SLABBY_FORMAT_TEXT || format > SLABBY_FORMAT_PROMETHEUS) return -1;
+  write_stats(fd, static_cast<StatsOutput>(format));
+  return 0;
+}
+
 EXPORT const char* slabby_version(void) { return SLABBY_VERSION_STRING; }
 
 EXPORT int slabby_is_active(void) { return 1; }

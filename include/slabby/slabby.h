@@ -108,6 +108,15 @@ int slabby_get_stats(slabby_stats *out, size_t size);
  * prints at exit) to the file descriptor. Never allocates. */
 void slabby_print_stats(int fd);
 
+#define SLABBY_FORMAT_TEXT 0
+#define SLABBY_FORMAT_JSON 1
+#define SLABBY_FORMAT_PROMETHEUS 2
+
+/* Writes the stats to the file descriptor as text (the SLABBY_STATS=1
+ * report), JSON or the Prometheus text exposition format. Never allocates.
+ * Returns 0, or -1 for an unknown format. Field meanings: docs/stats.md. */
+int slabby_write_stats(int fd, int format);
+
 /* "0.1.0" */
 const char *slabby_version(void);
 

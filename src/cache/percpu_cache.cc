@@ -176,6 +176,7 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
     rest = next;
   }
   counters.allocs++;
+  maybe_start_background();
   return p;
 }
 

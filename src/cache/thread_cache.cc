@@ -72,6 +72,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
   b.head = rest;
   b.space = static_cast<int32_t>(b.limit - n);
   b.allocs++;
+  maybe_start_background();
   return p;
 }
 

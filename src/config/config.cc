@@ -11,7 +11,13 @@ namespace {
 constexpr const char* kThpChoices[] = {"never", "madvise", "always", nullptr};
 
 constexpr OptionSpec kOptions[] = {
-    {"SLABBY_STATS", OptionKind::kStats, 0, 0, "print a per-size-class report to stderr at exit"},
+    {"SLABBY_STATS", OptionKind::kStats, 0, 0,
+     "report at exit: text (1), json or prometheus, to stderr or SLABBY_STATS_FILE"},
+    {"SLABBY_STATS_FILE", OptionKind::kPath, 0, 0,
+     "file for the report instead of stderr (%p: the process id)"},
+    {"SLABBY_STATS_INTERVAL_MS", OptionKind::kMillis, 0, 3600000,
+     "also rewrite SLABBY_STATS_FILE this often (for servers that never exit; 0: only at exit)",
+     nullptr, &Config::stats_interval_ms},
     {"SLABBY_VERBOSE", OptionKind::kBool, 0, 0, "print the effective configuration at start",
      &Config::verbose},
     {"SLABBY_STRICT", OptionKind::kBool, 0, 0, "abort on an invalid or unknown SLABBY_ variable",
@@ -114,7 +120,8 @@ size_t distance(const char* a, size_t an, const char* b, size_t bn) {
 const char* accepted_text(const OptionSpec& o) {
   switch (o.kind) {
     case OptionKind::kBool: return "1, 0, true, false, yes, no, on or off";
-    case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off or text";
+    case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off, text, json or prometheus";
+    case OptionKind::kPath: return "a file path of at most 255 bytes";
     case OptionKind::kBytes:
       return o.pow2 ? "a power of two, in bytes, with an optional K, M, G or T suffix"
                     : "a byte count with an optional K, M, G or T suffix";
@@ -258,11 +265,25 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
         bool b = false;
         if (equals_ci(value, value_len, "text")) {
           ok = true;
-          b = true;
-        } else {
-          ok = parse_bool(value, value_len, &b);
+          c.stats = StatsFormat::kText;
+        } else if (equals_ci(value, value_len, "json")) {
+          ok = true;
+          c.stats = StatsFormat::kJson;
+        } else if (equals_ci(value, value_len, "prometheus")) {
+          ok = true;
+          c.stats = StatsFormat::kPrometheus;
+        } else if (parse_bool(value, value_len, &b)) {
+          ok = true;
+          c.stats = b ? StatsFormat::kText : StatsFormat::kOff;
         }
-        if (ok) c.stats = b ? StatsFormat::kText : StatsFormat::kOff;
+        break;
+      }
+      case OptionKind::kPath: {
+        ok = value_len > 0 && value_len < sizeof(c.stats_file);
+        if (ok) {
+          memcpy(c.stats_file, value, value_len);
+          c.stats_file[value_len] = '\0';
+        }
         break;
       }
       case OptionKind::kBytes: {
@@ -318,7 +339,12 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
     line.str("slabby:   ").str(kOptions[i].name).str("=");
     const OptionSpec& o = kOptions[i];
     switch (o.kind) {
-      case OptionKind::kStats: line.str(c.stats == StatsFormat::kText ? "text" : "0"); break;
+      case OptionKind::kStats: {
+        static const char* const kNames[] = {"0", "text", "json", "prometheus"};
+        line.str(kNames[static_cast<int>(c.stats)]);
+        break;
+      }
+      case OptionKind::kPath: line.str(c.stats_file); break;
       case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
       case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
       case OptionKind::kCount: line.u64(c.*o.bytes); break;

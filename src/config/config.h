@@ -11,7 +11,8 @@
 
 namespace slabby {
 
-enum class StatsFormat : uint8_t { kOff = 0, kText };
+// Values match StatsOutput + 1 (telemetry/stats.h).
+enum class StatsFormat : uint8_t { kOff = 0, kText, kJson, kPrometheus };
 
 struct Config {
   StatsFormat stats = StatsFormat::kOff;  // SLABBY_STATS: report at exit
@@ -26,9 +27,11 @@ struct Config {
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
   size_t thp = 0;                         // SLABBY_THP: 0 never, 1 madvise, 2 always
+  size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
+  char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
 };
 
-enum class OptionKind : uint8_t { kBool, kBytes, kCount, kMillis, kChoice, kStats };
+enum class OptionKind : uint8_t { kBool, kBytes, kCount, kMillis, kChoice, kStats, kPath };
 
 struct OptionSpec {
   const char* name;  // full variable name, e.g. "SLABBY_ARENA_SIZE"

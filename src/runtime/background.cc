@@ -29,12 +29,19 @@ void* background_main(void*) {
   const Config& cfg = g_rt.config.config;
   uint64_t period = cfg.decay_ms < 100 ? 100 : cfg.decay_ms;
   uint64_t tick = period / 4;
+  uint64_t interval = cfg.stats_interval_ms;
+  if (interval != 0 && interval < tick) tick = interval < 10 ? 10 : interval;
+  uint64_t last_report = os::now_ms();
   uint64_t seen[kNumClasses] = {};
   uint64_t last_reclaim = os::now_ms();
   for (;;) {
     sleep_ms(tick);
     uint64_t now = os::now_ms();
     g_rt.heap.decay(now);
+    if (interval != 0 && now - last_report >= interval) {
+      last_report = now;
+      write_configured_report();
+    }
     if (now - last_reclaim < period) continue;
     last_reclaim = now;
     percpu_drain_idle(false);

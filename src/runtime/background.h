@@ -1,7 +1,8 @@
 // slabby: the background purger. One detached thread, started lazily the
 // first time free pages pile up (never from init, never under a lock), so a
 // short-lived process never gets one. Each tick it returns pages free for
-// SLABBY_DECAY_MS; each decay period it also drains the caches of CPUs that
+// SLABBY_DECAY_MS (and, with SLABBY_STATS_INTERVAL_MS, rewrites the stats
+// file; then it starts on the first slow path); each decay period it also drains the caches of CPUs that
 // had no misses and reclaims the transfer stacks and spare slabs of classes
 // that saw no traffic. SLABBY_BACKGROUND=0: never started (decay still runs,
 // driven by frees). A forked child starts its own when it needs one.
@@ -21,7 +22,7 @@ void start_background() noexcept;
 
 // Called by slow paths after they released every lock.
 SLABBY_INLINE void maybe_start_background() noexcept {
-  if (SLABBY_UNLIKELY(g_rt.heap.wants_background()) &&
+  if (SLABBY_UNLIKELY(g_rt.heap.wants_background() || g_rt.config.config.stats_interval_ms != 0) &&
       g_background.load(std::memory_order_relaxed) == kBgNone)
     start_background();
 }

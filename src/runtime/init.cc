@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "cache/percpu_cache.h"
@@ -175,7 +176,8 @@ bool init_slow() {
       return false;
     }
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
-    if (cfg.stats != StatsFormat::kOff) g_rt.report_fd = duplicate_stderr();
+    if (cfg.stats != StatsFormat::kOff && cfg.stats_file[0] == '\0')
+      g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);
   }
   // After the lock: these may allocate, and the allocator is ready for it.
@@ -213,7 +215,39 @@ void thread_init() {
 // torn down: later frees (other destructors) keep working.
 __attribute__((destructor)) static void report_at_exit() {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return;
-  if (g_rt.config.config.stats == StatsFormat::kText) print_report(g_rt.report_fd);
+  write_configured_report();
+}
+
+void write_configured_report() {
+  const Config& c = g_rt.config.config;
+  if (c.stats == StatsFormat::kOff) return;
+  auto format = static_cast<StatsOutput>(static_cast<int>(c.stats) - 1);
+  if (c.stats_file[0] == '\0') return write_stats(g_rt.report_fd, format);
+  // SLABBY_STATS_FILE, %p expanded. Written to PATH.tmp and renamed, so a
+  // reader (a metrics scraper) never sees a half-written file.
+  static char path[300], tmp[310];
+  static Mutex mu;
+  LockGuard g(mu);
+  size_t n = 0;
+  for (const char* s = c.stats_file; *s != '\0' && n < sizeof(path) - 24; ++s) {
+    if (s[0] == '%' && s[1] == 'p') {
+      n += format_u64(static_cast<uint64_t>(getpid()), path + n);
+      ++s;
+    } else {
+      path[n++] = *s;
+    }
+  }
+  path[n] = '\0';
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".tmp", 5);
+  int saved = errno;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    write_stats(fd, format);
+    close(fd);
+    rename(tmp, path);
+  }
+  errno = saved;
 }
 
 }  // namespace slabby

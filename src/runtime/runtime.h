@@ -65,4 +65,7 @@ SLABBY_INLINE bool ensure_init() {
 // Binds the calling thread's cache (registry, TSD destructor).
 void thread_init();
 
+// The report SLABBY_STATS asks for, to SLABBY_STATS_FILE or stderr.
+void write_configured_report();
+
 }  // namespace slabby

@@ -13,4 +13,8 @@ void collect_stats(slabby_stats* out);
 // The text report of SLABBY_STATS=1; every line starts with "slabby:".
 void print_report(int fd);
 
+enum class StatsOutput { kText = 0, kJson = 1, kPrometheus = 2 };
+// The stats in the given format (stats_export.cc).
+void write_stats(int fd, StatsOutput format);
+
 }  // namespace slabby

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <new>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -1115,3 +1116,33 @@ TEST(CxxNew, ContainersRoundTrip) {
 }
 
 }  // namespace
+
+// slabby_write_stats: every format writes something well-formed; an unknown
+// format is refused.
+TEST(SlabbyApi, WriteStatsInEachFormat) {
+  for (int format : {SLABBY_FORMAT_TEXT, SLABBY_FORMAT_JSON, SLABBY_FORMAT_PROMETHEUS}) {
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    ASSERT_EQ(slabby_write_stats(fds[1], format), 0);
+    close(fds[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    ASSERT_FALSE(out.empty()) << format;
+    if (format == SLABBY_FORMAT_JSON) {
+      EXPECT_EQ(out.front(), '{');
+      EXPECT_EQ(out.substr(out.size() - 2), "}\n");
+      EXPECT_NE(out.find("\"total_allocations\":"), std::string::npos);
+    } else if (format == SLABBY_FORMAT_PROMETHEUS) {
+      EXPECT_EQ(out.rfind("# HELP slabby_", 0), 0u);
+      EXPECT_NE(out.find("\nslabby_class_allocations_total{class=\"1\",block_size=\"16\"} "),
+                std::string::npos);
+    } else {
+      EXPECT_EQ(out.rfind("slabby: stats for pid ", 0), 0u);
+    }
+  }
+  EXPECT_EQ(slabby_write_stats(2, 7), -1);
+  EXPECT_EQ(slabby_write_stats(2, -1), -1);
+}

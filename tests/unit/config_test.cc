@@ -89,9 +89,23 @@ TEST(Config, ValidValuesApply) {
   EXPECT_EQ(p.result.config.arena_size, 1ull << 30);
   EXPECT_EQ(p.result.config.retain_max, 0u);
   EXPECT_EQ(p.result.config.thread_cache_bytes, 16u << 10);
-  EXPECT_EQ(p.result.source[3], ValueSource::kEnvironment);
-  EXPECT_EQ(p.result.source[4], ValueSource::kEnvironment);
+  auto source_of = [&](const char* name) {
+    for (size_t i = 0; i < num_options(); ++i)
+      if (strcmp(option(i).name, name) == 0) return p.result.source[i];
+    ADD_FAILURE() << name;
+    return ValueSource::kDefault;
+  };
+  EXPECT_EQ(source_of("SLABBY_ARENA_SIZE"), ValueSource::kEnvironment);
+  EXPECT_EQ(source_of("SLABBY_RETAIN_MAX"), ValueSource::kEnvironment);
+  EXPECT_EQ(source_of("SLABBY_DECAY_MS"), ValueSource::kDefault);
   EXPECT_EQ(Parsed(parse({"SLABBY_STATS=text"})).result.config.stats, StatsFormat::kText);
+  EXPECT_EQ(Parsed(parse({"SLABBY_STATS=json"})).result.config.stats, StatsFormat::kJson);
+  EXPECT_EQ(Parsed(parse({"SLABBY_STATS=Prometheus"})).result.config.stats,
+            StatsFormat::kPrometheus);
+  Parsed f = parse({"SLABBY_STATS_FILE=/tmp/s-%p.json", "SLABBY_STATS_INTERVAL_MS=2s"});
+  EXPECT_STREQ(f.result.config.stats_file, "/tmp/s-%p.json");
+  EXPECT_EQ(f.result.config.stats_interval_ms, 2000u);
+  EXPECT_EQ(parse({"SLABBY_STATS_FILE=" + std::string(300, 'x')}).result.problems, 1);
 }
 
 // Every bad-value kind: one line naming the variable, the value and what is
