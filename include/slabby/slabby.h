@@ -83,6 +83,8 @@ typedef struct slabby_stats {
   uint64_t purge_passes;         /* purges that returned memory (cap, decay or trim) */
   uint64_t decay_purged_bytes;   /* of purged_bytes, returned because they aged out */
   uint64_t mappings;             /* memory mappings slabby holds */
+  uint64_t max_heap_bytes;       /* SLABBY_MAX_HEAP (0: none) */
+  uint64_t limit_refusals;       /* span requests refused by the cap (then fallback or ENOMEM) */
   uint32_t background_thread;    /* 1 while the background purger runs */
   uint32_t reserved1;
 

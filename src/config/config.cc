@@ -38,6 +38,13 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_CACHE_LINE", OptionKind::kBytes, 32, 1024,
      "spacing of per-CPU and per-shard data, against false sharing", nullptr, &Config::cache_line,
      true},
+    {"SLABBY_MAX_HEAP", OptionKind::kBytes, 0, uint64_t{64} << 40,
+     "cap on slabby's memory in use (0: none); past it see SLABBY_HEAP_FALLBACK", nullptr,
+     &Config::max_heap},
+    {"SLABBY_HEAP_FALLBACK", OptionKind::kBool, 0, 0,
+     "when slabby cannot serve a request (cap reached, arena full), the system allocator does "
+     "(0: the request fails with ENOMEM)",
+     &Config::heap_fallback},
     {"SLABBY_DECAY_MS", OptionKind::kMillis, 0, 3600000,
      "free pages unused this long are returned to the OS", nullptr, &Config::decay_ms},
     {"SLABBY_BACKGROUND", OptionKind::kBool, 0, 0,
@@ -47,7 +54,7 @@ constexpr OptionSpec kOptions[] = {
      &Config::thp, false, kThpChoices},
 };
 constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
-static_assert(kNumOptions <= 16, "ConfigResult::source has room for 16 options");
+static_assert(kNumOptions <= 24, "ConfigResult::source has room for 24 options");
 
 constexpr char kPrefix[] = "SLABBY_";
 constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;

@@ -28,6 +28,8 @@ struct Config {
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
   size_t thp = 0;                         // SLABBY_THP: 0 never, 1 madvise, 2 always
   size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
+  size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
+  bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc
   char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
 };
 
@@ -53,7 +55,7 @@ struct ConfigResult {
   int problems = 0;           // bad values + unknown names
   const char* first_problem;  // variable name of the first problem (in envp), or nullptr
   size_t first_problem_len;
-  ValueSource source[16];     // indexed like options()
+  ValueSource source[24];     // indexed like options()
 };
 
 using ConfigSink = void (*)(void* ctx, const char* line, size_t len);

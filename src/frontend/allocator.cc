@@ -48,6 +48,13 @@ constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
 }  // namespace
 
 void* fallback_alloc(size_t n, size_t align) noexcept {
+  // SLABBY_HEAP_FALLBACK=0: slabby's limit is the program's (read only once
+  // init succeeded; before, or if init failed, glibc always serves).
+  if (g_rt.init_state.load(std::memory_order_acquire) == kInitReady &&
+      !g_rt.config.config.heap_fallback) {
+    errno = ENOMEM;
+    return nullptr;
+  }
   void* p = align > kMinAlign ? __libc_memalign(align, n) : __libc_malloc(n);
   if (p == nullptr) {
     errno = ENOMEM;

@@ -187,6 +187,12 @@ Span* PageHeap::split_locked(Span* s, size_t pages) {
 
 Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
   if (pages == 0 || pages > (size_t{1} << 31)) return nullptr;
+  // SLABBY_MAX_HEAP: slabby's spans in use (slabs and large blocks) stay under
+  // the cap; the caller falls back to glibc or fails, as configured.
+  if (max_heap_ != 0 && stats_.in_use_bytes + (uint64_t{pages} << kPageShift) > max_heap_) {
+    stats_.limit_refusals++;
+    return nullptr;
+  }
   size_t need = pages + (align_pages > 1 ? align_pages - 1 : 0);
   Span* s = take_free_locked(need);
   if (s == nullptr) s = grow_locked(need);

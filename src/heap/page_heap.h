@@ -58,6 +58,7 @@ struct PageHeapStats {
   uint64_t spans_allocated;
   uint64_t purge_passes;      // purges that made at least one madvise call
   uint64_t decay_purged_bytes;
+  uint64_t limit_refusals;    // span requests refused by SLABBY_MAX_HEAP
 };
 
 class PageHeap {
@@ -105,6 +106,8 @@ class PageHeap {
 
   void set_retain_max(size_t bytes) { retain_max_ = bytes; }
   void set_decay_ms(uint64_t ms) { decay_ms_ = ms; }
+  // Spans in use may not exceed this many bytes (0: no limit).
+  void set_max_heap(size_t bytes) { max_heap_ = bytes; }
   void set_thp(os::Thp mode) { os::set_thp(arena_.base(), arena_.reserved(), mode); }
 
   // Fork support: the atfork handlers lock and unlock the heap as a whole.
@@ -143,6 +146,7 @@ class PageHeap {
   size_t frontier_pages_ = 0;
   size_t retain_max_ = 0;
   uint64_t decay_ms_ = 1000;
+  size_t max_heap_ = 0;
   uint64_t last_decay_ms_ = 0;
   std::atomic<bool> wants_background_{false};
   Span* bins_[kNumBins] = {};

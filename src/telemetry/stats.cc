@@ -109,6 +109,8 @@ void collect_stats(slabby_stats* out) {
   out->purge_passes = h.purge_passes;
   out->decay_purged_bytes = h.decay_purged_bytes;
   out->mappings = os::mappings();
+  out->max_heap_bytes = g_rt.config.config.max_heap;
+  out->limit_refusals = h.limit_refusals;
   out->background_thread = g_background.load(std::memory_order_relaxed) == kBgRunning ? 1 : 0;
 }
 
@@ -134,6 +136,7 @@ void print_report(int fd) {
   row("large_allocations", s.large_allocations);
   row_bytes("large_live_bytes", s.large_live_bytes);
   row("heap_fallbacks", s.heap_fallbacks);
+  row("limit_refusals", s.limit_refusals);
   row("foreign_frees", s.foreign_frees);
   row_bytes("arena_reserved_bytes", s.arena_reserved_bytes);
   row_bytes("mapped_bytes", s.mapped_bytes);
