@@ -1,5 +1,9 @@
 #include "config/config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "common/writer.h"
@@ -14,7 +18,11 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_STATS", OptionKind::kStats, 0, 0,
      "report at exit: text (1), json or prometheus, to stderr or SLABBY_STATS_FILE"},
     {"SLABBY_STATS_FILE", OptionKind::kPath, 0, 0,
-     "file for the report instead of stderr (%p: the process id)"},
+     "file for the report instead of stderr (%p: the process id)", nullptr, nullptr, false,
+     nullptr, &Config::stats_file},
+    {"SLABBY_CONFIG", OptionKind::kPath, 0, 0,
+     "a file of KEY = value lines read first (the environment overrides it)", nullptr, nullptr,
+     false, nullptr, &Config::config_file},
     {"SLABBY_STATS_INTERVAL_MS", OptionKind::kMillis, 0, 3600000,
      "also rewrite SLABBY_STATS_FILE this often (for servers that never exit; 0: only at exit)",
      nullptr, &Config::stats_interval_ms},
@@ -128,7 +136,7 @@ const char* accepted_text(const OptionSpec& o) {
   switch (o.kind) {
     case OptionKind::kBool: return "1, 0, true, false, yes, no, on or off";
     case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off, text, json or prometheus";
-    case OptionKind::kPath: return "a file path of at most 255 bytes";
+    case OptionKind::kPath: return "a file path of 1 to 255 bytes";
     case OptionKind::kBytes:
       return o.pow2 ? "a power of two, in bytes, with an optional K, M, G or T suffix"
                     : "a byte count with an optional K, M, G or T suffix";
@@ -219,122 +227,233 @@ bool parse_millis(const char* s, size_t n, uint64_t* out) {
   return true;
 }
 
+namespace {
+
+// Where an entry came from: the environment, or a line of the config file.
+struct Origin {
+  ValueSource source;
+  const char* file;  // kFile
+  size_t line;       // kFile
+};
+
+void note_problem(ConfigResult& r, const char* name, size_t len) {
+  if (r.problems++ == 0) {
+    r.first_problem = name;
+    r.first_problem_len = len;
+  }
+}
+
+void start_message(Line& line, const Origin& at) {
+  line.str("slabby: ");
+  if (at.source == ValueSource::kFile) line.str(at.file).str(":").u64(at.line).str(": ");
+}
+
+// Applies one NAME=value (NAME: the full SLABBY_ variable name; shown: the
+// name as the user wrote it, for messages).
+void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown,
+           size_t shown_len, const char* value, size_t value_len, const Origin& at,
+           ConfigSink sink, void* ctx) {
+  size_t idx = kNumOptions;
+  for (size_t i = 0; i < kNumOptions; ++i)
+    if (strlen(kOptions[i].name) == name_len && strncmp(kOptions[i].name, name, name_len) == 0)
+      idx = i;
+  if (idx == kNumOptions) {
+    size_t best = 0, best_d = 99;
+    for (size_t i = 0; i < kNumOptions; ++i) {
+      size_t d = distance(name, name_len, kOptions[i].name, strlen(kOptions[i].name));
+      if (d < best_d) {
+        best_d = d;
+        best = i;
+      }
+    }
+    Line line;
+    start_message(line, at);
+    bool file = at.source == ValueSource::kFile;
+    line.str(file ? "unknown key " : "unknown variable ").str(shown, shown_len).str(" (ignored)");
+    if (best_d <= 3)
+      line.str("; did you mean ").str(kOptions[best].name + (file ? kPrefixLen : 0)).str("?");
+    line.emit(sink, ctx);
+    note_problem(r, shown, shown_len);
+    return;
+  }
+
+  const OptionSpec& o = kOptions[idx];
+  Config& c = r.config;
+  bool ok = false;
+  switch (o.kind) {
+    case OptionKind::kBool: {
+      bool b = false;
+      ok = parse_bool(value, value_len, &b);
+      if (ok) c.*o.flag = b;
+      break;
+    }
+    case OptionKind::kStats: {
+      bool b = false;
+      if (equals_ci(value, value_len, "text")) {
+        ok = true;
+        c.stats = StatsFormat::kText;
+      } else if (equals_ci(value, value_len, "json")) {
+        ok = true;
+        c.stats = StatsFormat::kJson;
+      } else if (equals_ci(value, value_len, "prometheus")) {
+        ok = true;
+        c.stats = StatsFormat::kPrometheus;
+      } else if (parse_bool(value, value_len, &b)) {
+        ok = true;
+        c.stats = b ? StatsFormat::kText : StatsFormat::kOff;
+      }
+      break;
+    }
+    case OptionKind::kPath: {
+      char* field = c.*o.path;
+      ok = value_len > 0 && value_len < sizeof(c.*o.path);
+      if (ok) {
+        memcpy(field, value, value_len);
+        field[value_len] = '\0';
+      }
+      break;
+    }
+    case OptionKind::kBytes: {
+      uint64_t v = 0;
+      ok = parse_bytes(value, value_len, &v) && v >= o.min && v <= o.max &&
+           (!o.pow2 || (v & (v - 1)) == 0);
+      if (ok) c.*o.bytes = v;
+      break;
+    }
+    case OptionKind::kCount: {
+      uint64_t v = 0;
+      ok = parse_count(value, value_len, &v) && v >= o.min && v <= o.max;
+      if (ok) c.*o.bytes = v;
+      break;
+    }
+    case OptionKind::kMillis: {
+      uint64_t v = 0;
+      ok = parse_millis(value, value_len, &v) && v >= o.min && v <= o.max;
+      if (ok) c.*o.bytes = v;
+      break;
+    }
+    case OptionKind::kChoice: {
+      for (size_t k = 0; o.choices[k] != nullptr; ++k) {
+        if (equals_ci(value, value_len, o.choices[k])) {
+          c.*o.bytes = k;
+          ok = true;
+        }
+      }
+      break;
+    }
+  }
+  if (ok) {
+    r.source[idx] = at.source;
+    return;
+  }
+  Line line;
+  start_message(line, at);
+  line.str("invalid ").str(shown, shown_len).str("=\"").str(value, value_len).str("\": expected ");
+  line.str(accepted_text(o));
+  if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
+  if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
+  if (o.kind == OptionKind::kMillis) line.str(" up to 1 hour");
+  line.str("; using the default");
+  line.emit(sink, ctx);
+  note_problem(r, shown, shown_len);
+}
+
+bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r'; }
+
+// The config file's text lives here for the life of the process (messages
+// and first_problem point into it).
+char g_file_text[64 * 1024];
+
+void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
+  int saved = errno;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  size_t len = 0;
+  bool too_big = false;
+  if (fd >= 0) {
+    for (;;) {
+      ssize_t n = read(fd, g_file_text + len, sizeof(g_file_text) - 1 - len);
+      if (n <= 0) break;
+      len += static_cast<size_t>(n);
+      if (len == sizeof(g_file_text) - 1) {
+        char probe;
+        too_big = read(fd, &probe, 1) > 0;
+        break;
+      }
+    }
+    close(fd);
+  }
+  errno = saved;
+  if (fd < 0 || too_big) {
+    Line line;
+    line.str("slabby: cannot read SLABBY_CONFIG=").str(path);
+    line.str(fd < 0 ? " (no such readable file); using the environment and defaults"
+                    : " (larger than 64 KiB); using the environment and defaults");
+    line.emit(sink, ctx);
+    note_problem(r, "SLABBY_CONFIG", 13);
+    return;
+  }
+  g_file_text[len] = '\0';
+  size_t line_no = 0;
+  for (char* p = g_file_text; *p != '\0';) {
+    char* eol = p;
+    while (*eol != '\0' && *eol != '\n') ++eol;
+    char* next = *eol == '\n' ? eol + 1 : eol;
+    ++line_no;
+    char* hash = p;
+    while (hash < eol && *hash != '#') ++hash;
+    char* end = hash;
+    while (p < end && is_space(*p)) ++p;
+    while (end > p && is_space(end[-1])) --end;
+    if (p < end) {
+      Origin at{ValueSource::kFile, path, line_no};
+      char* eq = p;
+      while (eq < end && *eq != '=') ++eq;
+      char* key_end = eq;
+      while (key_end > p && is_space(key_end[-1])) --key_end;
+      char* value = eq < end ? eq + 1 : end;
+      while (value < end && is_space(*value)) ++value;
+      char name[96];
+      size_t key_len = static_cast<size_t>(key_end - p);
+      if (eq == end || key_len == 0 || key_len + kPrefixLen >= sizeof(name)) {
+        Line line;
+        start_message(line, at);
+        line.str("expected KEY = value, got \"").str(p, static_cast<size_t>(end - p));
+        line.str("\" (ignored)");
+        line.emit(sink, ctx);
+        note_problem(r, p, static_cast<size_t>(end - p));
+      } else {
+        memcpy(name, kPrefix, kPrefixLen);
+        for (size_t i = 0; i < key_len; ++i) {
+          char ch = p[i];
+          name[kPrefixLen + i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
+        }
+        apply(r, name, kPrefixLen + key_len, p, key_len, value,
+              static_cast<size_t>(end - value), at, sink, ctx);
+      }
+    }
+    p = next;
+  }
+}
+
+}  // namespace
+
 ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
   ConfigResult r{};
   r.first_problem = nullptr;
-  auto note_problem = [&r](const char* name, size_t len) {
-    if (r.problems++ == 0) {
-      r.first_problem = name;
-      r.first_problem_len = len;
-    }
-  };
+  // The file first, so that the environment overrides it.
+  static constexpr char kConfigVar[] = "SLABBY_CONFIG=";
+  for (size_t e = 0; envp != nullptr && envp[e] != nullptr; ++e)
+    if (strncmp(envp[e], kConfigVar, sizeof(kConfigVar) - 1) == 0 &&
+        envp[e][sizeof(kConfigVar) - 1] != '\0')
+      apply_file(r, envp[e] + sizeof(kConfigVar) - 1, sink, ctx);
+  Origin env{ValueSource::kEnvironment, nullptr, 0};
   for (size_t e = 0; envp != nullptr && envp[e] != nullptr; ++e) {
     const char* entry = envp[e];
     if (strncmp(entry, kPrefix, kPrefixLen) != 0) continue;
     const char* eq = strchr(entry, '=');
     if (eq == nullptr) continue;
     size_t name_len = static_cast<size_t>(eq - entry);
-    const char* value = eq + 1;
-    size_t value_len = strlen(value);
-
-    size_t idx = kNumOptions;
-    for (size_t i = 0; i < kNumOptions; ++i)
-      if (strlen(kOptions[i].name) == name_len && strncmp(kOptions[i].name, entry, name_len) == 0)
-        idx = i;
-    if (idx == kNumOptions) {
-      size_t best = 0, best_d = 99;
-      for (size_t i = 0; i < kNumOptions; ++i) {
-        size_t d = distance(entry, name_len, kOptions[i].name, strlen(kOptions[i].name));
-        if (d < best_d) {
-          best_d = d;
-          best = i;
-        }
-      }
-      Line line;
-      line.str("slabby: unknown variable ").str(entry, name_len).str(" (ignored)");
-      if (best_d <= 3) line.str("; did you mean ").str(kOptions[best].name).str("?");
-      line.emit(sink, ctx);
-      note_problem(entry, name_len);
-      continue;
-    }
-
-    const OptionSpec& o = kOptions[idx];
-    Config& c = r.config;
-    bool ok = false;
-    switch (o.kind) {
-      case OptionKind::kBool: {
-        bool b = false;
-        ok = parse_bool(value, value_len, &b);
-        if (ok) c.*o.flag = b;
-        break;
-      }
-      case OptionKind::kStats: {
-        bool b = false;
-        if (equals_ci(value, value_len, "text")) {
-          ok = true;
-          c.stats = StatsFormat::kText;
-        } else if (equals_ci(value, value_len, "json")) {
-          ok = true;
-          c.stats = StatsFormat::kJson;
-        } else if (equals_ci(value, value_len, "prometheus")) {
-          ok = true;
-          c.stats = StatsFormat::kPrometheus;
-        } else if (parse_bool(value, value_len, &b)) {
-          ok = true;
-          c.stats = b ? StatsFormat::kText : StatsFormat::kOff;
-        }
-        break;
-      }
-      case OptionKind::kPath: {
-        ok = value_len > 0 && value_len < sizeof(c.stats_file);
-        if (ok) {
-          memcpy(c.stats_file, value, value_len);
-          c.stats_file[value_len] = '\0';
-        }
-        break;
-      }
-      case OptionKind::kBytes: {
-        uint64_t v = 0;
-        ok = parse_bytes(value, value_len, &v) && v >= o.min && v <= o.max &&
-             (!o.pow2 || (v & (v - 1)) == 0);
-        if (ok) c.*o.bytes = v;
-        break;
-      }
-      case OptionKind::kCount: {
-        uint64_t v = 0;
-        ok = parse_count(value, value_len, &v) && v >= o.min && v <= o.max;
-        if (ok) c.*o.bytes = v;
-        break;
-      }
-      case OptionKind::kMillis: {
-        uint64_t v = 0;
-        ok = parse_millis(value, value_len, &v) && v >= o.min && v <= o.max;
-        if (ok) c.*o.bytes = v;
-        break;
-      }
-      case OptionKind::kChoice: {
-        for (size_t k = 0; o.choices[k] != nullptr; ++k) {
-          if (equals_ci(value, value_len, o.choices[k])) {
-            c.*o.bytes = k;
-            ok = true;
-          }
-        }
-        break;
-      }
-    }
-    if (ok) {
-      r.source[idx] = ValueSource::kEnvironment;
-      continue;
-    }
-    Line line;
-    line.str("slabby: invalid ").str(o.name).str("=\"").str(value, value_len).str("\": expected ");
-    line.str(accepted_text(o));
-    if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
-    if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
-    if (o.kind == OptionKind::kMillis) line.str(" up to 1 hour");
-    line.str("; using the default");
-    line.emit(sink, ctx);
-    note_problem(entry, name_len);
+    apply(r, entry, name_len, entry, name_len, eq + 1, strlen(eq + 1), env, sink, ctx);
   }
   return r;
 }
@@ -351,14 +470,15 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
         line.str(kNames[static_cast<int>(c.stats)]);
         break;
       }
-      case OptionKind::kPath: line.str(c.stats_file); break;
+      case OptionKind::kPath: line.str(c.*o.path); break;
       case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
       case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
       case OptionKind::kCount: line.u64(c.*o.bytes); break;
       case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
       case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
     }
-    line.str(r.source[i] == ValueSource::kEnvironment ? " (environment)" : " (default)");
+    static const char* const kSources[] = {" (default)", " (file)", " (environment)"};
+    line.str(kSources[static_cast<int>(r.source[i])]);
     line.str(": ").str(kOptions[i].help);
     line.emit(sink, ctx);
   }

@@ -31,6 +31,7 @@ struct Config {
   size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
   bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc
   char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
+  char config_file[256] = {};             // SLABBY_CONFIG: key = value lines, read first
 };
 
 enum class OptionKind : uint8_t { kBool, kBytes, kCount, kMillis, kChoice, kStats, kPath };
@@ -45,10 +46,11 @@ struct OptionSpec {
   size_t Config::*bytes = nullptr;  // kBytes, kCount: the field it sets
   bool pow2 = false;                // kBytes: must be a power of two
   const char* const* choices = nullptr;  // kChoice: the accepted words (index stored)
+  char (Config::*path)[256] = nullptr;    // kPath: the field it sets
 };
 
 // Where each effective value came from (for SLABBY_VERBOSE).
-enum class ValueSource : uint8_t { kDefault = 0, kEnvironment };
+enum class ValueSource : uint8_t { kDefault = 0, kFile, kEnvironment };
 
 struct ConfigResult {
   Config config;
@@ -61,8 +63,11 @@ struct ConfigResult {
 using ConfigSink = void (*)(void* ctx, const char* line, size_t len);
 
 // Parses every SLABBY_* entry of envp (NULL-terminated "NAME=value" strings).
-// Each bad value or unknown name is reported to sink as one line; the default
-// stays in force for a bad value.
+// If one is SLABBY_CONFIG=PATH, that file is read first: "KEY = value" lines
+// (KEY is the variable name without SLABBY_, any case), "#" starts a
+// comment; the environment then overrides it. Each bad value or unknown name
+// is reported to sink as one line; the default (or the file's value) stays in
+// force for a bad value. The file is read into static storage: no allocation.
 ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx);
 
 // Writes the effective configuration, one "slabby:   NAME=value (source)" line

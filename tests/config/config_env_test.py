@@ -122,6 +122,45 @@ class ConfigEnv(unittest.TestCase):
                 self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
                 self.assertIn("slabby: invalid " + next(iter(bad)), r.stderr)
 
+    def test_config_file_with_environment_override_and_sources(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("# profile\nretain_max = 8M\nSHARDS = 3\n")
+        try:
+            r = run({"SLABBY_CONFIG": f.name, "SLABBY_SHARDS": "2", "SLABBY_VERBOSE": "1"})
+            self.assertEqual(r.stdout, "apple\nfig\npear\n")
+            self.assertIn("SLABBY_RETAIN_MAX=8M (file)", r.stderr)
+            self.assertIn("SLABBY_SHARDS=2 (environment)", r.stderr)
+            self.assertIn(", 2 shards, ", r.stderr)
+            r = run({"SLABBY_CONFIG": f.name})
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "apple\nfig\npear\n", ""))
+        finally:
+            os.unlink(f.name)
+
+    def test_config_file_problems_warn_and_strict_aborts_naming_the_key(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("DECAY = 5\n")
+        try:
+            r = run({"SLABBY_CONFIG": f.name})
+            self.assertEqual(r.stdout, "apple\nfig\npear\n")
+            self.assertEqual(r.stderr, f"slabby: {f.name}:1: unknown key DECAY (ignored); "
+                                       "did you mean DECAY_MS?\n")
+            r = run({"SLABBY_CONFIG": f.name, "SLABBY_STRICT": "1"})
+            self.assertEqual(r.returncode, -signal.SIGABRT)
+            self.assertIn("slabby: SLABBY_STRICT=1: aborting on DECAY", r.stderr)
+        finally:
+            os.unlink(f.name)
+
+    def test_every_shipped_profile_loads_cleanly_in_strict_mode(self):
+        profiles = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config")
+        confs = sorted(p for p in os.listdir(profiles) if p.endswith(".conf"))
+        self.assertGreaterEqual(len(confs), 4)
+        for name in confs:
+            with self.subTest(profile=name):
+                r = run({"SLABBY_CONFIG": os.path.join(profiles, name), "SLABBY_STRICT": "1"})
+                self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "apple\nfig\npear\n", ""))
+
     def test_arena_size_applies(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_ARENA_SIZE": "1G"})
         self.assertIn("arena 1.0 GiB reserved", r.stderr)

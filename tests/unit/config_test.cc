@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -165,6 +168,70 @@ TEST(Config, DescribeListsEveryOptionWithItsSource) {
     if (l.find("SLABBY_RETAIN_MAX=8M (environment)") != std::string::npos) found = true;
   }
   EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace slabby
+
+namespace slabby {
+namespace {
+
+// A config file in a temporary directory, removed at the end of the test.
+struct ConfigFile {
+  explicit ConfigFile(const std::string& text) {
+    char tmpl[] = "/tmp/slabby-config-XXXXXX";
+    int fd = mkstemp(tmpl);
+    EXPECT_GE(fd, 0);
+    path = tmpl;
+    EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    close(fd);
+  }
+  ~ConfigFile() { unlink(path.c_str()); }
+  std::string path;
+};
+
+TEST(ConfigFile, KeyValueLinesWithCommentsAndAnyCase) {
+  ConfigFile f("# slabby profile\n\n  retain_max = 8M   # trailing comment\nSTATS=json\n"
+               "Decay_Ms = 250\n");
+  Parsed p = parse({"SLABBY_CONFIG=" + f.path});
+  EXPECT_TRUE(p.lines.empty()) << p.lines[0];
+  EXPECT_EQ(p.result.config.retain_max, 8u << 20);
+  EXPECT_EQ(p.result.config.stats, StatsFormat::kJson);
+  EXPECT_EQ(p.result.config.decay_ms, 250u);
+  for (size_t i = 0; i < num_options(); ++i) {
+    std::string name = option(i).name;
+    if (name == "SLABBY_RETAIN_MAX" || name == "SLABBY_STATS" || name == "SLABBY_DECAY_MS")
+      EXPECT_EQ(p.result.source[i], ValueSource::kFile) << name;
+  }
+}
+
+TEST(ConfigFile, TheEnvironmentOverridesTheFile) {
+  ConfigFile f("RETAIN_MAX = 8M\nSHARDS = 3\n");
+  Parsed p = parse({"SLABBY_RETAIN_MAX=16M", "SLABBY_CONFIG=" + f.path});
+  EXPECT_EQ(p.result.config.retain_max, 16u << 20);  // whatever the order in the environment
+  EXPECT_EQ(p.result.config.shards, 3u);
+}
+
+TEST(ConfigFile, EachProblemIsOneLineNamingFileAndLine) {
+  ConfigFile f("RETIAN_MAX = 8M\nARENA_SIZE = lots\nnot a pair\nSTATS = 1\n");
+  Parsed p = parse({"SLABBY_CONFIG=" + f.path});
+  ASSERT_EQ(p.lines.size(), 3u);
+  EXPECT_EQ(p.lines[0], "slabby: " + f.path +
+                            ":1: unknown key RETIAN_MAX (ignored); did you mean RETAIN_MAX?\n");
+  EXPECT_EQ(p.lines[1].rfind("slabby: " + f.path + ":2: invalid ARENA_SIZE=\"lots\": expected ", 0),
+            0u)
+      << p.lines[1];
+  EXPECT_EQ(p.lines[2], "slabby: " + f.path + ":3: expected KEY = value, got \"not a pair\" (ignored)\n");
+  EXPECT_EQ(p.result.problems, 3);
+  EXPECT_EQ(std::string(p.result.first_problem, p.result.first_problem_len), "RETIAN_MAX");
+  EXPECT_EQ(p.result.config.stats, StatsFormat::kText) << "good lines still apply";
+}
+
+TEST(ConfigFile, AMissingFileIsOneProblem) {
+  Parsed p = parse({"SLABBY_CONFIG=/nonexistent/slabby.conf", "SLABBY_SHARDS=2"});
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_EQ(p.lines[0].rfind("slabby: cannot read SLABBY_CONFIG=/nonexistent/slabby.conf", 0), 0u);
+  EXPECT_EQ(p.result.config.shards, 2u);
 }
 
 }  // namespace
