@@ -70,6 +70,23 @@ SlotRange* ensure_region(int cpu) {
   return hdr;
 }
 
+// Pops up to `max` blocks of class cls from the current CPU's cache and
+// gives them to the class's pool as one null-terminated chain. Returns the
+// number moved.
+uint32_t pop_to_pool(unsigned cls, uint32_t max) {
+  void* head = nullptr;
+  uint32_t n = 0;
+  while (n < max) {
+    void* b = percpu_pop(cls);
+    if (b == nullptr) break;
+    *static_cast<void**>(b) = head;
+    head = b;
+    ++n;
+  }
+  g_rt.pools[cls].give(head, n);  // give() ignores an empty chain
+  return n;
+}
+
 // True when this thread can use the per-CPU caches right now; sets *cpu.
 bool usable_cpu(int* cpu) {
   ThreadCache& tc = tl_cache;
@@ -188,18 +205,9 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   counters.frees++;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return;  // the region was just created
-  // Full: move one batch out as a null-terminated chain, then push.
+  // Full: move one batch out, then push.
   CentralPool& pool = g_rt.pools[cls];
-  void* head = nullptr;
-  uint32_t n = 0;
-  while (n < pool.batch_size()) {
-    void* b = percpu_pop(cls);
-    if (b == nullptr) break;
-    *static_cast<void**>(b) = head;
-    head = b;
-    ++n;
-  }
-  pool.give(head, n);
+  pop_to_pool(cls, pool.batch_size());
   if (!percpu_push(cls, p)) {
     *static_cast<void**>(p) = nullptr;
     pool.give(p, 1);
@@ -225,17 +233,7 @@ uint64_t percpu_drain_idle(bool all) {
     if (sched_setaffinity(0, sizeof(one), &one) != 0) continue;  // not ours to run on
     // The pops are critical sections on whatever CPU this thread is on; if
     // the kernel moved it anyway, they drain that CPU instead: still safe.
-    for (unsigned c = 1; c < kNumClasses; ++c) {
-      void* head = nullptr;
-      uint32_t n = 0;
-      while (void* b = percpu_pop(c)) {
-        *static_cast<void**>(b) = head;
-        head = b;
-        ++n;
-      }
-      if (n > 0) g_rt.pools[c].give(head, n);
-      drained += n;
-    }
+    for (unsigned c = 1; c < kNumClasses; ++c) drained += pop_to_pool(c, ~uint32_t{0});
   }
   sched_setaffinity(0, sizeof(saved), &saved);
   return drained;

@@ -29,13 +29,6 @@ size_t usable_size_impl(const void* p) noexcept;
 // failed); counted as a heap fallback. nullptr + ENOMEM if glibc fails too.
 void* fallback_alloc(size_t n, size_t align) noexcept;
 
-// The thread's bin first: in per-thread mode that is the whole fast path. A
-// thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
-// check misses and the per-CPU critical section follows inline. Per-thread
-// mode reaches the percpu_ok test only on a miss, so it pays nothing for
-// per-CPU mode; per-CPU mode pays one predictable miss.
-// The class index is a full-width integer on the fast paths: mixing 32- and
-// 64-bit uses made GCC copy it between registers three times per call.
 // Takes one slot of room in the bin: "subl $1, space; js full". Plain C
 // makes GCC keep the old value for the undo (five instructions), and GCC 12
 // drops the label path of an equivalent asm goto once inlined, so this reads
@@ -49,6 +42,13 @@ SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
   return false;
 }
 
+// The thread's bin first: in per-thread mode that is the whole fast path. A
+// thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
+// check misses and the per-CPU critical section follows inline. Per-thread
+// mode reaches the percpu_ok test only on a miss, so it pays nothing for
+// per-CPU mode; per-CPU mode pays one predictable miss.
+// The class index is a full-width integer on the fast paths: mixing 32- and
+// 64-bit uses made GCC copy it between registers three times per call.
 SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
   ThreadCache& tc = tl_cache;
   Bin& b = tc.bins[cls];
@@ -71,7 +71,7 @@ SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
-  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(kClassTable[(n + 15) >> 4]);
+  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(size_class_of(n));
   return alloc_large(n, 0);
 }
 

@@ -246,13 +246,7 @@ size_t PageHeap::decay_locked(uint64_t now) {
   size_t purged = 0;
   bool any = false;
   while (lru_tail_ != nullptr && now - lru_tail_->freed_ms >= decay_ms_) {
-    Span* s = lru_tail_;
-    uint64_t bytes = uint64_t{s->pages} << kPageShift;
-    remove_free_locked(s);
-    os::purge(reinterpret_cast<void*>(s->start), bytes);
-    s->dirty = false;
-    merge_and_insert_locked(s);  // now clean: joins its clean neighbours
-    purged += bytes;
+    purged += purge_oldest_locked();
     any = true;
   }
   if (any) stats_.purge_passes++;
@@ -293,15 +287,19 @@ void PageHeap::merge_and_insert_locked(Span* s) {
   insert_free_locked(s);
 }
 
+size_t PageHeap::purge_oldest_locked() {
+  Span* s = lru_tail_;
+  size_t bytes = size_t{s->pages} << kPageShift;
+  remove_free_locked(s);
+  os::purge(reinterpret_cast<void*>(s->start), bytes);
+  s->dirty = false;
+  merge_and_insert_locked(s);  // now clean: joins its clean neighbours
+  return bytes;
+}
+
 void PageHeap::purge_locked(size_t target_dirty) {
   if (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) stats_.purge_passes++;
-  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) {
-    Span* s = lru_tail_;
-    remove_free_locked(s);
-    os::purge(reinterpret_cast<void*>(s->start), uint64_t{s->pages} << kPageShift);
-    s->dirty = false;
-    merge_and_insert_locked(s);  // now clean: joins its clean neighbours
-  }
+  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) purge_oldest_locked();
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {

@@ -130,6 +130,8 @@ class PageHeap {
   void insert_free_locked(Span* s);
   void remove_free_locked(Span* s);
   void purge_locked(size_t target_dirty);
+  // Purges the least recently freed dirty span (lru_tail_, non-null).
+  size_t purge_oldest_locked();
   size_t decay_locked(uint64_t now_ms);
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();

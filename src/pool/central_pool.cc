@@ -155,6 +155,10 @@ void CentralPool::give(void* head, uint32_t count) {
     lock_free_pushes_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  give_to_shards(head);
+}
+
+void CentralPool::give_to_shards(void* head) {
   if (num_shards_ == 1) {
     LockGuard g(shard(0).mu);
     give_locked(shard(0), head);
@@ -179,22 +183,9 @@ void CentralPool::give(void* head, uint32_t count) {
 uint64_t CentralPool::reclaim() {
   uint64_t drained = 0;
   while (void* batch = stack_.pop()) {
-    // give() would push a whole batch straight back onto the stack: go to
-    // the shards directly.
-    void* heads[kMaxShards] = {};
-    for (void* b = batch; b != nullptr;) {
-      void* next = *static_cast<void**>(b);
-      unsigned idx = heap_->span_of(b)->shard;
-      *static_cast<void**>(b) = heads[idx];
-      heads[idx] = b;
-      b = next;
-      ++drained;
-    }
-    for (unsigned i = 0; i < num_shards_; ++i) {
-      if (heads[i] == nullptr) continue;
-      LockGuard g(shard(i).mu);
-      give_locked(shard(i), heads[i]);
-    }
+    // Not give(): it would push a whole batch straight back onto the stack.
+    give_to_shards(batch);
+    drained += batch_size_;
   }
   for (unsigned i = 0; i < num_shards_; ++i) {
     Shard& sh = shard(i);

@@ -94,6 +94,8 @@ class alignas(128) CentralPool {
   Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
   void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, BlockChain* chain);
   void give_locked(Shard& sh, void* head);
+  // A null-terminated chain back to its slabs' shards, each lock taken once.
+  void give_to_shards(void* head);
   void push_partial(Shard& sh, Span* s);
   void remove_partial(Shard& sh, Span* s);
 
