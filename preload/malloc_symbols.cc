@@ -18,6 +18,7 @@
 #include "frontend/allocator.h"
 #include "heap/page_heap.h"
 #include "runtime/background.h"
+#include "secure/checks.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
 
@@ -213,8 +214,17 @@ CXX_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow
 
 CXX_EXPORT void operator delete(void* p) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete[](void* p) noexcept { free_fast(p); }
-CXX_EXPORT void operator delete(void* p, size_t) noexcept { free_fast(p); }
-CXX_EXPORT void operator delete[](void* p, size_t) noexcept { free_fast(p); }
+// Sized delete checks the size only with SLABBY_BITGUARD (secure/checks.h):
+// one predictable branch, the only test of a security flag on an exported
+// fast path (free and malloc have none).
+CXX_EXPORT void operator delete(void* p, size_t n) noexcept {
+  if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
+  free_fast(p);
+}
+CXX_EXPORT void operator delete[](void* p, size_t n) noexcept {
+  if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
+  free_fast(p);
+}
 CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { free_fast(p); }

@@ -13,6 +13,7 @@ namespace slabby {
 namespace {
 
 constexpr const char* kThpChoices[] = {"never", "madvise", "always", nullptr};
+constexpr const char* kZeroChoices[] = {"0", "free", "alloc", "both", nullptr};
 
 constexpr OptionSpec kOptions[] = {
     {"SLABBY_STATS", OptionKind::kStats, 0, 0,
@@ -60,9 +61,31 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_THP", OptionKind::kChoice, 0, 0,
      "transparent huge pages for slabby's arena (madvise: the system's setting)", nullptr,
      &Config::thp, false, kThpChoices},
+    {"SLABBY_ZERO", OptionKind::kChoice, 0, 0,
+     "zero blocks on free (and check they stay zero), on allocation, or both", nullptr,
+     &Config::zero, false, kZeroChoices},
+    {"SLABBY_BITGUARD", OptionKind::kBool, 0, 0,
+     "a canary after every block, encoded free lists; detect double and invalid frees",
+     &Config::bitguard},
+    {"SLABBY_GUARD_PAGES", OptionKind::kBool, 0, 0,
+     "PROT_NONE pages around large blocks (each ends against its guard)", &Config::guard_pages},
+    {"SLABBY_GUARD_SAMPLE", OptionKind::kCount, 0, 1000000000,
+     "one small allocation in N is placed against a guard page (0: none)", nullptr,
+     &Config::guard_sample},
+    {"SLABBY_QUARANTINE", OptionKind::kBytes, 0, uint64_t{1} << 30,
+     "freed bytes each thread holds back before reuse (0: none)", nullptr, &Config::quarantine},
+    {"SLABBY_LEAK_CHECK", OptionKind::kBool, 0, 0,
+     "report blocks still live at exit, by allocation site for traced ones",
+     &Config::leak_check},
+    {"SLABBY_LEAK_SAMPLE", OptionKind::kCount, 1, 1000000000,
+     "with SLABBY_LEAK_CHECK, one allocation in N records its stack", nullptr,
+     &Config::leak_sample},
+    {"SLABBY_SECURE", OptionKind::kBool, 0, 0,
+     "the balanced hardening set: SLABBY_ZERO=free and SLABBY_BITGUARD=1", &Config::secure},
 };
 constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
-static_assert(kNumOptions <= 24, "ConfigResult::source has room for 24 options");
+static_assert(kNumOptions <= sizeof(ConfigResult::source) / sizeof(ValueSource),
+              "ConfigResult::source has a slot per option");
 
 constexpr char kPrefix[] = "SLABBY_";
 constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
@@ -142,7 +165,7 @@ const char* accepted_text(const OptionSpec& o) {
                     : "a byte count with an optional K, M, G or T suffix";
     case OptionKind::kCount: return "a whole number";
     case OptionKind::kMillis: return "a duration in ms, or with an ms, s or m suffix";
-    case OptionKind::kChoice: return "one of never, madvise or always";
+    case OptionKind::kChoice: return "one of ";
   }
   return "";
 }
@@ -350,6 +373,12 @@ void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown
   start_message(line, at);
   line.str("invalid ").str(shown, shown_len).str("=\"").str(value, value_len).str("\": expected ");
   line.str(accepted_text(o));
+  if (o.kind == OptionKind::kChoice) {
+    for (size_t k = 0; o.choices[k] != nullptr; ++k) {
+      if (k > 0) line.str(o.choices[k + 1] == nullptr ? " or " : ", ");
+      line.str(o.choices[k]);
+    }
+  }
   if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
   if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
   if (o.kind == OptionKind::kMillis) line.str(" up to 1 hour");

@@ -30,6 +30,16 @@ struct Config {
   size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
   size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
   bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc
+  // Security and debugging (secure/checks.h); any of them on selects the
+  // checked paths at init.
+  size_t zero = 0;                        // SLABBY_ZERO: 0, 1 free, 2 alloc, 3 both
+  bool bitguard = false;                  // SLABBY_BITGUARD: canaries, tags, encoded links
+  bool guard_pages = false;               // SLABBY_GUARD_PAGES: PROT_NONE around large blocks
+  size_t guard_sample = 0;                // SLABBY_GUARD_SAMPLE: 1 in N small blocks guarded
+  size_t quarantine = 0;                  // SLABBY_QUARANTINE: freed bytes held per thread
+  bool leak_check = false;                // SLABBY_LEAK_CHECK: live blocks reported at exit
+  size_t leak_sample = 64;                // SLABBY_LEAK_SAMPLE: 1 in N allocations traced
+  bool secure = false;                    // SLABBY_SECURE: zero on free + bit guard
   char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
   char config_file[256] = {};             // SLABBY_CONFIG: key = value lines, read first
 };
@@ -57,7 +67,7 @@ struct ConfigResult {
   int problems = 0;           // bad values + unknown names
   const char* first_problem;  // variable name of the first problem (in envp), or nullptr
   size_t first_problem_len;
-  ValueSource source[24];     // indexed like options()
+  ValueSource source[64];     // indexed like options()
 };
 
 using ConfigSink = void (*)(void* ctx, const char* line, size_t len);

@@ -8,6 +8,7 @@
 #include "frontend/glibc.h"
 #include "os/os.h"
 #include "runtime/background.h"
+#include "secure/checks.h"
 
 namespace slabby {
 
@@ -68,16 +69,19 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
 
 void* alloc_large(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
+    if (g_checks.on) checked_huge_request(n);
     errno = ENOMEM;
     return nullptr;
   }
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc_large(n, align);
   Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align);
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
   return reinterpret_cast<void*>(s->start);
 }
 
 void free_not_small(void* p) noexcept {
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_free_large(p);
   Span* s = g_rt.heap.span_of(p);
   if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
                     s->start == reinterpret_cast<uintptr_t>(p))) {
@@ -98,6 +102,7 @@ void free_foreign(void* p) noexcept {
 
 void* aligned_alloc_impl(size_t align, size_t n) noexcept {
   if (align <= kMinAlign) return malloc_fast(n);
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_aligned(align, n);
   if (align <= kPageSize) {
     unsigned cls = aligned_size_class_of(n, align);
     if (cls != 0) return alloc_in_class(cls);
@@ -112,6 +117,7 @@ void* aligned_alloc_impl(size_t align, size_t n) noexcept {
 void* calloc_impl(size_t count, size_t size) noexcept {
   size_t total;
   if (SLABBY_UNLIKELY(__builtin_mul_overflow(count, size, &total))) {
+    if (g_checks.on) checked_calloc_overflow(count, size);
     errno = ENOMEM;
     return nullptr;
   }
@@ -134,6 +140,7 @@ void* calloc_impl(size_t count, size_t size) noexcept {
 size_t usable_size_impl(const void* p) noexcept {
   if (p == nullptr) return 0;
   if (!g_rt.heap.owns(p)) return glibc_usable_size(p);
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_usable_size(p);
   unsigned cls = g_rt.heap.class_of(p);
   if (cls != 0) return class_size(cls);
   Span* s = g_rt.heap.span_of(p);
@@ -152,6 +159,7 @@ void* realloc_impl(void* p, size_t n) noexcept {
     g_rt.foreign_frees.fetch_add(1, std::memory_order_relaxed);
     return __libc_realloc(p, n);
   }
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_realloc(p, n);
   size_t old = usable_size_impl(p);
   // Keep the block when it still fits and is not more than twice too big
   // (a small block only ever shrinks into a smaller class).

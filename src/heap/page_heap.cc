@@ -324,7 +324,7 @@ void PageHeap::free_slab(Span* s) {
   free_pages_locked(s);
 }
 
-Span* PageHeap::alloc_large(size_t bytes, size_t align) {
+Span* PageHeap::alloc_large(size_t bytes, size_t align, bool all_pages) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
@@ -334,6 +334,10 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align) {
   s->state = SpanState::kLarge;
   s->cls = 0;
   s->zeroed = !s->dirty;
+  s->guarded = s->canary = s->quarantined = false;
+  s->block = s->start;
+  s->usable = uint64_t{s->pages} << kPageShift;
+  if (all_pages) set_page_map(s, true);
   stats_.large_allocations++;
   stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
   return s;

@@ -88,7 +88,9 @@ class PageHeap {
 
   // A large span of at least `bytes`, starting at a multiple of `align`
   // (a power of two, >= page size). nullptr when the arena is exhausted.
-  Span* alloc_large(size_t bytes, size_t align);
+  // all_pages: every page's PageMap entry points at the span (the checked
+  // paths find a span from any address in it).
+  Span* alloc_large(size_t bytes, size_t align, bool all_pages = false);
   void free_large(Span* s);
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.

@@ -15,7 +15,9 @@
 //   `cls` and change only under its lock. used == blocks not on `freelist` and
 //   carved; carved <= blocks_per_slab(cls).
 // - state == kLarge: one allocation starting at `start`, of pages * 4 KiB
-//   usable bytes.
+//   usable bytes; or, from the checked paths (secure/), starting at `block`
+//   with guard pages and/or a canary (then every page's PageMap entry points
+//   at the span, so any address in it finds it).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +35,12 @@ struct Span {
   uint8_t cls;    // size class for kSlab, else 0
   bool dirty;     // kFree: pages may hold data (not purged since last use)
   bool zeroed;    // kLarge: every byte read as zero when handed out
+  // kLarge from the checked paths only (secure/checked_large.cc):
+  bool guarded;      // first and last page are PROT_NONE guards
+  bool canary;       // the 8 bytes after the usable ones hold a canary
+  bool quarantined;  // freed by the program, held back (secure/quarantine.h)
+  uintptr_t block;   // the address handed out
+  uint64_t usable;   // bytes the program may use from `block`
 
   // Free bin list (kFree) or central partial list (kSlab).
   Span* next;

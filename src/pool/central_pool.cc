@@ -5,6 +5,7 @@
 #include <new>
 
 #include "frontend/size_class.h"
+#include "secure/checks.h"
 
 namespace slabby {
 
@@ -140,12 +141,23 @@ void CentralPool::give_locked(Shard& sh, void* head) {
         sh.spare = s;
       } else {
         sh.slabs--;
-        heap_->free_slab(s);
+        release_slab(s);
       }
     } else if (!s->in_partial) {
       push_partial(sh, s);
     }
   }
+}
+
+void CentralPool::release_slab(Span* s) {
+  // The checked paths tell a freed block from a never-used one by a tag in its
+  // last word; the page heap may hand these pages to another owner, who must
+  // not inherit tags that would make old data look like a freed block.
+  if (SLABBY_UNLIKELY(g_checks.tags)) {
+    for (uint32_t i = 0; i < blocks_per_slab_; ++i)
+      reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
+  }
+  heap_->free_slab(s);
 }
 
 void CentralPool::give(void* head, uint32_t count) {
@@ -191,7 +203,7 @@ uint64_t CentralPool::reclaim() {
     Shard& sh = shard(i);
     LockGuard g(sh.mu);
     if (sh.spare != nullptr) {
-      heap_->free_slab(sh.spare);
+      release_slab(sh.spare);
       sh.spare = nullptr;
       sh.slabs--;
     }

@@ -97,6 +97,8 @@ class alignas(128) CentralPool {
   // A null-terminated chain back to its slabs' shards, each lock taken once.
   void give_to_shards(void* head);
   void push_partial(Shard& sh, Span* s);
+  // An empty slab back to the page heap.
+  void release_slab(Span* s);
   void remove_partial(Shard& sh, Span* s);
 
   TransferStack stack_;

@@ -15,6 +15,8 @@
 #include "os/os.h"
 #include "runtime/background.h"
 #include "runtime/runtime.h"
+#include "secure/checks.h"
+#include "secure/leak_check.h"
 #include "telemetry/stats.h"
 
 extern char** environ;
@@ -171,18 +173,21 @@ bool init_slow() {
     g_rt.heap.set_max_heap(cfg.max_heap);
     g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
     compute_cache_limits(cfg);
-    percpu_init(cfg.percpu, g_rt.cache_limit);
+    checks_init(cfg);
+    // The checked paths live behind the per-thread slow paths.
+    percpu_init(cfg.percpu && !g_checks.on, g_rt.cache_limit);
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
-    if (cfg.stats != StatsFormat::kOff && cfg.stats_file[0] == '\0')
+    if ((cfg.stats != StatsFormat::kOff && cfg.stats_file[0] == '\0') || g_checks.leak_check)
       g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);
   }
   // After the lock: these may allocate, and the allocator is ready for it.
   pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (g_checks.leak_check) leak_check_start();
   if (g_rt.config.config.verbose) print_verbose_banner();
   return true;
 }
@@ -191,7 +196,9 @@ void thread_init() {
   if (!ensure_init()) return;
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheUninit) return;
-  for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tc.bins[c], g_rt.cache_limit[c]);
+  // Checked mode: limit 0, so every call misses into the checked paths.
+  for (unsigned c = 1; c < kNumClasses; ++c)
+    bin_set_limit(tc.bins[c], g_checks.on ? 0 : g_rt.cache_limit[c]);
   tc.percpu_ok = g_percpu_mode && percpu_thread_init();
   // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
   // always miss into the per-CPU path (see frontend/allocator.h).
@@ -217,6 +224,7 @@ void thread_init() {
 __attribute__((destructor)) static void report_at_exit() {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return;
   write_configured_report();
+  if (g_checks.leak_check) leak_report(g_rt.report_fd);
 }
 
 void write_configured_report() {

@@ -410,6 +410,9 @@ def run_mode(scn, mode, args, tmp_root, reference=None):
         env["SLABBY_STATS"] = "1"
     if mode == "preload":
         env["LD_PRELOAD"] = args.lib
+        for kv in args.env:
+            k, _, v = kv.partition("=")
+            env[k] = v
     if scn.setup:
         scn.setup(workdir)
     results = []
@@ -559,6 +562,8 @@ def main(argv=None):
     ap.add_argument("--no-preload-check", action="store_true",
                     help="do not require a slabby report (to exercise the runner with "
                          "another malloc, e.g. libjemalloc.so.2)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra variable for the preloaded run (e.g. SLABBY_SECURE=1)")
     ap.add_argument("--keep-temp", action="store_true", help="keep the temporary directories")
     args = ap.parse_args(argv)
 

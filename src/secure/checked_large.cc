@@ -1,0 +1,185 @@
+// slabby: large blocks on the checked paths: guard pages, canaries, double
+// free detection, and the guarded placement of sampled small blocks.
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "frontend/allocator.h"
+#include "runtime/background.h"
+#include "runtime/runtime.h"
+#include "secure/checked_cache.h"
+#include "secure/checks.h"
+#include "secure/leak_check.h"
+#include "secure/report.h"
+
+namespace slabby {
+
+// Live guarded blocks. Each splits the arena's mapping into up to three more
+// areas, and Linux allows 65530 per process (vm.max_map_count): past this
+// cap blocks are placed without guards rather than make mmap fail.
+constexpr uint64_t kMaxLiveGuarded = 8192;
+std::atomic<uint64_t> g_live_guarded{0};
+std::atomic<uint64_t> g_guarded_total{0};
+
+namespace {
+
+// The last large blocks freed, so a second free of one is named a double
+// free (its span may have merged into a free one and lost its identity).
+constexpr uint32_t kFreedRing = 256;
+std::atomic<uintptr_t> g_freed_ring[kFreedRing];
+std::atomic<uint32_t> g_freed_next{0};
+
+bool protect(uintptr_t p, size_t bytes, int prot) {
+  return mprotect(reinterpret_cast<void*>(p), bytes, prot) == 0;
+}
+
+Span* live_large(uintptr_t p) {
+  if (!g_rt.heap.owns(reinterpret_cast<void*>(p))) return nullptr;
+  Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
+  if (s != nullptr && s->state == SpanState::kLarge && s->block == p) return s;
+  return nullptr;
+}
+
+[[noreturn]] SLABBY_COLD void not_live(uintptr_t p, const char* verb) {
+  Report r;
+  for (uint32_t i = 0; i < kFreedRing; ++i) {
+    if (g_freed_ring[i].load(std::memory_order_relaxed) == p) {
+      if (verb[0] == 'f')
+        r.str("double free of ").ptr(p).where(0);
+      else
+        r.str(verb).str(" of freed pointer ").ptr(p).where(0);
+      r.abort_now();
+    }
+  }
+  r.str(verb).str(" of invalid pointer ").ptr(p);
+  r.str(" (inside slabby's heap, not the start of a live block)");
+  r.abort_now();
+}
+
+void check_canary(Span* s, const char* verb) {
+  if (!s->canary) return;
+  uint64_t word;
+  memcpy(&word, reinterpret_cast<void*>(s->block + s->usable), sizeof word);
+  if (word == live_canary(s->block)) return;
+  Report r;
+  r.str("heap overflow past the ").u64(s->usable).str(" usable bytes of ").ptr(s->block);
+  r.where(0, s->usable)
+      .str(": canary byte ")
+      .u64(__builtin_ctzll(word ^ live_canary(s->block)) / 8);
+  r.str(" changed (found by ").str(verb).str(")");
+  r.abort_now();
+}
+
+}  // namespace
+
+void* checked_alloc_large(size_t n, size_t align) noexcept {
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
+  if (align < kMinAlign) align = kMinAlign;
+  size_t usable = round_up(n == 0 ? 1 : n, kMinAlign);
+  // Small blocks reach here only when sampled for a guard.
+  bool guard = g_checks.guard_large || n <= kMaxSmallSize;
+  Span* s = nullptr;
+  if (guard && g_live_guarded.fetch_add(1, std::memory_order_relaxed) < kMaxLiveGuarded) {
+    size_t data = round_up(usable + (align - kMinAlign), kPageSize);
+    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, true);
+    if (s != nullptr) {
+      uintptr_t hi = s->end() - kPageSize;
+      if (protect(s->start, kPageSize, PROT_NONE) && protect(hi, kPageSize, PROT_NONE)) {
+        s->guarded = true;
+        s->block = (hi - usable) & ~(uintptr_t{align} - 1);
+        s->usable = hi - s->block;
+        g_guarded_total.fetch_add(1, std::memory_order_relaxed);
+      } else {  // out of mappings: keep the block, without guards
+        protect(s->start, kPageSize, PROT_READ | PROT_WRITE);
+        s->block = s->start + kPageSize;
+        s->usable = data;
+        g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
+      }
+    } else {
+      g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } else if (guard) {
+    g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (s == nullptr) {
+    size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
+    s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize, true);
+    if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
+    s->usable = usable;
+    if (g_checks.bitguard) {
+      s->canary = true;
+      uint64_t word = live_canary(s->block);
+      memcpy(reinterpret_cast<void*>(s->block + usable), &word, sizeof word);
+    }
+  }
+  void* p = reinterpret_cast<void*>(s->block);
+  if (g_checks.zero_alloc && !s->zeroed) memset(p, 0, s->usable);
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_alloc(p, s->usable);
+  return p;
+}
+
+void checked_validate_large(uintptr_t p, const char* verb) noexcept {
+  Span* s = live_large(p);
+  if (s == nullptr) not_live(p, verb);
+  if (s->quarantined) {
+    Report r;
+    if (verb[0] == 'f')
+      r.str("double free of ").ptr(p).where(0, s->usable);
+    else
+      r.str(verb).str(" of freed pointer ").ptr(p).where(0, s->usable);
+    r.abort_now();
+  }
+  check_canary(s, verb);
+}
+
+void checked_free_large(void* ptr) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  checked_validate_large(p, "free");
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
+  Span* s = g_rt.heap.span_of(ptr);
+  if (tl_cache.state == kCacheUninit) thread_init();  // a thread that only used large blocks
+  if (g_checks.quarantine != 0 && tl_cache.state == kCacheActive) {
+    s->quarantined = true;
+    if (g_checks.zero_free) memset(ptr, 0, s->usable);
+    // Guarded: the whole block faults while it waits, so a use after free is
+    // caught at the instruction (secure/guard_fault.cc names it).
+    if (s->guarded) protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_NONE);
+    return quarantine_push(p, s->usable, true);
+  }
+  checked_release_large(p);
+}
+
+void checked_release_large(uintptr_t p) noexcept {
+  Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
+  if (s->quarantined) {
+    if (s->guarded)
+      protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_READ | PROT_WRITE);
+    if (g_checks.zero_free) {
+      const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+      for (uint64_t i = 0; i < s->usable / 8; ++i) {
+        if (w[i] != 0) {
+          Report r;
+          r.str("write after free of ").ptr(p).where(0, s->usable).str(": byte ");
+          r.u64(i * 8 + __builtin_ctzll(w[i]) / 8).str(" changed while it was in quarantine");
+          r.abort_now();
+        }
+      }
+    }
+    s->quarantined = false;
+  }
+  if (s->guarded) {
+    protect(s->start, kPageSize, PROT_READ | PROT_WRITE);
+    protect(s->end() - kPageSize, kPageSize, PROT_READ | PROT_WRITE);
+    s->guarded = false;
+    g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
+  }
+  s->canary = false;
+  uint32_t slot = g_freed_next.fetch_add(1, std::memory_order_relaxed) % kFreedRing;
+  g_freed_ring[slot].store(p, std::memory_order_relaxed);
+  g_rt.heap.free_large(s);
+  maybe_start_background();
+}
+
+}  // namespace slabby

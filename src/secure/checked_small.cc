@@ -1,0 +1,281 @@
+// slabby: small blocks on the checked paths (see secure/checks.h for the
+// block format and secure/checked_cache.h for the per-thread state).
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "frontend/allocator.h"
+#include "runtime/runtime.h"
+#include "secure/checked_cache.h"
+#include "secure/checks.h"
+#include "secure/leak_check.h"
+#include "secure/report.h"
+
+namespace slabby {
+
+__thread CheckedCache tl_checked __attribute__((tls_model("initial-exec")));
+
+namespace {
+
+SLABBY_INLINE uint64_t* words(uintptr_t p) { return reinterpret_cast<uint64_t*>(p); }
+SLABBY_INLINE uint64_t& tag_word(uintptr_t p, size_t size) { return words(p)[size / 8 - 1]; }
+SLABBY_INLINE size_t usable_of(unsigned cls) {
+  return class_size(cls) - (g_checks.bitguard ? kCanaryBytes : 0);
+}
+
+// Offset of the first non-zero byte in [from, to) of the block, or -1.
+ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
+  for (size_t i = from; i < to; i += 8) {
+    uint64_t w = words(p)[i / 8];
+    if (w != 0) return static_cast<ssize_t>(i + __builtin_ctzll(w) / 8);
+  }
+  return -1;
+}
+
+[[noreturn]] SLABBY_COLD void write_after_free(uintptr_t p, unsigned cls, ssize_t byte,
+                                               const char* found_by) {
+  Report r;
+  r.str("write after free of ").ptr(p).where(cls).str(": byte ").u64(static_cast<uint64_t>(byte));
+  r.str(" changed after it was freed (found by ").str(found_by).str(")");
+  r.abort_now();
+}
+
+// A free-list link must be null or the start of a block of the same class:
+// anything else means the free block holding it was overwritten.
+SLABBY_INLINE void check_link(uintptr_t block, uintptr_t next, unsigned cls) {
+  if (next == 0) return;
+  const PageHeap& h = g_rt.heap;
+  if (SLABBY_LIKELY(h.owns(reinterpret_cast<void*>(next)) &&
+                    h.class_of(reinterpret_cast<void*>(next)) == cls &&
+                    (next - h.span_of(reinterpret_cast<void*>(next))->start) % class_size(cls) ==
+                        0))
+    return;
+  Report r;
+  r.str("corrupted free list").where(cls).str(": the free block ").ptr(block).str(" links to ");
+  r.ptr(next).str(", not a block of its class (a write after free)");
+  r.abort_now();
+}
+
+SLABBY_INLINE void push(CheckedBin& b, uintptr_t p) {
+  words(p)[0] = encode_link(p, b.head);
+  b.head = p;
+  b.count++;
+}
+
+SLABBY_INLINE uintptr_t pop(CheckedBin& b, unsigned cls) {
+  uintptr_t p = b.head;
+  uintptr_t next = encode_link(p, words(p)[0]);
+  check_link(p, next, cls);
+  b.head = next;
+  b.count--;
+  return p;
+}
+
+// A block fresh from the central pool: those the program freed before keep
+// their tag (and zeros, checked here); the others are marked never used.
+void format_from_pool(uintptr_t p, unsigned cls) {
+  if (!g_checks.tags) return;
+  size_t size = class_size(cls);
+  uint64_t& tag = tag_word(p, size);
+  if (tag == freed_tag(p)) {
+    // The transfer stack links batches through the second word.
+    if (size > 16) words(p)[1] = 0;
+    if (g_checks.zero_free) {
+      ssize_t bad = first_nonzero(p, 16, size - 8);
+      if (bad >= 0) write_after_free(p, cls, bad, "malloc");
+    }
+    return;
+  }
+  if (g_checks.zero_free && size > 16) memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
+  tag = fresh_tag(p);
+}
+
+bool refill(CheckedBin& b, unsigned cls) {
+  CentralPool& pool = g_rt.pools[cls];
+  uint32_t limit = g_rt.cache_limit[cls];
+  uint32_t n = limit / 2 > 0 ? limit / 2 : 1;
+  if (n > pool.batch_size()) n = pool.batch_size();
+  BlockChain c = pool.take(n, current_shard(pool.num_shards()));
+  if (c.count == 0) return false;
+  uintptr_t p = reinterpret_cast<uintptr_t>(c.head);
+  for (uint32_t i = 0; i < c.count; ++i) {
+    uintptr_t next = words(p)[0];  // plain in the central pool
+    if (i + 1 < c.count) check_link(p, next, cls);
+    format_from_pool(p, cls);
+    push(b, p);
+    p = next;
+  }
+  return true;
+}
+
+// Gives n blocks of the bin back to the central pool, as a plain chain.
+void flush(CheckedBin& b, unsigned cls, uint32_t n) {
+  uintptr_t head = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uintptr_t p = pop(b, cls);
+    words(p)[0] = head;
+    head = p;
+  }
+  g_rt.pools[cls].give(reinterpret_cast<void*>(head), n);
+}
+
+// A free block becomes the program's.
+void* hand_out(uintptr_t p, unsigned cls) {
+  size_t size = class_size(cls);
+  words(p)[0] = 0;
+  if (g_checks.tags) tag_word(p, size) = g_checks.bitguard ? live_canary(p) : 0;
+  if (g_checks.zero_alloc) memset(reinterpret_cast<void*>(p), 0, usable_of(cls));
+  return reinterpret_cast<void*>(p);
+}
+
+// Allocation from exactly class cls (its usable size already covers the
+// request and the canary).
+void* alloc_exact(unsigned cls) {
+  ThreadCache& tc = tl_cache;
+  uintptr_t p;
+  if (SLABBY_LIKELY(tc.state == kCacheActive)) {
+    CheckedBin& b = tl_checked.bins[cls];
+    if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
+    p = pop(b, cls);
+    checked_verify_free_small(p, cls, "malloc");
+    tc.bins[cls].allocs++;
+  } else {
+    CentralPool& pool = g_rt.pools[cls];
+    BlockChain c = pool.take(1, current_shard(pool.num_shards()));
+    if (c.count == 0) return fallback_alloc(usable_of(cls), 0);
+    if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);
+    p = reinterpret_cast<uintptr_t>(c.head);
+    format_from_pool(p, cls);
+    g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
+  }
+  return hand_out(p, cls);
+}
+
+}  // namespace
+
+void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept {
+  if (!g_checks.tags) return;
+  size_t size = class_size(cls);
+  uint64_t tag = tag_word(p, size);
+  if (tag == freed_tag(p)) {
+    if (g_checks.zero_free) {
+      ssize_t bad = first_nonzero(p, 8, size - 8);
+      if (bad >= 0) write_after_free(p, cls, bad, found_by);
+    }
+    return;
+  }
+  if (tag == fresh_tag(p)) return;
+  // The tag itself was overwritten: name the first byte that differs.
+  uint64_t diff = tag ^ freed_tag(p);
+  write_after_free(p, cls, static_cast<ssize_t>(size - 8 + __builtin_ctzll(diff) / 8), found_by);
+}
+
+void checked_release_small(uintptr_t p, unsigned cls) noexcept {
+  ThreadCache& tc = tl_cache;
+  uint32_t limit = g_rt.cache_limit[cls];
+  if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
+    words(p)[0] = 0;
+    g_rt.pools[cls].give(reinterpret_cast<void*>(p), 1);
+    return;
+  }
+  CheckedBin& b = tl_checked.bins[cls];
+  if (b.count >= limit) {
+    uint32_t n = g_rt.pools[cls].batch_size();
+    flush(b, cls, n < b.count ? n : b.count);
+  }
+  push(b, p);
+}
+
+void* checked_alloc(unsigned cls) noexcept {
+  CheckedCache& k = tl_checked;
+  if (g_checks.guard_sample != 0 && tl_cache.state == kCacheActive) {
+    if (k.guard_countdown == 0) k.guard_countdown = g_checks.guard_sample;
+    if (--k.guard_countdown == 0) return checked_alloc_large(class_size(cls), 0);
+  }
+  unsigned c = cls;
+  if (g_checks.bitguard) {
+    // The request may use the whole class: take the class that also holds
+    // the canary (the fast path only passes the class, not the size).
+    size_t need = class_size(cls) + kCanaryBytes;
+    if (need > kMaxSmallSize) return checked_alloc_large(class_size(cls), 0);
+    c = static_cast<unsigned>(size_class_of(need));
+  }
+  void* p = alloc_exact(c);
+  if (SLABBY_UNLIKELY(g_checks.leak_check) && p != nullptr) leak_note_alloc(p, usable_of(c));
+  return p;
+}
+
+void* checked_alloc_class(unsigned cls) noexcept {
+  void* p = alloc_exact(cls);
+  if (SLABBY_UNLIKELY(g_checks.leak_check) && p != nullptr) leak_note_alloc(p, usable_of(cls));
+  return p;
+}
+
+void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
+  size_t size = class_size(cls);
+  Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
+  uintptr_t off = p - s->start;
+  uintptr_t into = off % size;
+  if (into != 0) {
+    Report r;
+    r.str(verb).str(p % kMinAlign != 0 ? " of unaligned pointer " : " of interior pointer ");
+    r.ptr(p).str(": ").u64(into).str(" bytes into the block at ").ptr(p - into).where(cls);
+    r.abort_now();
+  }
+  uint32_t index = static_cast<uint32_t>(off / size);
+  uint32_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+  uint64_t tag = tag_word(p, size);
+  if (index >= blocks_per_slab(cls) ||
+      (g_checks.tags ? tag == fresh_tag(p) || (index >= carved && tag != freed_tag(p))
+                     : index >= carved)) {
+    Report r;
+    r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls);
+    r.abort_now();
+  }
+  if (!g_checks.tags) return;
+  if (tag == freed_tag(p)) {
+    Report r;
+    if (verb[0] == 'f')
+      r.str("double free of ").ptr(p).where(cls);
+    else
+      r.str(verb).str(" of freed pointer ").ptr(p).where(cls);
+    r.abort_now();
+  }
+  if (g_checks.bitguard && tag != live_canary(p)) {
+    uint64_t diff = tag ^ live_canary(p);
+    Report r;
+    r.str("heap overflow past the ").u64(size - kCanaryBytes).str(" usable bytes of ").ptr(p);
+    r.where(cls).str(": canary byte ").u64(__builtin_ctzll(diff) / 8).str(" changed (found by ");
+    r.str(verb).str(")");
+    r.abort_now();
+  }
+}
+
+void checked_free(void* ptr, unsigned cls) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  checked_validate_small(p, cls, "free");
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
+  size_t size = class_size(cls);
+  if (g_checks.tags) {
+    if (g_checks.zero_free && size > 16) memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
+    tag_word(p, size) = freed_tag(p);
+  }
+  ThreadCache& tc = tl_cache;
+  if (tc.state == kCacheActive)
+    tc.bins[cls].frees++;
+  else
+    g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+  if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size, false);
+  checked_release_small(p, cls);
+}
+
+void checked_thread_teardown() noexcept {
+  quarantine_drain();
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    CheckedBin& b = tl_checked.bins[c];
+    if (b.count > 0) flush(b, c, b.count);
+  }
+}
+
+}  // namespace slabby

@@ -1,0 +1,92 @@
+// slabby: the security and debugging modes (SLABBY_ZERO, SLABBY_BITGUARD,
+// SLABBY_GUARD_PAGES, SLABBY_GUARD_SAMPLE, SLABBY_QUARANTINE,
+// SLABBY_LEAK_CHECK, SLABBY_SECURE), decided once at init.
+//
+// How they stay off the fast path: when any is on, init gives every thread
+// cache limit 0 and no per-CPU cache, so the inline malloc and free of
+// frontend/allocator.h always miss into their out-of-line slow paths, which
+// test g_checks.on once and hand over to the checked paths here. With every
+// mode off nothing on the inline paths changes (the callgrind counts in
+// docs/performance.md are the proof). The few out-of-line entry points that
+// need more than a class index (aligned allocation, realloc, sized delete,
+// malloc_usable_size, large blocks) test the same flag.
+//
+// Block format of a small block of class size S on the checked paths:
+//   live:  [0, U) the program's, U = S - 8 with a canary in [S-8, S) when
+//          bitguard is on, else U = S.
+//   free:  word 0 the free-list link (encoded with the process secret in
+//          thread caches and quarantine, plain in the central pools), word at
+//          S-8 a tag naming the state (freed by the program, or never handed
+//          out), bytes between zero when zero-on-free is on.
+// Tags and canaries mix the block's address with the secret, so a value
+// copied from another block, or a guess, does not match.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/base.h"
+
+namespace slabby {
+
+struct Config;
+
+struct Checks {
+  bool on;          // any mode below: the checked paths are in use
+  bool tags;        // free blocks carry a state tag (zero_free or bitguard)
+  bool zero_free;   // SLABBY_ZERO=free|both
+  bool zero_alloc;  // SLABBY_ZERO=alloc|both
+  bool bitguard;    // canaries, encoded links, invalid-free detection
+  bool guard_large;
+  uint32_t guard_sample;  // 1 in N small allocations guarded (0: none)
+  size_t quarantine;      // bytes held per thread
+  bool leak_check;
+  uint32_t leak_sample;
+  uint64_t secret;  // per process, from getrandom (or the clock)
+};
+
+extern constinit Checks g_checks;
+
+// Fills g_checks from the configuration (init, once).
+void checks_init(const Config& cfg);
+
+inline constexpr size_t kCanaryBytes = 8;
+
+SLABBY_INLINE uint64_t mix_address(uintptr_t p, uint64_t salt) {
+  uint64_t x = (p ^ salt) * 0x9e3779b97f4a7c15ULL;
+  return x ^ (x >> 29);
+}
+// What the canary word holds while the block is live.
+SLABBY_INLINE uint64_t live_canary(uintptr_t p) { return mix_address(p, g_checks.secret); }
+// What the tag word holds while the block is free after the program freed it.
+SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return mix_address(p, ~g_checks.secret); }
+// ... and while free but never handed out yet.
+SLABBY_INLINE uint64_t fresh_tag(uintptr_t p) {
+  return mix_address(p, g_checks.secret ^ 0x5a5a5a5a5a5a5a5aULL);
+}
+// Free-list link of the block at `slot` pointing to `next`.
+SLABBY_INLINE uintptr_t encode_link(uintptr_t slot, uintptr_t next) {
+  return next ^ mix_address(slot, g_checks.secret + 1);
+}
+
+// Checked paths (secure/checked_small.cc, checked_large.cc, checked_api.cc).
+// Small: `cls` is the class the fast path chose for the request.
+void* checked_alloc(unsigned cls) noexcept;
+// Exactly class cls, whose usable size already fits request and canary.
+void* checked_alloc_class(unsigned cls) noexcept;
+// Reports (and aborts) unless p is the start of a live block of class cls;
+// verb names the call ("free", "realloc", "malloc_usable_size").
+void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept;
+void checked_free(void* p, unsigned cls) noexcept;
+void* checked_alloc_large(size_t n, size_t align) noexcept;
+void checked_free_large(void* p) noexcept;
+void* checked_aligned(size_t align, size_t n) noexcept;
+void* checked_realloc(void* p, size_t n) noexcept;
+size_t checked_usable_size(const void* p) noexcept;
+void checked_sized_free(void* p, size_t size) noexcept;
+void checked_calloc_overflow(size_t count, size_t size) noexcept;
+void checked_huge_request(size_t n) noexcept;
+// Thread exit: the thread's checked cache and quarantine go back.
+void checked_thread_teardown() noexcept;
+
+}  // namespace slabby

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Runs one case of tests/security/bugs.cc under LD_PRELOAD=libslabby_malloc.so.
+
+A bug case runs twice:
+  - with its check on: the process must die of the expected signal after
+    exactly one "slabby: ..." line matching the expected message, before the
+    program gets to print "survived";
+  - with every check off: that message must not appear (slabby's default mode
+    does not look for the bug; the program may or may not survive it).
+An outcome case (zeroing, calloc overflow, leaks) checks the program's own
+output and slabby's lines.
+
+  security_test.py --list
+  security_test.py --lib build/lib/libslabby_malloc.so --bugs build/bin/security_bugs CASE
+"""
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+
+H = r"0x[0-9a-f]+"
+CLS = r"\(size class \d+, \d+-byte blocks\)"
+LARGE = r"\(large block( of \d+ bytes)?\)"
+BITGUARD = {"SLABBY_BITGUARD": "1"}
+GUARDS = {"SLABBY_GUARD_PAGES": "1"}
+
+# name: (mode, env with the check on, signal, message regex)
+BUGS = {
+    "double_free_small": ("double_free_small", BITGUARD, signal.SIGABRT,
+                          rf"slabby: double free of {H} {CLS}"),
+    "double_free_large": ("double_free_large", BITGUARD, signal.SIGABRT,
+                          rf"slabby: double free of {H} {LARGE}"),
+    "double_free_delayed": ("double_free_delayed", BITGUARD, signal.SIGABRT,
+                            rf"slabby: double free of {H} {CLS}"),
+    "double_free_quarantined": ("double_free_small",
+                                dict(BITGUARD, SLABBY_QUARANTINE="64K"), signal.SIGABRT,
+                                rf"slabby: double free of {H} {CLS}"),
+    "double_free_secure": ("double_free_small", {"SLABBY_SECURE": "1"}, signal.SIGABRT,
+                           rf"slabby: double free of {H} {CLS}"),
+    "overflow_1_small": ("overflow_1_small", BITGUARD, signal.SIGABRT,
+                         rf"slabby: heap overflow past the 56 usable bytes of {H} {CLS}: "
+                         r"canary byte 0 changed \(found by free\)"),
+    "overflow_8_small": ("overflow_8_small", BITGUARD, signal.SIGABRT,
+                         rf"slabby: heap overflow past the 56 usable bytes of {H} {CLS}: "
+                         r"canary byte 0 changed \(found by free\)"),
+    "overflow_1_large": ("overflow_1_large", BITGUARD, signal.SIGABRT,
+                         rf"slabby: heap overflow past the 100000 usable bytes of {H} "
+                         r"\(large block of 100000 bytes\): canary byte 0 changed \(found by free\)"),
+    "overflow_8_large": ("overflow_8_large", BITGUARD, signal.SIGABRT,
+                         rf"slabby: heap overflow past the 100000 usable bytes of {H} "
+                         r"\(large block of 100000 bytes\): canary byte 0 changed \(found by free\)"),
+    "overflow_1_large_guard": ("overflow_1_large", GUARDS, signal.SIGSEGV,
+                               rf"slabby: guard page hit: write at {H} is 1 byte past the end "
+                               rf"of the 100000-byte block at {H} \(SIGSEGV\)"),
+    "overflow_8_large_guard": ("overflow_8_large", GUARDS, signal.SIGSEGV,
+                               rf"slabby: guard page hit: write at {H} is 1 byte past the end "
+                               rf"of the 100000-byte block at {H} \(SIGSEGV\)"),
+    "overflow_1_small_guard": ("overflow_1_small", {"SLABBY_GUARD_SAMPLE": "1"}, signal.SIGSEGV,
+                               rf"slabby: guard page hit: write at {H} is 1 byte past the end "
+                               rf"of the 48-byte block at {H} \(SIGSEGV\)"),
+    "write_after_free_small": ("write_after_free_small", {"SLABBY_ZERO": "free"}, signal.SIGABRT,
+                               rf"slabby: write after free of {H} {CLS}: byte 10 changed after "
+                               r"it was freed \(found by malloc\)"),
+    "write_after_free_small_quarantine": (
+        "write_after_free_small", {"SLABBY_SECURE": "1", "SLABBY_QUARANTINE": "1K"},
+        signal.SIGABRT,
+        rf"slabby: write after free of {H} {CLS}: byte 10 changed after it was freed "
+        r"\(found by quarantine\)"),
+    "write_after_free_large": ("write_after_free_large",
+                               {"SLABBY_ZERO": "free", "SLABBY_QUARANTINE": "256K"},
+                               signal.SIGABRT,
+                               rf"slabby: write after free of {H} \(large block of 100000 bytes\): "
+                               r"byte 10 changed while it was in quarantine"),
+    "write_after_free_large_guard": ("write_after_free_large",
+                                     {"SLABBY_GUARD_PAGES": "1", "SLABBY_QUARANTINE": "256K"},
+                                     signal.SIGSEGV,
+                                     rf"slabby: use after free: write at {H} is 10 bytes into the "
+                                     rf"freed 100000-byte block at {H} \(SIGSEGV\)"),
+    "free_interior": ("free_interior", BITGUARD, signal.SIGABRT,
+                      rf"slabby: free of interior pointer {H}: 16 bytes into the block at {H} {CLS}"),
+    "free_unaligned": ("free_unaligned", BITGUARD, signal.SIGABRT,
+                       rf"slabby: free of unaligned pointer {H}: 3 bytes into the block at {H} {CLS}"),
+    "free_never_used": ("free_never_used", dict(BITGUARD, SLABBY_THREAD_CACHE_BYTES="0"),
+                        signal.SIGABRT, rf"slabby: free of {H}, a block never handed out {CLS}"),
+    "realloc_freed": ("realloc_freed", BITGUARD, signal.SIGABRT,
+                      rf"slabby: realloc of freed pointer {H} {CLS}"),
+    "sized_delete_mismatch": ("sized_delete_mismatch", BITGUARD, signal.SIGABRT,
+                              rf"slabby: sized delete of {H} with size 200, but it was allocated "
+                              rf"with a different size {CLS}"),
+}
+
+OUTCOMES = ["calloc_overflow", "huge_malloc", "zero_on_free", "zero_on_alloc", "leak_report",
+            "leak_report_off", "clean_run_secure"]
+
+
+def run(args, mode, extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SLABBY_") and k not in ("GLIBC_TUNABLES",)}
+    env.update(extra)
+    env["LD_PRELOAD"] = args.lib
+    return subprocess.run([args.bugs, mode], capture_output=True, text=True, env=env, timeout=50)
+
+
+def slabby_lines(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("slabby:")]
+
+
+def check_bug(args, name):
+    mode, env, sig, message = BUGS[name]
+    r = run(args, mode, env)
+    lines = slabby_lines(r.stderr)
+    errors = []
+    if r.returncode != -sig:
+        errors.append("checked run: exit %d, expected death by %s" % (r.returncode, sig.name))
+    if len(lines) != 1 or not re.fullmatch(message, lines[0]):
+        errors.append("checked run: expected one line matching\n  %s\ngot:\n%s" % (message, r.stderr))
+    if "survived" in r.stdout:
+        errors.append("checked run: the program went on past the bug")
+    off = run(args, mode, {k: v for k, v in env.items() if not k.startswith("SLABBY_") or
+                           k == "SLABBY_THREAD_CACHE_BYTES"})
+    if any(re.fullmatch(message, l) for l in slabby_lines(off.stderr)):
+        errors.append("unchecked run reported it anyway:\n" + off.stderr)
+    return errors, "checked: %s\nunchecked: exit %d, %r" % (lines, off.returncode,
+                                                             slabby_lines(off.stderr))
+
+
+def check_outcome(args, name):
+    errors = []
+    if name in ("calloc_overflow", "huge_malloc"):
+        what = "calloc" if name == "calloc_overflow" else "malloc"
+        expect_line = (r"slabby: calloc\(\d+, 4\) overflows the size: returning NULL with ENOMEM"
+                       if what == "calloc" else
+                       r"slabby: allocation of \d+ bytes can never succeed: returning NULL with ENOMEM")
+        on = run(args, name, BITGUARD)
+        off = run(args, name, {})
+        for label, r, want in (("checked", on, [expect_line]), ("unchecked", off, [])):
+            if r.returncode != 0 or r.stdout != "%s NULL ENOMEM\n" % what:
+                errors.append("%s run: exit %d, stdout %r" % (label, r.returncode, r.stdout))
+            got = slabby_lines(r.stderr)
+            if len(got) != len(want) or not all(re.fullmatch(w, g) for w, g in zip(want, got)):
+                errors.append("%s run: slabby lines %r, expected %r" % (label, got, want))
+        return errors, on.stderr
+    if name == "zero_on_free":
+        r = run(args, name, {"SLABBY_ZERO": "free"})
+        if r.returncode != 0 or r.stdout != "reused 1 freed-nonzero 0 reused-nonzero 0\n":
+            errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+        off = run(args, name, {})
+        if "freed-nonzero 0 " in off.stdout:
+            errors.append("without SLABBY_ZERO the freed bytes were zero too: the test proves nothing")
+        return errors, r.stdout + off.stdout
+    if name == "zero_on_alloc":
+        r = run(args, name, {"SLABBY_ZERO": "alloc"})
+        if r.returncode != 0 or r.stdout != "nonzero 0\n" or r.stderr:
+            errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+        off = run(args, name, {})
+        if off.stdout == "nonzero 0\n":
+            errors.append("without SLABBY_ZERO blocks came back zero too: the test proves nothing")
+        return errors, r.stdout + off.stdout
+    if name in ("leak_report", "leak_report_off"):
+        env = {"SLABBY_LEAK_CHECK": "1", "SLABBY_LEAK_SAMPLE": "1"} if name == "leak_report" else {}
+        r = run(args, "leak", env)
+        lines = slabby_lines(r.stderr)
+        if r.returncode != 0:
+            errors.append("exit %d" % r.returncode)
+        if name == "leak_report_off":
+            if lines:
+                errors.append("report without SLABBY_LEAK_CHECK: %r" % lines)
+            return errors, r.stderr
+        if not lines or not re.fullmatch(r"slabby: leak check: \d+ blocks \(.+\) still live at exit; "
+                                         r"traced 1 in 1 allocations", lines[0]):
+            errors.append("no leak summary line:\n" + r.stderr)
+        # The three 1000-byte blocks share one site, in the program's own code.
+        site = [i for i, l in enumerate(lines) if re.fullmatch(r"slabby:   3 traced blocks, .*", l)]
+        if not site:
+            errors.append("no site with the 3 leaked blocks:\n" + r.stderr)
+        else:
+            frames = lines[site[0] + 1:site[0] + 4]
+            if not any("security_bugs" in f for f in frames):
+                errors.append("the site's first frames are not in the program:\n" + r.stderr)
+        return errors, r.stderr
+    if name == "clean_run_secure":
+        # Every mode on, no bug: nothing reported, output as without slabby.
+        env = {"SLABBY_CONFIG": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                             "config", "paranoid.conf"), "SLABBY_LEAK_CHECK": "0"}
+        for mode in ("zero_on_alloc",):
+            r = run(args, mode, env)
+            if r.returncode != 0 or slabby_lines(r.stderr):
+                errors.append("exit %d, stderr %r" % (r.returncode, r.stderr))
+        return errors, ""
+    raise SystemExit("unknown case " + name)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--lib")
+    ap.add_argument("--bugs")
+    ap.add_argument("case", nargs="?")
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(list(BUGS) + OUTCOMES))
+        return 0
+    if not args.lib or not args.bugs or not args.case:
+        ap.error("--lib, --bugs and CASE are required")
+    errors, detail = (check_bug if args.case in BUGS else check_outcome)(args, args.case)
+    print(detail)
+    for e in errors:
+        print("FAIL:", e)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
