@@ -79,7 +79,9 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
     }
     while (chain->count < n && s->carved < blocks_per_slab_) {
       void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->carved} * block_size_);
-      s->carved++;
+      // Atomic store (a plain mov): the checked free path reads `carved`
+      // without the lock to tell a never-used block (secure/checked_small.cc).
+      __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
       *static_cast<void**>(b) = chain->head;
       if (chain->head == nullptr) chain->tail = b;
       chain->head = b;
@@ -136,7 +138,7 @@ void CentralPool::give_locked(Shard& sh, void* head) {
       if (s->in_partial) remove_partial(sh, s);
       // All blocks are free: forget them and start carving afresh if reused.
       s->freelist = nullptr;
-      s->carved = 0;
+      __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
       if (sh.spare == nullptr) {
         sh.spare = s;
       } else {

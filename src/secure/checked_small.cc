@@ -41,20 +41,25 @@ ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
   r.abort_now();
 }
 
-// A free-list link must be null or the start of a block of the same class:
-// anything else means the free block holding it was overwritten.
-SLABBY_INLINE void check_link(uintptr_t block, uintptr_t next, unsigned cls) {
-  if (next == 0) return;
-  const PageHeap& h = g_rt.heap;
-  if (SLABBY_LIKELY(h.owns(reinterpret_cast<void*>(next)) &&
-                    h.class_of(reinterpret_cast<void*>(next)) == cls &&
-                    (next - h.span_of(reinterpret_cast<void*>(next))->start) % class_size(cls) ==
-                        0))
-    return;
+// A free-list link must be null or point into a slab of the same class:
+// anything else means the free block holding it was overwritten. A link
+// overwritten without the key decodes to a random address, which this
+// rejects with near certainty; a block that passes is checked again by its
+// tag when it is popped (checked_verify_free_small).
+[[noreturn]] SLABBY_COLD void corrupted_link(uintptr_t block, uintptr_t next, unsigned cls) {
   Report r;
   r.str("corrupted free list").where(cls).str(": the free block ").ptr(block).str(" links to ");
   r.ptr(next).str(", not a block of its class (a write after free)");
   r.abort_now();
+}
+
+SLABBY_INLINE void check_link(uintptr_t block, uintptr_t next, unsigned cls) {
+  if (next == 0) return;
+  const PageHeap& h = g_rt.heap;
+  if (SLABBY_LIKELY(h.owns(reinterpret_cast<void*>(next)) &&
+                    h.class_of(reinterpret_cast<void*>(next)) == cls && next % kMinAlign == 0))
+    return;
+  corrupted_link(block, next, cls);
 }
 
 SLABBY_INLINE void push(CheckedBin& b, uintptr_t p) {
@@ -212,44 +217,61 @@ void* checked_alloc_class(unsigned cls) noexcept {
   return p;
 }
 
-void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
+namespace {
+
+// The report for a block that failed checked_validate_small's quick tests:
+// works out which bug it is, names it, aborts.
+[[noreturn]] SLABBY_COLD void report_invalid_small(uintptr_t p, unsigned cls, const char* verb) {
   size_t size = class_size(cls);
   Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
   uintptr_t off = p - s->start;
   uintptr_t into = off % size;
-  if (into != 0) {
-    Report r;
-    r.str(verb).str(p % kMinAlign != 0 ? " of unaligned pointer " : " of interior pointer ");
-    r.ptr(p).str(": ").u64(into).str(" bytes into the block at ").ptr(p - into).where(cls);
-    r.abort_now();
-  }
   uint32_t index = static_cast<uint32_t>(off / size);
   uint32_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
   uint64_t tag = tag_word(p, size);
-  if (index >= blocks_per_slab(cls) ||
-      (g_checks.tags ? tag == fresh_tag(p) || (index >= carved && tag != freed_tag(p))
-                     : index >= carved)) {
-    Report r;
-    r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls);
-    r.abort_now();
-  }
-  if (!g_checks.tags) return;
-  if (tag == freed_tag(p)) {
-    Report r;
+  Report r;
+  if (into != 0) {
+    r.str(verb).str(p % kMinAlign != 0 ? " of unaligned pointer " : " of interior pointer ");
+    r.ptr(p).str(": ").u64(into).str(" bytes into the block at ").ptr(p - into).where(cls);
+  } else if (g_checks.tags && tag == freed_tag(p)) {
     if (verb[0] == 'f')
       r.str("double free of ").ptr(p).where(cls);
     else
       r.str(verb).str(" of freed pointer ").ptr(p).where(cls);
-    r.abort_now();
-  }
-  if (g_checks.bitguard && tag != live_canary(p)) {
+  } else if (index >= blocks_per_slab(cls) || index >= carved ||
+             (g_checks.tags && tag == fresh_tag(p))) {
+    r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls);
+  } else {
     uint64_t diff = tag ^ live_canary(p);
-    Report r;
     r.str("heap overflow past the ").u64(size - kCanaryBytes).str(" usable bytes of ").ptr(p);
     r.where(cls).str(": canary byte ").u64(__builtin_ctzll(diff) / 8).str(" changed (found by ");
     r.str(verb).str(")");
-    r.abort_now();
   }
+  r.abort_now();
+}
+
+}  // namespace
+
+void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
+  size_t size = class_size(cls);
+  Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
+  uintptr_t off = p - s->start;
+  // One division: the block's index and the remainder. Slabs hold whole
+  // blocks, so an index past the last block also fails the carved test.
+  uintptr_t index = off / size;
+  bool ok = off == index * size;
+  if (g_checks.bitguard) {
+    // A live block is exactly one whose canary is intact; freed and
+    // never-used blocks carry tags instead.
+    ok = ok && tag_word(p, size) == live_canary(p);
+  } else {
+    ok = ok && index < __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+    if (g_checks.tags) {
+      uint64_t tag = tag_word(p, size);
+      ok = ok && tag != freed_tag(p) && tag != fresh_tag(p);
+    }
+  }
+  if (SLABBY_UNLIKELY(!ok)) report_invalid_small(p, cls, verb);
 }
 
 void checked_free(void* ptr, unsigned cls) noexcept {

@@ -41,7 +41,18 @@ void checks_init(const Config& cfg) {
   c.leak_sample = static_cast<uint32_t>(cfg.leak_sample == 0 ? 1 : cfg.leak_sample);
   c.on = c.zero_free || c.zero_alloc || c.bitguard || c.guard_large || c.guard_sample != 0 ||
          c.quarantine != 0 || c.leak_check;
-  c.secret = c.on ? random_secret() : 0;
+  if (c.on) {
+    // splitmix64 steps from one random seed: four unrelated keys.
+    uint64_t x = random_secret();
+    uint64_t* keys[] = {&c.key_live, &c.key_freed, &c.key_fresh, &c.key_link};
+    for (uint64_t* k : keys) {
+      x += 0x9e3779b97f4a7c15ULL;
+      uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      *k = z ^ (z >> 31);
+    }
+  }
   g_checks = c;
   if (c.guard_large || c.guard_sample != 0) guard_fault_install();
 }

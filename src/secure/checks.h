@@ -14,11 +14,11 @@
 // Block format of a small block of class size S on the checked paths:
 //   live:  [0, U) the program's, U = S - 8 with a canary in [S-8, S) when
 //          bitguard is on, else U = S.
-//   free:  word 0 the free-list link (encoded with the process secret in
+//   free:  word 0 the free-list link (encoded with a per-process key in
 //          thread caches and quarantine, plain in the central pools), word at
 //          S-8 a tag naming the state (freed by the program, or never handed
 //          out), bytes between zero when zero-on-free is on.
-// Tags and canaries mix the block's address with the secret, so a value
+// Tags and canaries mix the block's address with a key, so a value
 // copied from another block, or a guess, does not match.
 #pragma once
 
@@ -42,7 +42,8 @@ struct Checks {
   size_t quarantine;      // bytes held per thread
   bool leak_check;
   uint32_t leak_sample;
-  uint64_t secret;  // per process, from getrandom (or the clock)
+  // Per process, from getrandom (or the clock), all different.
+  uint64_t key_live, key_freed, key_fresh, key_link;
 };
 
 extern constinit Checks g_checks;
@@ -52,21 +53,19 @@ void checks_init(const Config& cfg);
 
 inline constexpr size_t kCanaryBytes = 8;
 
-SLABBY_INLINE uint64_t mix_address(uintptr_t p, uint64_t salt) {
-  uint64_t x = (p ^ salt) * 0x9e3779b97f4a7c15ULL;
-  return x ^ (x >> 29);
-}
+// Tags, canaries and links are the address XOR a per-process key: one
+// instruction each on the checked paths, and without the key (random, never
+// stored in the heap) a value copied from another block or guessed does not
+// match.
 // What the canary word holds while the block is live.
-SLABBY_INLINE uint64_t live_canary(uintptr_t p) { return mix_address(p, g_checks.secret); }
+SLABBY_INLINE uint64_t live_canary(uintptr_t p) { return p ^ g_checks.key_live; }
 // What the tag word holds while the block is free after the program freed it.
-SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return mix_address(p, ~g_checks.secret); }
+SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return p ^ g_checks.key_freed; }
 // ... and while free but never handed out yet.
-SLABBY_INLINE uint64_t fresh_tag(uintptr_t p) {
-  return mix_address(p, g_checks.secret ^ 0x5a5a5a5a5a5a5a5aULL);
-}
-// Free-list link of the block at `slot` pointing to `next`.
+SLABBY_INLINE uint64_t fresh_tag(uintptr_t p) { return p ^ g_checks.key_fresh; }
+// Free-list link of the block at `slot` pointing to `next` (its own inverse).
 SLABBY_INLINE uintptr_t encode_link(uintptr_t slot, uintptr_t next) {
-  return next ^ mix_address(slot, g_checks.secret + 1);
+  return next ^ slot ^ g_checks.key_link;
 }
 
 // Checked paths (secure/checked_small.cc, checked_large.cc, checked_api.cc).

@@ -55,6 +55,16 @@ static int run(const char* mode) {
     p[10] = 1;
     // Push it out of the quarantine (SLABBY_QUARANTINE=256K).
     for (int i = 0; i < 4; ++i) free(alloc(200000));
+  } else if (!strcmp(mode, "corrupt_free_list")) {
+    // A write after free over the link word of a block waiting in the
+    // thread's free list: the link must be detected, never followed.
+    char* q = alloc(64);
+    char* p = alloc(64);
+    free(q);
+    free(p);
+    memset(p, 0x41, 8);
+    sink = *alloc(64);
+    sink = *alloc(64);
   } else if (!strcmp(mode, "free_interior")) {
     char* p = alloc(64);
     free(p + 16);

@@ -79,6 +79,9 @@ BUGS = {
                                      signal.SIGSEGV,
                                      rf"slabby: use after free: write at {H} is 10 bytes into the "
                                      rf"freed 100000-byte block at {H} \(SIGSEGV\)"),
+    "corrupt_free_list": ("corrupt_free_list", BITGUARD, signal.SIGABRT,
+                          rf"slabby: corrupted free list {CLS}: the free block {H} links to {H}, "
+                          r"not a block of its class \(a write after free\)"),
     "free_interior": ("free_interior", BITGUARD, signal.SIGABRT,
                       rf"slabby: free of interior pointer {H}: 16 bytes into the block at {H} {CLS}"),
     "free_unaligned": ("free_unaligned", BITGUARD, signal.SIGABRT,

@@ -1,0 +1,127 @@
+// The checked paths (secure/) on the process-wide runtime, with every mode
+// on: threads allocating and freeing across each other must neither corrupt
+// a block nor trip a false report; the plain, ASan and TSan builds all run
+// this. Each test is its own process (gtest_discover_tests), so the modes
+// are set in the environment before the runtime's first allocation.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "frontend/allocator.h"
+#include "secure/checks.h"
+
+namespace slabby {
+namespace {
+
+bool start_checked() {
+  setenv("SLABBY_SECURE", "1", 1);
+  setenv("SLABBY_ZERO", "both", 1);
+  setenv("SLABBY_QUARANTINE", "64K", 1);
+  setenv("SLABBY_GUARD_PAGES", "1", 1);
+  setenv("SLABBY_GUARD_SAMPLE", "97", 1);
+  free_fast(malloc_fast(1));  // initialises the runtime with them
+  return g_checks.on && g_checks.bitguard && g_checks.zero_free && g_checks.guard_large;
+}
+
+struct Block {
+  unsigned char* p;
+  size_t n;
+  unsigned char fill;
+};
+
+void fill(Block& b) { memset(b.p, b.fill, b.n); }
+
+void verify(const Block& b) {
+  for (size_t i = 0; i < b.n; ++i) ASSERT_EQ(b.p[i], b.fill) << "block " << (void*)b.p;
+}
+
+TEST(Checked, ThreadsSharingBlocksKeepEveryByteAndReportNothing) {
+  if (!start_checked()) GTEST_SKIP() << "the runtime started before the modes were set";
+  std::mutex mu;
+  std::vector<Block> shared;  // blocks any thread may free
+  auto worker = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<Block> mine;
+    for (int i = 0; i < 20000; ++i) {
+      unsigned op = rng() % 8;
+      if (op < 4) {
+        size_t n = rng() % 4 == 0 ? rng() % 70000 : rng() % 600;
+        Block b{static_cast<unsigned char*>(malloc_fast(n)), n,
+                static_cast<unsigned char>(rng() | 1)};
+        ASSERT_NE(b.p, nullptr);
+        ASSERT_GE(usable_size_impl(b.p), n);
+        for (size_t k = 0; k < n; ++k) ASSERT_EQ(b.p[k], 0) << "SLABBY_ZERO=alloc";
+        fill(b);
+        if (op == 0) {
+          std::lock_guard<std::mutex> g(mu);
+          shared.push_back(b);
+        } else {
+          mine.push_back(b);
+        }
+      } else if (op < 6 && !mine.empty()) {
+        size_t k = rng() % mine.size();
+        verify(mine[k]);
+        free_fast(mine[k].p);
+        mine[k] = mine.back();
+        mine.pop_back();
+      } else if (op == 6 && !mine.empty()) {
+        size_t k = rng() % mine.size();
+        verify(mine[k]);
+        size_t n = rng() % 5000;
+        auto* q = static_cast<unsigned char*>(realloc_impl(mine[k].p, n));
+        ASSERT_NE(q, nullptr);
+        for (size_t j = 0; j < std::min(n, mine[k].n); ++j) ASSERT_EQ(q[j], mine[k].fill);
+        mine[k].p = q;
+        mine[k].n = n;
+        fill(mine[k]);
+      } else {
+        std::lock_guard<std::mutex> g(mu);
+        if (!shared.empty()) {
+          verify(shared.back());
+          free_fast(shared.back().p);
+          shared.pop_back();
+        }
+      }
+    }
+    for (Block& b : mine) {
+      verify(b);
+      free_fast(b.p);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, t + 1);
+  for (auto& t : threads) t.join();
+  for (Block& b : shared) {
+    verify(b);
+    free_fast(b.p);
+  }
+}
+
+TEST(CheckedDeathTest, DoubleFreeIsNamedAndAborts) {
+  if (!start_checked()) GTEST_SKIP() << "the runtime started before the modes were set";
+  void* p = malloc_fast(100);
+  free_fast(p);
+  EXPECT_EXIT(free_fast(p), testing::KilledBySignal(SIGABRT),
+              "slabby: double free of 0x[0-9a-f]+ \\(size class [0-9]+, [0-9]+-byte blocks\\)");
+}
+
+TEST(CheckedDeathTest, OverflowIntoTheCanaryIsFoundByFree) {
+  if (!start_checked()) GTEST_SKIP() << "the runtime started before the modes were set";
+  auto* p = static_cast<char*>(malloc_fast(100));
+  size_t n = usable_size_impl(p);
+  EXPECT_EXIT(
+      {
+        p[n] = 1;
+        free_fast(p);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: heap overflow past the [0-9]+ usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
+}
+
+}  // namespace
+}  // namespace slabby
