@@ -1,0 +1,58 @@
+// slabby::Pool failures that end the process: each asserts the exact signal
+// and message.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "slabby/pool.hpp"
+
+namespace slabby {
+namespace {
+
+// Through a volatile pointer, so the compiler cannot drop the bad write.
+void WriteAt(std::byte* p) {
+  volatile std::byte* v = p;
+  *v = std::byte{1};
+}
+
+TEST(PoolDeathTest, GuardPageFaultsOnAOneByteOverflow) {
+  Options o;
+  o.guard_pages = true;
+  auto p = Pool::Create(1000, 4, o);
+  ASSERT_TRUE(p.ok());
+  SlabRef r = (*p)->MustAllocate();
+  std::byte* end = r.bytes().data() + r.bytes().size();
+  WriteAt(end - 1);  // the last byte is fine
+  EXPECT_EXIT(WriteAt(end), ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(PoolDeathTest, GuardPageFaultsOnAnUnderflowOfTheFirstSlab) {
+  Options o;
+  o.guard_pages = true;
+  o.cache_line = 4096;
+  auto p = Pool::Create(4096, 2, o);
+  ASSERT_TRUE(p.ok());
+  SlabRef r = (*p)->MustAllocate();
+  EXPECT_EXIT(WriteAt(r.bytes().data() - 1), ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+TEST(PoolDeathTest, MustAllocateAbortsWithTheErrorWhenExhausted) {
+  auto p = Pool::Create(64, 1);
+  ASSERT_TRUE(p.ok());
+  SlabRef held = (*p)->MustAllocate();
+  EXPECT_EXIT((*p)->MustAllocate(), ::testing::KilledBySignal(SIGABRT),
+              "slabby: MustAllocate failed: RESOURCE_EXHAUSTED: slabby: out of memory");
+}
+
+TEST(PoolDeathTest, ClosedPoolUnmapsTheSlabs) {
+  auto p = Pool::Create(4096, 4);
+  ASSERT_TRUE(p.ok());
+  auto f = (*p)->AllocateFast();
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*p)->Close().ok());
+  // Memory really went back: a raw pointer kept past Close faults.
+  EXPECT_EXIT(WriteAt(f->bytes.data()), ::testing::KilledBySignal(SIGSEGV), "");
+}
+
+}  // namespace
+}  // namespace slabby
