@@ -27,6 +27,8 @@
 #include <cstdint>
 #include <new>
 
+#include <sched.h>
+
 #include "pool/transfer_stack.h"
 
 namespace slabby::slab_pool {
@@ -80,8 +82,20 @@ class FreeLists {
   Shard& shard(uint32_t s) const { return *reinterpret_cast<Shard*>(storage_ + s * stride_); }
   uint32_t shards() const { return shards_; }
 
+  // TransferStack::push refuses when its depth counter reads >= max_batches.
+  // Here that happens only transiently: the counter is updated after the
+  // CAS, so a pop's decrement can land before the matching push's increment
+  // and the unsigned counter wraps for a moment. A refused slot goes to the
+  // next shard (and after a full round, the thread yields), so it is never
+  // dropped.
   void push(uint32_t shard_index, uint32_t slot) {
-    shard(shard_index).stack.push(&nodes_[slot]);
+    for (uint32_t s = shard_index;;) {
+      for (uint32_t k = 0; k < shards_; ++k) {
+        if (shard(s).stack.push(&nodes_[slot])) return;
+        s = s + 1 < shards_ ? s + 1 : 0;
+      }
+      sched_yield();
+    }
   }
   // A slot from `home`, else from the other shards in turn; false when all
   // are empty. *stolen tells which.
