@@ -10,16 +10,19 @@ namespace {
 
 const char* LevelName(slabby::LogLevel l) {
   switch (l) {
-    case slabby::LogLevel::kDebug: return "DEBUG";
-    case slabby::LogLevel::kInfo: return "INFO";
-    case slabby::LogLevel::kWarning: return "WARN";
-    case slabby::LogLevel::kError: return "ERROR";
+    case slabby::LogLevel::kDebug:
+      return "DEBUG";
+    case slabby::LogLevel::kInfo:
+      return "INFO";
+    case slabby::LogLevel::kWarning:
+      return "WARN";
+    case slabby::LogLevel::kError:
+      return "ERROR";
   }
   return "?";
 }
 
-absl::StatusOr<std::unique_ptr<slabby::Pool>> NewProductionPool(size_t slab_size,
-                                                                 size_t capacity) {
+absl::StatusOr<std::unique_ptr<slabby::Pool>> NewProductionPool(size_t slab_size, size_t capacity) {
   slabby::Options o;
   // Security
   o.secure = true;

@@ -28,7 +28,8 @@ int main() {
   }  // the reference releases its slab here (the Go version's defer ref.Release())
 
   slabby::PoolStats stats = (*pool)->Stats();
-  std::printf("Total allocations: %llu\n", static_cast<unsigned long long>(stats.total_allocations));
+  std::printf("Total allocations: %llu\n",
+              static_cast<unsigned long long>(stats.total_allocations));
   std::printf("Memory utilization: %.2f%%\n", stats.memory_utilization * 100);
   if (stats.total_allocations != 1 || stats.used_slabs != 0) return 1;
   return (*pool)->Close().ok() ? 0 : 1;

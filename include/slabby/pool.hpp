@@ -81,8 +81,8 @@ struct PoolStats {
   uint64_t total_slabs = 0;
   uint64_t slab_size = 0;
   uint64_t cache_line_size = 0;
-  uint64_t used_slabs = 0;       // slots allocated now
-  uint64_t available_slabs = 0;  // total_slabs - used_slabs
+  uint64_t used_slabs = 0;           // slots allocated now
+  uint64_t available_slabs = 0;      // total_slabs - used_slabs
   uint64_t current_allocations = 0;  // used_slabs + live heap fallbacks
   uint64_t total_allocations = 0;    // every successful allocation, fallbacks included
   uint64_t total_deallocations = 0;
@@ -90,7 +90,7 @@ struct PoolStats {
   uint64_t fast_deallocations = 0;
   uint64_t batch_allocations = 0;  // BatchAllocate calls
   uint64_t batch_deallocations = 0;
-  uint64_t allocation_errors = 0;  // out of memory, breaker open, timeouts
+  uint64_t allocation_errors = 0;    // out of memory, breaker open, timeouts
   uint64_t deallocation_errors = 0;  // stale, double, invalid, corrupted
   uint64_t timeouts = 0;
   uint64_t breaker_rejections = 0;
@@ -104,8 +104,8 @@ struct PoolStats {
   bool secure_mode = false;
   bool bit_guard_enabled = false;
   uint64_t heap_fallbacks = 0;
-  uint64_t pcpu_cache_hits = 0;  // slots taken from the caller's own shard
-  uint64_t lock_free_hits = 0;   // slots taken from another shard
+  uint64_t pcpu_cache_hits = 0;        // slots taken from the caller's own shard
+  uint64_t lock_free_hits = 0;         // slots taken from another shard
   uint64_t guard_page_violations = 0;  // always 0: a violation kills the process
   uint64_t mapped_bytes = 0;           // the slab region, guard pages included
 };
@@ -118,8 +118,8 @@ struct HealthMetrics {
   double error_rate = 0;           // errors / attempts since the last check
   double cache_efficiency = 0;     // own-shard hits / slot allocations
   bool circuit_breaker_open = false;
-  double health_score = 1;         // 0 .. 1
-  std::string recent_trend;        // "improving", "stable", "degrading"
+  double health_score = 1;          // 0 .. 1
+  std::string recent_trend;         // "improving", "stable", "degrading"
   absl::Duration last_gc_duration;  // always zero: C++ has no collector
 };
 

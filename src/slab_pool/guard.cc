@@ -61,8 +61,8 @@ absl::Status Region::map(size_t slab, uint32_t capacity, size_t cache_line, bool
         int err = errno;
         unmap();
         return absl::ResourceExhaustedError(absl::StrCat(
-            "slabby: out of memory: guard pages for slab ", i, " of ", capacity,
-            " refused (errno ", err, "; each guarded slab is one mapping, see vm.max_map_count)"));
+            "slabby: out of memory: guard pages for slab ", i, " of ", capacity, " refused (errno ",
+            err, "; each guarded slab is one mapping, see vm.max_map_count)"));
       }
     }
   }

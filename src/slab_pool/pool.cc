@@ -72,8 +72,7 @@ absl::Status PoolImpl::init(size_t slab_size, size_t capacity, const Options& o)
   uint32_t shards = o.shards != 0 ? o.shards : cpus;
   shards = std::min<uint32_t>({shards, capacity_, 1024});
 
-  if (absl::Status s = region_.map(slab_size_, capacity_, o.cache_line, o.guard_pages,
-                                   o.bit_guard);
+  if (absl::Status s = region_.map(slab_size_, capacity_, o.cache_line, o.guard_pages, o.bit_guard);
       !s.ok())
     return s;
 
@@ -176,8 +175,7 @@ absl::Status PoolImpl::recycle(uint32_t index, uint32_t shard) {
 }
 
 absl::Status PoolImpl::give_back(uint32_t index, uint32_t gen, bool fast) {
-  if (__builtin_expect(closed(), 0))
-    return absl::FailedPreconditionError("slabby: pool closed");
+  if (__builtin_expect(closed(), 0)) return absl::FailedPreconditionError("slabby: pool closed");
   if (index >= capacity_ || !slab_pool::is_allocated(gen)) {
     dealloc_errors_.fetch_add(1, std::memory_order_relaxed);
     return absl::FailedPreconditionError("slabby: invalid reference");
@@ -186,8 +184,7 @@ absl::Status PoolImpl::give_back(uint32_t index, uint32_t gen, bool fast) {
   if (!words_[index].compare_exchange_strong(expected, gen + 1, std::memory_order_acq_rel,
                                              std::memory_order_relaxed)) {
     dealloc_errors_.fetch_add(1, std::memory_order_relaxed);
-    if (expected == gen + 1)
-      return absl::FailedPreconditionError("slabby: double deallocation");
+    if (expected == gen + 1) return absl::FailedPreconditionError("slabby: double deallocation");
     return absl::FailedPreconditionError(
         "slabby: invalid reference (stale: the slab was released and reused)");
   }
@@ -211,7 +208,8 @@ void PoolImpl::record_latency(int64_t start_ns) {
   if (bound > 0 && ns > bound) {
     uint64_t n = latency_violations_.fetch_add(1, std::memory_order_relaxed);
     if ((n & (n + 1)) == 0)  // the 1st, 2nd, 4th, 8th ...: a slow pool does not flood the log
-      log(LogLevel::kWarning, "slabby: allocation took %lld ns, above the %lld ns bound (%llu so far)",
+      log(LogLevel::kWarning,
+          "slabby: allocation took %lld ns, above the %lld ns bound (%llu so far)",
           static_cast<long long>(ns), static_cast<long long>(bound),
           static_cast<unsigned long long>(n + 1));
   }
@@ -311,9 +309,9 @@ absl::StatusOr<SlabRef> PoolImpl::allocate_with_timeout(absl::Duration timeout) 
     if (left <= 0) {
       timeouts_.fetch_add(1, std::memory_order_relaxed);
       out_of_slots().IgnoreError();  // counts the error and the breaker failure
-      return absl::DeadlineExceededError(
-          absl::StrCat("slabby: allocation timeout after ", absl::FormatDuration(timeout),
-                       " (every slab in use)"));
+      return absl::DeadlineExceededError(absl::StrCat("slabby: allocation timeout after ",
+                                                      absl::FormatDuration(timeout),
+                                                      " (every slab in use)"));
     }
   }
   if (breaker_.enabled() && breaker_.on_success() == slab_pool::CircuitBreaker::Change::kClosed)

@@ -89,9 +89,9 @@ class PoolImpl final : public Pool {
   slab_pool::LatencyHistogram latency_;
 
   // Rare events: one shared line is fine.
-  std::atomic<uint64_t> heap_fallbacks_{0}, heap_frees_{0}, batch_allocs_{0},
-      batch_frees_{0}, alloc_errors_{0}, dealloc_errors_{0}, timeouts_{0},
-      breaker_rejections_{0}, corruptions_{0}, leaks_{0}, latency_violations_{0};
+  std::atomic<uint64_t> heap_fallbacks_{0}, heap_frees_{0}, batch_allocs_{0}, batch_frees_{0},
+      alloc_errors_{0}, dealloc_errors_{0}, timeouts_{0}, breaker_rejections_{0}, corruptions_{0},
+      leaks_{0}, latency_violations_{0};
 
   // HealthCheck's previous snapshot (error rate window, trend).
   absl::Mutex health_mu_;

@@ -50,8 +50,8 @@ class Region {
 
   std::byte* base_ = nullptr;
   size_t map_bytes_ = 0;
-  size_t first_ = 0;   // offset of slab 0 from base_
-  size_t stride_ = 0;  // from one slab to the next
+  size_t first_ = 0;             // offset of slab 0 from base_
+  size_t stride_ = 0;            // from one slab to the next
   ptrdiff_t canary_offset_ = 0;  // from a slab's start
   uint64_t secret_ = 0;
 };

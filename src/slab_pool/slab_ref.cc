@@ -21,8 +21,8 @@ SlabRef::~SlabRef() {
   absl::Status s = pool->release_ref(*this);
   // Stale or after Close is the expected end of a reference whose slab was
   // taken back; only real trouble is worth a log line.
-  if (absl::IsDataLoss(s)) pool->log(LogLevel::kError, "slabby: SlabRef destructor: %s",
-                                     std::string(s.message()).c_str());
+  if (absl::IsDataLoss(s))
+    pool->log(LogLevel::kError, "slabby: SlabRef destructor: %s", std::string(s.message()).c_str());
 }
 
 std::span<std::byte> SlabRef::bytes() const {

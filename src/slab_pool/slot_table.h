@@ -22,12 +22,12 @@
 // a thread, so a scan of all shards finds any free slot (none is stranded).
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <new>
-
-#include <sched.h>
 
 #include "pool/transfer_stack.h"
 

@@ -1,4 +1,6 @@
 // slabby::Pool: every method's contract, errors included.
+#include "slabby/pool.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,7 +13,6 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "slabby/pool.hpp"
 
 namespace slabby {
 namespace {
