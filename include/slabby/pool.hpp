@@ -63,8 +63,10 @@ struct Options {
   absl::Duration breaker_timeout = absl::Seconds(30);
   // When every slab is in use, Allocate returns a heap buffer instead.
   bool heap_fallback = false;
-  // Called (from the calling thread) for corruption, leaks, breaker changes,
-  // latency violations and health reports. Must not call back into the pool.
+  // Called for corruption, leaks, breaker changes, latency violations and
+  // health reports, from the thread that hit the event (or the monitor
+  // thread). Messages are formatted on the stack. Must not call back into
+  // the pool.
   std::function<void(LogLevel, std::string_view)> logger;
   // Record each allocation's call stack (SlabRef::allocation_stack()).
   bool debug = false;
