@@ -71,7 +71,7 @@ HealthMetrics PoolImpl::health() {
   h.cache_efficiency = slot_allocs == 0 ? 1.0 : double(s.pcpu_cache_hits) / double(slot_allocs);
   h.circuit_breaker_open = breaker_.is_open();
 
-  absl::MutexLock lock(&health_mu_);
+  std::lock_guard<std::mutex> lock(health_mu_);
   // The error rate covers the window since the previous HealthCheck.
   uint64_t attempts = s.total_allocations + s.allocation_errors;
   uint64_t d_attempts = attempts - last_attempts_;
@@ -99,8 +99,9 @@ HealthMetrics PoolImpl::health() {
 void PoolImpl::monitor_loop() {
   for (;;) {
     {
-      absl::MutexLock lock(&monitor_mu_);
-      monitor_cv_.WaitWithTimeout(&monitor_mu_, options_.health_interval);
+      std::unique_lock<std::mutex> lock(monitor_mu_);
+      monitor_cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.health_interval),
+                           [this] { return monitor_stop_; });
       if (monitor_stop_) return;
     }
     HealthMetrics h = health();
@@ -144,10 +145,10 @@ absl::Status PoolImpl::close() {
     return absl::FailedPreconditionError("slabby: pool closed (already)");
   if (monitor_.joinable()) {
     {
-      absl::MutexLock lock(&monitor_mu_);
+      std::lock_guard<std::mutex> lock(monitor_mu_);
       monitor_stop_ = true;
-      monitor_cv_.SignalAll();
     }
+    monitor_cv_.notify_all();
     monitor_.join();
   }
   if (waiters_.load(std::memory_order_seq_cst) != 0) wake_waiters();

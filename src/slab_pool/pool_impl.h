@@ -4,10 +4,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdarg>
+#include <mutex>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 #include "slab_pool/health.h"
 #include "slab_pool/region.h"
 #include "slab_pool/slot_table.h"
@@ -94,14 +95,16 @@ class PoolImpl final : public Pool {
       leaks_{0}, latency_violations_{0};
 
   // HealthCheck's previous snapshot (error rate window, trend).
-  absl::Mutex health_mu_;
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which would then not see this lock.
+  std::mutex health_mu_;
   uint64_t last_attempts_ = 0, last_errors_ = 0;
   double last_score_ = 1;
   bool has_last_ = false;
 
   // The monitor (health_checks with health_interval).
-  absl::Mutex monitor_mu_;
-  absl::CondVar monitor_cv_;
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
   bool monitor_stop_ = false;
   std::thread monitor_;
 };

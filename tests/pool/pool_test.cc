@@ -6,12 +6,12 @@
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace slabby {
@@ -27,16 +27,16 @@ std::unique_ptr<Pool> MakePool(size_t slab, size_t cap, Options o = {}) {
 
 // Collects logger lines.
 struct LogSink {
-  absl::Mutex mu;
+  std::mutex mu;  // not absl::Mutex: Debian's Abseil is not TSan-instrumented
   std::vector<std::string> lines;
   std::function<void(LogLevel, std::string_view)> fn() {
     return [this](LogLevel, std::string_view m) {
-      absl::MutexLock l(&mu);
+      std::lock_guard<std::mutex> l(mu);
       lines.emplace_back(m);
     };
   }
   bool Contains(const std::string& s) {
-    absl::MutexLock l(&mu);
+    std::lock_guard<std::mutex> l(mu);
     for (auto& x : lines)
       if (x.find(s) != std::string::npos) return true;
     return false;
@@ -468,7 +468,7 @@ TEST(PoolOptions, ShardsAndPerCpuOffStillReachEverySlot) {
     auto p = MakePool(64, 50, o);
     std::vector<std::thread> ts;
     std::vector<SlabRef> all;
-    absl::Mutex mu;
+    std::mutex mu;  // not absl::Mutex: Debian's Abseil is not TSan-instrumented
     // Several threads take every slot: a thread whose own shard is empty
     // takes from the others.
     for (int t = 0; t < 5; ++t)
@@ -476,7 +476,7 @@ TEST(PoolOptions, ShardsAndPerCpuOffStillReachEverySlot) {
         for (int i = 0; i < 10; ++i) {
           auto r = p->Allocate();
           ASSERT_TRUE(r.ok());
-          absl::MutexLock l(&mu);
+          std::lock_guard<std::mutex> l(mu);
           all.push_back(*std::move(r));
         }
       });
