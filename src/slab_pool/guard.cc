@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "slab_pool/fault_report.h"
 #include "slab_pool/region.h"
 
 namespace slabby::slab_pool {
@@ -66,6 +67,11 @@ absl::Status Region::map(size_t slab, uint32_t capacity, size_t cache_line, bool
       }
     }
   }
+  if (guard_pages) {
+    guarded_ = true;
+    register_guarded({reinterpret_cast<uintptr_t>(base_),
+                      reinterpret_cast<uintptr_t>(base_) + map_bytes_, page, stride_, data, slab});
+  }
   secret_ = random_secret();
   if (bit_guard)
     for (uint32_t i = 0; i < capacity; ++i) arm_canary(i);
@@ -73,6 +79,8 @@ absl::Status Region::map(size_t slab, uint32_t capacity, size_t cache_line, bool
 }
 
 void Region::unmap() {
+  if (guarded_) unregister_guarded(reinterpret_cast<uintptr_t>(base_));
+  guarded_ = false;
   if (base_ != nullptr) munmap(base_, map_bytes_);
   base_ = nullptr;
 }

@@ -54,6 +54,7 @@ class Region {
   size_t stride_ = 0;            // from one slab to the next
   ptrdiff_t canary_offset_ = 0;  // from a slab's start
   uint64_t secret_ = 0;
+  bool guarded_ = false;  // registered for fault reports (fault_report.h)
 };
 
 }  // namespace slabby::slab_pool

@@ -23,7 +23,8 @@ TEST(PoolDeathTest, GuardPageFaultsOnAOneByteOverflow) {
   SlabRef r = (*p)->MustAllocate();
   std::byte* end = r.bytes().data() + r.bytes().size();
   WriteAt(end - 1);  // the last byte is fine
-  EXPECT_EXIT(WriteAt(end), ::testing::KilledBySignal(SIGSEGV), "");
+  EXPECT_EXIT(WriteAt(end), ::testing::KilledBySignal(SIGSEGV),
+              "slabby: guard page violation at 0x[0-9a-f]+: 1 bytes past the end of slab 0\n");
 }
 
 TEST(PoolDeathTest, GuardPageFaultsOnAnUnderflowOfTheFirstSlab) {
@@ -33,7 +34,20 @@ TEST(PoolDeathTest, GuardPageFaultsOnAnUnderflowOfTheFirstSlab) {
   auto p = Pool::Create(4096, 2, o);
   ASSERT_TRUE(p.ok());
   SlabRef r = (*p)->MustAllocate();
-  EXPECT_EXIT(WriteAt(r.bytes().data() - 1), ::testing::KilledBySignal(SIGSEGV), "");
+  EXPECT_EXIT(WriteAt(r.bytes().data() - 1), ::testing::KilledBySignal(SIGSEGV),
+              "slabby: guard page violation at 0x[0-9a-f]+: 1 bytes before slab 0\n");
+}
+
+TEST(PoolDeathTest, GuardPageReportNamesTheSlabWhoseEndWasOverrun) {
+  Options o;
+  o.guard_pages = true;
+  auto p = Pool::Create(4096, 3, o);
+  ASSERT_TRUE(p.ok());
+  BatchAllocation all = (*p)->BatchAllocate(3);
+  ASSERT_TRUE(all.status.ok());
+  std::byte* end2 = all.refs[2].bytes().data() + 4096;
+  EXPECT_EXIT(WriteAt(end2 + 99), ::testing::KilledBySignal(SIGSEGV),
+              "100 bytes past the end of slab 2\n");
 }
 
 TEST(PoolDeathTest, MustAllocateAbortsWithTheErrorWhenExhausted) {
@@ -50,8 +64,9 @@ TEST(PoolDeathTest, ClosedPoolUnmapsTheSlabs) {
   auto f = (*p)->AllocateFast();
   ASSERT_TRUE(f.ok());
   ASSERT_TRUE((*p)->Close().ok());
-  // Memory really went back: a raw pointer kept past Close faults.
-  EXPECT_EXIT(WriteAt(f->bytes.data()), ::testing::KilledBySignal(SIGSEGV), "");
+  // Memory really went back: a raw pointer kept past Close faults (a plain
+  // fault: the region is no longer a pool's, so no guard-page line).
+  EXPECT_EXIT(WriteAt(f->bytes.data()), ::testing::KilledBySignal(SIGSEGV), "^$");
 }
 
 }  // namespace
