@@ -52,11 +52,19 @@ void report(uintptr_t addr, const Entry& e) {
     append_uint(out, e.page - off, 10);
     append(out, " bytes before slab 0\n");
   } else {
-    size_t slot = (off - e.page) / e.stride;  // the slot whose guard page (after it) was hit
-    size_t past = (off - e.page) % e.stride - e.data + 1;
-    append_uint(out, past, 10);
+    // The guard page after slot `slot` is also the one below slot + 1 (whose
+    // slab starts data - slab bytes above it): name both.
+    size_t slot = (off - e.page) / e.stride;
+    size_t in_slot = (off - e.page) % e.stride;  // >= data: in the guard page
+    append_uint(out, in_slot - e.data + 1, 10);
     append(out, " bytes past the end of slab ");
     append_uint(out, slot, 10);
+    if (e.begin.load(std::memory_order_relaxed) + e.page + (slot + 1) * e.stride < e.end) {
+      append(out, ", ");
+      append_uint(out, e.stride - in_slot + (e.data - e.slab), 10);
+      append(out, " bytes before slab ");
+      append_uint(out, slot + 1, 10);
+    }
     append(out, "\n");
   }
   ssize_t r = write(STDERR_FILENO, msg, out - msg);

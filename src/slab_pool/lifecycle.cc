@@ -152,7 +152,7 @@ absl::Status PoolImpl::close() {
     monitor_.join();
   }
   if (waiters_.load(std::memory_order_seq_cst) != 0) wake_waiters();
-  if (options_.finalizers) report_leaks();
+  if (options_.finalizers && words_ != nullptr) report_leaks();  // null: Create failed
   region_.unmap();
   return absl::OkStatus();
 }

@@ -387,6 +387,21 @@ TEST(PoolOptions, GuardPagesPutASlabEndOnAProtNonePage) {
   EXPECT_TRUE(absl::IsDataLoss(all.refs[0].Release()));
 }
 
+TEST(PoolOptions, GuardPagesBeyondTheMappingLimitAreResourceExhausted) {
+  long limit = 0;
+  if (FILE* f = fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (fscanf(f, "%ld", &limit) != 1) limit = 0;
+    fclose(f);
+  }
+  if (limit <= 0 || limit > 200000) GTEST_SKIP() << "vm.max_map_count is " << limit;
+  Options o;
+  o.guard_pages = true;
+  o.finalizers = true;  // the failed pool is torn down without a slot table
+  auto p = Pool::Create(64, static_cast<size_t>(limit), o);
+  EXPECT_TRUE(absl::IsResourceExhausted(p.status())) << p.status();
+  EXPECT_THAT(p.status().message(), HasSubstr("max_map_count"));
+}
+
 TEST(PoolOptions, HeapFallbackServesBeyondCapacity) {
   Options o;
   o.heap_fallback = true;
