@@ -28,7 +28,7 @@ uint32_t next_fill(Bin& b) {
 }  // namespace
 
 void* uncached_alloc(unsigned cls) noexcept {
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc(cls);
+  if (SLABBY_UNLIKELY(g_checks.small)) return checked_alloc(cls);
   CentralPool& pool = g_rt.pools[cls];
   BlockChain c = pool.take(1, current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);
@@ -38,7 +38,7 @@ void* uncached_alloc(unsigned cls) noexcept {
 }
 
 void uncached_free(void* p, unsigned cls) noexcept {
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_free(p, cls);
+  if (SLABBY_UNLIKELY(g_checks.small)) return checked_free(p, cls);
   *static_cast<void**>(p) = nullptr;
   g_rt.pools[cls].give(p, 1);
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
@@ -54,7 +54,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
     if (tc.percpu_ok) return percpu_alloc(cls);
   }
   // Checked mode keeps every bin at limit 0, so every allocation lands here.
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc(cls);
+  if (SLABBY_UNLIKELY(g_checks.small)) return checked_alloc(cls);
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
@@ -90,7 +90,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
     if (tc.state != kCacheActive) return uncached_free(p, cls);
     if (tc.percpu_ok) return percpu_free(p, cls);
   }
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_free(p, cls);
+  if (SLABBY_UNLIKELY(g_checks.small)) return checked_free(p, cls);
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     b.frees++;
@@ -121,7 +121,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
 
 void cache_teardown(ThreadCache* tc) {
   if (tc->state != kCacheActive) return;
-  if (g_checks.on) checked_thread_teardown();
+  if (g_checks.small) checked_thread_teardown();
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc->bins[c];

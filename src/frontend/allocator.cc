@@ -102,7 +102,7 @@ void free_foreign(void* p) noexcept {
 
 void* aligned_alloc_impl(size_t align, size_t n) noexcept {
   if (align <= kMinAlign) return malloc_fast(n);
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_aligned(align, n);
+  if (SLABBY_UNLIKELY(g_checks.small)) return checked_aligned(align, n);
   if (align <= kPageSize) {
     unsigned cls = aligned_size_class_of(n, align);
     if (cls != 0) return alloc_in_class(cls);

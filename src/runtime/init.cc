@@ -175,7 +175,7 @@ bool init_slow() {
     compute_cache_limits(cfg);
     checks_init(cfg);
     // The checked paths live behind the per-thread slow paths.
-    percpu_init(cfg.percpu && !g_checks.on, g_rt.cache_limit);
+    percpu_init(cfg.percpu && !g_checks.small, g_rt.cache_limit);
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
@@ -198,7 +198,7 @@ void thread_init() {
   if (tc.state != kCacheUninit) return;
   // Checked mode: limit 0, so every call misses into the checked paths.
   for (unsigned c = 1; c < kNumClasses; ++c)
-    bin_set_limit(tc.bins[c], g_checks.on ? 0 : g_rt.cache_limit[c]);
+    bin_set_limit(tc.bins[c], g_checks.small ? 0 : g_rt.cache_limit[c]);
   tc.percpu_ok = g_percpu_mode && percpu_thread_init();
   // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
   // always miss into the per-CPU path (see frontend/allocator.h).

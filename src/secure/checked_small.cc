@@ -125,41 +125,8 @@ void flush(CheckedBin& b, unsigned cls, uint32_t n) {
   g_rt.pools[cls].give(reinterpret_cast<void*>(head), n);
 }
 
-// A free block becomes the program's.
-void* hand_out(uintptr_t p, unsigned cls) {
-  size_t size = class_size(cls);
-  words(p)[0] = 0;
-  if (g_checks.tags) tag_word(p, size) = g_checks.bitguard ? live_canary(p) : 0;
-  if (g_checks.zero_alloc) memset(reinterpret_cast<void*>(p), 0, usable_of(cls));
-  return reinterpret_cast<void*>(p);
-}
-
-// Allocation from exactly class cls (its usable size already covers the
-// request and the canary).
-void* alloc_exact(unsigned cls) {
-  ThreadCache& tc = tl_cache;
-  uintptr_t p;
-  if (SLABBY_LIKELY(tc.state == kCacheActive)) {
-    CheckedBin& b = tl_checked.bins[cls];
-    if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
-    p = pop(b, cls);
-    checked_verify_free_small(p, cls, "malloc");
-    tc.bins[cls].allocs++;
-  } else {
-    CentralPool& pool = g_rt.pools[cls];
-    BlockChain c = pool.take(1, current_shard(pool.num_shards()));
-    if (c.count == 0) return fallback_alloc(usable_of(cls), 0);
-    if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);
-    p = reinterpret_cast<uintptr_t>(c.head);
-    format_from_pool(p, cls);
-    g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
-  }
-  return hand_out(p, cls);
-}
-
-}  // namespace
-
-void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept {
+// Checks a block taken from a bin or the quarantine is still as freed.
+SLABBY_INLINE void verify_free(uintptr_t p, unsigned cls, const char* found_by) {
   if (!g_checks.tags) return;
   size_t size = class_size(cls);
   uint64_t tag = tag_word(p, size);
@@ -176,7 +143,8 @@ void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) 
   write_after_free(p, cls, static_cast<ssize_t>(size - 8 + __builtin_ctzll(diff) / 8), found_by);
 }
 
-void checked_release_small(uintptr_t p, unsigned cls) noexcept {
+// A freed block back to the thread's bin (or, without one, the pool).
+SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   ThreadCache& tc = tl_cache;
   uint32_t limit = g_rt.cache_limit[cls];
   if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
@@ -191,6 +159,40 @@ void checked_release_small(uintptr_t p, unsigned cls) noexcept {
   }
   push(b, p);
 }
+
+// A free block becomes the program's.
+SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
+  size_t size = class_size(cls);
+  words(p)[0] = 0;
+  if (g_checks.tags) tag_word(p, size) = g_checks.bitguard ? live_canary(p) : 0;
+  if (g_checks.zero_alloc) memset(reinterpret_cast<void*>(p), 0, usable_of(cls));
+  return reinterpret_cast<void*>(p);
+}
+
+// Allocation from exactly class cls (its usable size already covers the
+// request and the canary).
+SLABBY_INLINE void* alloc_exact(unsigned cls) {
+  ThreadCache& tc = tl_cache;
+  uintptr_t p;
+  if (SLABBY_LIKELY(tc.state == kCacheActive)) {
+    CheckedBin& b = tl_checked.bins[cls];
+    if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
+    p = pop(b, cls);
+    verify_free(p, cls, "malloc");
+    tc.bins[cls].allocs++;
+  } else {
+    CentralPool& pool = g_rt.pools[cls];
+    BlockChain c = pool.take(1, current_shard(pool.num_shards()));
+    if (c.count == 0) return fallback_alloc(usable_of(cls), 0);
+    if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);
+    p = reinterpret_cast<uintptr_t>(c.head);
+    format_from_pool(p, cls);
+    g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
+  }
+  return hand_out(p, cls);
+}
+
+}  // namespace
 
 void* checked_alloc(unsigned cls) noexcept {
   CheckedCache& k = tl_checked;
@@ -250,33 +252,43 @@ namespace {
   r.abort_now();
 }
 
-}  // namespace
-
-void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
+SLABBY_INLINE void validate_small(uintptr_t p, unsigned cls, const char* verb) {
   size_t size = class_size(cls);
+  if (g_checks.bitguard) {
+    // A live block is one whose canary word holds its own address under the
+    // key. For an interior or unaligned pointer the word read is some other
+    // data, which matches with negligible odds; freed and never-used blocks
+    // hold tags. So one compare decides, and the cold report works out which
+    // bug it was.
+    // (An interior pointer in a slab's last block would read past the slab:
+    // the class map says whether that word is in a slab of the class.)
+    if (SLABBY_UNLIKELY(g_rt.heap.class_of(reinterpret_cast<void*>(p + size - 8)) != cls ||
+                        tag_word(p, size) != live_canary(p)))
+      report_invalid_small(p, cls, verb);
+    return;
+  }
   Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
   uintptr_t off = p - s->start;
   // One division: the block's index and the remainder. Slabs hold whole
   // blocks, so an index past the last block also fails the carved test.
   uintptr_t index = off / size;
-  bool ok = off == index * size;
-  if (g_checks.bitguard) {
-    // A live block is exactly one whose canary is intact; freed and
-    // never-used blocks carry tags instead.
-    ok = ok && tag_word(p, size) == live_canary(p);
-  } else {
-    ok = ok && index < __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
-    if (g_checks.tags) {
-      uint64_t tag = tag_word(p, size);
-      ok = ok && tag != freed_tag(p) && tag != fresh_tag(p);
-    }
+  bool ok = off == index * size && index < __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
+  if (g_checks.tags) {
+    uint64_t tag = tag_word(p, size);
+    ok = ok && tag != freed_tag(p) && tag != fresh_tag(p);
   }
   if (SLABBY_UNLIKELY(!ok)) report_invalid_small(p, cls, verb);
 }
 
+}  // namespace
+
+void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
+  validate_small(p, cls, verb);
+}
+
 void checked_free(void* ptr, unsigned cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  checked_validate_small(p, cls, "free");
+  validate_small(p, cls, "free");
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
   size_t size = class_size(cls);
   if (g_checks.tags) {
@@ -289,8 +301,14 @@ void checked_free(void* ptr, unsigned cls) noexcept {
   else
     g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
   if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size, false);
-  checked_release_small(p, cls);
+  release(p, cls);
 }
+
+void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept {
+  verify_free(p, cls, found_by);
+}
+
+void checked_release_small(uintptr_t p, unsigned cls) noexcept { release(p, cls); }
 
 void checked_thread_teardown() noexcept {
   quarantine_drain();

@@ -33,6 +33,7 @@ struct Config;
 
 struct Checks {
   bool on;          // any mode below: the checked paths are in use
+  bool small;       // small blocks take them too (every mode but guard pages alone)
   bool tags;        // free blocks carry a state tag (zero_free or bitguard)
   bool zero_free;   // SLABBY_ZERO=free|both
   bool zero_alloc;  // SLABBY_ZERO=alloc|both
