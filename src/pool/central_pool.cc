@@ -5,6 +5,7 @@
 #include <new>
 
 #include "frontend/size_class.h"
+#include "telemetry/latency.h"
 
 namespace slabby {
 
@@ -89,7 +90,16 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
   }
 }
 
+// With SLABBY_LATENCY_SAMPLE on, every refill is timed (telemetry/latency.h).
 BlockChain CentralPool::take(uint32_t n, unsigned home) {
+  if (SLABBY_LIKELY(g_latency_sample == 0)) return take_untimed(n, home);
+  uint64_t t0 = cycles_now();
+  BlockChain chain = take_untimed(n, home);
+  latency_record(cycles_now() - t0);
+  return chain;
+}
+
+BlockChain CentralPool::take_untimed(uint32_t n, unsigned home) {
   refills_.fetch_add(1, std::memory_order_relaxed);
   BlockChain chain;
   if (void* batch = stack_.pop()) {

@@ -92,6 +92,7 @@ class alignas(128) CentralPool {
 
  private:
   Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
+  BlockChain take_untimed(uint32_t n, unsigned home);
   void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, BlockChain* chain);
   void give_locked(Shard& sh, void* head);
   // A null-terminated chain back to its slabs' shards, each lock taken once.

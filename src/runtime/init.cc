@@ -170,6 +170,7 @@ bool init_slow() {
     g_rt.heap.set_decay_ms(cfg.decay_ms);
     g_rt.heap.set_max_heap(cfg.max_heap);
     g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
+    telemetry_init(cfg);
     compute_cache_limits(cfg);
     percpu_init(cfg.percpu, g_rt.cache_limit);
     if (!init_pools(cfg)) {
