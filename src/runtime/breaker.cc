@@ -51,6 +51,7 @@ BreakerTicket CircuitBreaker::admit_slow(uint64_t now_ms) noexcept {
 
 void CircuitBreaker::report_slow(BreakerTicket t, bool ok, uint64_t now_ms) noexcept {
   if (!ok) failures_.fetch_add(1, std::memory_order_relaxed);
+  if (threshold_ == 0) return;  // off: failures are only counted
   if (t == BreakerTicket::kProbe) {
     // Only the probe's holder changes a half-open breaker.
     if (!ok) opened_ms_.store(now_ms, std::memory_order_relaxed);

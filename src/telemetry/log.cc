@@ -94,6 +94,10 @@ void log_init(const Config& c) noexcept {
     }
     path[n] = '\0';
     fd = high_fd(open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (fd < 0) {
+      Writer w(2);
+      w.str("slabby: cannot open SLABBY_LOG=").str(path).str(" for appending; no event log\n");
+    }
   }
   errno = saved;
   log_init_fd(fd, static_cast<int>(c.log_level), c.log_format == 1);

@@ -40,8 +40,7 @@ constexpr Field kProcess[] = {
     PROCESS("live_bytes", "live_bytes", kGauge, live_bytes, "Usable bytes of live blocks."),
     PROCESS("large_allocations", "large_allocations_total", kCounter, large_allocations,
             "Allocations above the largest size class (page spans)."),
-    PROCESS("large_frees", "large_frees_total", kCounter, large_frees,
-            "Frees of large spans."),
+    PROCESS("large_frees", "large_frees_total", kCounter, large_frees, "Frees of large spans."),
     PROCESS("large_live_bytes", "large_live_bytes", kGauge, large_live_bytes,
             "Bytes of live large spans."),
     PROCESS("heap_fallbacks", "heap_fallbacks_total", kCounter, heap_fallbacks,
@@ -221,9 +220,12 @@ void write_json(Writer& w, const slabby_stats& s, const slabby_health& h) {
     w.str(i == 0 ? "\"" : ",\"").str(option(i).name).str("\":\"");
     for (size_t k = 0; k < n; ++k) {  // paths may hold anything
       unsigned char ch = static_cast<unsigned char>(value[k]);
-      if (ch == '"' || ch == '\\') w.ch('\\').ch(static_cast<char>(ch));
-      else if (ch < 0x20) w.str("\\u00").ch("0123456789abcdef"[ch >> 4]).ch("0123456789abcdef"[ch & 15]);
-      else w.ch(static_cast<char>(ch));
+      if (ch == '"' || ch == '\\')
+        w.ch('\\').ch(static_cast<char>(ch));
+      else if (ch < 0x20)
+        w.str("\\u00").ch("0123456789abcdef"[ch >> 4]).ch("0123456789abcdef"[ch & 15]);
+      else
+        w.ch(static_cast<char>(ch));
     }
     w.ch('"');
   }
@@ -281,8 +283,10 @@ void write_stats(int fd, StatsOutput format) {
   collect_stats(&s);
   collect_health(s, &h);
   Writer w(fd);
-  if (format == StatsOutput::kJson) write_json(w, s, h);
-  else write_prometheus(w, s, h);
+  if (format == StatsOutput::kJson)
+    write_json(w, s, h);
+  else
+    write_prometheus(w, s, h);
 }
 
 }  // namespace slabby
