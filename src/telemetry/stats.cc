@@ -38,8 +38,9 @@ void collect_stats(slabby_stats* out) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
         allocs[c] += __atomic_load_n(&t->bins[c].allocs, __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->bins[c].frees, __ATOMIC_RELAXED);
-        cached[c] += static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
-                                           __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
+        cached[c] += static_cast<uint32_t>(
+            __atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
+            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
     out->threads_live = g_rt.threads_live;
@@ -200,9 +201,7 @@ void print_report(int fd) {
       .str(trend_name(h.recent_trend))
       .ch('\n');
   row("last_gc_duration", h.last_gc_duration);
-  w.str(
-      "slabby: class   block      allocs       frees        live   cached  slabs      mapped    "
-      "resident\n");
+  w.str("slabby: class   block      allocs       frees        live   cached  slabs      mapped    resident\n");
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const slabby_class_stats& c = s.classes[i];
     if (c.allocations == 0 && c.slabs == 0) continue;

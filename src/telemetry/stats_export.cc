@@ -40,7 +40,8 @@ constexpr Field kProcess[] = {
     PROCESS("live_bytes", "live_bytes", kGauge, live_bytes, "Usable bytes of live blocks."),
     PROCESS("large_allocations", "large_allocations_total", kCounter, large_allocations,
             "Allocations above the largest size class (page spans)."),
-    PROCESS("large_frees", "large_frees_total", kCounter, large_frees, "Frees of large spans."),
+    PROCESS("large_frees", "large_frees_total", kCounter, large_frees,
+            "Frees of large spans."),
     PROCESS("large_live_bytes", "large_live_bytes", kGauge, large_live_bytes,
             "Bytes of live large spans."),
     PROCESS("heap_fallbacks", "heap_fallbacks_total", kCounter, heap_fallbacks,
@@ -283,10 +284,8 @@ void write_stats(int fd, StatsOutput format) {
   collect_stats(&s);
   collect_health(s, &h);
   Writer w(fd);
-  if (format == StatsOutput::kJson)
-    write_json(w, s, h);
-  else
-    write_prometheus(w, s, h);
+  if (format == StatsOutput::kJson) write_json(w, s, h);
+  else write_prometheus(w, s, h);
 }
 
 }  // namespace slabby
