@@ -8,7 +8,6 @@
 #include "frontend/glibc.h"
 #include "os/os.h"
 #include "runtime/background.h"
-#include "telemetry/latency.h"
 #include "telemetry/log.h"
 
 namespace slabby {
@@ -65,26 +64,12 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
   g_rt.heap_fallbacks.fetch_add(1, std::memory_order_relaxed);
   unsigned cls = n <= kMaxSmallSize && align <= kMinAlign ? size_class_of(n) : 0;
   g_rt.class_fallbacks[cls].fetch_add(1, std::memory_order_relaxed);
-  if (SLABBY_UNLIKELY(log_enabled(LogLevel::kInfo))) LogLine(LogEvent::kHeapFallback, LogLevel::kInfo).u64("bytes", n);
+  if (SLABBY_UNLIKELY(log_enabled(LogLevel::kInfo)))
+    LogLine(LogEvent::kHeapFallback, LogLevel::kInfo).u64("bytes", n);
   return p;
 }
 
-namespace {
-void* alloc_large_untimed(size_t n, size_t align) noexcept;
-}  // namespace
-
-// Large allocations are slow already: with SLABBY_LATENCY_SAMPLE on, every
-// one is timed (telemetry/latency.h, "What is timed" in docs/stats.md).
 void* alloc_large(size_t n, size_t align) noexcept {
-  if (SLABBY_LIKELY(g_latency_sample == 0)) return alloc_large_untimed(n, align);
-  uint64_t t0 = cycles_now();
-  void* p = alloc_large_untimed(n, align);
-  latency_record(cycles_now() - t0);
-  return p;
-}
-
-namespace {
-void* alloc_large_untimed(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
     errno = ENOMEM;
     return nullptr;
@@ -94,7 +79,6 @@ void* alloc_large_untimed(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
   return reinterpret_cast<void*>(s->start);
 }
-}  // namespace
 
 void free_not_small(void* p) noexcept {
   Span* s = g_rt.heap.span_of(p);

@@ -8,6 +8,7 @@
 
 #include "os/os.h"
 #include "runtime/breaker.h"
+#include "telemetry/latency.h"
 #include "telemetry/log.h"
 
 namespace slabby {
@@ -369,7 +370,16 @@ void PageHeap::free_slab(Span* s) {
   free_pages_locked(s);
 }
 
+// With SLABBY_LATENCY_SAMPLE on, every large span is timed (telemetry/latency.h).
 Span* PageHeap::alloc_large(size_t bytes, size_t align) {
+  if (SLABBY_LIKELY(g_latency_sample == 0)) return alloc_large_untimed(bytes, align);
+  uint64_t t0 = cycles_now();
+  Span* s = alloc_large_untimed(bytes, align);
+  latency_record(cycles_now() - t0);
+  return s;
+}
+
+Span* PageHeap::alloc_large_untimed(size_t bytes, size_t align) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;

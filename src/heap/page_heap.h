@@ -122,6 +122,7 @@ class PageHeap {
   static constexpr size_t kExactBins = 128;           // free spans of 1..128 pages
   static constexpr size_t kNumBins = kExactBins + 2;  // + one for all larger
 
+  Span* alloc_large_untimed(size_t bytes, size_t align);
   Span* alloc_pages_locked(size_t pages, size_t align_pages);
   void free_pages_locked(Span* s);
   Span* take_free_locked(size_t pages);
