@@ -142,6 +142,19 @@ EXPORT int slabby_get_stats(slabby_stats* out, size_t size) {
 
 EXPORT void slabby_print_stats(int fd) { print_report(fd); }
 
+EXPORT int slabby_get_health(slabby_health* out, size_t size) {
+  if (out == nullptr || size < 8) return -1;
+  slabby_health h;
+  get_health(&h);
+  memcpy(out, &h, size < sizeof(h) ? size : sizeof(h));
+  out->struct_size = static_cast<uint32_t>(size < sizeof(h) ? size : sizeof(h));
+  return 0;
+}
+
+EXPORT const char* slabby_trend_name(uint32_t trend) { return trend_name(trend); }
+
+EXPORT size_t slabby_get_config(char* buf, size_t size) { return config_text(buf, size); }
+
 EXPORT int slabby_write_stats(int fd, int format) {
   if (format < SLABBY_FORMAT_TEXT || format > SLABBY_FORMAT_PROMETHEUS) return -1;
   write_stats(fd, static_cast<StatsOutput>(format));

@@ -19,7 +19,8 @@ extern "C" {
 #endif
 
 #define SLABBY_VERSION_STRING "0.1.0"
-#define SLABBY_STATS_VERSION 1
+/* 2: the circuit breaker's fields and last_purge_ns after classes[]. */
+#define SLABBY_STATS_VERSION 2
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -100,7 +101,21 @@ typedef struct slabby_stats {
   uint32_t num_shards; /* central list shards per class */
 
   slabby_class_stats classes[SLABBY_MAX_CLASSES];
+
+  /* Version 2: the circuit breaker (SLABBY_BREAKER_THRESHOLD, docs/design.md). */
+  uint32_t breaker_state;                /* SLABBY_BREAKER_CLOSED, _OPEN or _HALF_OPEN */
+  uint32_t breaker_enabled;              /* 1 when SLABBY_BREAKER_THRESHOLD > 0 */
+  uint64_t breaker_transitions;          /* state changes, ever */
+  uint64_t breaker_opens;                /* of those, into open */
+  uint64_t breaker_last_transition_ms;   /* wall-clock (Unix epoch) ms of the last one; 0: none */
+  uint64_t breaker_failures;             /* page heap failures seen (OS refusal, arena full, cap) */
+  uint64_t breaker_rejections;           /* requests refused while open (served by glibc) */
+  uint64_t last_purge_ns;                /* duration of the last purge pass that returned pages */
 } slabby_stats;
+
+#define SLABBY_BREAKER_CLOSED 0
+#define SLABBY_BREAKER_OPEN 1
+#define SLABBY_BREAKER_HALF_OPEN 2
 
 /* Fills *out (at most `size` bytes of it). Returns 0, or -1 if out is NULL or
  * size is smaller than the fixed header up to `classes`. */
@@ -118,6 +133,56 @@ void slabby_print_stats(int fd);
  * report), JSON or the Prometheus text exposition format. Never allocates.
  * Returns 0, or -1 for an unknown format. Field meanings: docs/stats.md. */
 int slabby_write_stats(int fd, int format);
+
+#define SLABBY_HEALTH_VERSION 1
+
+#define SLABBY_TREND_STABLE 0
+#define SLABBY_TREND_IMPROVING 1
+#define SLABBY_TREND_DEGRADING 2
+
+/* The seeds' HealthMetrics, one field each (same names in snake_case), and
+ * what they rest on. Ratios are 0.0 to 1.0; formulas: docs/stats.md. Each
+ * call is one "sample": error_rate and recent_trend compare it with the
+ * previous one (of any caller, the background thread's stats rewrites
+ * included). Latency figures are 0 while SLABBY_LATENCY_SAMPLE is 0. */
+typedef struct slabby_health {
+  uint32_t version;     /* SLABBY_HEALTH_VERSION of the library */
+  uint32_t struct_size; /* bytes of this struct the library filled */
+
+  /* Latency of timed allocations (SLABBY_LATENCY_SAMPLE), in ns. */
+  uint64_t alloc_latency_p50;
+  uint64_t alloc_latency_p95;
+  uint64_t alloc_latency_p99;
+  uint64_t alloc_latency_max;
+  uint64_t latency_samples;      /* allocations timed */
+  uint64_t slow_allocations;     /* of those, slower than SLABBY_MAX_ALLOC_LATENCY_NS */
+  uint64_t max_alloc_latency_ns; /* SLABBY_MAX_ALLOC_LATENCY_NS (0: no threshold) */
+
+  double fragmentation_score; /* 0 none .. 1 high: 1 - live_bytes / mapped_bytes */
+  double memory_pressure;     /* 0 low .. 1 critical: cap use or system memory use */
+  double error_rate;          /* recent: heap fallbacks / allocations since the last sample */
+  double cache_efficiency;    /* (pcpu_cache_hits + lock_free_hits) / total_allocations */
+  double health_score;        /* 0 bad .. 1 healthy */
+
+  uint32_t circuit_breaker_open; /* 1 when the breaker is open or half-open */
+  uint32_t recent_trend;         /* SLABBY_TREND_*: health_score against the last sample */
+  uint64_t last_gc_duration;     /* ns the last purge pass took (slabby's "GC") */
+
+  uint64_t log_lines;      /* lines SLABBY_LOG wrote */
+  uint64_t log_suppressed; /* lines the rate limit dropped */
+} slabby_health;
+
+/* Fills *out (at most `size` bytes). Returns 0, or -1 if out is NULL or size
+ * is smaller than 8 (version and struct_size). Never allocates. */
+int slabby_get_health(slabby_health *out, size_t size);
+
+/* "improving", "stable" or "degrading". */
+const char *slabby_trend_name(uint32_t trend);
+
+/* The effective configuration, one "SLABBY_NAME=value" line per variable
+ * (defaults included), written into buf (NUL-terminated when size > 0).
+ * Returns the length of the whole text, like snprintf. Never allocates. */
+size_t slabby_get_config(char *buf, size_t size);
 
 /* "0.1.0" */
 const char *slabby_version(void);

@@ -27,9 +27,9 @@ namespace slabby {
 
 struct Bin {
   void* head;
-  int32_t space;    // room left: limit - blocks held. The fast free is
-                    // "if (--space >= 0) push", one instruction and a branch;
-                    // a miss undoes the decrement before anything else.
+  int32_t space;  // room left: limit - blocks held. The fast free is
+                  // "if (--space >= 0) push", one instruction and a branch;
+                  // a miss undoes the decrement before anything else.
   uint16_t limit;
   uint16_t fill;    // blocks the next refill takes: starts small, doubles up to
                     // limit / 2, so a thread using a class once touches little
@@ -43,6 +43,10 @@ struct ThreadCache {
   Bin bins[kNumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's rseq area works: it uses the per-CPU caches
+  // Allocations left before the next one timed for the latency histogram
+  // (SLABBY_LATENCY_SAMPLE); below zero: time the next one. Starts at 0, so a
+  // thread's first allocation takes the sampling path, which sets it.
+  int32_t sample_countdown;
   ThreadCache* next;  // registry of live caches (for stats and fork)
   ThreadCache* prev;
 };

@@ -14,6 +14,8 @@ namespace {
 
 constexpr const char* kThpChoices[] = {"never", "madvise", "always", nullptr};
 constexpr const char* kZeroChoices[] = {"0", "free", "alloc", "both", nullptr};
+constexpr const char* kLogLevelChoices[] = {"error", "warn", "info", "debug", nullptr};
+constexpr const char* kLogFormatChoices[] = {"text", "json", nullptr};
 
 constexpr OptionSpec kOptions[] = {
     {"SLABBY_STATS", OptionKind::kStats, 0, 0,
@@ -82,10 +84,29 @@ constexpr OptionSpec kOptions[] = {
      &Config::leak_sample},
     {"SLABBY_SECURE", OptionKind::kBool, 0, 0,
      "the balanced hardening set: SLABBY_ZERO=free and SLABBY_BITGUARD=1", &Config::secure},
+    {"SLABBY_LATENCY_SAMPLE", OptionKind::kCount, 0, 1000000000,
+     "time one allocation in N with the cycle counter, for the latency percentiles (0: off)",
+     nullptr, &Config::latency_sample},
+    {"SLABBY_MAX_ALLOC_LATENCY_NS", OptionKind::kCount, 0, 1000000000000,
+     "timed allocations slower than this many ns are counted and logged (0: none)", nullptr,
+     &Config::max_alloc_latency_ns},
+    {"SLABBY_BREAKER_THRESHOLD", OptionKind::kCount, 0, 1000000,
+     "page heap failures within SLABBY_BREAKER_TIMEOUT_MS that open the circuit breaker (0: off)",
+     nullptr, &Config::breaker_threshold},
+    {"SLABBY_BREAKER_TIMEOUT_MS", OptionKind::kMillis, 1, 3600000,
+     "how long an open breaker sends new-memory requests to the system allocator", nullptr,
+     &Config::breaker_timeout_ms},
+    {"SLABBY_LOG", OptionKind::kPath, 0, 0,
+     "event log: stderr or a file path (%p: the process id); unset: no log", nullptr, nullptr,
+     false, nullptr, &Config::log_file},
+    {"SLABBY_LOG_LEVEL", OptionKind::kChoice, 0, 0, "events logged: error, warn, info or debug",
+     nullptr, &Config::log_level, false, kLogLevelChoices},
+    {"SLABBY_LOG_FORMAT", OptionKind::kChoice, 0, 0, "log lines as text or json (one object each)",
+     nullptr, &Config::log_format, false, kLogFormatChoices},
 };
 constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
 static_assert(kNumOptions <= sizeof(ConfigResult::source) / sizeof(ValueSource),
-              "ConfigResult::source has a slot per option");
+              "ConfigResult::source has room for every option");
 
 constexpr char kPrefix[] = "SLABBY_";
 constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
@@ -123,6 +144,11 @@ class Line {
     u64(v);
     if (unit >= 0) str(&kSuffix[unit], 1);
     return *this;
+  }
+  size_t copy_to(char* out, size_t cap) const {
+    size_t n = len_ < cap ? len_ : cap;
+    memcpy(out, buf_, n);
+    return n;
   }
   void emit(ConfigSink sink, void* ctx) {
     str("\n");
@@ -165,7 +191,7 @@ const char* accepted_text(const OptionSpec& o) {
                     : "a byte count with an optional K, M, G or T suffix";
     case OptionKind::kCount: return "a whole number";
     case OptionKind::kMillis: return "a duration in ms, or with an ms, s or m suffix";
-    case OptionKind::kChoice: return "one of ";
+    case OptionKind::kChoice: return "one of";  // the choices follow (apply)
   }
   return "";
 }
@@ -373,15 +399,12 @@ void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown
   start_message(line, at);
   line.str("invalid ").str(shown, shown_len).str("=\"").str(value, value_len).str("\": expected ");
   line.str(accepted_text(o));
-  if (o.kind == OptionKind::kChoice) {
-    for (size_t k = 0; o.choices[k] != nullptr; ++k) {
-      if (k > 0) line.str(o.choices[k + 1] == nullptr ? " or " : ", ");
-      line.str(o.choices[k]);
-    }
-  }
   if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
   if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
   if (o.kind == OptionKind::kMillis) line.str(" up to 1 hour");
+  if (o.kind == OptionKind::kMillis && o.min > 0) line.str(", at least ").u64(o.min).str("ms");
+  for (size_t k = 0; o.kind == OptionKind::kChoice && o.choices[k] != nullptr; ++k)
+    line.str(k == 0 ? " " : o.choices[k + 1] == nullptr ? " or " : ", ").str(o.choices[k]);
   line.str("; using the default");
   line.emit(sink, ctx);
   note_problem(r, shown, shown_len);
@@ -511,6 +534,25 @@ void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
     line.str(": ").str(kOptions[i].help);
     line.emit(sink, ctx);
   }
+}
+
+size_t format_option_value(const Config& c, size_t i, char* out, size_t cap) {
+  Line line;
+  const OptionSpec& o = kOptions[i];
+  switch (o.kind) {
+    case OptionKind::kStats: {
+      static const char* const kNames[] = {"0", "text", "json", "prometheus"};
+      line.str(kNames[static_cast<int>(c.stats)]);
+      break;
+    }
+    case OptionKind::kPath: line.str(c.*o.path); break;
+    case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
+    case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
+    case OptionKind::kCount: line.u64(c.*o.bytes); break;
+    case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
+    case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
+  }
+  return line.copy_to(out, cap);
 }
 
 }  // namespace slabby

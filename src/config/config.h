@@ -42,6 +42,14 @@ struct Config {
   bool secure = false;                    // SLABBY_SECURE: zero on free + bit guard
   char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
   char config_file[256] = {};             // SLABBY_CONFIG: key = value lines, read first
+  // Observability (telemetry/latency.h, telemetry/log.h, runtime/breaker.h).
+  size_t latency_sample = 0;             // SLABBY_LATENCY_SAMPLE: time 1 allocation in N (0: off)
+  size_t max_alloc_latency_ns = 100000;  // SLABBY_MAX_ALLOC_LATENCY_NS: slower ones counted (0: off)
+  size_t breaker_threshold = 0;          // SLABBY_BREAKER_THRESHOLD: failures that open it (0: off)
+  size_t breaker_timeout_ms = 1000;      // SLABBY_BREAKER_TIMEOUT_MS: open this long, also the window
+  char log_file[256] = {};               // SLABBY_LOG: "stderr" or a path, %p the pid ("": off)
+  size_t log_level = 1;                  // SLABBY_LOG_LEVEL: index into error, warn, info, debug
+  size_t log_format = 0;                 // SLABBY_LOG_FORMAT: 0 text, 1 json
 };
 
 enum class OptionKind : uint8_t { kBool, kBytes, kCount, kMillis, kChoice, kStats, kPath };
@@ -83,6 +91,10 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx);
 // Writes the effective configuration, one "slabby:   NAME=value (source)" line
 // per option, to sink.
 void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx);
+
+// The effective value of option i as the user would write it ("64G", "json",
+// "250ms"), into out (no terminator); returns its length (at most cap).
+size_t format_option_value(const Config& c, size_t i, char* out, size_t cap);
 
 // Parsing primitives, exposed for the unit tests. Return false on bad input.
 bool parse_bool(const char* s, size_t n, bool* out);

@@ -9,6 +9,8 @@
 #include "os/os.h"
 #include "runtime/background.h"
 #include "secure/checks.h"
+#include "telemetry/latency.h"
+#include "telemetry/log.h"
 
 namespace slabby {
 
@@ -64,10 +66,30 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
   g_rt.heap_fallbacks.fetch_add(1, std::memory_order_relaxed);
   unsigned cls = n <= kMaxSmallSize && align <= kMinAlign ? size_class_of(n) : 0;
   g_rt.class_fallbacks[cls].fetch_add(1, std::memory_order_relaxed);
+  if (SLABBY_UNLIKELY(log_enabled(LogLevel::kInfo)))
+    LogLine(LogEvent::kHeapFallback, LogLevel::kInfo).u64("bytes", n);
   return p;
 }
 
-void* alloc_large(size_t n, size_t align) noexcept {
+void* alloc_sampled(uintptr_t cls) noexcept {
+  ThreadCache& tc = tl_cache;
+  // A thread's first allocation lands here before init has read the period.
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
+  uint32_t every = g_latency_sample;
+  if (every == 0) {  // sampling off: the countdown runs for 2^31 allocations
+    tc.sample_countdown = INT32_MAX;
+    return alloc_in_class_untimed(cls);
+  }
+  tc.sample_countdown = static_cast<int32_t>(every - 1);
+  uint64_t t0 = cycles_now();
+  void* p = alloc_in_class_untimed(cls);
+  latency_record(cycles_now() - t0);
+  return p;
+}
+
+namespace {
+
+void* alloc_large_untimed(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
     if (g_checks.on) checked_huge_request(n);
     errno = ENOMEM;
@@ -78,6 +100,21 @@ void* alloc_large(size_t n, size_t align) noexcept {
   Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align);
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
   return reinterpret_cast<void*>(s->start);
+}
+
+}  // namespace
+
+void* alloc_large(size_t n, size_t align) noexcept {
+  if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align);
+  // Sampled (or the thread's first allocation: init may not have run yet).
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
+  tl_cache.sample_countdown =
+      g_latency_sample != 0 ? static_cast<int32_t>(g_latency_sample - 1) : INT32_MAX;
+  if (g_latency_sample == 0) return alloc_large_untimed(n, align);
+  uint64_t t0 = cycles_now();
+  void* p = alloc_large_untimed(n, align);
+  latency_record(cycles_now() - t0);
+  return p;
 }
 
 void free_not_small(void* p) noexcept {

@@ -19,8 +19,8 @@ namespace slabby {
 
 // Out-of-line paths (frontend/allocator.cc).
 void* alloc_large(size_t n, size_t align) noexcept;  // n > kMaxSmallSize or align > page
-void free_not_small(void* p) noexcept;                // large span or invalid pointer in the arena
-void free_foreign(void* p) noexcept;                  // NULL or not in the arena
+void free_not_small(void* p) noexcept;               // large span or invalid pointer in the arena
+void free_foreign(void* p) noexcept;                 // NULL or not in the arena
 void* aligned_alloc_impl(size_t align, size_t n) noexcept;  // align: power of two
 void* calloc_impl(size_t count, size_t size) noexcept;
 void* realloc_impl(void* p, size_t n) noexcept;
@@ -28,6 +28,9 @@ size_t usable_size_impl(const void* p) noexcept;
 // Serves a request from glibc when slabby cannot (arena exhausted, init
 // failed); counted as a heap fallback. nullptr + ENOMEM if glibc fails too.
 void* fallback_alloc(size_t n, size_t align) noexcept;
+// The allocation SLABBY_LATENCY_SAMPLE picked: timed with the cycle counter
+// into the latency histogram (telemetry/latency.h); resets the countdown.
+void* alloc_sampled(uintptr_t cls) noexcept;
 
 // Takes one slot of room in the bin: "subl $1, space; js full". Plain C
 // makes GCC keep the old value for the undo (five instructions), and GCC 12
@@ -42,6 +45,14 @@ SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
   return false;
 }
 
+// One step of the latency sampling countdown: "subl $1, countdown; js", two
+// instructions (the same flag-output form as bin_take_space).
+SLABBY_INLINE bool sample_due(ThreadCache& tc) noexcept {
+  bool negative;
+  asm("subl $1, %0" : "+m"(tc.sample_countdown), "=@ccs"(negative));
+  return negative;
+}
+
 // The thread's bin first: in per-thread mode that is the whole fast path. A
 // thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
 // check misses and the per-CPU critical section follows inline. Per-thread
@@ -49,7 +60,7 @@ SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
 // per-CPU mode; per-CPU mode pays one predictable miss.
 // The class index is a full-width integer on the fast paths: mixing 32- and
 // 64-bit uses made GCC copy it between registers three times per call.
-SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
   ThreadCache& tc = tl_cache;
   Bin& b = tc.bins[cls];
   void* p = b.head;
@@ -68,6 +79,13 @@ SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
     return percpu_refill_and_alloc(cls);
   }
   return cache_refill_and_alloc(cls);
+}
+
+// Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
+// countdown is the only cost of sampling on the fast path).
+SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
+  if (SLABBY_UNLIKELY(sample_due(tl_cache))) return alloc_sampled(cls);
+  return alloc_in_class_untimed(cls);
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {

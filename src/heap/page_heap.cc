@@ -1,13 +1,34 @@
 #include "heap/page_heap.h"
 
 #include <sys/mman.h>
+#include <time.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "os/os.h"
+#include "runtime/breaker.h"
+#include "telemetry/log.h"
 
 namespace slabby {
+
+namespace {
+
+uint64_t monotonic_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call, errno untouched
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A purge pass that returned pages: its duration in the stats, a debug line
+// (written under the heap lock: rate-limited, and only at SLABBY_LOG_LEVEL=debug).
+void note_purge(PageHeapStats& st, uint64_t t0, size_t bytes, const char* why) {
+  st.last_purge_ns = monotonic_ns() - t0;
+  LogLine line(LogEvent::kPurge, LogLevel::kDebug);
+  line.str("reason", why).u64("bytes", bytes).u64("ns", st.last_purge_ns);
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- Region --
 
@@ -119,13 +140,22 @@ void PageHeap::insert_free_locked(Span* s) {
 
 void PageHeap::remove_free_locked(Span* s) {
   size_t b = bin_of(s->pages);
-  if (s->prev) s->prev->next = s->next; else bins_[b] = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    bins_[b] = s->next;
   if (s->next) s->next->prev = s->prev;
   if (bins_[b] == nullptr) bin_mask_[b / 64] &= ~(uint64_t{1} << (b % 64));
   uint64_t bytes = uint64_t{s->pages} << kPageShift;
   if (s->dirty) {
-    if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else lru_head_ = s->lru_next;
-    if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else lru_tail_ = s->lru_prev;
+    if (s->lru_prev)
+      s->lru_prev->lru_next = s->lru_next;
+    else
+      lru_head_ = s->lru_next;
+    if (s->lru_next)
+      s->lru_next->lru_prev = s->lru_prev;
+    else
+      lru_tail_ = s->lru_prev;
     s->lru_next = s->lru_prev = nullptr;
     stats_.free_dirty_bytes -= bytes;
   } else {
@@ -136,7 +166,7 @@ void PageHeap::remove_free_locked(Span* s) {
 
 Span* PageHeap::take_free_locked(size_t pages) {
   // Smallest non-empty exact bin that fits, found through the bitmap.
-  for (size_t b = bin_of(pages); b <= kExactBins; ) {
+  for (size_t b = bin_of(pages); b <= kExactBins;) {
     uint64_t word = bin_mask_[b / 64] & (~uint64_t{0} << (b % 64));
     if (word != 0) {
       size_t found = (b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word));
@@ -187,10 +217,12 @@ Span* PageHeap::split_locked(Span* s, size_t pages) {
 
 Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
   if (pages == 0 || pages > (size_t{1} << 31)) return nullptr;
+  last_refusal_was_limit_ = false;
   // SLABBY_MAX_HEAP: slabby's spans in use (slabs and large blocks) stay under
   // the cap; the caller falls back to glibc or fails, as configured.
   if (max_heap_ != 0 && stats_.in_use_bytes + (uint64_t{pages} << kPageShift) > max_heap_) {
     stats_.limit_refusals++;
+    last_refusal_was_limit_ = true;
     return nullptr;
   }
   size_t need = pages + (align_pages > 1 ? align_pages - 1 : 0);
@@ -238,19 +270,20 @@ void PageHeap::free_pages_locked(Span* s) {
   // times per decay period here; the background thread covers idle processes.
   if (stats_.free_dirty_bytes > retain_max_) purge_locked(retain_max_ / 2);
   if (now - last_decay_ms_ >= decay_ms_ / 4) decay_locked(now);
-  if (stats_.free_dirty_bytes > (size_t{1} << 20)) wants_background_.store(true, std::memory_order_relaxed);
+  if (stats_.free_dirty_bytes > (size_t{1} << 20))
+    wants_background_.store(true, std::memory_order_relaxed);
 }
 
 size_t PageHeap::decay_locked(uint64_t now) {
   last_decay_ms_ = now;
   size_t purged = 0;
-  bool any = false;
-  while (lru_tail_ != nullptr && now - lru_tail_->freed_ms >= decay_ms_) {
+  if (lru_tail_ == nullptr || now - lru_tail_->freed_ms < decay_ms_) return 0;
+  uint64_t t0 = monotonic_ns();
+  while (lru_tail_ != nullptr && now - lru_tail_->freed_ms >= decay_ms_)
     purged += purge_oldest_locked();
-    any = true;
-  }
-  if (any) stats_.purge_passes++;
+  stats_.purge_passes++;
   stats_.decay_purged_bytes += purged;
+  note_purge(stats_, t0, purged, "decay");
   return purged;
 }
 
@@ -267,7 +300,8 @@ void PageHeap::merge_and_insert_locked(Span* s) {
         left->dirty == s->dirty) {
       remove_free_locked(left);
       left->pages += s->pages;
-      if (s->freed_ms > left->freed_ms) left->freed_ms = s->freed_ms;  // as young as its youngest part
+      if (s->freed_ms > left->freed_ms)
+        left->freed_ms = s->freed_ms;  // as young as its youngest part
       delete_span_locked(s);
       s = left;
     }
@@ -298,23 +332,45 @@ size_t PageHeap::purge_oldest_locked() {
 }
 
 void PageHeap::purge_locked(size_t target_dirty) {
-  if (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) stats_.purge_passes++;
-  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr) purge_oldest_locked();
+  if (stats_.free_dirty_bytes <= target_dirty || lru_tail_ == nullptr) return;
+  stats_.purge_passes++;
+  uint64_t t0 = monotonic_ns();
+  size_t purged = 0;
+  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr)
+    purged += purge_oldest_locked();
+  note_purge(stats_, t0, purged, target_dirty == 0 ? "trim" : "retain_max");
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
-  LockGuard g(mu_);
-  Span* s = alloc_pages_locked(pages, 1);
-  if (s == nullptr) return nullptr;
-  s->state = SpanState::kSlab;
-  s->cls = static_cast<uint8_t>(cls);
-  s->freelist = nullptr;
-  s->used = 0;
-  s->carved = 0;
-  s->in_partial = false;
-  set_page_map(s, true);
-  memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
+  uint64_t now = g_breaker.enabled() ? os::now_ms() : 0;
+  BreakerTicket ticket = g_breaker.admit(now);
+  if (ticket == BreakerTicket::kRefused) return nullptr;
+  Span* s;
+  bool limit;
+  {
+    LockGuard g(mu_);
+    s = alloc_pages_locked(pages, 1);
+    limit = last_refusal_was_limit_;
+    if (s != nullptr) {
+      s->state = SpanState::kSlab;
+      s->cls = static_cast<uint8_t>(cls);
+      s->freelist = nullptr;
+      s->used = 0;
+      s->carved = 0;
+      s->in_partial = false;
+      set_page_map(s, true);
+      memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
+    }
+  }
+  if (s == nullptr) note_failure(pages, limit);
+  g_breaker.report(ticket, s != nullptr, now);
   return s;
+}
+
+void PageHeap::note_failure(size_t pages, bool limit) {
+  LogLine line(limit ? LogEvent::kHeapLimit : LogEvent::kHeapExhausted, LogLevel::kWarn);
+  line.u64("bytes", uint64_t{pages} << kPageShift);
+  if (limit) line.u64("max_heap", max_heap_);
 }
 
 void PageHeap::free_slab(Span* s) {
@@ -328,18 +384,29 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, bool all_pages) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  LockGuard g(mu_);
-  Span* s = alloc_pages_locked(pages, align_pages);
-  if (s == nullptr) return nullptr;
-  s->state = SpanState::kLarge;
-  s->cls = 0;
-  s->zeroed = !s->dirty;
-  s->guarded = s->canary = s->quarantined = false;
-  s->block = s->start;
-  s->usable = uint64_t{s->pages} << kPageShift;
-  if (all_pages) set_page_map(s, true);
-  stats_.large_allocations++;
-  stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
+  uint64_t now = g_breaker.enabled() ? os::now_ms() : 0;
+  BreakerTicket ticket = g_breaker.admit(now);
+  if (ticket == BreakerTicket::kRefused) return nullptr;
+  Span* s;
+  bool limit;
+  {
+    LockGuard g(mu_);
+    s = alloc_pages_locked(pages, align_pages);
+    limit = last_refusal_was_limit_;
+    if (s != nullptr) {
+      s->state = SpanState::kLarge;
+      s->cls = 0;
+      s->zeroed = !s->dirty;
+      s->guarded = s->canary = s->quarantined = false;
+      s->block = s->start;
+      s->usable = uint64_t{s->pages} << kPageShift;
+      if (all_pages) set_page_map(s, true);
+      stats_.large_allocations++;
+      stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
+    }
+  }
+  if (s == nullptr) note_failure(pages, limit);
+  g_breaker.report(ticket, s != nullptr, now);
   return s;
 }
 

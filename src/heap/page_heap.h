@@ -56,9 +56,10 @@ struct PageHeapStats {
   uint64_t large_frees;
   uint64_t large_live_bytes;
   uint64_t spans_allocated;
-  uint64_t purge_passes;      // purges that made at least one madvise call
+  uint64_t purge_passes;  // purges that made at least one madvise call
   uint64_t decay_purged_bytes;
-  uint64_t limit_refusals;    // span requests refused by SLABBY_MAX_HEAP
+  uint64_t limit_refusals;  // span requests refused by SLABBY_MAX_HEAP
+  uint64_t last_purge_ns;   // duration of the last purge pass that made a madvise call
 };
 
 class PageHeap {
@@ -90,6 +91,8 @@ class PageHeap {
   // (a power of two, >= page size). nullptr when the arena is exhausted.
   // all_pages: every page's PageMap entry points at the span (the checked
   // paths find a span from any address in it).
+  // Both allocations ask the circuit breaker first (runtime/breaker.h):
+  // while it is open they return nullptr at once, and the callers fall back.
   Span* alloc_large(size_t bytes, size_t align, bool all_pages = false);
   void free_large(Span* s);
 
@@ -138,6 +141,8 @@ class PageHeap {
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();
   void delete_span_locked(Span* s);
+  // A span request failed (after the lock): logs it (rate-limited).
+  void note_failure(size_t pages, bool limit);
   size_t bin_of(size_t pages) const { return pages <= kExactBins ? pages : kExactBins + 1; }
 
   Mutex mu_;
@@ -162,6 +167,7 @@ class PageHeap {
   size_t span_chunk_left_ = 0;
 
   PageHeapStats stats_ = {};
+  bool last_refusal_was_limit_ = false;  // set by alloc_pages_locked
 };
 
 }  // namespace slabby

@@ -40,7 +40,10 @@ void CentralPool::push_partial(Shard& sh, Span* s) {
 }
 
 void CentralPool::remove_partial(Shard& sh, Span* s) {
-  if (s->prev) s->prev->next = s->next; else sh.partial = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    sh.partial = s->next;
   if (s->next) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->in_partial = false;

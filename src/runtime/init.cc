@@ -172,6 +172,7 @@ bool init_slow() {
     g_rt.heap.set_decay_ms(cfg.decay_ms);
     g_rt.heap.set_max_heap(cfg.max_heap);
     g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
+    telemetry_init(cfg);
     compute_cache_limits(cfg);
     checks_init(cfg);
     // The checked paths live behind the per-thread slow paths.

@@ -58,8 +58,14 @@ inline constexpr size_t kCanaryBytes = 8;
 // instruction each on the checked paths, and without the key (random, never
 // stored in the heap) a value copied from another block or guessed does not
 // match.
-// What the canary word holds while the block is live.
-SLABBY_INLINE uint64_t live_canary(uintptr_t p) { return p ^ g_checks.key_live; }
+// What the canary word holds while the block is live. Its first byte, the
+// one an off-by-one overwrites, is forced into 0x80..0xfe: never 0 (a string
+// terminator), 0xff or ASCII text, so those one-byte overflows are always
+// caught; any other byte value is missed with odds of 1 in 127.
+SLABBY_INLINE uint64_t live_canary(uintptr_t p) {
+  uint64_t x = p ^ g_checks.key_live;
+  return (x & ~uint64_t{0xff}) | 0x80 | (x & 0x7e);
+}
 // What the tag word holds while the block is free after the program freed it.
 SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return p ^ g_checks.key_freed; }
 // ... and while free but never handed out yet.

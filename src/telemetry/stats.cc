@@ -8,6 +8,7 @@
 #include "common/writer.h"
 #include "os/os.h"
 #include "runtime/background.h"
+#include "runtime/breaker.h"
 #include "runtime/runtime.h"
 
 namespace slabby {
@@ -112,6 +113,15 @@ void collect_stats(slabby_stats* out) {
   out->max_heap_bytes = g_rt.config.config.max_heap;
   out->limit_refusals = h.limit_refusals;
   out->background_thread = g_background.load(std::memory_order_relaxed) == kBgRunning ? 1 : 0;
+  BreakerStats b = g_breaker.stats();
+  out->breaker_state = static_cast<uint32_t>(b.state);
+  out->breaker_enabled = g_breaker.enabled() ? 1 : 0;
+  out->breaker_transitions = b.transitions;
+  out->breaker_opens = b.opens;
+  out->breaker_last_transition_ms = b.last_transition_unix_ms;
+  out->breaker_failures = b.failures;
+  out->breaker_rejections = b.rejections;
+  out->last_purge_ns = h.last_purge_ns;
 }
 
 void print_report(int fd) {
@@ -156,6 +166,41 @@ void print_report(int fd) {
   row("shard_hits", s.shard_hits);
   row("new_slabs", s.new_slabs);
   row("num_shards", s.num_shards);
+  static slabby_health h;
+  collect_health(s, &h);
+  auto row_ratio = [&w](const char* name, double v) {
+    w.str("slabby:   ").str_pad(name, 22);
+    uint64_t fixed = static_cast<uint64_t>((v < 0 ? 0 : v > 1 ? 1 : v) * 10000 + 0.5);
+    w.str("          ").fixed(fixed, 4).ch('\n');
+  };
+  w.str("slabby: circuit breaker ")
+      .str(breaker_state_name(static_cast<BreakerState>(s.breaker_state)))
+      .str(s.breaker_enabled ? "" : " (off)")
+      .str(", ")
+      .u64(s.breaker_transitions)
+      .str(" transitions, ")
+      .u64(s.breaker_failures)
+      .str(" failures, ")
+      .u64(s.breaker_rejections)
+      .str(" rejections\n");
+  w.str("slabby: health\n");
+  row("alloc_latency_p50", h.alloc_latency_p50);
+  row("alloc_latency_p95", h.alloc_latency_p95);
+  row("alloc_latency_p99", h.alloc_latency_p99);
+  row("alloc_latency_max", h.alloc_latency_max);
+  row("latency_samples", h.latency_samples);
+  row("slow_allocations", h.slow_allocations);
+  row_ratio("fragmentation_score", h.fragmentation_score);
+  row_ratio("memory_pressure", h.memory_pressure);
+  row_ratio("error_rate", h.error_rate);
+  row_ratio("cache_efficiency", h.cache_efficiency);
+  row_ratio("health_score", h.health_score);
+  w.str("slabby:   ")
+      .str_pad("recent_trend", 22)
+      .str("  ")
+      .str(trend_name(h.recent_trend))
+      .ch('\n');
+  row("last_gc_duration", h.last_gc_duration);
   w.str("slabby: class   block      allocs       frees        live   cached  slabs      mapped    resident\n");
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const slabby_class_stats& c = s.classes[i];

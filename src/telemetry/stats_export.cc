@@ -10,6 +10,8 @@
 
 #include "common/lock.h"
 #include "common/writer.h"
+#include "runtime/breaker.h"
+#include "runtime/runtime.h"
 #include "telemetry/stats.h"
 
 namespace slabby {
@@ -83,6 +85,19 @@ constexpr Field kProcess[] = {
             "Threads with an active slabby cache."),
     PROCESS("threads_exited", "threads_exited_total", kCounter, threads_exited,
             "Threads whose cache was returned at exit."),
+    PROCESS("breaker_transitions", "breaker_transitions_total", kCounter, breaker_transitions,
+            "Circuit breaker state changes."),
+    PROCESS("breaker_opens", "breaker_opens_total", kCounter, breaker_opens,
+            "Circuit breaker transitions into open."),
+    PROCESS("breaker_last_transition_ms", "breaker_last_transition_ms", kGauge,
+            breaker_last_transition_ms,
+            "Unix time in ms of the last circuit breaker transition (0: none)."),
+    PROCESS("breaker_failures", "breaker_failures_total", kCounter, breaker_failures,
+            "Page heap failures (OS refusal, arena full, SLABBY_MAX_HEAP) the breaker saw."),
+    PROCESS("breaker_rejections", "breaker_rejections_total", kCounter, breaker_rejections,
+            "Requests for new memory the open breaker sent to the system allocator."),
+    PROCESS("last_purge_ns", "last_purge_ns", kGauge, last_purge_ns,
+            "Duration of the last purge pass that returned pages to the OS."),
 };
 #undef PROCESS
 
@@ -116,11 +131,61 @@ constexpr Field kClass[] = {
 };
 #undef CLASS
 
+// The seeds' HealthMetrics (slabby_health), integers then ratios.
+#define HEALTH(json, prom, kind, member, help) \
+  Field { json, prom, Kind::kind, offsetof(slabby_health, member), help }
+constexpr Field kHealth[] = {
+    HEALTH("alloc_latency_p50", "alloc_latency_p50_ns", kGauge, alloc_latency_p50,
+           "Median latency of timed allocations (SLABBY_LATENCY_SAMPLE), ns."),
+    HEALTH("alloc_latency_p95", "alloc_latency_p95_ns", kGauge, alloc_latency_p95,
+           "95th percentile latency of timed allocations, ns."),
+    HEALTH("alloc_latency_p99", "alloc_latency_p99_ns", kGauge, alloc_latency_p99,
+           "99th percentile latency of timed allocations, ns."),
+    HEALTH("alloc_latency_max", "alloc_latency_max_ns", kGauge, alloc_latency_max,
+           "Slowest timed allocation, ns."),
+    HEALTH("latency_samples", "latency_samples_total", kCounter, latency_samples,
+           "Allocations timed."),
+    HEALTH("slow_allocations", "slow_allocations_total", kCounter, slow_allocations,
+           "Timed allocations slower than SLABBY_MAX_ALLOC_LATENCY_NS."),
+    HEALTH("max_alloc_latency_ns", "max_alloc_latency_ns", kGauge, max_alloc_latency_ns,
+           "SLABBY_MAX_ALLOC_LATENCY_NS (0: no threshold)."),
+    HEALTH("last_gc_duration", "last_gc_duration_ns", kGauge, last_gc_duration,
+           "Duration of the last purge pass (slabby's garbage collection), ns."),
+    HEALTH("log_lines", "log_lines_total", kCounter, log_lines, "Lines SLABBY_LOG wrote."),
+    HEALTH("log_suppressed", "log_suppressed_total", kCounter, log_suppressed,
+           "Log lines the rate limit dropped."),
+};
+constexpr Field kHealthRatios[] = {
+    HEALTH("fragmentation_score", "fragmentation_score", kGauge, fragmentation_score,
+           "0 (none) to 1 (high): 1 - live_bytes / mapped_bytes."),
+    HEALTH("memory_pressure", "memory_pressure", kGauge, memory_pressure,
+           "0 (low) to 1 (critical): the larger of mapped_bytes / SLABBY_MAX_HEAP and the "
+           "system's 1 - MemAvailable / MemTotal."),
+    HEALTH("error_rate", "error_rate", kGauge, error_rate,
+           "Heap fallbacks / allocations since the previous sample."),
+    HEALTH("cache_efficiency", "cache_efficiency", kGauge, cache_efficiency,
+           "(pcpu_cache_hits + lock_free_hits) / total_allocations."),
+    HEALTH("health_score", "health_score", kGauge, health_score,
+           "0 (bad) to 1 (healthy); formula in docs/stats.md."),
+};
+#undef HEALTH
+
+double ratio(const void* base, const Field& f) {
+  return *reinterpret_cast<const double*>(static_cast<const char*>(base) + f.offset);
+}
+
+// A ratio in 0..1 with four decimals.
+void write_ratio(Writer& w, double v) {
+  if (!(v >= 0)) v = 0;
+  if (v > 1) v = 1;
+  w.fixed(static_cast<uint64_t>(v * 10000 + 0.5), 4);
+}
+
 uint64_t field(const void* base, const Field& f) {
   return *reinterpret_cast<const uint64_t*>(static_cast<const char*>(base) + f.offset);
 }
 
-void write_json(Writer& w, const slabby_stats& s) {
+void write_json(Writer& w, const slabby_stats& s, const slabby_health& h) {
   w.str("{\"version\":\"" SLABBY_VERSION_STRING "\",\"stats_version\":").u64(s.version);
   w.str(",\"cache_mode\":\"").str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-cpu" : "per-thread");
   w.str("\",\"num_shards\":").u64(s.num_shards);
@@ -137,10 +202,38 @@ void write_json(Writer& w, const slabby_stats& s) {
     for (const Field& f : kClass) w.str(",\"").str(f.json).str("\":").u64(field(&c, f));
     w.ch('}');
   }
-  w.str("]}\n");
+  w.str("],\"breaker_state\":\"");
+  w.str(breaker_state_name(static_cast<BreakerState>(s.breaker_state)));
+  w.str("\",\"breaker_enabled\":").str(s.breaker_enabled ? "true" : "false");
+  w.str(",\"health\":{");
+  for (const Field& f : kHealth) w.str("\"").str(f.json).str("\":").u64(field(&h, f)).ch(',');
+  for (const Field& f : kHealthRatios) {
+    w.str("\"").str(f.json).str("\":");
+    write_ratio(w, ratio(&h, f));
+    w.ch(',');
+  }
+  w.str("\"circuit_breaker_open\":").str(h.circuit_breaker_open ? "true" : "false");
+  w.str(",\"recent_trend\":\"").str(trend_name(h.recent_trend)).str("\"},\"config\":{");
+  const Config& c = g_rt.config.config;
+  for (size_t i = 0; i < num_options(); ++i) {
+    char value[300];
+    size_t n = format_option_value(c, i, value, sizeof(value));
+    w.str(i == 0 ? "\"" : ",\"").str(option(i).name).str("\":\"");
+    for (size_t k = 0; k < n; ++k) {  // paths may hold anything
+      unsigned char ch = static_cast<unsigned char>(value[k]);
+      if (ch == '"' || ch == '\\')
+        w.ch('\\').ch(static_cast<char>(ch));
+      else if (ch < 0x20)
+        w.str("\\u00").ch("0123456789abcdef"[ch >> 4]).ch("0123456789abcdef"[ch & 15]);
+      else
+        w.ch(static_cast<char>(ch));
+    }
+    w.ch('"');
+  }
+  w.str("}}\n");
 }
 
-void write_prometheus(Writer& w, const slabby_stats& s) {
+void write_prometheus(Writer& w, const slabby_stats& s, const slabby_health& h) {
   for (const Field& f : kProcess) {
     w.str("# HELP slabby_").str(f.prom).ch(' ').str(f.help).ch('\n');
     w.str("# TYPE slabby_").str(f.prom).str(f.kind == Kind::kCounter ? " counter\n" : " gauge\n");
@@ -149,6 +242,26 @@ void write_prometheus(Writer& w, const slabby_stats& s) {
   w.str("# HELP slabby_info Version and caching mode (always 1).\n# TYPE slabby_info gauge\n");
   w.str("slabby_info{version=\"" SLABBY_VERSION_STRING "\",cache_mode=\"");
   w.str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-cpu" : "per-thread").str("\"} 1\n");
+  w.str("# HELP slabby_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n");
+  w.str("# TYPE slabby_breaker_state gauge\nslabby_breaker_state ").u64(s.breaker_state).ch('\n');
+  for (const Field& f : kHealth) {
+    w.str("# HELP slabby_").str(f.prom).ch(' ').str(f.help).ch('\n');
+    w.str("# TYPE slabby_").str(f.prom).str(f.kind == Kind::kCounter ? " counter\n" : " gauge\n");
+    w.str("slabby_").str(f.prom).ch(' ').u64(field(&h, f)).ch('\n');
+  }
+  for (const Field& f : kHealthRatios) {
+    w.str("# HELP slabby_").str(f.prom).ch(' ').str(f.help).ch('\n');
+    w.str("# TYPE slabby_").str(f.prom).str(" gauge\n");
+    w.str("slabby_").str(f.prom).ch(' ');
+    write_ratio(w, ratio(&h, f));
+    w.ch('\n');
+  }
+  w.str("# HELP slabby_circuit_breaker_open 1 while the circuit breaker is open or half-open.\n");
+  w.str("# TYPE slabby_circuit_breaker_open gauge\nslabby_circuit_breaker_open ");
+  w.u64(h.circuit_breaker_open).ch('\n');
+  w.str("# HELP slabby_recent_trend Health score against the previous sample (always 1).\n");
+  w.str("# TYPE slabby_recent_trend gauge\nslabby_recent_trend{trend=\"");
+  w.str(trend_name(h.recent_trend)).str("\"} 1\n");
   for (const Field& f : kClass) {
     w.str("# HELP slabby_").str(f.prom).ch(' ').str(f.help).ch('\n');
     w.str("# TYPE slabby_").str(f.prom).str(f.kind == Kind::kCounter ? " counter\n" : " gauge\n");
@@ -165,12 +278,14 @@ void write_prometheus(Writer& w, const slabby_stats& s) {
 void write_stats(int fd, StatsOutput format) {
   if (format == StatsOutput::kText) return print_report(fd);
   static slabby_stats s;  // 6 KiB: static, not on a possibly small stack
+  static slabby_health h;
   static Mutex mu;
   LockGuard g(mu);
   collect_stats(&s);
+  collect_health(s, &h);
   Writer w(fd);
-  if (format == StatsOutput::kJson) write_json(w, s);
-  else write_prometheus(w, s);
+  if (format == StatsOutput::kJson) write_json(w, s, h);
+  else write_prometheus(w, s, h);
 }
 
 }  // namespace slabby

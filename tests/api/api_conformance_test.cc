@@ -148,6 +148,51 @@ TEST(SlabbyApi, GetStatsArgumentsAndVersioning) {
   EXPECT_EQ(s.current_allocations, s.total_allocations - s.total_deallocations);
 }
 
+TEST(SlabbyApi, GetHealthArgumentsVersioningAndRanges) {
+  slabby_health h;
+  EXPECT_EQ(slabby_get_health(nullptr, sizeof(h)), -1);
+  EXPECT_EQ(slabby_get_health(&h, 4), -1);
+  // An "older" caller with only the header and the three percentiles.
+  const size_t small = offsetof(slabby_health, alloc_latency_max);
+  memset(&h, 0xEE, sizeof(h));
+  ASSERT_EQ(slabby_get_health(&h, small), 0);
+  EXPECT_EQ(h.version, static_cast<uint32_t>(SLABBY_HEALTH_VERSION));
+  EXPECT_EQ(h.struct_size, small);
+  EXPECT_EQ(h.alloc_latency_max, 0xEEEEEEEEEEEEEEEEull) << "written past the caller's struct";
+
+  ASSERT_EQ(slabby_get_health(&h, sizeof(h)), 0);
+  EXPECT_EQ(h.struct_size, sizeof(h));
+  for (double v : {h.fragmentation_score, h.memory_pressure, h.error_rate, h.cache_efficiency,
+                   h.health_score}) {
+    EXPECT_GE(v, 0.0);
+    EXPECT_LE(v, 1.0);
+  }
+  EXPECT_EQ(h.circuit_breaker_open, 0u);
+  EXPECT_LE(h.alloc_latency_p50, h.alloc_latency_p95);
+  EXPECT_LE(h.alloc_latency_p95, h.alloc_latency_p99);
+  EXPECT_STREQ(slabby_trend_name(h.recent_trend), h.recent_trend == SLABBY_TREND_STABLE ? "stable"
+                                                  : h.recent_trend == SLABBY_TREND_IMPROVING
+                                                      ? "improving"
+                                                      : "degrading");
+}
+
+TEST(SlabbyApi, GetConfigListsEveryVariableLikeSnprintf) {
+  char buf[8192];
+  size_t n = slabby_get_config(buf, sizeof(buf));
+  ASSERT_GT(n, 0u);
+  ASSERT_LT(n, sizeof(buf));
+  EXPECT_EQ(strlen(buf), n);
+  for (const char* want :
+       {"SLABBY_ARENA_SIZE=", "SLABBY_LATENCY_SAMPLE=", "SLABBY_BREAKER_THRESHOLD=0\n",
+        "SLABBY_LOG_LEVEL=warn\n", "SLABBY_LOG_FORMAT=text\n"}) {
+    EXPECT_NE(strstr(buf, want), nullptr) << want;
+  }
+  char tiny[10];
+  EXPECT_EQ(slabby_get_config(tiny, sizeof(tiny)), n);
+  EXPECT_EQ(strlen(tiny), sizeof(tiny) - 1);
+  EXPECT_EQ(slabby_get_config(nullptr, 0), n);
+}
+
 TEST(SlabbyApi, ClassTableMatchesUsableSizes) {
   slabby_stats s = Stats();
   ASSERT_GE(s.num_classes, 1u);

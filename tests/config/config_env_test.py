@@ -128,6 +128,76 @@ class ConfigEnv(unittest.TestCase):
                 self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
                 self.assertIn("slabby: invalid " + next(iter(bad)), r.stderr)
 
+    # The observability variables: each bad value (garbage, negative, overflowing, empty,
+    # misspelt) is one line naming the variable, the value and what is accepted.
+    OBS_BAD = {
+        "SLABBY_LATENCY_SAMPLE": (["often", "-1", "99999999999999999999999", "", "1000000001",
+                                   "10x"], "a whole number from 0 to 1000000000"),
+        "SLABBY_MAX_ALLOC_LATENCY_NS": (["slow", "-100", "18446744073709551616", "", "1000000000001",
+                                         "100us"], "a whole number from 0 to 1000000000000"),
+        "SLABBY_BREAKER_THRESHOLD": (["many", "-3", "99999999999999999999", "", "1000001", "5e2"],
+                                     "a whole number from 0 to 1000000"),
+        "SLABBY_BREAKER_TIMEOUT_MS": (["later", "-1", "99999999999999999999", "", "0", "2h",
+                                       "1000mss"],
+                                      "a duration in ms, or with an ms, s or m suffix up to 1 hour"
+                                      ", at least 1ms"),
+        "SLABBY_LOG": (["", "/" + "x" * 300], "a file path of 1 to 255 bytes"),
+        "SLABBY_LOG_LEVEL": (["loud", "-1", "", "warning", "99999999999999999999"],
+                             "one of error, warn, info or debug"),
+        "SLABBY_LOG_FORMAT": (["xml", "-1", "", "jsn", "99999999999999999999"],
+                              "one of text or json"),
+    }
+
+    def test_observability_variables_bad_values_one_line_each(self):
+        for var, (values, accepted) in self.OBS_BAD.items():
+            for value in values:
+                with self.subTest(var=var, value=value):
+                    r = run({var: value})
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(r.stdout, "apple\nfig\npear\n")
+                    self.assertEqual(r.stderr, f'slabby: invalid {var}="{value}": expected '
+                                               f"{accepted}; using the default\n")
+
+    def test_observability_variables_misspelt_names_and_strict_mode(self):
+        for wrong, right in (("SLABBY_LATENCY_SAMPEL", "SLABBY_LATENCY_SAMPLE"),
+                             ("SLABBY_MAX_ALLOC_LATENCY", "SLABBY_MAX_ALLOC_LATENCY_NS"),
+                             ("SLABBY_BREAKER_TRESHOLD", "SLABBY_BREAKER_THRESHOLD"),
+                             ("SLABBY_BREAKER_TIMEOUT", "SLABBY_BREAKER_TIMEOUT_MS"),
+                             ("SLABBY_LGO", "SLABBY_LOG"),
+                             ("SLABBY_LOG_LEVLE", "SLABBY_LOG_LEVEL"),
+                             ("SLABBY_LOG_FROMAT", "SLABBY_LOG_FORMAT")):
+            with self.subTest(name=wrong):
+                r = run({wrong: "1"})
+                self.assertEqual((r.returncode, r.stdout), (0, "apple\nfig\npear\n"))
+                self.assertEqual(r.stderr, f"slabby: unknown variable {wrong} (ignored); "
+                                           f"did you mean {right}?\n")
+        for var, (values, _) in self.OBS_BAD.items():
+            with self.subTest(strict=var):
+                r = run({var: values[0], "SLABBY_STRICT": "1"})
+                self.assertEqual(r.returncode, -signal.SIGABRT, r.stderr)
+                self.assertIn(f"slabby: SLABBY_STRICT=1: aborting on {var}", r.stderr)
+                self.assertEqual(r.stdout, "")
+
+    def test_observability_variables_good_values_apply(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_LATENCY_SAMPLE": "100",
+                 "SLABBY_MAX_ALLOC_LATENCY_NS": "50000", "SLABBY_BREAKER_THRESHOLD": "5",
+                 "SLABBY_BREAKER_TIMEOUT_MS": "2s", "SLABBY_LOG_LEVEL": "DEBUG",
+                 "SLABBY_LOG_FORMAT": "json"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        for want in ("SLABBY_LATENCY_SAMPLE=100 (environment)",
+                     "SLABBY_MAX_ALLOC_LATENCY_NS=50000 (environment)",
+                     "SLABBY_BREAKER_THRESHOLD=5 (environment)",
+                     "SLABBY_BREAKER_TIMEOUT_MS=2000ms (environment)",
+                     "SLABBY_LOG_LEVEL=debug (environment)", "SLABBY_LOG_FORMAT=json (environment)",
+                     "SLABBY_LOG= (default)", "SLABBY_LATENCY_SAMPLE=100 (environment)"):
+            self.assertIn("slabby:   " + want, r.stderr)
+
+    def test_unopenable_log_file_is_one_warning(self):
+        r = run({"SLABBY_LOG": "/nonexistent-dir/slabby.log"})
+        self.assertEqual((r.returncode, r.stdout), (0, "apple\nfig\npear\n"))
+        self.assertEqual(r.stderr, "slabby: cannot open SLABBY_LOG=/nonexistent-dir/slabby.log "
+                                   "for appending; no event log\n")
+
     def test_config_file_with_environment_override_and_sources(self):
         import tempfile
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
