@@ -108,7 +108,8 @@ int main(int argc, char** argv) {
   if (g_threads < 1 || g_threads > 1024) return 2;
   pthread_t* th = calloc((size_t)g_threads, sizeof(pthread_t));
   if (remote) {
-    if (posix_memalign((void**)&g_rings, 64, sizeof(struct ring) * (size_t)g_threads) != 0) return 2;
+    if (posix_memalign((void**)&g_rings, 64, sizeof(struct ring) * (size_t)g_threads) != 0)
+      return 2;
     memset(g_rings, 0, sizeof(struct ring) * (size_t)g_threads);
   }
   for (int i = 0; i < g_threads; i++)
