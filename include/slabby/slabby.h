@@ -111,7 +111,21 @@ typedef struct slabby_stats {
   uint64_t breaker_failures;             /* page heap failures seen (OS refusal, arena full, cap) */
   uint64_t breaker_rejections;           /* requests refused while open (served by glibc) */
   uint64_t last_purge_ns;                /* duration of the last purge pass that returned pages */
+
+  /* Version 2: the security modes (docs/security.md). */
+  uint64_t security_modes;        /* SLABBY_SECURITY_* bits of the modes in force */
+  uint64_t guard_page_violations; /* faults on slabby's guard pages (the seeds' GuardPageViolations) */
+  uint64_t guarded_blocks;        /* blocks between guard pages now */
+  uint64_t guarded_blocks_total;  /* ... ever */
 } slabby_stats;
+
+#define SLABBY_SECURITY_ZERO_FREE 1
+#define SLABBY_SECURITY_ZERO_ALLOC 2
+#define SLABBY_SECURITY_BITGUARD 4
+#define SLABBY_SECURITY_GUARD_PAGES 8
+#define SLABBY_SECURITY_GUARD_SAMPLE 16
+#define SLABBY_SECURITY_QUARANTINE 32
+#define SLABBY_SECURITY_LEAK_CHECK 64
 
 #define SLABBY_BREAKER_CLOSED 0
 #define SLABBY_BREAKER_OPEN 1

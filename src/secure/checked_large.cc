@@ -11,6 +11,7 @@
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"
+#include "secure/guard_fault.h"
 #include "secure/leak_check.h"
 #include "secure/report.h"
 

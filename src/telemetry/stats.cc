@@ -10,6 +10,8 @@
 #include "runtime/background.h"
 #include "runtime/breaker.h"
 #include "runtime/runtime.h"
+#include "secure/checks.h"
+#include "secure/guard_fault.h"
 
 namespace slabby {
 
@@ -38,9 +40,8 @@ void collect_stats(slabby_stats* out) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
         allocs[c] += __atomic_load_n(&t->bins[c].allocs, __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->bins[c].frees, __ATOMIC_RELAXED);
-        cached[c] += static_cast<uint32_t>(
-            __atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
-            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
+        cached[c] += static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
+                                           __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
     out->threads_live = g_rt.threads_live;
@@ -122,6 +123,17 @@ void collect_stats(slabby_stats* out) {
   out->breaker_failures = b.failures;
   out->breaker_rejections = b.rejections;
   out->last_purge_ns = h.last_purge_ns;
+  const Checks& k = g_checks;
+  out->security_modes = (k.zero_free ? SLABBY_SECURITY_ZERO_FREE : 0) |
+                        (k.zero_alloc ? SLABBY_SECURITY_ZERO_ALLOC : 0) |
+                        (k.bitguard ? SLABBY_SECURITY_BITGUARD : 0) |
+                        (k.guard_large ? SLABBY_SECURITY_GUARD_PAGES : 0) |
+                        (k.guard_sample != 0 ? SLABBY_SECURITY_GUARD_SAMPLE : 0) |
+                        (k.quarantine != 0 ? SLABBY_SECURITY_QUARANTINE : 0) |
+                        (k.leak_check ? SLABBY_SECURITY_LEAK_CHECK : 0);
+  out->guard_page_violations = g_guard_violations.load(std::memory_order_relaxed);
+  out->guarded_blocks = g_live_guarded.load(std::memory_order_relaxed);
+  out->guarded_blocks_total = g_guarded_total.load(std::memory_order_relaxed);
 }
 
 void print_report(int fd) {
@@ -201,7 +213,9 @@ void print_report(int fd) {
       .str(trend_name(h.recent_trend))
       .ch('\n');
   row("last_gc_duration", h.last_gc_duration);
-  w.str("slabby: class   block      allocs       frees        live   cached  slabs      mapped    resident\n");
+  w.str(
+      "slabby: class   block      allocs       frees        live   cached  slabs      mapped    "
+      "resident\n");
   for (uint32_t i = 0; i < s.num_classes; ++i) {
     const slabby_class_stats& c = s.classes[i];
     if (c.allocations == 0 && c.slabs == 0) continue;

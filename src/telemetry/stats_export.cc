@@ -40,8 +40,7 @@ constexpr Field kProcess[] = {
     PROCESS("live_bytes", "live_bytes", kGauge, live_bytes, "Usable bytes of live blocks."),
     PROCESS("large_allocations", "large_allocations_total", kCounter, large_allocations,
             "Allocations above the largest size class (page spans)."),
-    PROCESS("large_frees", "large_frees_total", kCounter, large_frees,
-            "Frees of large spans."),
+    PROCESS("large_frees", "large_frees_total", kCounter, large_frees, "Frees of large spans."),
     PROCESS("large_live_bytes", "large_live_bytes", kGauge, large_live_bytes,
             "Bytes of live large spans."),
     PROCESS("heap_fallbacks", "heap_fallbacks_total", kCounter, heap_fallbacks,
@@ -98,6 +97,16 @@ constexpr Field kProcess[] = {
             "Requests for new memory the open breaker sent to the system allocator."),
     PROCESS("last_purge_ns", "last_purge_ns", kGauge, last_purge_ns,
             "Duration of the last purge pass that returned pages to the OS."),
+    PROCESS("security_modes", "security_modes", kGauge, security_modes,
+            "Security modes in force (SLABBY_SECURITY_* bits: 1 zero on free, 2 zero on "
+            "allocation, 4 bit guard, 8 guard pages, 16 guard sample, 32 quarantine, 64 leak "
+            "check)."),
+    PROCESS("guard_page_violations", "guard_page_violations_total", kCounter, guard_page_violations,
+            "Faults on slabby's guard pages (each is fatal)."),
+    PROCESS("guarded_blocks", "guarded_blocks", kGauge, guarded_blocks,
+            "Blocks placed between guard pages now."),
+    PROCESS("guarded_blocks_total", "guarded_blocks_total", kCounter, guarded_blocks_total,
+            "Blocks placed between guard pages, ever."),
 };
 #undef PROCESS
 
@@ -284,8 +293,10 @@ void write_stats(int fd, StatsOutput format) {
   collect_stats(&s);
   collect_health(s, &h);
   Writer w(fd);
-  if (format == StatsOutput::kJson) write_json(w, s, h);
-  else write_prometheus(w, s, h);
+  if (format == StatsOutput::kJson)
+    write_json(w, s, h);
+  else
+    write_prometheus(w, s, h);
 }
 
 }  // namespace slabby
