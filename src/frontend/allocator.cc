@@ -71,23 +71,15 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
   return p;
 }
 
-void* alloc_sampled(uintptr_t cls) noexcept {
-  ThreadCache& tc = tl_cache;
-  // A thread's first allocation lands here before init has read the period.
-  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
-  uint32_t every = g_latency_sample;
-  if (every == 0) {  // sampling off: the countdown runs for 2^31 allocations
-    tc.sample_countdown = INT32_MAX;
-    return alloc_in_class_untimed(cls);
-  }
-  tc.sample_countdown = static_cast<int32_t>(every - 1);
-  uint64_t t0 = cycles_now();
-  void* p = alloc_in_class_untimed(cls);
-  latency_record(cycles_now() - t0);
-  return p;
-}
-
 namespace {
+
+// Restarts the thread's sampling countdown; true when sampling is on and
+// this allocation is to be timed. Off, the countdown is set 2^31 away.
+bool restart_countdown(ThreadCache& tc) {
+  uint32_t every = g_latency_sample;
+  tc.sample_countdown = every != 0 ? static_cast<int32_t>(every - 1) : INT32_MAX;
+  return every != 0;
+}
 
 void* alloc_large_untimed(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
@@ -104,13 +96,21 @@ void* alloc_large_untimed(size_t n, size_t align) noexcept {
 
 }  // namespace
 
+void* alloc_sampled(uintptr_t cls) noexcept {
+  // A thread's first allocation lands here, possibly before init has read
+  // the period.
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
+  if (!restart_countdown(tl_cache)) return alloc_in_class_untimed(cls);
+  uint64_t t0 = cycles_now();
+  void* p = alloc_in_class_untimed(cls);
+  latency_record(cycles_now() - t0);
+  return p;
+}
+
 void* alloc_large(size_t n, size_t align) noexcept {
   if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align);
-  // Sampled (or the thread's first allocation: init may not have run yet).
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
-  tl_cache.sample_countdown =
-      g_latency_sample != 0 ? static_cast<int32_t>(g_latency_sample - 1) : INT32_MAX;
-  if (g_latency_sample == 0) return alloc_large_untimed(n, align);
+  if (!restart_countdown(tl_cache)) return alloc_large_untimed(n, align);
   uint64_t t0 = cycles_now();
   void* p = alloc_large_untimed(n, align);
   latency_record(cycles_now() - t0);
