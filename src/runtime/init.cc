@@ -35,7 +35,8 @@ void stderr_sink(void*, const char* line, size_t len) { os::write_stderr(line, l
 char** environment_from_proc() {
   static char buf[32 * 1024];
   static char* entries[128];
-  int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC));
+  int fd =
+      static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/environ", O_RDONLY | O_CLOEXEC));
   if (fd < 0) return nullptr;
   size_t len = 0;
   while (len < sizeof(buf) - 1) {
@@ -67,9 +68,12 @@ char** find_environment() {
 void compute_cache_limits(const Config& c) {
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     size_t n = c.thread_cache_bytes / class_size(cls);
-    if (c.thread_cache_bytes == 0) n = 0;
-    else if (n < 4) n = 4;
-    else if (n > 256) n = 256;
+    if (c.thread_cache_bytes == 0)
+      n = 0;
+    else if (n < 4)
+      n = 4;
+    else if (n > 256)
+      n = 256;
     // Even, so a flush of half the bin is exactly one transfer batch.
     g_rt.cache_limit[cls] = static_cast<uint32_t>(n & ~size_t{1});
   }
@@ -113,6 +117,7 @@ void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
 // by class and shard, page heap), so the child inherits none held by a
 // thread that does not exist.
 void fork_prepare() {
+  leak_fork_prepare();
   percpu_fork_prepare();
   g_rt.registry_mu.lock();
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock_all();
@@ -123,8 +128,10 @@ void fork_parent() {
   for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock_all();
   g_rt.registry_mu.unlock();
   percpu_fork_parent();
+  leak_fork_parent();
 }
 void fork_child() {
+  leak_fork_child();
   percpu_fork_child();
   g_rt.heap.reset_lock_after_fork();
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_locks_after_fork();
@@ -137,8 +144,10 @@ void fork_child() {
 void print_verbose_banner() {
   Writer w(2);
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
-  if (g_percpu_mode) w.str(": per-CPU caches (rseq area: ").str(percpu_rseq_source()).str(")");
-  else w.str(": per-thread caches");
+  if (g_percpu_mode)
+    w.str(": per-CPU caches (rseq area: ").str(percpu_rseq_source()).str(")");
+  else
+    w.str(": per-thread caches");
   w.str(", ").u64(g_rt.num_shards).str(" shards, arena ").bytes(g_rt.heap.size());
   w.str(" reserved at ");
   w.hex(g_rt.heap.base()).ch('\n');
@@ -165,7 +174,8 @@ bool init_slow() {
     }
     if (getauxval(AT_PAGESZ) != kPageSize || !g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
       // Every allocation goes to glibc instead (counted as heap fallbacks).
-      if (cfg.verbose) os::write_stderr("slabby: cannot reserve the arena; using glibc malloc\n", 53);
+      if (cfg.verbose)
+        os::write_stderr("slabby: cannot reserve the arena; using glibc malloc\n", 53);
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }

@@ -168,6 +168,10 @@ void leak_note_free(void* p) noexcept {
   }
 }
 
+void leak_fork_prepare() noexcept { g_mu.lock(); }
+void leak_fork_parent() noexcept { g_mu.unlock(); }
+void leak_fork_child() noexcept { g_mu.reset_after_fork(); }
+
 void leak_report(int fd) noexcept {
   slabby_stats st;
   collect_stats(&st);

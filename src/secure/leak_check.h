@@ -19,5 +19,10 @@ void leak_note_alloc(void* p, size_t usable) noexcept;
 void leak_note_free(void* p) noexcept;
 // The at-exit report to fd.
 void leak_report(int fd) noexcept;
+// Fork: the table lock is a leaf (held only while a stack is recorded), so
+// the prepare handler takes it first.
+void leak_fork_prepare() noexcept;
+void leak_fork_parent() noexcept;
+void leak_fork_child() noexcept;
 
 }  // namespace slabby
