@@ -7,6 +7,20 @@
 
 namespace slabby {
 
+size_t expand_pid_pattern(const char* pattern, char* out, size_t cap) {
+  size_t n = 0;
+  for (const char* s = pattern; *s != '\0' && n < cap - 24; ++s) {
+    if (s[0] == '%' && s[1] == 'p') {
+      n += format_u64(static_cast<uint64_t>(getpid()), out + n);
+      ++s;
+    } else {
+      out[n++] = *s;
+    }
+  }
+  out[n] = '\0';
+  return n;
+}
+
 size_t format_u64(uint64_t v, char* out) {
   char tmp[24];
   size_t n = 0;

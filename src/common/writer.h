@@ -43,4 +43,9 @@ class Writer {
 // Formats an unsigned number into out (no terminator); returns digits written.
 size_t format_u64(uint64_t v, char* out);
 
+// Copies a path pattern into out with each "%p" replaced by the process id
+// (SLABBY_STATS_FILE, SLABBY_LOG), NUL-terminated. Stops 24 bytes short of
+// cap, leaving room for a pid and a suffix such as ".tmp". Returns the length.
+size_t expand_pid_pattern(const char* pattern, char* out, size_t cap);
+
 }  // namespace slabby

@@ -510,35 +510,10 @@ ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
   return r;
 }
 
-void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
-  const Config& c = r.config;
-  for (size_t i = 0; i < kNumOptions; ++i) {
-    Line line;
-    line.str("slabby:   ").str(kOptions[i].name).str("=");
-    const OptionSpec& o = kOptions[i];
-    switch (o.kind) {
-      case OptionKind::kStats: {
-        static const char* const kNames[] = {"0", "text", "json", "prometheus"};
-        line.str(kNames[static_cast<int>(c.stats)]);
-        break;
-      }
-      case OptionKind::kPath: line.str(c.*o.path); break;
-      case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
-      case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
-      case OptionKind::kCount: line.u64(c.*o.bytes); break;
-      case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
-      case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
-    }
-    static const char* const kSources[] = {" (default)", " (file)", " (environment)"};
-    line.str(kSources[static_cast<int>(r.source[i])]);
-    line.str(": ").str(kOptions[i].help);
-    line.emit(sink, ctx);
-  }
-}
+namespace {
 
-size_t format_option_value(const Config& c, size_t i, char* out, size_t cap) {
-  Line line;
-  const OptionSpec& o = kOptions[i];
+// An option's effective value as SLABBY_VERBOSE and slabby_get_config show it.
+void write_value(Line& line, const Config& c, const OptionSpec& o) {
   switch (o.kind) {
     case OptionKind::kStats: {
       static const char* const kNames[] = {"0", "text", "json", "prometheus"};
@@ -552,6 +527,27 @@ size_t format_option_value(const Config& c, size_t i, char* out, size_t cap) {
     case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
     case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
   }
+}
+
+}  // namespace
+
+void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
+  const Config& c = r.config;
+  for (size_t i = 0; i < kNumOptions; ++i) {
+    Line line;
+    line.str("slabby:   ").str(kOptions[i].name).str("=");
+    const OptionSpec& o = kOptions[i];
+    write_value(line, c, o);
+    static const char* const kSources[] = {" (default)", " (file)", " (environment)"};
+    line.str(kSources[static_cast<int>(r.source[i])]);
+    line.str(": ").str(kOptions[i].help);
+    line.emit(sink, ctx);
+  }
+}
+
+size_t format_option_value(const Config& c, size_t i, char* out, size_t cap) {
+  Line line;
+  write_value(line, c, kOptions[i]);
   return line.copy_to(out, cap);
 }
 

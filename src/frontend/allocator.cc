@@ -81,6 +81,15 @@ bool restart_countdown(ThreadCache& tc) {
   return every != 0;
 }
 
+// The sampled allocation, timed end to end into the latency histogram.
+template <class Alloc>
+SLABBY_INLINE void* timed(Alloc alloc) {
+  uint64_t t0 = cycles_now();
+  void* p = alloc();
+  latency_record(cycles_now() - t0);
+  return p;
+}
+
 void* alloc_large_untimed(size_t n, size_t align) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
     if (g_checks.on) checked_huge_request(n);
@@ -101,20 +110,14 @@ void* alloc_sampled(uintptr_t cls) noexcept {
   // the period.
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
   if (!restart_countdown(tl_cache)) return alloc_in_class_untimed(cls);
-  uint64_t t0 = cycles_now();
-  void* p = alloc_in_class_untimed(cls);
-  latency_record(cycles_now() - t0);
-  return p;
+  return timed([cls] { return alloc_in_class_untimed(cls); });
 }
 
 void* alloc_large(size_t n, size_t align) noexcept {
   if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align);
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (!restart_countdown(tl_cache)) return alloc_large_untimed(n, align);
-  uint64_t t0 = cycles_now();
-  void* p = alloc_large_untimed(n, align);
-  latency_record(cycles_now() - t0);
-  return p;
+  return timed([n, align] { return alloc_large_untimed(n, align); });
 }
 
 void free_not_small(void* p) noexcept {

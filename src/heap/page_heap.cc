@@ -341,7 +341,8 @@ void PageHeap::purge_locked(size_t target_dirty) {
   note_purge(stats_, t0, purged, target_dirty == 0 ? "trim" : "retain_max");
 }
 
-Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
+template <class Claim>
+Span* PageHeap::take_span(size_t pages, size_t align_pages, Claim claim) {
   uint64_t now = g_breaker.enabled() ? os::now_ms() : 0;
   BreakerTicket ticket = g_breaker.admit(now);
   if (ticket == BreakerTicket::kRefused) return nullptr;
@@ -349,22 +350,26 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   bool limit;
   {
     LockGuard g(mu_);
-    s = alloc_pages_locked(pages, 1);
+    s = alloc_pages_locked(pages, align_pages);
     limit = last_refusal_was_limit_;
-    if (s != nullptr) {
-      s->state = SpanState::kSlab;
-      s->cls = static_cast<uint8_t>(cls);
-      s->freelist = nullptr;
-      s->used = 0;
-      s->carved = 0;
-      s->in_partial = false;
-      set_page_map(s, true);
-      memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
-    }
+    if (s != nullptr) claim(s);
   }
   if (s == nullptr) note_failure(pages, limit);
   g_breaker.report(ticket, s != nullptr, now);
   return s;
+}
+
+Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
+  return take_span(pages, 1, [&](Span* s) {
+    s->state = SpanState::kSlab;
+    s->cls = static_cast<uint8_t>(cls);
+    s->freelist = nullptr;
+    s->used = 0;
+    s->carved = 0;
+    s->in_partial = false;
+    set_page_map(s, true);
+    memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
+  });
 }
 
 void PageHeap::note_failure(size_t pages, bool limit) {
@@ -384,30 +389,17 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, bool all_pages) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  uint64_t now = g_breaker.enabled() ? os::now_ms() : 0;
-  BreakerTicket ticket = g_breaker.admit(now);
-  if (ticket == BreakerTicket::kRefused) return nullptr;
-  Span* s;
-  bool limit;
-  {
-    LockGuard g(mu_);
-    s = alloc_pages_locked(pages, align_pages);
-    limit = last_refusal_was_limit_;
-    if (s != nullptr) {
-      s->state = SpanState::kLarge;
-      s->cls = 0;
-      s->zeroed = !s->dirty;
-      s->guarded = s->canary = s->quarantined = false;
-      s->block = s->start;
-      s->usable = uint64_t{s->pages} << kPageShift;
-      if (all_pages) set_page_map(s, true);
-      stats_.large_allocations++;
-      stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
-    }
-  }
-  if (s == nullptr) note_failure(pages, limit);
-  g_breaker.report(ticket, s != nullptr, now);
-  return s;
+  return take_span(pages, align_pages, [&](Span* s) {
+    s->state = SpanState::kLarge;
+    s->cls = 0;
+    s->zeroed = !s->dirty;
+    s->guarded = s->canary = s->quarantined = false;
+    s->block = s->start;
+    s->usable = uint64_t{s->pages} << kPageShift;
+    if (all_pages) set_page_map(s, true);
+    stats_.large_allocations++;
+    stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
+  });
 }
 
 void PageHeap::free_large(Span* s) {

@@ -143,6 +143,11 @@ class PageHeap {
   void delete_span_locked(Span* s);
   // A span request failed (after the lock): logs it (rate-limited).
   void note_failure(size_t pages, bool limit);
+  // The path of every span request: asks the circuit breaker, takes the
+  // pages under the lock and lets `claim` set the span up there, then logs a
+  // failure and reports the outcome to the breaker.
+  template <class Claim>
+  Span* take_span(size_t pages, size_t align_pages, Claim claim);
   size_t bin_of(size_t pages) const { return pages <= kExactBins ? pages : kExactBins + 1; }
 
   Mutex mu_;

@@ -248,16 +248,7 @@ void write_configured_report() {
   static char path[300], tmp[310];
   static Mutex mu;
   LockGuard g(mu);
-  size_t n = 0;
-  for (const char* s = c.stats_file; *s != '\0' && n < sizeof(path) - 24; ++s) {
-    if (s[0] == '%' && s[1] == 'p') {
-      n += format_u64(static_cast<uint64_t>(getpid()), path + n);
-      ++s;
-    } else {
-      path[n++] = *s;
-    }
-  }
-  path[n] = '\0';
+  size_t n = expand_pid_pattern(c.stats_file, path, sizeof(path));
   memcpy(tmp, path, n);
   memcpy(tmp + n, ".tmp", 5);
   int saved = errno;

@@ -49,7 +49,7 @@ void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) 
 // A large block leaving the quarantine (or freed without one).
 void checked_release_large(uintptr_t block) noexcept;
 // Holds a freed block back (g_checks.quarantine > 0); evicts the oldest.
-void quarantine_push(uintptr_t p, uint64_t bytes, bool large) noexcept;
+void quarantine_push(uintptr_t p, uint64_t bytes) noexcept;
 void quarantine_drain() noexcept;
 
 }  // namespace slabby

@@ -147,7 +147,7 @@ void checked_free_large(void* ptr) noexcept {
     // Guarded: the whole block faults while it waits, so a use after free is
     // caught at the instruction (secure/guard_fault.cc names it).
     if (s->guarded) protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_NONE);
-    return quarantine_push(p, s->usable, true);
+    return quarantine_push(p, s->usable);
   }
   checked_release_large(p);
 }

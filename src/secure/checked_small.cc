@@ -300,7 +300,7 @@ void checked_free(void* ptr, unsigned cls) noexcept {
     tc.bins[cls].frees++;
   else
     g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
-  if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size, false);
+  if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size);
   release(p, cls);
 }
 

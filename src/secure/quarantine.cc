@@ -50,9 +50,8 @@ void evict_oldest(Quarantine& q) {
 
 }  // namespace
 
-void quarantine_push(uintptr_t p, uint64_t bytes, bool large) noexcept {
+void quarantine_push(uintptr_t p, uint64_t bytes) noexcept {
   Quarantine& q = tl_checked.quarantine;
-  (void)large;
   set_next(p, 0);
   if (q.tail != 0)
     set_next(q.tail, p);

@@ -83,16 +83,7 @@ void log_init(const Config& c) noexcept {
     if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
   } else {
     char path[300];
-    size_t n = 0;
-    for (const char* s = c.log_file; *s != '\0' && n < sizeof(path) - 24; ++s) {
-      if (s[0] == '%' && s[1] == 'p') {
-        n += format_u64(static_cast<uint64_t>(getpid()), path + n);
-        ++s;
-      } else {
-        path[n++] = *s;
-      }
-    }
-    path[n] = '\0';
+    expand_pid_pattern(c.log_file, path, sizeof(path));
     fd = high_fd(open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (fd < 0) {
       Writer w(2);
