@@ -19,8 +19,9 @@ extern "C" {
 #endif
 
 #define SLABBY_VERSION_STRING "0.1.0"
-/* 2: the circuit breaker's fields and last_purge_ns after classes[]. */
-#define SLABBY_STATS_VERSION 2
+/* 2: the circuit breaker's fields and last_purge_ns after classes[].
+ * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total. */
+#define SLABBY_STATS_VERSION 3
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -63,7 +64,7 @@ typedef struct slabby_stats {
   uint64_t current_allocations; /* total_allocations - total_deallocations */
   uint64_t live_bytes;          /* bytes in live blocks (usable sizes) */
 
-  /* Large allocations (above the largest class): page spans. */
+  /* Large allocations (above the largest class, 1 MiB): page spans. */
   uint64_t large_allocations;
   uint64_t large_frees;
   uint64_t large_live_bytes;
@@ -117,6 +118,19 @@ typedef struct slabby_stats {
   uint64_t guard_page_violations; /* faults on slabby's guard pages (the seeds' GuardPageViolations) */
   uint64_t guarded_blocks;        /* blocks between guard pages now */
   uint64_t guarded_blocks_total;  /* ... ever */
+
+  /* Version 3: which path served realloc and large calloc (docs/stats.md). */
+  uint64_t realloc_grown_in_place;  /* page spans grown into the free pages after them */
+  uint64_t realloc_shrunk_in_place; /* page spans that gave back their tail */
+  uint64_t realloc_remaps;          /* page spans moved by mremap (pages moved, no bytes copied) */
+  uint64_t realloc_remap_failures;  /* mremap refused: copied instead */
+  uint64_t realloc_copies;          /* blocks moved by allocating anew and copying */
+  uint64_t realloc_copied_bytes;    /* bytes those copies moved */
+  uint64_t remapped_blocks;         /* live page spans that are a mapping of their own (moved by mremap) */
+  uint64_t calloc_fresh;            /* callocs above 32 KiB served by pages known to be zero */
+  uint64_t calloc_purged;           /* ... zeroed by returning a dirty span's pages to the OS */
+  uint64_t calloc_memset;           /* ... zeroed by writing zeros */
+  uint64_t lost_bytes;              /* address ranges the OS refused to map again after a move (never reused) */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1

@@ -136,6 +136,9 @@ void cache_teardown(ThreadCache* tc) {
     g_rt.retired_frees[c] += tc->bins[c].frees;
     tc->bins[c].allocs = tc->bins[c].frees = 0;
   }
+  g_rt.retired_realloc_copies += tc->realloc_copies;
+  g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
+  tc->realloc_copies = tc->realloc_copied_bytes = 0;
   if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   tc->next = tc->prev = nullptr;
@@ -156,6 +159,8 @@ void cache_forget_other_threads() {
       g_rt.retired_allocs[c] += t->bins[c].allocs;
       g_rt.retired_frees[c] += t->bins[c].frees;
     }
+    g_rt.retired_realloc_copies += t->realloc_copies;
+    g_rt.retired_realloc_copied_bytes += t->realloc_copied_bytes;
   }
   g_rt.threads = self;
   if (self) self->next = self->prev = nullptr;

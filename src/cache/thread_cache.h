@@ -49,6 +49,9 @@ struct ThreadCache {
   int32_t sample_countdown;
   ThreadCache* next;  // registry of live caches (for stats and fork)
   ThreadCache* prev;
+  // realloc moves that copied the block (frontend/resize.cc), and the bytes.
+  uint64_t realloc_copies;
+  uint64_t realloc_copied_bytes;
 };
 
 // Blocks a bin holds.

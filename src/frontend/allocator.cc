@@ -21,9 +21,7 @@ size_t glibc_usable_size(const void* p) {
   return chunk - sizeof(size_t);
 }
 
-namespace {
-
-[[noreturn]] SLABBY_COLD void invalid_pointer(const char* what, const void* p) {
+void invalid_pointer(const char* what, const void* p) {
   char msg[160];
   size_t n = 0;
   auto add = [&](const char* s) {
@@ -45,11 +43,6 @@ namespace {
   os::fatal(msg);
 }
 
-// Requests above PTRDIFF_MAX can never succeed (glibc refuses them too).
-constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
-
-}  // namespace
-
 void* fallback_alloc(size_t n, size_t align) noexcept {
   // SLABBY_HEAP_FALLBACK=0: slabby's limit is the program's (read only once
   // init succeeded; before, or if init failed, glibc always serves).
@@ -64,7 +57,7 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
     return nullptr;
   }
   g_rt.heap_fallbacks.fetch_add(1, std::memory_order_relaxed);
-  unsigned cls = n <= kMaxSmallSize && align <= kMinAlign ? size_class_of(n) : 0;
+  unsigned cls = n <= kMaxClassSize && align <= kMinAlign ? class_of_size(n) : 0;
   g_rt.class_fallbacks[cls].fetch_add(1, std::memory_order_relaxed);
   if (SLABBY_UNLIKELY(log_enabled(LogLevel::kInfo)))
     LogLine(LogEvent::kHeapFallback, LogLevel::kInfo).u64("bytes", n);
@@ -90,7 +83,7 @@ SLABBY_INLINE void* timed(Alloc alloc) {
   return p;
 }
 
-void* alloc_large_untimed(size_t n, size_t align) noexcept {
+void* alloc_large_untimed(size_t n, size_t align, unsigned flags) noexcept {
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
     if (g_checks.on) checked_huge_request(n);
     errno = ENOMEM;
@@ -98,9 +91,34 @@ void* alloc_large_untimed(size_t n, size_t align) noexcept {
   }
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc_large(n, align);
-  Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align);
+  Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align, flags);
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
   return reinterpret_cast<void*>(s->start);
+}
+
+// Medium requests (up to 1 MiB, alignment up to a page: every medium block
+// starts on one) are blocks of a class, through the caches; the checked
+// paths keep all of them on spans (guards and canaries are per span there).
+SLABBY_INLINE bool is_medium_request(size_t n, size_t align) {
+  return n <= kMaxClassSize && align <= kPageSize && SLABBY_LIKELY(!g_checks.on);
+}
+
+// Zeroes a large span calloc got that may hold old data, at the cost of
+// whichever of its pages are resident: mostly resident (the last user wrote
+// it), memset, which faults in the few others; mostly not (it was used
+// sparsely, or purged in part), its pages go back to the OS and come back
+// zero when touched, so nothing is faulted in that the program does not use.
+// (Page faults cost 10-40 us each on a virtual machine: docs/benchmarks.md.)
+void zero_dirty_span(void* p, size_t n) {
+  Span* s = g_rt.heap.span_of(p);
+  size_t bytes = size_t{s->pages} << kPageShift;
+  if (os::resident_bytes(p, bytes) * 4 >= bytes * 3) {
+    memset(p, 0, n);
+    g_rt.calloc_memset.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    os::purge(p, bytes);
+    g_rt.calloc_purged.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace
@@ -113,11 +131,16 @@ void* alloc_sampled(uintptr_t cls) noexcept {
   return timed([cls] { return alloc_in_class_untimed(cls); });
 }
 
-void* alloc_large(size_t n, size_t align) noexcept {
-  if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align);
+void* alloc_span(size_t n, size_t align, unsigned flags) noexcept {
+  if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align, flags);
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
-  if (!restart_countdown(tl_cache)) return alloc_large_untimed(n, align);
-  return timed([n, align] { return alloc_large_untimed(n, align); });
+  if (!restart_countdown(tl_cache)) return alloc_large_untimed(n, align, flags);
+  return timed([=] { return alloc_large_untimed(n, align, flags); });
+}
+
+void* alloc_large(size_t n, size_t align) noexcept {
+  if (is_medium_request(n, align)) return alloc_in_class(class_of_size(n));
+  return alloc_span(n, align, 0);
 }
 
 void free_not_small(void* p) noexcept {
@@ -166,13 +189,28 @@ void* calloc_impl(size_t count, size_t size) noexcept {
     if (SLABBY_LIKELY(p != nullptr)) memset(p, 0, total);
     return p;
   }
-  void* p = alloc_large(total, 0);
+  return calloc_large(total);
+}
+
+void* calloc_large(size_t total) noexcept {
+  if (is_medium_request(total, 0)) {
+    void* p = alloc_in_class(medium_class_of(total));
+    if (p == nullptr) return nullptr;
+    memset(p, 0, total);
+    g_rt.calloc_memset.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+  void* p = alloc_span(total, 0, 0);
   if (p == nullptr) return nullptr;
-  if (g_rt.heap.owns(p)) {
-    // Pages fresh from the OS or purged since their last use are zero.
-    if (!g_rt.heap.span_of(p)->zeroed) memset(p, 0, total);
-  } else {
+  if (!g_rt.heap.owns(p)) {
     memset(p, 0, total);  // a glibc fallback block
+  } else if (g_rt.heap.span_of(p)->zeroed) {
+    // Pages fresh from the OS or purged since their last use are zero.
+    g_rt.calloc_fresh.fetch_add(1, std::memory_order_relaxed);
+  } else if (SLABBY_UNLIKELY(g_checks.on)) {
+    memset(p, 0, total);  // a checked block: guards and canaries around it
+  } else {
+    zero_dirty_span(p, total);
   }
   return p;
 }
@@ -187,32 +225,6 @@ size_t usable_size_impl(const void* p) noexcept {
   if (s != nullptr && s->state == SpanState::kLarge && s->start == reinterpret_cast<uintptr_t>(p))
     return uintptr_t{s->pages} << kPageShift;
   invalid_pointer("malloc_usable_size", p);
-}
-
-void* realloc_impl(void* p, size_t n) noexcept {
-  if (p == nullptr) return malloc_fast(n);
-  if (n == 0) {  // glibc frees and returns NULL
-    free_fast(p);
-    return nullptr;
-  }
-  if (!g_rt.heap.owns(p)) {
-    g_rt.foreign_frees.fetch_add(1, std::memory_order_relaxed);
-    return __libc_realloc(p, n);
-  }
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_realloc(p, n);
-  size_t old = usable_size_impl(p);
-  // Keep the block when it still fits and is not more than twice too big
-  // (a small block only ever shrinks into a smaller class).
-  if (n <= old) {
-    if (old <= kMaxSmallSize ? size_class_of(n) == g_rt.heap.class_of(p) : n > old / 2) return p;
-  }
-  void* q = malloc_fast(n);
-  if (q == nullptr) return nullptr;  // errno is ENOMEM; p is untouched
-  // Every usable byte of the old block is the program's (malloc_usable_size
-  // promised them), so copy all of them that fit.
-  memcpy(q, p, old < n ? old : n);
-  free_fast(p);
-  return q;
 }
 
 }  // namespace slabby

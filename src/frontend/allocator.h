@@ -17,13 +17,24 @@
 
 namespace slabby {
 
+// Requests above PTRDIFF_MAX can never succeed (glibc refuses them too).
+inline constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
+
 // Out-of-line paths (frontend/allocator.cc).
-void* alloc_large(size_t n, size_t align) noexcept;  // n > kMaxSmallSize or align > page
+// n > kMaxSmallSize or align > page: a medium class's block (through the
+// caches) up to kMaxClassSize, a page span above.
+void* alloc_large(size_t n, size_t align) noexcept;
+// A page span of at least n bytes (flags: heap/page_heap.h LargeFlags).
+void* alloc_span(size_t n, size_t align, unsigned flags) noexcept;
+void* calloc_large(size_t total) noexcept;  // total > kMaxSmallSize
+// Aborts with "slabby: <what> of invalid pointer ..." (p is in the arena
+// but not the start of a live block).
+[[noreturn]] SLABBY_COLD void invalid_pointer(const char* what, const void* p);
 void free_not_small(void* p) noexcept;               // large span or invalid pointer in the arena
 void free_foreign(void* p) noexcept;                 // NULL or not in the arena
 void* aligned_alloc_impl(size_t align, size_t n) noexcept;  // align: power of two
 void* calloc_impl(size_t count, size_t size) noexcept;
-void* realloc_impl(void* p, size_t n) noexcept;
+void* realloc_impl(void* p, size_t n) noexcept;  // frontend/resize.cc
 size_t usable_size_impl(const void* p) noexcept;
 // Serves a request from glibc when slabby cannot (arena exhausted, init
 // failed); counted as a heap fallback. nullptr + ENOMEM if glibc fails too.

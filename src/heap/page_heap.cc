@@ -7,8 +7,6 @@
 #include <cstring>
 
 #include "os/os.h"
-#include "runtime/breaker.h"
-#include "telemetry/log.h"
 
 namespace slabby {
 
@@ -20,12 +18,12 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// A purge pass that returned pages: its duration in the stats, a debug line
-// (written under the heap lock: rate-limited, and only at SLABBY_LOG_LEVEL=debug).
-void note_purge(PageHeapStats& st, uint64_t t0, size_t bytes, const char* why) {
+// A purge pass that returned pages: its duration in the stats, and the hook
+// (under the heap lock).
+void note_purge(const PageHeapHooks& hooks, PageHeapStats& st, uint64_t t0, size_t bytes,
+                const char* why) {
   st.last_purge_ns = monotonic_ns() - t0;
-  LogLine line(LogEvent::kPurge, LogLevel::kDebug);
-  line.str("reason", why).u64("bytes", bytes).u64("ns", st.last_purge_ns);
+  if (hooks.purged != nullptr) hooks.purged(bytes, st.last_purge_ns, why);
 }
 
 }  // namespace
@@ -119,12 +117,13 @@ void PageHeap::set_page_map(Span* s, bool all_pages) {
 
 void PageHeap::insert_free_locked(Span* s) {
   s->state = SpanState::kFree;
+  FreeBins& fb = free_[s->dirty];
   size_t b = bin_of(s->pages);
   s->prev = nullptr;
-  s->next = bins_[b];
+  s->next = fb.bins[b];
   if (s->next) s->next->prev = s;
-  bins_[b] = s;
-  bin_mask_[b / 64] |= uint64_t{1} << (b % 64);
+  fb.bins[b] = s;
+  fb.mask[b / 64] |= uint64_t{1} << (b % 64);
   uint64_t bytes = uint64_t{s->pages} << kPageShift;
   if (s->dirty) {
     s->lru_prev = nullptr;
@@ -139,13 +138,14 @@ void PageHeap::insert_free_locked(Span* s) {
 }
 
 void PageHeap::remove_free_locked(Span* s) {
+  FreeBins& fb = free_[s->dirty];
   size_t b = bin_of(s->pages);
   if (s->prev)
     s->prev->next = s->next;
   else
-    bins_[b] = s->next;
+    fb.bins[b] = s->next;
   if (s->next) s->next->prev = s->prev;
-  if (bins_[b] == nullptr) bin_mask_[b / 64] &= ~(uint64_t{1} << (b % 64));
+  if (fb.bins[b] == nullptr) fb.mask[b / 64] &= ~(uint64_t{1} << (b % 64));
   uint64_t bytes = uint64_t{s->pages} << kPageShift;
   if (s->dirty) {
     if (s->lru_prev)
@@ -164,40 +164,70 @@ void PageHeap::remove_free_locked(Span* s) {
   s->next = s->prev = nullptr;
 }
 
-Span* PageHeap::take_free_locked(size_t pages) {
+Span* PageHeap::take_from_bins(FreeBins& fb, size_t pages) {
   // Smallest non-empty exact bin that fits, found through the bitmap.
   for (size_t b = bin_of(pages); b <= kExactBins;) {
-    uint64_t word = bin_mask_[b / 64] & (~uint64_t{0} << (b % 64));
+    uint64_t word = fb.mask[b / 64] & (~uint64_t{0} << (b % 64));
     if (word != 0) {
       size_t found = (b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word));
       if (found > kExactBins) break;
-      Span* s = bins_[found];
-      remove_free_locked(s);
-      return s;
+      return fb.bins[found];
     }
     b = (b / 64 + 1) * 64;
   }
   // Best fit among the large free spans.
   Span* best = nullptr;
-  for (Span* s = bins_[kExactBins + 1]; s != nullptr; s = s->next)
+  for (Span* s = fb.bins[kExactBins + 1]; s != nullptr; s = s->next)
     if (s->pages >= pages && (best == nullptr || s->pages < best->pages)) best = s;
-  if (best) remove_free_locked(best);
   return best;
 }
 
-Span* PageHeap::grow_locked(size_t pages) {
+Span* PageHeap::take_free_locked(size_t pages, unsigned flags) {
+  // Dirty spans first: their pages are already resident, so reusing them
+  // costs no page faults and adds no RSS. mremap targets prefer clean spans:
+  // the kernel discards the target's pages.
+  bool clean_first = (flags & kLargePreferClean) != 0;
+  Span* s = take_from_bins(free_[clean_first ? 0 : 1], pages);
+  if (s == nullptr) s = take_from_bins(free_[clean_first ? 1 : 0], pages);
+  if (s != nullptr) remove_free_locked(s);
+  return s;
+}
+
+bool PageHeap::extend_frontier_locked(size_t pages) {
   size_t total_pages = size_ >> kPageShift;
-  if (pages > total_pages - frontier_pages_) return nullptr;
+  if (pages > total_pages - frontier_pages_) return false;
   size_t end_pages = frontier_pages_ + pages;
   if (!arena_.ensure(end_pages << kPageShift) ||
       !page_map_region_.ensure(end_pages * sizeof(Span*)) || !class_map_region_.ensure(end_pages))
-    return nullptr;
+    return false;
+  frontier_pages_ = end_pages;
+  return true;
+}
+
+Span* PageHeap::grow_locked(size_t pages, unsigned flags) {
+  // A free span that ends at the frontier is extended rather than left
+  // behind: a buffer a little bigger than the last one freed reuses its
+  // pages and faults in only the difference (not for an mremap target,
+  // which would discard them).
+  Span* last = frontier_pages_ > 0 ? page_map_[frontier_pages_ - 1] : nullptr;
+  if (last != nullptr && last->state == SpanState::kFree && last->end() == frontier_end() &&
+      last->pages < pages && !(last->dirty && (flags & kLargePreferClean))) {
+    if (!extend_frontier_locked(pages - last->pages)) return nullptr;
+    remove_free_locked(last);
+    last->pages = static_cast<uint32_t>(pages);
+    set_page_map(last, false);
+    return last;
+  }
   Span* s = new_span_locked();
   if (s == nullptr) return nullptr;
-  s->start = base_ + (frontier_pages_ << kPageShift);
+  uintptr_t start = frontier_end();
+  if (!extend_frontier_locked(pages)) {
+    delete_span_locked(s);
+    return nullptr;
+  }
+  s->start = start;
   s->pages = static_cast<uint32_t>(pages);
   s->dirty = false;  // never touched: reads as zero
-  frontier_pages_ = end_pages;
   set_page_map(s, false);
   return s;
 }
@@ -215,7 +245,7 @@ Span* PageHeap::split_locked(Span* s, size_t pages) {
   return t;
 }
 
-Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
+Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned flags) {
   if (pages == 0 || pages > (size_t{1} << 31)) return nullptr;
   last_refusal_was_limit_ = false;
   // SLABBY_MAX_HEAP: slabby's spans in use (slabs and large blocks) stay under
@@ -226,8 +256,8 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
     return nullptr;
   }
   size_t need = pages + (align_pages > 1 ? align_pages - 1 : 0);
-  Span* s = take_free_locked(need);
-  if (s == nullptr) s = grow_locked(need);
+  Span* s = take_free_locked(need, flags);
+  if (s == nullptr) s = grow_locked(need, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge
   // back into it. The caller sets the final state (kSlab or kLarge).
@@ -258,9 +288,9 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages) {
   return s;
 }
 
-void PageHeap::free_pages_locked(Span* s) {
+void PageHeap::free_pages_locked(Span* s, bool dirty) {
   stats_.in_use_bytes -= uint64_t{s->pages} << kPageShift;
-  s->dirty = true;
+  s->dirty = dirty;
   uint64_t now = os::now_ms();
   s->freed_ms = now;
   merge_and_insert_locked(s);
@@ -268,10 +298,24 @@ void PageHeap::free_pages_locked(Span* s) {
   // oldest down to half of it: hysteresis, so not one madvise per free) and
   // time (pages free for decay_ms go back). The time check runs at most four
   // times per decay period here; the background thread covers idle processes.
-  if (stats_.free_dirty_bytes > retain_max_) purge_locked(retain_max_ / 2);
+  // While the background thread runs, spans freed within the grace period
+  // are spared: a loop that frees a big buffer and allocates the next reuses
+  // its pages instead of faulting them again, and the thread's next tick
+  // enforces the bound once they have aged (enforce_retain).
+  if (stats_.free_dirty_bytes > retain_max_) {
+    uint64_t grace = retain_grace_ms_.load(std::memory_order_relaxed);
+    purge_older_locked(retain_max_ / 2, grace == 0 ? UINT64_MAX : now - grace, "retain_max");
+  }
   if (now - last_decay_ms_ >= decay_ms_ / 4) decay_locked(now);
   if (stats_.free_dirty_bytes > (size_t{1} << 20))
     wants_background_.store(true, std::memory_order_relaxed);
+}
+
+void PageHeap::enforce_retain(uint64_t now_ms) {
+  LockGuard g(mu_);
+  if (stats_.free_dirty_bytes <= retain_max_) return;
+  uint64_t grace = retain_grace_ms_.load(std::memory_order_relaxed);
+  purge_older_locked(retain_max_ / 2, now_ms - grace, "retain_max");
 }
 
 size_t PageHeap::decay_locked(uint64_t now) {
@@ -283,7 +327,7 @@ size_t PageHeap::decay_locked(uint64_t now) {
     purged += purge_oldest_locked();
   stats_.purge_passes++;
   stats_.decay_purged_bytes += purged;
-  note_purge(stats_, t0, purged, "decay");
+  note_purge(hooks_, stats_, t0, purged, "decay");
   return purged;
 }
 
@@ -332,35 +376,43 @@ size_t PageHeap::purge_oldest_locked() {
 }
 
 void PageHeap::purge_locked(size_t target_dirty) {
-  if (stats_.free_dirty_bytes <= target_dirty || lru_tail_ == nullptr) return;
+  purge_older_locked(target_dirty, UINT64_MAX, target_dirty == 0 ? "trim" : "retain_max");
+}
+
+void PageHeap::purge_older_locked(size_t target_dirty, uint64_t before_ms, const char* why) {
+  // The LRU's tail is its oldest span: once that one is too young, all are.
+  auto due = [&] {
+    return stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr &&
+           lru_tail_->freed_ms <= before_ms;
+  };
+  if (!due()) return;
   stats_.purge_passes++;
   uint64_t t0 = monotonic_ns();
   size_t purged = 0;
-  while (stats_.free_dirty_bytes > target_dirty && lru_tail_ != nullptr)
-    purged += purge_oldest_locked();
-  note_purge(stats_, t0, purged, target_dirty == 0 ? "trim" : "retain_max");
+  while (due()) purged += purge_oldest_locked();
+  note_purge(hooks_, stats_, t0, purged, why);
 }
 
 template <class Claim>
-Span* PageHeap::take_span(size_t pages, size_t align_pages, Claim claim) {
-  uint64_t now = g_breaker.enabled() ? os::now_ms() : 0;
-  BreakerTicket ticket = g_breaker.admit(now);
-  if (ticket == BreakerTicket::kRefused) return nullptr;
+Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Claim claim) {
+  uint32_t ticket = 0;
+  if (hooks_.admit != nullptr && !hooks_.admit(&ticket)) return nullptr;
   Span* s;
   bool limit;
   {
     LockGuard g(mu_);
-    s = alloc_pages_locked(pages, align_pages);
+    s = alloc_pages_locked(pages, align_pages, flags);
     limit = last_refusal_was_limit_;
     if (s != nullptr) claim(s);
   }
-  if (s == nullptr) note_failure(pages, limit);
-  g_breaker.report(ticket, s != nullptr, now);
+  if (s == nullptr && hooks_.failed != nullptr)
+    hooks_.failed(pages << kPageShift, limit, max_heap_);
+  if (hooks_.outcome != nullptr) hooks_.outcome(ticket, s != nullptr);
   return s;
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
-  return take_span(pages, 1, [&](Span* s) {
+  return take_span(pages, 1, 0, [&](Span* s) {
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);
     s->freelist = nullptr;
@@ -372,12 +424,6 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   });
 }
 
-void PageHeap::note_failure(size_t pages, bool limit) {
-  LogLine line(limit ? LogEvent::kHeapLimit : LogEvent::kHeapExhausted, LogLevel::kWarn);
-  line.u64("bytes", uint64_t{pages} << kPageShift);
-  if (limit) line.u64("max_heap", max_heap_);
-}
-
 void PageHeap::free_slab(Span* s) {
   LockGuard g(mu_);
   memset(class_map_ + ((s->start - base_) >> kPageShift), 0, s->pages);
@@ -385,24 +431,38 @@ void PageHeap::free_slab(Span* s) {
   free_pages_locked(s);
 }
 
-Span* PageHeap::alloc_large(size_t bytes, size_t align, bool all_pages) {
+Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  return take_span(pages, align_pages, [&](Span* s) {
+  return take_span(pages, align_pages, flags, [&](Span* s) {
     s->state = SpanState::kLarge;
     s->cls = 0;
     s->zeroed = !s->dirty;
-    s->guarded = s->canary = s->quarantined = false;
+    s->guarded = s->canary = s->quarantined = s->remapped = false;
     s->block = s->start;
     s->usable = uint64_t{s->pages} << kPageShift;
-    if (all_pages) set_page_map(s, true);
+    if (flags & kLargeAllPages) set_page_map(s, true);
     stats_.large_allocations++;
     stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
   });
 }
 
+Span* PageHeap::take_remap_target(size_t pages) {
+  return take_span(pages, 1, kLargePreferClean, [&](Span* t) {
+    t->state = SpanState::kLarge;
+    t->cls = 0;
+    t->zeroed = false;
+    t->guarded = t->canary = t->quarantined = false;
+    t->remapped = true;
+    t->block = t->start;
+    t->usable = uint64_t{t->pages} << kPageShift;
+    stats_.large_live_bytes += t->usable;
+  });
+}
+
 void PageHeap::free_large(Span* s) {
+  if (s->remapped) return release_remapped(s);
   LockGuard g(mu_);
   stats_.large_frees++;
   stats_.large_live_bytes -= uint64_t{s->pages} << kPageShift;
@@ -420,6 +480,7 @@ PageHeapStats PageHeap::stats() {
   LockGuard g(mu_);
   PageHeapStats s = stats_;
   s.frontier_bytes = frontier_pages_ << kPageShift;
+  s.remapped_live = remapped_live_.load(std::memory_order_relaxed);
   s.metadata_bytes += page_map_region_.committed() + class_map_region_.committed();
   return s;
 }

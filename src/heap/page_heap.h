@@ -11,10 +11,26 @@
 // Commit: the arena and its maps are made read-write in steps as the frontier
 // grows, so the commit charge follows use (overcommit=2 and ulimit -v safe).
 //
-// Return to the OS: freed spans stay mapped ("dirty") so a program reusing big
-// buffers does not re-fault them; when dirty bytes pass retain_max, the oldest
-// are purged with MADV_DONTNEED down to half of it, so madvise calls are
-// amortised over many frees (no madvise per free).
+// Reuse: a request takes a free span that already holds pages (dirty) before
+// one that does not (clean), so a program reusing big buffers does not
+// re-fault them (calloc too: zeroing resident pages costs less than
+// faulting fresh ones); an mremap target asks the other way round.
+//
+// Return to the OS: freed spans stay mapped ("dirty"); when dirty bytes pass
+// retain_max, the oldest are purged with MADV_DONTNEED down to half of it
+// (spans freed within the grace period excepted while a background thread
+// enforces the bound later), so madvise calls are amortised over many frees.
+//
+// Large spans change size in place (span_resize.cc): they grow into the free
+// pages after them or at the frontier, shrink by returning their tail, and
+// move by mremap: the pages, not the bytes. Mappings: the arena is one
+// mapping ("linear": each page's file offset follows its address). A span
+// moved by mremap keeps its old offsets, so it is a mapping of its own (a
+// "remapped" span), until it is freed: then its range is mapped afresh,
+// linear again, and merges back. Invariant: every page outside a live
+// remapped span, free pages included, is linear. So a span that is not
+// remapped lies in one linear mapping and can always move in one mremap, and
+// the mappings slabby adds stay below twice the number of live remapped spans.
 #pragma once
 
 #include <atomic>
@@ -46,6 +62,17 @@ class Region {
   size_t step_ = kPageSize;
 };
 
+// What the page heap tells the layers above (runtime/ installs them at init;
+// any may be null). admit and outcome bracket every request that may take
+// new pages (the circuit breaker); failed reports a request refused; purged
+// runs under the heap lock and must not allocate or call back.
+struct PageHeapHooks {
+  bool (*admit)(uint32_t* ticket);  // false: refuse the request at once
+  void (*outcome)(uint32_t ticket, bool ok);
+  void (*failed)(size_t bytes, bool limit, size_t max_heap);
+  void (*purged)(size_t bytes, uint64_t ns, const char* why);
+};
+
 struct PageHeapStats {
   uint64_t in_use_bytes;      // spans handed out (slabs + large)
   uint64_t free_dirty_bytes;  // free spans kept mapped
@@ -60,6 +87,19 @@ struct PageHeapStats {
   uint64_t decay_purged_bytes;
   uint64_t limit_refusals;  // span requests refused by SLABBY_MAX_HEAP
   uint64_t last_purge_ns;   // duration of the last purge pass that made a madvise call
+  // Large spans changing size (span_resize.cc).
+  uint64_t grown_in_place;    // grew into free pages after them or at the frontier
+  uint64_t shrunk_in_place;   // gave back their tail
+  uint64_t remap_moves;       // moved by mremap
+  uint64_t remap_failures;    // mremap refused: the caller copied instead
+  uint64_t remapped_live;     // live spans that are a mapping of their own
+  uint64_t lost_bytes;        // ranges left unmapped because the OS refused to map them again
+};
+
+// How a large span is asked for.
+enum LargeFlags : unsigned {
+  kLargeAllPages = 1,  // every page's PageMap entry points at the span (checked paths)
+  kLargePreferClean = 2,  // clean free spans first (mremap targets: the kernel discards the pages)
 };
 
 class PageHeap {
@@ -89,12 +129,27 @@ class PageHeap {
 
   // A large span of at least `bytes`, starting at a multiple of `align`
   // (a power of two, >= page size). nullptr when the arena is exhausted.
-  // all_pages: every page's PageMap entry points at the span (the checked
-  // paths find a span from any address in it).
-  // Both allocations ask the circuit breaker first (runtime/breaker.h):
-  // while it is open they return nullptr at once, and the callers fall back.
-  Span* alloc_large(size_t bytes, size_t align, bool all_pages = false);
+  // flags: LargeFlags. zeroed is set when every byte reads as zero.
+  // Both allocations ask the admit hook first (the circuit breaker): while
+  // it refuses they return nullptr at once, and the callers fall back.
+  Span* alloc_large(size_t bytes, size_t align, unsigned flags = 0);
   void free_large(Span* s);
+
+  // Resizing a large span from the front end's realloc (not the checked
+  // paths' spans), in span_resize.cc. The span keeps its start.
+  // Grows to `pages` into the free pages after it (or the frontier); false
+  // when they are not free or the cap refuses (nothing changed then).
+  bool grow_in_place(Span* s, size_t pages);
+  // Shrinks to `pages` (fewer), returning the tail to the free spans.
+  void shrink_in_place(Span* s, size_t pages);
+  // Moves the span's pages by mremap into a new span of `pages` (at least
+  // s->pages) and frees the old one; the bytes past the old end read as
+  // zero. nullptr when it cannot (no room, too many remapped spans, the OS
+  // refused): s is then untouched and the caller copies.
+  Span* move_by_remap(Span* s, size_t pages);
+  // Largest number of live remapped spans (each costs the process up to two
+  // mappings of its vm.max_map_count).
+  static constexpr uint64_t kMaxRemapped = 4096;
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();
@@ -113,7 +168,18 @@ class PageHeap {
   void set_decay_ms(uint64_t ms) { decay_ms_ = ms; }
   // Spans in use may not exceed this many bytes (0: no limit).
   void set_max_heap(size_t bytes) { max_heap_ = bytes; }
-  void set_thp(os::Thp mode) { os::set_thp(arena_.base(), arena_.reserved(), mode); }
+  void set_thp(os::Thp mode) {
+    thp_ = mode;
+    os::set_thp(arena_.base(), arena_.reserved(), mode);
+  }
+  void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
+  // Dirty bytes above retain_max freed less than this long ago are kept
+  // (0: none are, every free enforces retain_max at once). Set while a
+  // background thread enforces the bound on its ticks (enforce_retain).
+  void set_retain_grace_ms(uint64_t ms) { retain_grace_ms_.store(ms, std::memory_order_relaxed); }
+  // Purges dirty bytes above retain_max that have been free longer than the
+  // grace period (the background thread's tick).
+  void enforce_retain(uint64_t now_ms);
 
   // Fork support: the atfork handlers lock and unlock the heap as a whole.
   void lock() { mu_.lock(); }
@@ -124,10 +190,21 @@ class PageHeap {
   static constexpr size_t kExactBins = 128;           // free spans of 1..128 pages
   static constexpr size_t kNumBins = kExactBins + 2;  // + one for all larger
 
-  Span* alloc_pages_locked(size_t pages, size_t align_pages);
-  void free_pages_locked(Span* s);
-  Span* take_free_locked(size_t pages);
-  Span* grow_locked(size_t pages);
+  // Free spans of one state (dirty or clean), binned by size.
+  struct FreeBins {
+    Span* bins[kNumBins];
+    uint64_t mask[(kNumBins + 63) / 64];
+  };
+
+  // flags: kLargePreferClean takes clean free spans first.
+  Span* alloc_pages_locked(size_t pages, size_t align_pages, unsigned flags = 0);
+  // The span's pages become free: dirty (they may hold data) or clean (they
+  // were just mapped afresh).
+  void free_pages_locked(Span* s, bool dirty = true);
+  Span* take_free_locked(size_t pages, unsigned flags);
+  static Span* take_from_bins(FreeBins& fb, size_t pages);
+  Span* grow_locked(size_t pages, unsigned flags);
+  uintptr_t frontier_end() const { return base_ + (frontier_pages_ << kPageShift); }
   Span* split_locked(Span* s, size_t pages);  // returns the tail remainder, kept free
   // Every span becoming free goes through here: merged with free neighbours
   // (a remainder next to the old frontier has one), then binned.
@@ -138,17 +215,28 @@ class PageHeap {
   // Purges the least recently freed dirty span (lru_tail_, non-null).
   size_t purge_oldest_locked();
   size_t decay_locked(uint64_t now_ms);
+  // Purges the oldest dirty spans freed before `before_ms` until dirty bytes
+  // are at most target.
+  void purge_older_locked(size_t target_dirty, uint64_t before_ms, const char* why);
+  // Extends the frontier by `pages`, committing the arena and its maps.
+  bool extend_frontier_locked(size_t pages);
+  // Maps [p, p + bytes) afresh (linear again, with the arena's THP mode).
+  // False: the range is left unmapped (counted in lost_bytes by the caller).
+  bool remap_fresh(uintptr_t p, size_t bytes);
+  // A remapped span's range back to linear, then free (or lost).
+  void release_remapped(Span* s);
+  // The span a move by mremap goes to (kLarge, remapped), clean pages first:
+  // the kernel discards the target's pages.
+  Span* take_remap_target(size_t pages);
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();
   void delete_span_locked(Span* s);
-  // A span request failed (after the lock): logs it (rate-limited).
-  void note_failure(size_t pages, bool limit);
-  // The path of every span request: asks the circuit breaker, takes the
-  // pages under the lock and lets `claim` set the span up there, then logs a
-  // failure and reports the outcome to the breaker.
+  // The path of every span request: asks the admit hook, takes the pages
+  // under the lock and lets `claim` set the span up there, then reports a
+  // failure and the outcome to the hooks.
   template <class Claim>
-  Span* take_span(size_t pages, size_t align_pages, Claim claim);
-  size_t bin_of(size_t pages) const { return pages <= kExactBins ? pages : kExactBins + 1; }
+  Span* take_span(size_t pages, size_t align_pages, unsigned flags, Claim claim);
+  static size_t bin_of(size_t pages) { return pages <= kExactBins ? pages : kExactBins + 1; }
 
   Mutex mu_;
   uintptr_t base_ = 0;
@@ -163,8 +251,11 @@ class PageHeap {
   size_t max_heap_ = 0;
   uint64_t last_decay_ms_ = 0;
   std::atomic<bool> wants_background_{false};
-  Span* bins_[kNumBins] = {};
-  uint64_t bin_mask_[(kNumBins + 63) / 64] = {};
+  std::atomic<uint64_t> retain_grace_ms_{0};
+  std::atomic<uint64_t> remapped_live_{0};  // bounded by kMaxRemapped
+  os::Thp thp_ = os::Thp::kMadvise;
+  PageHeapHooks hooks_ = {};
+  FreeBins free_[2] = {};  // [0]: clean, [1]: dirty (indexed by Span::dirty)
   Span* lru_head_ = nullptr;  // newest dirty free span
   Span* lru_tail_ = nullptr;  // oldest
   Span* span_freelist_ = nullptr;

@@ -17,7 +17,11 @@
 // - state == kLarge: one allocation starting at `start`, of pages * 4 KiB
 //   usable bytes; or, from the checked paths (secure/), starting at `block`
 //   with guard pages and/or a canary (then every page's PageMap entry points
-//   at the span, so any address in it finds it).
+//   at the span, so any address in it finds it). remapped: its pages were
+//   moved there by mremap and form a mapping of their own (page_heap.h);
+//   only spans of the unchecked paths are ever remapped or resized.
+// - state == kUnused: a descriptor on the free list, or the range of a span
+//   the OS refused to map again after a move (never handed out again).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +43,7 @@ struct Span {
   bool guarded;      // first and last page are PROT_NONE guards
   bool canary;       // the 8 bytes after the usable ones hold a canary
   bool quarantined;  // freed by the program, held back (secure/quarantine.h)
+  bool remapped;     // kLarge: moved by mremap, a mapping of its own
   uintptr_t block;   // the address handed out
   uint64_t usable;   // bytes the program may use from `block`
 

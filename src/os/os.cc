@@ -61,6 +61,19 @@ void purge(void* p, size_t bytes) {
   g_purged_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
 
+bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes) {
+  ErrnoKeeper keep;
+  void* r = mremap(from, bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  return r == to;
+}
+
+bool map_fresh(void* p, size_t bytes) {
+  ErrnoKeeper keep;
+  void* r = mmap(p, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  return r == p;
+}
+
 size_t resident_bytes(const void* p, size_t bytes) {
   ErrnoKeeper keep;
   unsigned char vec[4096];

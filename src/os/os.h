@@ -20,6 +20,18 @@ bool commit(void* p, size_t bytes);
 // Counts the call (see madvise_calls()).
 void purge(void* p, size_t bytes);
 
+// Moves the pages of [from, from + bytes) to `to` (which must not overlap it)
+// with mremap, resizing the mapping to new_bytes (the bytes past `bytes` read
+// as zero). [from, from + bytes) must be one mapping; it is left unmapped.
+// Whatever `to` held is discarded. False: nothing moved ([to, to + new_bytes)
+// may have been unmapped already).
+bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes);
+
+// Maps [p, p + bytes) afresh (anonymous, read-write, no reserve), replacing
+// what was there: the pages read as zero and the range merges into the
+// neighbouring anonymous mapping when that one is linear.
+bool map_fresh(void* p, size_t bytes);
+
 // Which of the pages are resident in RAM.
 size_t resident_bytes(const void* p, size_t bytes);
 

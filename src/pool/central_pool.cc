@@ -142,7 +142,10 @@ void CentralPool::give_locked(Shard& sh, void* head) {
       // All blocks are free: forget them and start carving afresh if reused.
       s->freelist = nullptr;
       __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
-      if (sh.spare == nullptr) {
+      // A medium slab is one block: the transfer stack already holds such
+      // blocks for reuse, so a spare would only add a block's worth of idle
+      // memory per shard.
+      if (sh.spare == nullptr && blocks_per_slab_ > 1) {
         sh.spare = s;
       } else {
         sh.slabs--;

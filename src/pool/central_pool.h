@@ -12,7 +12,8 @@
 // Invariants (per shard, under its lock):
 // - partial lists exactly the shard's slabs that have a free block (on their
 //   freelist or not yet carved); full slabs are on no list; an empty slab
-//   (used == 0) is the shard's spare or is returned to the page heap at once.
+//   (used == 0) is the shard's spare or is returned to the page heap at once
+//   (always at once for a medium class, whose slab is a single block).
 // - A block is in exactly one place: the program, a cache, a batch on the
 //   transfer stack, or its slab's freelist / uncarved tail.
 // Lock order: a shard's lock may be held while taking the page heap's, never

@@ -34,10 +34,15 @@ void* background_main(void*) {
   uint64_t last_report = os::now_ms();
   uint64_t seen[kNumClasses] = {};
   uint64_t last_reclaim = os::now_ms();
+  // From now on this thread bounds free pages past SLABBY_RETAIN_MAX on its
+  // ticks, so frees may spare the pages freed within the last tick (a loop
+  // freeing a big buffer and allocating the next reuses them).
+  g_rt.heap.set_retain_grace_ms(tick);
   for (;;) {
     sleep_ms(tick);
     uint64_t now = os::now_ms();
     g_rt.heap.decay(now);
+    g_rt.heap.enforce_retain(now);
     if (interval != 0 && now - last_report >= interval) {
       last_report = now;
       write_configured_report();

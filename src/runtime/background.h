@@ -1,11 +1,15 @@
 // slabby: the background purger. One detached thread, started lazily the
 // first time free pages pile up (never from init, never under a lock), so a
-// short-lived process never gets one. Each tick it returns pages free for
-// SLABBY_DECAY_MS (and, with SLABBY_STATS_INTERVAL_MS, rewrites the stats
-// file; then it starts on the first slow path); each decay period it also drains the caches of CPUs that
-// had no misses and reclaims the transfer stacks and spare slabs of classes
-// that saw no traffic. SLABBY_BACKGROUND=0: never started (decay still runs,
-// driven by frees). A forked child starts its own when it needs one.
+// short-lived process never gets one. Each tick (a quarter of
+// SLABBY_DECAY_MS) it returns pages free for SLABBY_DECAY_MS, brings free
+// pages older than one tick down under SLABBY_RETAIN_MAX (while it runs,
+// frees leave the pages freed within the last tick to it: page_heap.h), and,
+// with SLABBY_STATS_INTERVAL_MS, rewrites the stats file (then it starts on
+// the first slow path). Each decay period it also drains the caches of CPUs
+// that had no misses and reclaims the transfer stacks and spare slabs of
+// classes that saw no traffic. SLABBY_BACKGROUND=0: never started (decay
+// and SLABBY_RETAIN_MAX still hold, driven by frees). A forked child starts
+// its own when it needs one.
 #pragma once
 
 #include <atomic>

@@ -14,6 +14,7 @@
 #include "common/writer.h"
 #include "os/os.h"
 #include "runtime/background.h"
+#include "runtime/heap_events.h"
 #include "runtime/runtime.h"
 #include "secure/checks.h"
 #include "secure/leak_check.h"
@@ -68,14 +69,21 @@ char** find_environment() {
 void compute_cache_limits(const Config& c) {
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     size_t n = c.thread_cache_bytes / class_size(cls);
-    if (c.thread_cache_bytes == 0)
+    if (c.thread_cache_bytes == 0) {
       n = 0;
-    else if (n < 4)
-      n = 4;
-    else if (n > 256)
-      n = 256;
-    // Even, so a flush of half the bin is exactly one transfer batch.
-    g_rt.cache_limit[cls] = static_cast<uint32_t>(n & ~size_t{1});
+    } else if (is_medium_class(cls)) {
+      // Medium blocks (40 KiB to 1 MiB): as many as the byte budget holds,
+      // at least one, so a block freed and asked for again on this CPU (or
+      // thread) never reaches a lock. Worst case every medium class holds
+      // one: 6.3 MiB per CPU, drained when the CPU idles.
+      if (n < 1) n = 1;
+    } else {
+      if (n < 4) n = 4;
+      // Even, so a flush of half the bin is exactly one transfer batch.
+      n &= ~size_t{1};
+    }
+    if (n > 256) n = 256;
+    g_rt.cache_limit[cls] = static_cast<uint32_t>(n);
   }
 }
 
@@ -91,10 +99,12 @@ bool init_pools(const Config& c) {
   g_rt.num_shards = shards;
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     uint32_t batch = g_rt.cache_limit[cls] / 2;
-    // Transfer stacks hold at most about 256 KiB of each class.
+    // Transfer stacks hold at most about 256 KiB of each class (at least
+    // two batches of a small class, one block of a medium one).
     size_t batch_bytes = size_t{batch == 0 ? 1 : batch} * class_size(cls);
     uint32_t max_batches = static_cast<uint32_t>((256 << 10) / batch_bytes);
-    if (max_batches < 2) max_batches = 2;
+    uint32_t min_batches = is_medium_class(cls) ? 1 : 2;
+    if (max_batches < min_batches) max_batches = min_batches;
     g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride, batch,
                          max_batches);
   }
@@ -138,7 +148,9 @@ void fork_child() {
   g_rt.registry_mu.reset_after_fork();
   cache_forget_other_threads();
   // The parent's purger thread does not exist here; start one when needed.
+  // Until it runs, every free enforces SLABBY_RETAIN_MAX at once again.
   g_background.store(kBgNone, std::memory_order_relaxed);
+  g_rt.heap.set_retain_grace_ms(0);
 }
 
 void print_verbose_banner() {
@@ -183,6 +195,7 @@ bool init_slow() {
     g_rt.heap.set_max_heap(cfg.max_heap);
     g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
     telemetry_init(cfg);
+    install_heap_events(g_rt.heap);
     compute_cache_limits(cfg);
     checks_init(cfg);
     // The checked paths live behind the per-thread slow paths.

@@ -26,7 +26,7 @@ struct Runtime {
   std::atomic<int> init_state{kInitNone};
   Mutex init_mu;
   ConfigResult config{};
-  uint32_t cache_limit[kNumClasses] = {};  // per-thread blocks cached per class (even)
+  uint32_t cache_limit[kNumClasses] = {};  // blocks cached per class per thread or CPU (even for small classes)
   unsigned num_shards = 1;
   pthread_key_t thread_key = 0;
   // Where the at-exit report goes: a close-on-exec duplicate of stderr taken
@@ -45,6 +45,15 @@ struct Runtime {
   uint64_t retired_frees[kNumClasses] = {};
   std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
   std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
+
+  // callocs above the small classes, by how they were zeroed.
+  std::atomic<uint64_t> calloc_fresh{0};   // pages known to be zero: nothing written
+  std::atomic<uint64_t> calloc_purged{0};  // a dirty span's pages returned to the OS instead
+  std::atomic<uint64_t> calloc_memset{0};  // written with zeros
+  // realloc moves by copy of threads that exited (each live thread counts its
+  // own in its ThreadCache).
+  uint64_t retired_realloc_copies = 0;
+  uint64_t retired_realloc_copied_bytes = 0;
 
   std::atomic<uint64_t> class_fallbacks[kNumClasses] = {};  // [0]: large requests
   std::atomic<uint64_t> heap_fallbacks{0};

@@ -84,7 +84,7 @@ void* checked_alloc_large(size_t n, size_t align) noexcept {
   Span* s = nullptr;
   if (guard && g_live_guarded.fetch_add(1, std::memory_order_relaxed) < kMaxLiveGuarded) {
     size_t data = round_up(usable + (align - kMinAlign), kPageSize);
-    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, true);
+    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, kLargeAllPages);
     if (s != nullptr) {
       uintptr_t hi = s->end() - kPageSize;
       if (protect(s->start, kPageSize, PROT_NONE) && protect(hi, kPageSize, PROT_NONE)) {
@@ -106,7 +106,7 @@ void* checked_alloc_large(size_t n, size_t align) noexcept {
   }
   if (s == nullptr) {
     size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
-    s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize, true);
+    s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize, kLargeAllPages);
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
     s->usable = usable;
     if (g_checks.bitguard) {

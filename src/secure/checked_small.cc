@@ -195,6 +195,9 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
 }  // namespace
 
 void* checked_alloc(unsigned cls) noexcept {
+  // Medium requests stay on spans in the checked modes (frontend/allocator.cc);
+  // one can only reach here as a thread's first call, before init chose them.
+  if (SLABBY_UNLIKELY(is_medium_class(cls))) return checked_alloc_large(class_size(cls), 0);
   CheckedCache& k = tl_checked;
   if (g_checks.guard_sample != 0 && tl_cache.state == kCacheActive) {
     if (k.guard_countdown == 0) k.guard_countdown = g_checks.guard_sample;

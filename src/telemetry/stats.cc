@@ -44,6 +44,12 @@ void collect_stats(slabby_stats* out) {
                                            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
+    out->realloc_copies = g_rt.retired_realloc_copies;
+    out->realloc_copied_bytes = g_rt.retired_realloc_copied_bytes;
+    for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
+      out->realloc_copies += __atomic_load_n(&t->realloc_copies, __ATOMIC_RELAXED);
+      out->realloc_copied_bytes += __atomic_load_n(&t->realloc_copied_bytes, __ATOMIC_RELAXED);
+    }
     out->threads_live = g_rt.threads_live;
     out->threads_exited = g_rt.threads_exited;
   }
@@ -113,6 +119,15 @@ void collect_stats(slabby_stats* out) {
   out->mappings = os::mappings();
   out->max_heap_bytes = g_rt.config.config.max_heap;
   out->limit_refusals = h.limit_refusals;
+  out->realloc_grown_in_place = h.grown_in_place;
+  out->realloc_shrunk_in_place = h.shrunk_in_place;
+  out->realloc_remaps = h.remap_moves;
+  out->realloc_remap_failures = h.remap_failures;
+  out->remapped_blocks = h.remapped_live;
+  out->lost_bytes = h.lost_bytes;
+  out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
+  out->calloc_purged = g_rt.calloc_purged.load(std::memory_order_relaxed);
+  out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->background_thread = g_background.load(std::memory_order_relaxed) == kBgRunning ? 1 : 0;
   BreakerStats b = g_breaker.stats();
   out->breaker_state = static_cast<uint32_t>(b.state);
@@ -178,6 +193,17 @@ void print_report(int fd) {
   row("shard_hits", s.shard_hits);
   row("new_slabs", s.new_slabs);
   row("num_shards", s.num_shards);
+  row("realloc_grown_in_place", s.realloc_grown_in_place);
+  row("realloc_shrunk_in_place", s.realloc_shrunk_in_place);
+  row("realloc_remaps", s.realloc_remaps);
+  row("realloc_copies", s.realloc_copies);
+  row_bytes("realloc_copied_bytes", s.realloc_copied_bytes);
+  row("remapped_blocks", s.remapped_blocks);
+  row("calloc_fresh", s.calloc_fresh);
+  row("calloc_purged", s.calloc_purged);
+  row("calloc_memset", s.calloc_memset);
+  if (s.realloc_remap_failures != 0) row("realloc_remap_failures", s.realloc_remap_failures);
+  if (s.lost_bytes != 0) row_bytes("lost_bytes", s.lost_bytes);
   static slabby_health h;
   collect_health(s, &h);
   auto row_ratio = [&w](const char* name, double v) {

@@ -21,6 +21,7 @@
 #include <new>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -1168,12 +1169,16 @@ TEST(SlabbyApi, WriteStatsInEachFormat) {
   for (int format : {SLABBY_FORMAT_TEXT, SLABBY_FORMAT_JSON, SLABBY_FORMAT_PROMETHEUS}) {
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
-    ASSERT_EQ(slabby_write_stats(fds[1], format), 0);
-    close(fds[1]);
+    // Read while slabby writes: the report is larger than a pipe's buffer.
     std::string out;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    std::thread reader([&] {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    });
+    EXPECT_EQ(slabby_write_stats(fds[1], format), 0);
+    close(fds[1]);
+    reader.join();
     close(fds[0]);
     ASSERT_FALSE(out.empty()) << format;
     if (format == SLABBY_FORMAT_JSON) {

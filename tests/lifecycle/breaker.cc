@@ -34,14 +34,16 @@ static bool ours(const slabby_stats& before, const slabby_stats& after) {
 }
 
 int main() {
-  const size_t kBlock = size_t{1} << 20;
+  // Large blocks (page spans, above the 1 MiB medium classes): every one is
+  // a request to the page heap, none is served from a cache.
+  const size_t kBlock = size_t{2} << 20;
   std::vector<char*> blocks;
   const slabby_stats& s0 = stats();
   LC_CHECK(s0.version >= 2 && s0.breaker_enabled == 1, "breaker not enabled (version %u)",
            s0.version);
   LC_CHECK(s0.breaker_state == SLABBY_BREAKER_CLOSED, "starts in state %u", s0.breaker_state);
 
-  // 1. Up to 40 MiB: the cap (16M) refuses spans; three refusals open it.
+  // 1. Up to 80 MiB: the cap (16M) refuses spans; three refusals open it.
   for (int i = 0; i < 40; ++i) {
     char* p = static_cast<char*>(malloc(kBlock));
     LC_CHECK(p != nullptr, "malloc failed with fallback on");

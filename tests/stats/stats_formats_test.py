@@ -41,7 +41,7 @@ class StatsFormats(unittest.TestCase):
         self.assertEqual(d["total_allocations"] - d["total_deallocations"],
                          d["current_allocations"])
         classes = d["classes"]
-        self.assertEqual(len(classes), 40)
+        self.assertEqual(len(classes), 60)  # 40 small and 20 medium classes
         self.assertEqual(sum(c["allocations"] for c in classes) + d["large_allocations"],
                          d["total_allocations"])
         self.assertEqual(sum(c["frees"] for c in classes) + d["large_frees"],
@@ -66,8 +66,8 @@ class StatsFormats(unittest.TestCase):
         self.assertGreater(families["slabby_allocations"].samples[0].value, 200000)
         self.assertEqual(families["slabby_resident_bytes"].type, "gauge")
         per_class = families["slabby_class_allocations"].samples
-        self.assertEqual(len(per_class), 40)
-        self.assertEqual({s.labels["class"] for s in per_class}, {str(i) for i in range(1, 41)})
+        self.assertEqual(len(per_class), 60)
+        self.assertEqual({s.labels["class"] for s in per_class}, {str(i) for i in range(1, 61)})
         self.assertTrue(all(n.startswith("slabby_") for n in families))
 
     def test_stats_file_name_expands_the_pid(self):

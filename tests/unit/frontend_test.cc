@@ -40,11 +40,26 @@ TEST(Frontend, SmallBlocksComeFromTheArenaWithTheirClassSize) {
   }
 }
 
+TEST(Frontend, MediumBlocksArePageAlignedBlocksOfTheirClass) {
+  for (size_t n : {kMaxSmallSize + 1, size_t{65536}, size_t{100000}, kMaxClassSize}) {
+    void* p = malloc_fast(n);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u) << n;
+    unsigned cls = g_rt.heap.class_of(p);
+    EXPECT_TRUE(is_medium_class(cls)) << n;
+    EXPECT_EQ(cls, medium_class_of(n)) << n;
+    EXPECT_EQ(usable_size_impl(p), class_size(cls)) << n;
+    memset(p, 0xab, n);
+    free_fast(p);
+  }
+}
+
 TEST(Frontend, LargeBlocksArePageSpans) {
-  void* p = malloc_fast(kMaxSmallSize + 1);
+  void* p = malloc_fast(kMaxClassSize + 1);
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u);
-  EXPECT_EQ(usable_size_impl(p), round_up(kMaxSmallSize + 1, kPageSize));
+  EXPECT_EQ(g_rt.heap.class_of(p), 0u);
+  EXPECT_EQ(usable_size_impl(p), round_up(kMaxClassSize + 1, kPageSize));
   free_fast(p);
 }
 
@@ -201,8 +216,10 @@ TEST(Frontend, MallocTrimReturnsFreeLargeSpans) {
 
 using FrontendDeathTest = ::testing::Test;
 
+// Large blocks (page spans) are validated on every free; small and medium
+// ones only with SLABBY_BITGUARD (tests/security).
 TEST(FrontendDeathTest, FreeOfAnInteriorPointerOfALargeBlockAborts) {
-  char* p = static_cast<char*>(malloc_fast(100000));
+  char* p = static_cast<char*>(malloc_fast(kMaxClassSize + 100000));
   EXPECT_EXIT(free_fast(p + 4096), ::testing::KilledBySignal(SIGABRT),
               "slabby: free of invalid pointer 0x[0-9a-f]+ \\(inside slabby's heap, not the start "
               "of a live block\\)");

@@ -15,17 +15,35 @@ TEST(SizeClass, EverySizeGetsTheSmallestClassThatHoldsIt) {
   }
 }
 
+TEST(SizeClass, EveryMediumSizeGetsTheSmallestClassThatHoldsIt) {
+  // Every size at the class edges, and a stride through the rest.
+  for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c) {
+    for (size_t n : {class_size(c - 1) + 1, class_size(c) - 1, class_size(c)}) {
+      ASSERT_EQ(medium_class_of(n), c) << n;
+      ASSERT_EQ(class_of_size(n), c) << n;
+    }
+  }
+  for (size_t n = kMaxSmallSize + 1; n <= kMaxClassSize; n += 97) {
+    unsigned c = medium_class_of(n);
+    ASSERT_TRUE(is_medium_class(c)) << n;
+    ASSERT_GE(class_size(c), n) << n;
+    ASSERT_LT(class_size(c - 1), n) << n;
+  }
+  for (size_t n = 0; n <= kMaxSmallSize; n += 7) ASSERT_EQ(class_of_size(n), size_class_of(n));
+}
+
 TEST(SizeClass, ClassesAreStrictlyIncreasingAndSixteenByteAligned) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     EXPECT_EQ(class_size(c) % kMinAlign, 0u) << c;
     if (c > 1) EXPECT_GT(class_size(c), class_size(c - 1)) << c;
   }
-  EXPECT_EQ(class_size(kNumClasses - 1), kMaxSmallSize);
+  EXPECT_EQ(class_size(kNumSmallClasses - 1), kMaxSmallSize);
+  EXPECT_EQ(class_size(kNumClasses - 1), kMaxClassSize);
 }
 
 TEST(SizeClass, InternalWasteIsBounded) {
-  for (size_t n = 1; n <= kMaxSmallSize; ++n) {
-    size_t got = class_size(size_class_of(n));
+  for (size_t n = 1; n <= kMaxClassSize; ++n) {
+    size_t got = class_size(class_of_size(n));
     if (n <= 128) {
       ASSERT_LT(got - n, 16u) << n;
     } else {
@@ -35,8 +53,16 @@ TEST(SizeClass, InternalWasteIsBounded) {
   }
 }
 
-TEST(SizeClass, SlabsHoldAtLeastEightBlocksAndWasteLittle) {
-  for (unsigned c = 1; c < kNumClasses; ++c) {
+TEST(SizeClass, MediumSlabsAreOnePageAlignedBlock) {
+  for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c) {
+    EXPECT_EQ(class_size(c) % kPageSize, 0u) << c;
+    EXPECT_EQ(slab_bytes(c), class_size(c)) << c;
+    EXPECT_EQ(blocks_per_slab(c), 1u) << c;
+  }
+}
+
+TEST(SizeClass, SmallSlabsHoldAtLeastEightBlocksAndWasteLittle) {
+  for (unsigned c = 1; c < kNumSmallClasses; ++c) {
     EXPECT_GE(blocks_per_slab(c), 8u) << c;
     size_t waste = slab_bytes(c) % class_size(c);
     EXPECT_LE(waste * 16, slab_bytes(c)) << "class " << c << " wastes " << waste;
