@@ -127,9 +127,9 @@ typedef struct slabby_stats {
   uint64_t realloc_copies;          /* blocks moved by allocating anew and copying */
   uint64_t realloc_copied_bytes;    /* bytes those copies moved */
   uint64_t remapped_blocks;         /* live page spans that are a mapping of their own (moved by mremap) */
-  uint64_t calloc_fresh;            /* callocs above 32 KiB served by pages known to be zero */
-  uint64_t calloc_purged;           /* ... zeroed by returning a dirty span's pages to the OS */
-  uint64_t calloc_memset;           /* ... zeroed by writing zeros */
+  uint64_t calloc_fresh;            /* callocs above 32 KiB served by pages known to be zero (nothing written) */
+  uint64_t calloc_memset;           /* ... of blocks with old data: their resident pages written with zeros */
+  uint64_t calloc_memset_bytes;     /* bytes those wrote */
   uint64_t lost_bytes;              /* address ranges the OS refused to map again after a move (never reused) */
 } slabby_stats;
 

@@ -26,7 +26,7 @@ struct Config {
   bool percpu = true;                     // SLABBY_PERCPU: per-CPU caches (else per-thread)
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
-  size_t thp = 0;                         // SLABBY_THP: 0 never, 1 madvise, 2 always
+  size_t thp = 3;                         // SLABBY_THP: 0 never, 1 madvise, 2 always, 3 large
   size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
   size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
   bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc

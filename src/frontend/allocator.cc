@@ -103,24 +103,6 @@ SLABBY_INLINE bool is_medium_request(size_t n, size_t align) {
   return n <= kMaxClassSize && align <= kPageSize && SLABBY_LIKELY(!g_checks.on);
 }
 
-// Zeroes a large span calloc got that may hold old data, at the cost of
-// whichever of its pages are resident: mostly resident (the last user wrote
-// it), memset, which faults in the few others; mostly not (it was used
-// sparsely, or purged in part), its pages go back to the OS and come back
-// zero when touched, so nothing is faulted in that the program does not use.
-// (Page faults cost 10-40 us each on a virtual machine: docs/benchmarks.md.)
-void zero_dirty_span(void* p, size_t n) {
-  Span* s = g_rt.heap.span_of(p);
-  size_t bytes = size_t{s->pages} << kPageShift;
-  if (os::resident_bytes(p, bytes) * 4 >= bytes * 3) {
-    memset(p, 0, n);
-    g_rt.calloc_memset.fetch_add(1, std::memory_order_relaxed);
-  } else {
-    os::purge(p, bytes);
-    g_rt.calloc_purged.fetch_add(1, std::memory_order_relaxed);
-  }
-}
-
 }  // namespace
 
 void* alloc_sampled(uintptr_t cls) noexcept {
@@ -192,12 +174,21 @@ void* calloc_impl(size_t count, size_t size) noexcept {
   return calloc_large(total);
 }
 
+namespace {
+
+void count_memset(size_t bytes) {
+  g_rt.calloc_memset.fetch_add(1, std::memory_order_relaxed);
+  g_rt.calloc_memset_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace
+
 void* calloc_large(size_t total) noexcept {
   if (is_medium_request(total, 0)) {
     void* p = alloc_in_class(medium_class_of(total));
     if (p == nullptr) return nullptr;
     memset(p, 0, total);
-    g_rt.calloc_memset.fetch_add(1, std::memory_order_relaxed);
+    count_memset(total);
     return p;
   }
   void* p = alloc_span(total, 0, 0);
@@ -209,8 +200,13 @@ void* calloc_large(size_t total) noexcept {
     g_rt.calloc_fresh.fetch_add(1, std::memory_order_relaxed);
   } else if (SLABBY_UNLIKELY(g_checks.on)) {
     memset(p, 0, total);  // a checked block: guards and canaries around it
+    count_memset(total);
   } else {
-    zero_dirty_span(p, total);
+    // Old data: only the resident pages are written (the others read as
+    // zero already, or are returned to the OS), so nothing is faulted in
+    // that the program does not touch (docs/benchmarks.md, calloc).
+    Span* s = g_rt.heap.span_of(p);
+    count_memset(os::zero_pages(p, size_t{s->pages} << kPageShift));
   }
   return p;
 }

@@ -50,7 +50,17 @@ void* finish_copy(void* p, size_t old, void* q, size_t n) {
   ThreadCache& tc = tl_cache;
   tc.realloc_copies++;
   tc.realloc_copied_bytes += bytes;
-  free_fast(p);
+  unsigned cls = g_rt.heap.class_of(p);
+  if (is_medium_class(cls) && n > old) {
+    // A growing block leaves its medium block behind: not to a cache, where
+    // it would idle (one of each class a buffer grew through), but back to
+    // the page heap, whose pages the next growth reuses.
+    *static_cast<void**>(p) = nullptr;
+    g_rt.pools[cls].give_to_slabs(p);
+    g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+  } else {
+    free_fast(p);
+  }
   return q;
 }
 

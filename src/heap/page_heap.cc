@@ -53,7 +53,7 @@ bool Region::ensure(size_t bytes) {
 // -------------------------------------------------------------- PageHeap --
 
 bool PageHeap::init(size_t arena_bytes, size_t retain_max) {
-  retain_max_ = retain_max;
+  set_retain_max(retain_max);
   size_t min_bytes = size_t{256} << 20;
   if (arena_bytes < min_bytes) arena_bytes = min_bytes;
   arena_bytes = round_up(arena_bytes, size_t{2} << 20);
@@ -431,21 +431,53 @@ void PageHeap::free_slab(Span* s) {
   free_pages_locked(s);
 }
 
+void PageHeap::note_huge_request(size_t pages) {
+  // A huge span purged at its free, then a request it could have served:
+  // this program reuses big blocks, keep them from now on (up to
+  // retain_max, as every free span).
+  if (pages > keep_huge_pages_.load(std::memory_order_relaxed) &&
+      pages <= last_huge_purged_pages_)
+    keep_huge_pages_.store(retain_max_ >> kPageShift, std::memory_order_relaxed);
+}
+
+void PageHeap::mark_huge(Span* s) {
+  if (!huge_spans_ || s->huge || round_up(s->start, kHugePageSize) + kHugePageSize > s->end())
+    return;
+  if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
+    huge_live_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  os::mark_huge(reinterpret_cast<void*>(s->start), s->end() - s->start, true);
+  s->huge = true;
+}
+
+void PageHeap::unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole) {
+  if (!s->huge) return;
+  os::mark_huge(reinterpret_cast<void*>(p), bytes, false);
+  if (!whole) return;
+  s->huge = false;
+  huge_live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  return take_span(pages, align_pages, flags, [&](Span* s) {
+  Span* span = take_span(pages, align_pages, flags, [&](Span* s) {
+    note_huge_request(pages);
     s->state = SpanState::kLarge;
     s->cls = 0;
     s->zeroed = !s->dirty;
-    s->guarded = s->canary = s->quarantined = s->remapped = false;
+    s->guarded = s->canary = s->quarantined = s->remapped = s->huge = false;
     s->block = s->start;
     s->usable = uint64_t{s->pages} << kPageShift;
     if (flags & kLargeAllPages) set_page_map(s, true);
     stats_.large_allocations++;
     stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
   });
+  // The checked paths' spans (guards, canaries) keep small pages.
+  if (span != nullptr && !(flags & kLargeAllPages)) mark_huge(span);
+  return span;
 }
 
 Span* PageHeap::take_remap_target(size_t pages) {
@@ -453,7 +485,7 @@ Span* PageHeap::take_remap_target(size_t pages) {
     t->state = SpanState::kLarge;
     t->cls = 0;
     t->zeroed = false;
-    t->guarded = t->canary = t->quarantined = false;
+    t->guarded = t->canary = t->quarantined = t->huge = false;
     t->remapped = true;
     t->block = t->start;
     t->usable = uint64_t{t->pages} << kPageShift;
@@ -463,10 +495,19 @@ Span* PageHeap::take_remap_target(size_t pages) {
 
 void PageHeap::free_large(Span* s) {
   if (s->remapped) return release_remapped(s);
+  uint64_t bytes = uint64_t{s->pages} << kPageShift;
+  unmark_huge(s, s->start, bytes, true);
+  // A huge span goes back to the OS now, outside the lock (it is still ours).
+  bool purge = s->pages > keep_huge_pages_.load(std::memory_order_relaxed);
+  if (purge) os::purge(reinterpret_cast<void*>(s->start), bytes);
   LockGuard g(mu_);
   stats_.large_frees++;
-  stats_.large_live_bytes -= uint64_t{s->pages} << kPageShift;
-  free_pages_locked(s);
+  stats_.large_live_bytes -= bytes;
+  if (purge) {
+    stats_.huge_purged++;
+    last_huge_purged_pages_ = s->pages;
+  }
+  free_pages_locked(s, !purge);
 }
 
 size_t PageHeap::purge_all() {
@@ -481,6 +522,8 @@ PageHeapStats PageHeap::stats() {
   PageHeapStats s = stats_;
   s.frontier_bytes = frontier_pages_ << kPageShift;
   s.remapped_live = remapped_live_.load(std::memory_order_relaxed);
+  s.keep_huge_bytes = keep_huge_pages_.load(std::memory_order_relaxed) << kPageShift;
+  s.huge_page_spans = huge_live_.load(std::memory_order_relaxed);
   s.metadata_bytes += page_map_region_.committed() + class_map_region_.committed();
   return s;
 }

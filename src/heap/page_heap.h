@@ -20,6 +20,18 @@
 // retain_max, the oldest are purged with MADV_DONTNEED down to half of it
 // (spans freed within the grace period excepted while a background thread
 // enforces the bound later), so madvise calls are amortised over many frees.
+// Huge spans are the exception: a freed large span above keep_huge pages is
+// purged at once, as glibc and jemalloc return their biggest blocks (a
+// vector doubling to 128 MiB never reuses the halves it frees). keep_huge
+// starts at retain_max / 8 and rises to retain_max the first time a request
+// follows that the last huge span purged could have served: a program that
+// frees big buffers and allocates them again keeps them.
+//
+// Huge pages (SLABBY_THP=large, the default): a live large span that holds
+// a whole aligned 2 MiB page is marked MADV_HUGEPAGE, so its memory faults in
+// 2 MiB at a time; small and medium slabs never are (their RSS would grow by
+// whole huge pages). A marked span is a mapping of its own (linear, other
+// flags), marked back when freed; at most kMaxHugeSpans are marked at once.
 //
 // Large spans change size in place (span_resize.cc): they grow into the free
 // pages after them or at the frontier, shrink by returning their tail, and
@@ -94,6 +106,9 @@ struct PageHeapStats {
   uint64_t remap_failures;    // mremap refused: the caller copied instead
   uint64_t remapped_live;     // live spans that are a mapping of their own
   uint64_t lost_bytes;        // ranges left unmapped because the OS refused to map them again
+  uint64_t huge_purged;       // large spans purged as they were freed (above keep_huge)
+  uint64_t huge_page_spans;   // live large spans marked for transparent huge pages
+  uint64_t keep_huge_bytes;   // freed large spans up to this size stay mapped for reuse
 };
 
 // How a large span is asked for.
@@ -150,6 +165,9 @@ class PageHeap {
   // Largest number of live remapped spans (each costs the process up to two
   // mappings of its vm.max_map_count).
   static constexpr uint64_t kMaxRemapped = 4096;
+  // Likewise for spans marked for huge pages.
+  static constexpr uint64_t kMaxHugeSpans = 4096;
+  static constexpr size_t kHugePageSize = size_t{2} << 20;
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();
@@ -164,12 +182,16 @@ class PageHeap {
   // per_class is non-null (per_class[cls] += resident bytes of that class).
   uint64_t resident(uint64_t* per_class, size_t num_classes);
 
-  void set_retain_max(size_t bytes) { retain_max_ = bytes; }
+  void set_retain_max(size_t bytes) {
+    retain_max_ = bytes;
+    keep_huge_pages_.store((bytes / 8) >> kPageShift, std::memory_order_relaxed);
+  }
   void set_decay_ms(uint64_t ms) { decay_ms_ = ms; }
   // Spans in use may not exceed this many bytes (0: no limit).
   void set_max_heap(size_t bytes) { max_heap_ = bytes; }
   void set_thp(os::Thp mode) {
     thp_ = mode;
+    huge_spans_ = mode == os::Thp::kLarge;
     os::set_thp(arena_.base(), arena_.reserved(), mode);
   }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
@@ -204,6 +226,8 @@ class PageHeap {
   Span* take_free_locked(size_t pages, unsigned flags);
   static Span* take_from_bins(FreeBins& fb, size_t pages);
   Span* grow_locked(size_t pages, unsigned flags);
+  // grow_in_place's part under the lock: the pages after s, or the frontier.
+  bool grow_locked(Span* s, size_t pages);
   uintptr_t frontier_end() const { return base_ + (frontier_pages_ << kPageShift); }
   Span* split_locked(Span* s, size_t pages);  // returns the tail remainder, kept free
   // Every span becoming free goes through here: merged with free neighbours
@@ -228,6 +252,16 @@ class PageHeap {
   // The span a move by mremap goes to (kLarge, remapped), clean pages first:
   // the kernel discards the target's pages.
   Span* take_remap_target(size_t pages);
+  // A large span of `pages` is asked for (allocated or grown to): after a
+  // huge span was purged at its free, one it could have served raises
+  // keep_huge (under the lock).
+  void note_huge_request(size_t pages);
+  // Huge pages for a large span (SLABBY_THP=large), outside the lock: marks
+  // it when it holds a whole aligned huge page and the budget allows.
+  void mark_huge(Span* s);
+  // Marks [p, p + bytes) of a marked span back (its tail, or all of it when
+  // `whole`, which also ends the span's mark).
+  void unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole);
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();
   void delete_span_locked(Span* s);
@@ -247,12 +281,18 @@ class PageHeap {
 
   size_t frontier_pages_ = 0;
   size_t retain_max_ = 0;
+  // Larger freed large spans are purged at once (read without the lock by
+  // free_large, written under it).
+  std::atomic<size_t> keep_huge_pages_{0};
+  size_t last_huge_purged_pages_ = 0;  // the size of the last one
   uint64_t decay_ms_ = 1000;
   size_t max_heap_ = 0;
   uint64_t last_decay_ms_ = 0;
   std::atomic<bool> wants_background_{false};
   std::atomic<uint64_t> retain_grace_ms_{0};
   std::atomic<uint64_t> remapped_live_{0};  // bounded by kMaxRemapped
+  std::atomic<uint64_t> huge_live_{0};      // spans marked for huge pages, bounded by kMaxHugeSpans
+  bool huge_spans_ = false;                 // SLABBY_THP=large
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};
   FreeBins free_[2] = {};  // [0]: clean, [1]: dirty (indexed by Span::dirty)

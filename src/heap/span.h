@@ -44,6 +44,7 @@ struct Span {
   bool canary;       // the 8 bytes after the usable ones hold a canary
   bool quarantined;  // freed by the program, held back (secure/quarantine.h)
   bool remapped;     // kLarge: moved by mremap, a mapping of its own
+  bool huge;         // kLarge: marked for transparent huge pages (SLABBY_THP=large)
   uintptr_t block;   // the address handed out
   uint64_t usable;   // bytes the program may use from `block`
 

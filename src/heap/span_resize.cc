@@ -24,8 +24,23 @@ bool PageHeap::grow_in_place(Span* s, size_t pages) {
   // A remapped span's mapping ends where the span does: growing past it
   // would leave the span across two mappings, which one mremap cannot move.
   if (s->remapped || pages <= s->pages || pages > (size_t{1} << 31)) return false;
+  uintptr_t old_end = s->end();
+  {
+    LockGuard g(mu_);
+    if (!grow_locked(s, pages)) return false;
+  }
+  // The grown part joins the span's mapping (same flags), or the span now
+  // holds a whole huge page.
+  if (s->huge)
+    os::mark_huge(reinterpret_cast<void*>(old_end), s->end() - old_end, true);
+  else
+    mark_huge(s);
+  return true;
+}
+
+bool PageHeap::grow_locked(Span* s, size_t pages) {
+  note_huge_request(pages);
   size_t extra = pages - s->pages;
-  LockGuard g(mu_);
   if (max_heap_ != 0 && stats_.in_use_bytes + (uint64_t{extra} << kPageShift) > max_heap_)
     return false;
   size_t end = (s->end() - base_) >> kPageShift;
@@ -66,9 +81,11 @@ void PageHeap::shrink_in_place(Span* s, size_t pages) {
   if (pages == 0 || pages >= s->pages) return;
   uintptr_t cut = s->start + (uintptr_t{pages} << kPageShift);
   size_t tail_bytes = s->end() - cut;
-  // A remapped span's tail leaves its mapping: linear again before it is free.
+  // A remapped span's tail leaves its mapping: linear again before it is
+  // free; a marked span's tail gets the arena's flags back.
   bool fresh = s->remapped && remap_fresh(cut, tail_bytes);
   bool lost = s->remapped && !fresh;
+  if (!s->remapped) unmark_huge(s, cut, tail_bytes, false);
   LockGuard g(mu_);
   Span* tail = split_locked(s, pages);
   if (tail == nullptr) return;  // no descriptor for the tail: the span keeps it
@@ -87,8 +104,12 @@ void PageHeap::shrink_in_place(Span* s, size_t pages) {
 
 void PageHeap::release_remapped(Span* s) {
   size_t bytes = uint64_t{s->pages} << kPageShift;
-  bool fresh = remap_fresh(s->start, bytes);
+  bool fresh = remap_fresh(s->start, bytes);  // with the arena's flags
   remapped_live_.fetch_sub(1, std::memory_order_relaxed);
+  if (s->huge) {
+    s->huge = false;
+    huge_live_.fetch_sub(1, std::memory_order_relaxed);
+  }
   LockGuard g(mu_);
   s->remapped = false;
   stats_.large_frees++;
@@ -116,6 +137,10 @@ Span* PageHeap::move_by_remap(Span* s, size_t pages) {
   if (d != nullptr && os::move_pages(reinterpret_cast<void*>(s->start), old_bytes,
                                      reinterpret_cast<void*>(d->start), d->usable)) {
     d->zeroed = false;
+    // The moved mapping keeps s's flags: a marked span's mark moves with it.
+    d->huge = s->huge;
+    s->huge = false;
+    mark_huge(d);
     // The old range is unmapped now: linear again, then free (clean). The
     // remapped count is unchanged: d took over s's place in it, or the
     // reservation above.

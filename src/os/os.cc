@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,51 @@ bool map_fresh(void* p, size_t bytes) {
   void* r = mmap(p, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   return r == p;
+}
+
+namespace {
+bool swap_configured() {
+  struct sysinfo si;
+  return sysinfo(&si) != 0 || si.totalswap != 0;
+}
+}  // namespace
+
+size_t zero_pages(void* p, size_t bytes) {
+  ErrnoKeeper keep;
+  unsigned char vec[4096];
+  char* cur = static_cast<char*>(p);
+  size_t written = 0;
+  while (bytes > 0) {
+    size_t chunk = bytes < sizeof(vec) * kPageSize ? bytes : sizeof(vec) * kPageSize;
+    size_t pages = chunk / kPageSize;
+    // Swap checked before and after mincore: a page swapped out while it
+    // looked would need both a swapon and a swapoff inside the window.
+    bool swap = swap_configured();
+    if (mincore(cur, chunk, vec) != 0) {
+      memset(cur, 0, chunk);
+      written += chunk;
+    } else {
+      swap = swap || swap_configured();
+      for (size_t i = 0; i < pages;) {
+        bool resident = vec[i] & 1;
+        size_t j = i + 1;
+        while (j < pages && static_cast<bool>(vec[j] & 1) == resident) ++j;
+        char* run = cur + i * kPageSize;
+        size_t len = (j - i) * kPageSize;
+        if (resident) {
+          memset(run, 0, len);
+          written += len;
+        } else if (swap) {
+          madvise(run, len, MADV_DONTNEED);
+          g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
+        }
+        i = j;
+      }
+    }
+    cur += chunk;
+    bytes -= chunk;
+  }
+  return written;
 }
 
 size_t resident_bytes(const void* p, size_t bytes) {
@@ -164,8 +210,13 @@ uint64_t mappings() { return g_mappings.load(std::memory_order_relaxed); }
 void set_thp(void* p, size_t bytes, Thp mode) {
   ErrnoKeeper keep;
   // kMadvise leaves the system's setting alone.
-  if (mode == Thp::kNever) madvise(p, bytes, MADV_NOHUGEPAGE);
+  if (mode == Thp::kNever || mode == Thp::kLarge) madvise(p, bytes, MADV_NOHUGEPAGE);
   if (mode == Thp::kAlways) madvise(p, bytes, MADV_HUGEPAGE);
+}
+
+void mark_huge(void* p, size_t bytes, bool huge) {
+  ErrnoKeeper keep;
+  madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 }
 
 uint64_t madvise_calls() { return g_madvise_calls.load(std::memory_order_relaxed); }

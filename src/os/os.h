@@ -32,6 +32,13 @@ bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes);
 // neighbouring anonymous mapping when that one is linear.
 bool map_fresh(void* p, size_t bytes);
 
+// Makes the whole pages of [p, p + bytes) read as zero at the least cost:
+// resident pages are written with zeros; pages not resident are left alone
+// when the system has no swap (an anonymous page that is not resident then
+// reads as zero: never touched, or purged), otherwise returned with
+// MADV_DONTNEED. Nothing is faulted in. Returns the bytes written.
+size_t zero_pages(void* p, size_t bytes);
+
 // Which of the pages are resident in RAM.
 size_t resident_bytes(const void* p, size_t bytes);
 
@@ -53,9 +60,15 @@ uint64_t now_ms();
 // mprotect counts once). Reported in the stats (max_map_count is finite).
 uint64_t mappings();
 
-enum class Thp { kNever, kMadvise, kAlways };
+// kLarge: none for the arena as a whole (as kNever); the page heap marks
+// large spans with mark_huge.
+enum class Thp { kNever, kMadvise, kAlways, kLarge };
 // Applies the transparent-huge-page choice to a reservation.
 void set_thp(void* p, size_t bytes, Thp mode);
+// Asks for (or stops asking for) transparent huge pages for a range: its
+// flags then differ from its neighbours', so it is a mapping of its own
+// until marked back.
+void mark_huge(void* p, size_t bytes, bool huge);
 
 uint64_t madvise_calls();
 uint64_t purged_bytes();

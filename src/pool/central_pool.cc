@@ -178,6 +178,12 @@ void CentralPool::give(void* head, uint32_t count) {
   give_to_shards(head);
 }
 
+void CentralPool::give_to_slabs(void* head) {
+  if (head == nullptr) return;
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+  give_to_shards(head);
+}
+
 void CentralPool::give_to_shards(void* head) {
   if (num_shards_ == 1) {
     LockGuard g(shard(0).mu);

@@ -71,6 +71,11 @@ class alignas(128) CentralPool {
   BlockChain take(uint32_t n, unsigned home);
   // Gives back a null-terminated chain of `count` blocks of this class.
   void give(void* head, uint32_t count);
+  // Gives a null-terminated chain straight back to its slabs, past the
+  // transfer stack: blocks unlikely to be asked for again soon (a medium
+  // block realloc moved out of, whose empty slab then goes back to the page
+  // heap for the growing block to reuse).
+  void give_to_slabs(void* head);
 
   // Returns the memory this class holds without using it: batches on the
   // transfer stack go back to their slabs, and each shard's spare slab goes

@@ -47,9 +47,9 @@ struct Runtime {
   std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
 
   // callocs above the small classes, by how they were zeroed.
-  std::atomic<uint64_t> calloc_fresh{0};   // pages known to be zero: nothing written
-  std::atomic<uint64_t> calloc_purged{0};  // a dirty span's pages returned to the OS instead
-  std::atomic<uint64_t> calloc_memset{0};  // written with zeros
+  std::atomic<uint64_t> calloc_fresh{0};         // pages known to be zero: nothing written
+  std::atomic<uint64_t> calloc_memset{0};        // old data: resident pages written with zeros
+  std::atomic<uint64_t> calloc_memset_bytes{0};  // ... the bytes written
   // realloc moves by copy of threads that exited (each live thread counts its
   // own in its ThreadCache).
   uint64_t retired_realloc_copies = 0;

@@ -126,8 +126,8 @@ void collect_stats(slabby_stats* out) {
   out->remapped_blocks = h.remapped_live;
   out->lost_bytes = h.lost_bytes;
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
-  out->calloc_purged = g_rt.calloc_purged.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
+  out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
   out->background_thread = g_background.load(std::memory_order_relaxed) == kBgRunning ? 1 : 0;
   BreakerStats b = g_breaker.stats();
   out->breaker_state = static_cast<uint32_t>(b.state);
@@ -200,8 +200,8 @@ void print_report(int fd) {
   row_bytes("realloc_copied_bytes", s.realloc_copied_bytes);
   row("remapped_blocks", s.remapped_blocks);
   row("calloc_fresh", s.calloc_fresh);
-  row("calloc_purged", s.calloc_purged);
   row("calloc_memset", s.calloc_memset);
+  row_bytes("calloc_memset_bytes", s.calloc_memset_bytes);
   if (s.realloc_remap_failures != 0) row("realloc_remap_failures", s.realloc_remap_failures);
   if (s.lost_bytes != 0) row_bytes("lost_bytes", s.lost_bytes);
   static slabby_health h;

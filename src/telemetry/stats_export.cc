@@ -123,10 +123,11 @@ constexpr Field kProcess[] = {
             "Live page spans that are a mapping of their own (moved by mremap)."),
     PROCESS("calloc_fresh", "calloc_fresh_total", kCounter, calloc_fresh,
             "callocs above 32 KiB served by pages known to be zero (nothing written)."),
-    PROCESS("calloc_purged", "calloc_purged_total", kCounter, calloc_purged,
-            "callocs above 32 KiB zeroed by returning a dirty span's pages to the OS."),
     PROCESS("calloc_memset", "calloc_memset_total", kCounter, calloc_memset,
-            "callocs above 32 KiB zeroed by writing zeros."),
+            "callocs above 32 KiB of blocks with old data (their resident pages written with "
+            "zeros)."),
+    PROCESS("calloc_memset_bytes", "calloc_memset_bytes_total", kCounter, calloc_memset_bytes,
+            "Bytes those callocs wrote."),
     PROCESS("lost_bytes", "lost_bytes", kGauge, lost_bytes,
             "Address ranges the OS refused to map again after a move (never reused)."),
 };

@@ -118,7 +118,10 @@ class ConfigEnv(unittest.TestCase):
         self.assertIn("SLABBY_BACKGROUND=0 (environment)", r.stderr)
         self.assertIn("SLABBY_THP=always (environment)", r.stderr)
         r = run({"SLABBY_VERBOSE": "1"})
-        self.assertIn("SLABBY_THP=never (default)", r.stderr)
+        self.assertIn("SLABBY_THP=large (default)", r.stderr)
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_THP": "never"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        self.assertIn("SLABBY_THP=never (environment)", r.stderr)
         self.assertIn("SLABBY_DECAY_MS=1000ms (default)", r.stderr)
         for bad in ({"SLABBY_DECAY_MS": "soon"}, {"SLABBY_DECAY_MS": "-5"}, {"SLABBY_DECAY_MS": "2h"},
                     {"SLABBY_THP": "sometimes"}, {"SLABBY_BACKGROUND": "2"}):
