@@ -99,8 +99,11 @@ void* alloc_large_untimed(size_t n, size_t align, unsigned flags) noexcept {
 // Medium requests (up to 1 MiB, alignment up to a page: every medium block
 // starts on one) are blocks of a class, through the caches; the checked
 // paths keep all of them on spans (guards and canaries are per span there).
+// The checks are read once init is done (it sets them); before, or if init
+// failed, the request goes on to alloc_span, which sorts that out.
 SLABBY_INLINE bool is_medium_request(size_t n, size_t align) {
-  return n <= kMaxClassSize && align <= kPageSize && SLABBY_LIKELY(!g_checks.on);
+  return n <= kMaxClassSize && align <= kPageSize && SLABBY_LIKELY(ensure_init()) &&
+         SLABBY_LIKELY(!g_checks.on);
 }
 
 }  // namespace
@@ -147,6 +150,8 @@ void free_foreign(void* p) noexcept {
 
 void* aligned_alloc_impl(size_t align, size_t n) noexcept {
   if (align <= kMinAlign) return malloc_fast(n);
+  // The checks are read once init (which sets them) is done.
+  if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (SLABBY_UNLIKELY(g_checks.small)) return checked_aligned(align, n);
   if (align <= kPageSize) {
     unsigned cls = aligned_size_class_of(n, align);

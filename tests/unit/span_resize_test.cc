@@ -1,0 +1,345 @@
+// The page heap's large spans changing size (heap/span_resize.cc) and the
+// reuse policy behind them (heap/page_heap.cc): in-place growth and shrink,
+// moves by mremap, dirty spans first, the frontier span extended, huge spans
+// returned until reuse is seen, huge pages, and the mappings all this adds.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "heap/page_heap.h"
+#include "os/os.h"
+
+namespace slabby {
+namespace {
+
+constexpr size_t kArena = size_t{1} << 30;
+constexpr size_t kMiB = size_t{1} << 20;
+
+std::unique_ptr<PageHeap> make_heap(size_t retain = size_t{64} << 20,
+                                    os::Thp thp = os::Thp::kLarge) {
+  auto h = std::make_unique<PageHeap>();
+  EXPECT_TRUE(h->init(kArena, retain));
+  h->set_thp(thp);
+  h->set_decay_ms(3600 * 1000);  // no purge by age under a slow (sanitizer) run
+  return h;
+}
+
+char* at(Span* s) { return reinterpret_cast<char*>(s->start); }
+
+void fill(Span* s, size_t bytes, unsigned seed) {
+  for (size_t i = 0; i < bytes; i += 512) at(s)[i] = static_cast<char>(seed + i / 512);
+}
+
+::testing::AssertionResult holds(const char* p, size_t bytes, unsigned seed) {
+  for (size_t i = 0; i < bytes; i += 512)
+    if (p[i] != static_cast<char>(seed + i / 512))
+      return ::testing::AssertionFailure() << "byte " << i << " changed";
+  return ::testing::AssertionSuccess();
+}
+
+// Mappings of this process that overlap [lo, hi): what the kernel has to
+// keep for the arena.
+int mappings_in(uintptr_t lo, uintptr_t hi) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  if (f == nullptr) return -1;
+  char line[512];
+  int n = 0;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long a, b;
+    if (sscanf(line, "%lx-%lx", &a, &b) == 2 && b > lo && a < hi) ++n;
+  }
+  fclose(f);
+  return n;
+}
+
+int arena_mappings(const PageHeap& h) { return mappings_in(h.base(), h.base() + h.size()); }
+
+// The arena's mappings once its first pages are committed: the read-write
+// part (which the kernel may keep in more than one) and the reserved rest.
+int committed_arena_mappings(PageHeap& h) {
+  Span* s = h.alloc_large(kPageSize, kPageSize);
+  h.free_large(s);
+  return arena_mappings(h);
+}
+
+TEST(SpanResize, GrowsIntoTheFreePagesAfterIt) {
+  auto h = make_heap();
+  Span* a = h->alloc_large(8 * kMiB, kPageSize);
+  Span* fence = h->alloc_large(kPageSize, kPageSize);  // keeps a's pages off the frontier
+  uintptr_t a_start = a->start;
+  h->free_large(a);
+  Span* s = h->alloc_large(2 * kMiB, kPageSize);
+  ASSERT_EQ(s->start, a_start) << "not the start of a's pages";
+  fill(s, 2 * kMiB, 1);
+  uintptr_t start = s->start;
+  PageHeapStats before = h->stats();
+  ASSERT_TRUE(h->grow_in_place(s, (6 * kMiB) >> kPageShift));
+  EXPECT_EQ(s->start, start);
+  EXPECT_EQ(s->pages, (6 * kMiB) >> kPageShift);
+  EXPECT_EQ(s->usable, 6 * kMiB);
+  EXPECT_TRUE(holds(at(s), 2 * kMiB, 1));
+  memset(at(s) + 2 * kMiB, 7, 4 * kMiB);  // the grown part is the span's
+  PageHeapStats after = h->stats();
+  EXPECT_EQ(after.grown_in_place, before.grown_in_place + 1);
+  EXPECT_EQ(after.in_use_bytes, before.in_use_bytes + 4 * kMiB);
+  EXPECT_EQ(after.large_live_bytes, before.large_live_bytes + 4 * kMiB);
+  // The rest of a's pages are still one free span right after it.
+  EXPECT_EQ(after.free_dirty_bytes + after.free_clean_bytes,
+            before.free_dirty_bytes + before.free_clean_bytes - 4 * kMiB);
+  // Growing over a used span is refused, and changes nothing.
+  EXPECT_FALSE(h->grow_in_place(s, (9 * kMiB) >> kPageShift));
+  EXPECT_EQ(s->pages, (6 * kMiB) >> kPageShift);
+  // Found by its start, freed whole.
+  EXPECT_EQ(h->span_of(at(s)), s);
+  EXPECT_EQ(h->span_of(at(s) + 6 * kMiB - 1), s);
+  h->free_large(s);
+  h->free_large(fence);
+  EXPECT_EQ(h->stats().in_use_bytes, 0u);
+}
+
+TEST(SpanResize, GrowsAtTheFrontierAndThroughAFreeSpanThatEndsThere) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(2 * kMiB, kPageSize);  // the arena's last span
+  ASSERT_TRUE(h->grow_in_place(s, (5 * kMiB) >> kPageShift));
+  EXPECT_EQ(h->stats().frontier_bytes, 5 * kMiB);
+  // A free span between s and the frontier is taken, then the frontier.
+  Span* t = h->alloc_large(kMiB, kPageSize);
+  h->free_large(t);
+  ASSERT_TRUE(h->grow_in_place(s, (8 * kMiB) >> kPageShift));
+  EXPECT_EQ(h->stats().frontier_bytes, 8 * kMiB);
+  EXPECT_EQ(h->stats().free_dirty_bytes + h->stats().free_clean_bytes, 0u);
+  memset(at(s), 3, 8 * kMiB);
+  // Past the arena: refused.
+  EXPECT_FALSE(h->grow_in_place(s, (kArena >> kPageShift) + 1));
+  EXPECT_EQ(s->pages, (8 * kMiB) >> kPageShift);
+  h->free_large(s);
+}
+
+TEST(SpanResize, GrowthRespectsTheHeapCap) {
+  auto h = make_heap();
+  h->set_max_heap(4 * kMiB);
+  Span* s = h->alloc_large(2 * kMiB, kPageSize);
+  EXPECT_TRUE(h->grow_in_place(s, (4 * kMiB) >> kPageShift));
+  EXPECT_FALSE(h->grow_in_place(s, (4 * kMiB + kPageSize) >> kPageShift));
+  EXPECT_EQ(h->stats().in_use_bytes, 4 * kMiB);
+  h->free_large(s);
+}
+
+TEST(SpanResize, ShrinkGivesTheTailBackAsAFreeSpan) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(16 * kMiB, kPageSize);
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  fill(s, 16 * kMiB, 2);
+  h->shrink_in_place(s, (4 * kMiB) >> kPageShift);
+  EXPECT_EQ(s->pages, (4 * kMiB) >> kPageShift);
+  EXPECT_EQ(s->usable, 4 * kMiB);
+  EXPECT_TRUE(holds(at(s), 4 * kMiB, 2));
+  PageHeapStats st = h->stats();
+  EXPECT_EQ(st.shrunk_in_place, 1u);
+  EXPECT_EQ(st.in_use_bytes, 4 * kMiB + kPageSize);
+  EXPECT_EQ(st.large_live_bytes, 4 * kMiB + kPageSize);
+  EXPECT_EQ(st.free_dirty_bytes, 12 * kMiB);
+  // The tail is reused, and the span can grow back over it.
+  ASSERT_TRUE(h->grow_in_place(s, (10 * kMiB) >> kPageShift));
+  EXPECT_EQ(h->stats().free_dirty_bytes, 6 * kMiB);
+  h->free_large(s);
+  h->free_large(fence);
+}
+
+TEST(SpanResize, MoveByRemapMovesThePagesNotTheBytes) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(4 * kMiB, kPageSize);
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  fill(s, 4 * kMiB, 3);
+  uintptr_t old_start = s->start;
+  int maps_before = committed_arena_mappings(*h);
+  Span* d = h->move_by_remap(s, (16 * kMiB) >> kPageShift);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->start, old_start);
+  EXPECT_TRUE(d->remapped);
+  EXPECT_EQ(d->pages, (16 * kMiB) >> kPageShift);
+  EXPECT_TRUE(holds(at(d), 4 * kMiB, 3));
+  // Past the old end: zero, and writable.
+  EXPECT_EQ(at(d)[4 * kMiB], 0);
+  EXPECT_EQ(at(d)[16 * kMiB - 1], 0);
+  memset(at(d) + 4 * kMiB, 9, 12 * kMiB);
+  PageHeapStats st = h->stats();
+  EXPECT_EQ(st.remap_moves, 1u);
+  EXPECT_EQ(st.remapped_live, 1u);
+  EXPECT_EQ(st.in_use_bytes, 16 * kMiB + kPageSize);
+  EXPECT_EQ(st.lost_bytes, 0u);
+  // The old range is free (mapped afresh: clean) and usable again.
+  Span* again = h->alloc_large(4 * kMiB, kPageSize);
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->start, old_start);
+  EXPECT_TRUE(again->zeroed);
+  memset(at(again), 5, 4 * kMiB);
+  // A remapped span never grows in place (it would straddle two mappings);
+  // it moves again, as one mapping.
+  EXPECT_FALSE(h->grow_in_place(d, (20 * kMiB) >> kPageShift));
+  Span* e = h->move_by_remap(d, (24 * kMiB) >> kPageShift);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(h->stats().remapped_live, 1u);
+  EXPECT_EQ(at(e)[4 * kMiB + 100], 9);
+  EXPECT_TRUE(holds(at(e), 4 * kMiB, 3));
+  // Shrinking one maps its tail afresh before freeing it.
+  h->shrink_in_place(e, (6 * kMiB) >> kPageShift);
+  EXPECT_TRUE(holds(at(e), 4 * kMiB, 3));
+  h->free_large(e);
+  h->free_large(again);
+  EXPECT_EQ(h->stats().remapped_live, 0u);
+  // Every range is linear again: no mappings are left behind (the kernel
+  // merged them back).
+  EXPECT_LE(arena_mappings(*h), maps_before);
+  h->free_large(fence);
+}
+
+TEST(SpanResize, ManyMovesLeaveNoMappingsBehind) {
+  auto h = make_heap();
+  int maps_before = committed_arena_mappings(*h);
+  std::vector<Span*> live;
+  for (int round = 0; round < 20; ++round) {
+    Span* s = h->alloc_large(kMiB, kPageSize);
+    live.push_back(h->alloc_large(kPageSize, kPageSize));  // a fence after it
+    for (size_t mib = 2; mib <= 16; mib *= 2) {
+      Span* d = h->move_by_remap(s, (mib * kMiB) >> kPageShift);
+      ASSERT_NE(d, nullptr);
+      s = d;
+      at(s)[mib * kMiB - 1] = 1;
+    }
+    live.push_back(s);
+  }
+  EXPECT_EQ(h->stats().remapped_live, 20u);
+  // Each live remapped span costs at most two mappings.
+  EXPECT_LE(arena_mappings(*h), maps_before + 2 * 20);
+  for (Span* s : live) h->free_large(s);
+  EXPECT_EQ(h->stats().remapped_live, 0u);
+  EXPECT_LE(arena_mappings(*h), maps_before);
+}
+
+TEST(SpanResize, DirtySpansAreReusedBeforeCleanOnes) {
+  auto h = make_heap();
+  Span* a = h->alloc_large(2 * kMiB, kPageSize);
+  Span* f1 = h->alloc_large(kPageSize, kPageSize);
+  Span* b = h->alloc_large(4 * kMiB, kPageSize);
+  Span* f2 = h->alloc_large(kPageSize, kPageSize);
+  h->free_large(a);
+  h->purge_all();  // a: clean, the better fit for 2 MiB
+  memset(at(b), 1, 4 * kMiB);
+  uintptr_t b_start = b->start;
+  h->free_large(b);  // dirty: its pages are resident
+  Span* s = h->alloc_large(2 * kMiB, kPageSize);
+  EXPECT_EQ(s->start, b_start) << "took the clean span: its pages fault in again";
+  EXPECT_FALSE(s->zeroed);
+  // An mremap target prefers clean pages (the kernel discards the target's).
+  Span* g = h->alloc_large(kMiB + kPageSize, kPageSize);
+  h->free_large(s);
+  Span* d = h->move_by_remap(g, (2 * kMiB) >> kPageShift);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE(d->start, b_start);
+  h->free_large(d);
+  h->free_large(f1);
+  h->free_large(f2);
+}
+
+TEST(SpanResize, AFreeSpanAtTheFrontierIsExtendedNotLeftBehind) {
+  auto h = make_heap();
+  Span* a = h->alloc_large(10 * kMiB, kPageSize);
+  memset(at(a), 1, 10 * kMiB);
+  uintptr_t a_start = a->start;
+  h->free_large(a);  // 10 MiB > retain / 8: purged, but still the last span
+  Span* b = h->alloc_large(12 * kMiB, kPageSize);
+  EXPECT_EQ(b->start, a_start);
+  EXPECT_EQ(h->stats().frontier_bytes, 12 * kMiB);
+  h->free_large(b);
+}
+
+TEST(SpanResize, HugeSpansGoBackAtFreeUntilReuseIsSeen) {
+  auto h = make_heap(64 * kMiB);
+  EXPECT_EQ(h->stats().keep_huge_bytes, 8 * kMiB);
+  Span* fence;
+  // A vector doubling: each freed half is bigger than what is kept, and the
+  // next request is bigger than it: returned at once.
+  Span* v = h->alloc_large(4 * kMiB, kPageSize);
+  for (size_t mib = 8; mib <= 64; mib *= 2) {
+    Span* w = h->alloc_large(mib * kMiB, kPageSize);
+    memset(at(w), 1, mib * kMiB);
+    h->free_large(v);
+    v = w;
+  }
+  PageHeapStats st = h->stats();
+  EXPECT_EQ(st.huge_purged, 2u);  // 16 and 32 MiB (4 and 8 MiB are kept)
+  EXPECT_EQ(st.keep_huge_bytes, 8 * kMiB);
+  EXPECT_EQ(st.free_dirty_bytes, 12 * kMiB);
+  // A buffer freed and asked for again: from then on such spans are kept.
+  h->free_large(v);  // 64 MiB: purged
+  fence = h->alloc_large(48 * kMiB, kPageSize);
+  EXPECT_EQ(h->stats().keep_huge_bytes, 64 * kMiB);
+  memset(at(fence), 2, 48 * kMiB);
+  h->free_large(fence);
+  EXPECT_EQ(h->stats().huge_purged, 3u);
+  EXPECT_GE(h->stats().free_dirty_bytes, 48 * kMiB);
+}
+
+TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
+  auto h = make_heap();
+  int maps_before = committed_arena_mappings(*h);
+  Span* small = h->alloc_large(kMiB + kPageSize, kPageSize);  // no whole aligned 2 MiB inside
+  Span* big = h->alloc_large(8 * kMiB, kPageSize);            // at the frontier
+  EXPECT_FALSE(small->huge);
+  EXPECT_TRUE(big->huge);
+  EXPECT_EQ(h->stats().huge_page_spans, 1u);
+  memset(at(big), 1, 8 * kMiB);
+  // One marked span is one mapping more (its flags differ) plus the split
+  // it makes; grown in place, it stays one mapping.
+  int maps_marked = arena_mappings(*h);
+  EXPECT_LE(maps_marked, maps_before + 2);
+  ASSERT_TRUE(h->grow_in_place(big, (12 * kMiB) >> kPageShift));
+  EXPECT_EQ(arena_mappings(*h), maps_marked);
+  // A shrink gives the tail the arena's flags back: it merges again.
+  h->shrink_in_place(big, (3 * kMiB) >> kPageShift);
+  EXPECT_LE(arena_mappings(*h), maps_marked);
+  h->free_large(big);
+  h->free_large(small);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+  EXPECT_LE(arena_mappings(*h), maps_before);
+  // SLABBY_THP=never marks nothing.
+  auto n = make_heap(64 * kMiB, os::Thp::kNever);
+  Span* s = n->alloc_large(8 * kMiB, kPageSize);
+  EXPECT_FALSE(s->huge);
+  n->free_large(s);
+}
+
+TEST(SpanResize, YoungDirtySpansWaitForTheBackgroundTickPastRetainMax) {
+  auto h = make_heap(16 * kMiB);  // keep_huge: 2 MiB, retain_max: 16 MiB
+  h->set_retain_grace_ms(1000);
+  std::vector<Span*> v;
+  for (int i = 0; i < 12; ++i) {
+    v.push_back(h->alloc_large(2 * kMiB, kPageSize));
+    memset(at(v.back()), 1, 2 * kMiB);
+    v.push_back(h->alloc_large(kPageSize, kPageSize));
+  }
+  for (size_t i = 0; i < v.size(); i += 2) h->free_large(v[i]);
+  // 24 MiB dirty, over retain_max, all freed just now: kept.
+  EXPECT_EQ(h->stats().free_dirty_bytes, 24 * kMiB);
+  h->enforce_retain(os::now_ms());
+  EXPECT_EQ(h->stats().free_dirty_bytes, 24 * kMiB);
+  // Once older than the grace period, the tick brings them under the bound.
+  h->enforce_retain(os::now_ms() + 5000);
+  EXPECT_LE(h->stats().free_dirty_bytes, 8 * kMiB);
+  // Without a background thread (grace 0) every free enforces it at once.
+  h->set_retain_grace_ms(0);
+  for (size_t i = 0; i < v.size(); i += 2) v[i] = h->alloc_large(2 * kMiB, kPageSize);
+  for (size_t i = 0; i < v.size(); i += 2) {
+    memset(at(v[i]), 1, 2 * kMiB);
+    h->free_large(v[i]);
+  }
+  EXPECT_LE(h->stats().free_dirty_bytes, 16 * kMiB);
+  for (size_t i = 1; i < v.size(); i += 2) h->free_large(v[i]);
+}
+
+}  // namespace
+}  // namespace slabby
