@@ -4,7 +4,7 @@
 //   page span, new size needs more than half ───► kept
 //   page span, new size needs half or less ─────► shrunk in place (tail freed)
 //   page span, the pages after it free ─────────► grown in place
-//   page span of at least kRemapMinBytes ───────► moved by mremap (the pages,
+//   page span of at least 1 MiB ────────────────► moved by mremap (the pages,
 //                                                 not the bytes)
 //   anything else ──────────────────────────────► a new block, copied
 //
@@ -28,9 +28,11 @@ namespace slabby {
 
 namespace {
 
-// Below this a move copies: an mremap plus mapping the old range afresh cost
-// about as much as copying this many bytes (measured: docs/benchmarks.md).
-constexpr size_t kRemapMinBytes = size_t{256} << 10;
+// Below this a move copies. An mremap plus mapping the old range afresh
+// cost 100-300 us here whatever the size; copying 1 MiB costs 60 us into
+// resident pages and 3 ms into fresh ones, 2 MiB already more than the
+// remap either way (docs/benchmarks.md, "realloc: remap or copy").
+constexpr size_t kRemapMinBytes = size_t{1} << 20;
 // Headroom given on a move: as many pages again as the block needs, up to
 // 1 GiB.
 constexpr size_t kMaxHeadroomPages = (size_t{1} << 30) >> kPageShift;

@@ -116,7 +116,8 @@ void collect_stats(slabby_stats* out) {
   out->retained_bytes = h.free_clean_bytes;
   out->purge_passes = h.purge_passes;
   out->decay_purged_bytes = h.decay_purged_bytes;
-  out->mappings = os::mappings();
+  // Remapped spans and spans marked for huge pages are mappings of their own.
+  out->mappings = os::mappings() + h.remapped_live + h.huge_page_spans;
   out->max_heap_bytes = g_rt.config.config.max_heap;
   out->limit_refusals = h.limit_refusals;
   out->realloc_grown_in_place = h.grown_in_place;
