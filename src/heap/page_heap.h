@@ -20,12 +20,13 @@
 // retain_max, the oldest are purged with MADV_DONTNEED down to half of it
 // (spans freed within the grace period excepted while a background thread
 // enforces the bound later), so madvise calls are amortised over many frees.
-// Huge spans are the exception: a freed large span above keep_huge pages is
-// purged at once, as glibc and jemalloc return their biggest blocks (a
-// vector doubling to 128 MiB never reuses the halves it frees). keep_huge
-// starts at retain_max / 8 and rises to retain_max the first time a request
-// follows that the last huge span purged could have served: a program that
-// frees big buffers and allocates them again keeps them.
+// Large spans are the exception until reuse is seen: a freed large span
+// above keep_huge pages is purged at once, as glibc unmaps its mmapped blocks
+// (a vector doubling to 128 MiB never reuses the halves it frees). keep_huge
+// starts at 1 MiB (every large span is above it) and rises to retain_max the
+// first time a request follows that the last span purged could have served:
+// a program that frees big buffers and allocates them again keeps them (as
+// glibc raises its mmap threshold when a block is freed).
 //
 // Huge pages (SLABBY_THP=large, the default): a live large span that holds
 // a whole aligned 2 MiB page is marked MADV_HUGEPAGE, so its memory faults in
@@ -168,6 +169,9 @@ class PageHeap {
   // Likewise for spans marked for huge pages.
   static constexpr uint64_t kMaxHugeSpans = 4096;
   static constexpr size_t kHugePageSize = size_t{2} << 20;
+  // keep_huge to start with: 1 MiB, the largest size class, so every large
+  // span goes back at its free until the program is seen reusing one.
+  static constexpr size_t kInitialKeepBytes = size_t{1} << 20;
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();
@@ -184,7 +188,8 @@ class PageHeap {
 
   void set_retain_max(size_t bytes) {
     retain_max_ = bytes;
-    keep_huge_pages_.store((bytes / 8) >> kPageShift, std::memory_order_relaxed);
+    size_t keep = bytes < kInitialKeepBytes ? bytes : kInitialKeepBytes;
+    keep_huge_pages_.store(keep >> kPageShift, std::memory_order_relaxed);
   }
   void set_decay_ms(uint64_t ms) { decay_ms_ = ms; }
   // Spans in use may not exceed this many bytes (0: no limit).

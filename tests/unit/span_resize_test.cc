@@ -57,6 +57,13 @@ int mappings_in(uintptr_t lo, uintptr_t hi) {
 
 int arena_mappings(const PageHeap& h) { return mappings_in(h.base(), h.base() + h.size()); }
 
+// A span purged at its free, then asked for again: from then on the heap
+// keeps freed large spans (up to retain_max).
+void see_reuse(PageHeap& h) {
+  h.free_large(h.alloc_large(2 * kMiB, kPageSize));
+  h.free_large(h.alloc_large(2 * kMiB, kPageSize));
+}
+
 // The arena's mappings once its first pages are committed: the read-write
 // part (which the kernel may keep in more than one) and the reserved rest.
 int committed_arena_mappings(PageHeap& h) {
@@ -222,6 +229,8 @@ TEST(SpanResize, ManyMovesLeaveNoMappingsBehind) {
 
 TEST(SpanResize, DirtySpansAreReusedBeforeCleanOnes) {
   auto h = make_heap();
+  see_reuse(*h);
+  h->purge_all();
   Span* a = h->alloc_large(2 * kMiB, kPageSize);
   Span* f1 = h->alloc_large(kPageSize, kPageSize);
   Span* b = h->alloc_large(4 * kMiB, kPageSize);
@@ -257,12 +266,11 @@ TEST(SpanResize, AFreeSpanAtTheFrontierIsExtendedNotLeftBehind) {
   h->free_large(b);
 }
 
-TEST(SpanResize, HugeSpansGoBackAtFreeUntilReuseIsSeen) {
+TEST(SpanResize, LargeSpansGoBackAtFreeUntilReuseIsSeen) {
   auto h = make_heap(64 * kMiB);
-  EXPECT_EQ(h->stats().keep_huge_bytes, 8 * kMiB);
-  Span* fence;
-  // A vector doubling: each freed half is bigger than what is kept, and the
-  // next request is bigger than it: returned at once.
+  EXPECT_EQ(h->stats().keep_huge_bytes, kMiB);
+  // A vector doubling: each freed half is above what is kept, and the next
+  // request is bigger than it: returned at once, nothing stays resident.
   Span* v = h->alloc_large(4 * kMiB, kPageSize);
   for (size_t mib = 8; mib <= 64; mib *= 2) {
     Span* w = h->alloc_large(mib * kMiB, kPageSize);
@@ -271,17 +279,26 @@ TEST(SpanResize, HugeSpansGoBackAtFreeUntilReuseIsSeen) {
     v = w;
   }
   PageHeapStats st = h->stats();
-  EXPECT_EQ(st.huge_purged, 2u);  // 16 and 32 MiB (4 and 8 MiB are kept)
-  EXPECT_EQ(st.keep_huge_bytes, 8 * kMiB);
-  EXPECT_EQ(st.free_dirty_bytes, 12 * kMiB);
+  EXPECT_EQ(st.huge_purged, 4u);  // 4, 8, 16 and 32 MiB
+  EXPECT_EQ(st.keep_huge_bytes, kMiB);
+  EXPECT_EQ(st.free_dirty_bytes, 0u);
   // A buffer freed and asked for again: from then on such spans are kept.
   h->free_large(v);  // 64 MiB: purged
-  fence = h->alloc_large(48 * kMiB, kPageSize);
+  Span* again = h->alloc_large(48 * kMiB, kPageSize);
   EXPECT_EQ(h->stats().keep_huge_bytes, 64 * kMiB);
-  memset(at(fence), 2, 48 * kMiB);
-  h->free_large(fence);
-  EXPECT_EQ(h->stats().huge_purged, 3u);
+  memset(at(again), 2, 48 * kMiB);
+  h->free_large(again);
+  EXPECT_EQ(h->stats().huge_purged, 5u);
   EXPECT_GE(h->stats().free_dirty_bytes, 48 * kMiB);
+  // Growth in place counts as a request too.
+  auto g = make_heap(64 * kMiB);
+  Span* a = g->alloc_large(8 * kMiB, kPageSize);
+  g->free_large(a);  // purged
+  Span* b = g->alloc_large(kMiB, kPageSize);  // not above keep_huge: no reuse seen yet
+  EXPECT_EQ(g->stats().keep_huge_bytes, kMiB);
+  ASSERT_TRUE(g->grow_in_place(b, (6 * kMiB) >> kPageShift));
+  EXPECT_EQ(g->stats().keep_huge_bytes, 64 * kMiB);
+  g->free_large(b);
 }
 
 TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
@@ -314,7 +331,9 @@ TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
 }
 
 TEST(SpanResize, YoungDirtySpansWaitForTheBackgroundTickPastRetainMax) {
-  auto h = make_heap(16 * kMiB);  // keep_huge: 2 MiB, retain_max: 16 MiB
+  auto h = make_heap(16 * kMiB);  // retain_max: 16 MiB
+  see_reuse(*h);
+  ASSERT_EQ(h->stats().keep_huge_bytes, 16 * kMiB);
   h->set_retain_grace_ms(1000);
   std::vector<Span*> v;
   for (int i = 0; i < 12; ++i) {
