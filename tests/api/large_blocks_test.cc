@@ -267,6 +267,28 @@ TEST(LargeRealloc, ShrinksInPlaceToAQuarter) {
   free(r);
 }
 
+// realloc's rule (src/frontend/resize.cc's header): a page span is kept while the new size needs
+// more than half of its pages, and shrunk in place when it needs half or less. The boundary:
+// exactly half. Fails on 6aad316: realloc_span shrinks only when (pages - needed) * 2 > pages,
+// so a span asked for exactly half stays whole (usable size unchanged, no shrink counted).
+TEST(LargeRealloc, ShrinkToExactlyHalfGivesBackTheTail) {
+  for (size_t span : {4 * kMiB, 16 * kMiB}) {
+    void* p = malloc(V(span));
+    ASSERT_NE(p, nullptr);
+    ASSERT_EQ(malloc_usable_size(p), span);
+    Fill(p, span / 2, 4);
+    slabby_stats s0 = Stats();
+    void* q = Realloc(p, span / 2);
+    slabby_stats s1 = Stats();
+    ASSERT_EQ(q, p);
+    Paths d = Delta(s0, s1);
+    EXPECT_EQ(d.shrunk, 1u) << span << " -> " << span / 2 << ": " << Describe(d);
+    EXPECT_EQ(malloc_usable_size(q), span / 2) << span << " -> " << span / 2;
+    ASSERT_EQ(Check(q, span / 2, 4), SIZE_MAX);
+    free(q);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // realloc of page spans: moved by mremap
 

@@ -55,6 +55,17 @@ static int run(const char* mode) {
     if (p[0] != 'a' || p[3 * M / 2] != 'a') printf("contents lost\n");
     p[n] = 'x';
     free(p);
+  } else if (!strcmp(mode, "write_after_free_medium")) {
+    // 100 KB: a medium size class block in the default mode, a page span in the checked ones.
+    char* p = alloc(100000);
+    memset(p, 'a', 100000);
+    free(p);
+    p[10] = 1;
+    // Reuse: the same size again, then push it out of any quarantine (SLABBY_QUARANTINE=256K).
+    char* q = alloc(100000);
+    for (int i = 0; i < 4; ++i) free(alloc(200000));
+    printf("reused %d\n", q == p);
+    free(q);
   } else if (!strcmp(mode, "write_after_free_realloced")) {
     // The block a growing realloc left behind is freed like any other.
     char* p = alloc(100000);
