@@ -40,6 +40,41 @@ static int run(const char* mode) {
     size_t n = malloc_usable_size(p);
     for (int i = 0; i < by; ++i) p[n + i] = 'x';
     free(p);
+  } else if (!strcmp(mode, "overflow_realloc_grown") || !strcmp(mode, "overflow_realloc_shrunk") ||
+             !strcmp(mode, "overflow_realloc_kept")) {
+    // A large block resized by realloc: 3 MiB grown to 5 MiB, then shrunk to 2 MiB (the checked
+    // realloc moves it) or to 3 MiB (more than half: kept). One byte past the usable size of
+    // the result is past the block, whatever realloc did: on its guard page or its canary.
+    const size_t M = size_t{1} << 20;
+    char* p = alloc(3 * M);
+    memset(p, 'a', 3 * M);
+    p = static_cast<char*>(realloc(p, 5 * M));
+    if (strstr(mode, "shrunk")) p = static_cast<char*>(realloc(p, 2 * M));
+    if (strstr(mode, "kept")) p = static_cast<char*>(realloc(p, 3 * M));
+    size_t n = malloc_usable_size(p);
+    if (p[0] != 'a' || p[3 * M / 2] != 'a') printf("contents lost\n");
+    p[n] = 'x';
+    free(p);
+  } else if (!strcmp(mode, "write_after_free_medium")) {
+    // 100 KB: a medium size class block in the default mode, a page span in the checked ones.
+    char* p = alloc(100000);
+    memset(p, 'a', 100000);
+    free(p);
+    p[10] = 1;
+    // Reuse: the same size again, then push it out of any quarantine (SLABBY_QUARANTINE=256K).
+    char* q = alloc(100000);
+    for (int i = 0; i < 4; ++i) free(alloc(200000));
+    printf("reused %d\n", q == p);
+    free(q);
+  } else if (!strcmp(mode, "write_after_free_realloced")) {
+    // The block a growing realloc left behind is freed like any other.
+    char* p = alloc(100000);
+    memset(p, 'a', 100000);
+    char* q = static_cast<char*>(realloc(p, 300000));
+    if (q == p) printf("not moved\n");
+    p[10] = 1;
+    for (int i = 0; i < 4; ++i) free(alloc(200000));
+    free(q);
   } else if (!strcmp(mode, "write_after_free_small")) {
     char* p = alloc(64);
     free(p);
@@ -119,6 +154,40 @@ static int run(const char* mode) {
       char* q = alloc(size);
       for (size_t i = 0; i < malloc_usable_size(q); ++i) nonzero += q[i] != 0;
       free(q);
+    }
+    printf("nonzero %zu\n", nonzero);
+    return 0;
+  } else if (!strcmp(mode, "zero_after_realloc_growth")) {
+    // A large block grown by realloc over recycled dirty memory: the bytes past the old size
+    // read zero with SLABBY_ZERO=alloc (the default mode may grow it in place over the dirty
+    // pages freed right after it, which are not zeroed).
+    const size_t M = size_t{1} << 20;
+    char* p = alloc(3 * M);
+    memset(p, 'a', 3 * M);
+    char* dirty = alloc(8 * M);
+    memset(dirty, 0xcd, 8 * M);
+    free(dirty);
+    p = static_cast<char*>(realloc(p, 6 * M));
+    size_t lost = 0, nonzero = 0;
+    for (size_t i = 0; i < 3 * M; ++i) lost += p[i] != 'a';
+    for (size_t i = 3 * M; i < 6 * M; ++i) nonzero += p[i] != 0;
+    printf("lost %zu nonzero %zu\n", lost, nonzero);
+    free(p);
+    return 0;
+  } else if (!strcmp(mode, "calloc_recycled_large")) {
+    // calloc of a recycled dirty block of every size above 32 KiB is zero, in every mode.
+    size_t nonzero = 0;
+    const size_t sizes[] = {40000, 100000, 1 << 20, (1 << 20) + 1, 3 << 20, 16 << 20};
+    for (size_t n : sizes) {
+      for (int round = 0; round < 2; ++round) {
+        char* p = alloc(n);
+        memset(p, 0xcd, malloc_usable_size(p));
+        free(p);
+        char* q = static_cast<char*>(round == 0 ? calloc(1, n) : calloc(n, 1));
+        for (size_t i = 0; i < n; ++i) nonzero += q[i] != 0;
+        memset(q, 0xcd, n);
+        free(q);
+      }
     }
     printf("nonzero %zu\n", nonzero);
     return 0;
