@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cstring>
 #include <new>
 
 #include "frontend/size_class.h"
@@ -158,6 +159,13 @@ void CentralPool::give_locked(Shard& sh, void* head) {
 }
 
 void CentralPool::release_slab(Span* s) {
+  // SLABBY_ZERO=free: every free page of the heap reads zero (the large
+  // checked path relies on it to find writes after free); the blocks are
+  // zero already but for their links and tags.
+  if (SLABBY_UNLIKELY(g_checks.zero_free)) {
+    memset(reinterpret_cast<void*>(s->start), 0, slab_bytes(cls_));
+    return heap_->free_slab(s);
+  }
   // The checked paths tell a freed block from a never-used one by a tag in its
   // last word; the page heap may hand these pages to another owner, who must
   // not inherit tags that would make old data look like a freed block.

