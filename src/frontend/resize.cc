@@ -1,8 +1,8 @@
 // slabby: realloc. Which path serves each call, cheapest first:
 //
 //   block of a class, new size in the same class ─► kept
-//   page span, new size needs more than half ───► kept
-//   page span, new size needs half or less ─────► shrunk in place (tail freed)
+//   page span, new size needs half of it or more ► kept
+//   page span, new size needs less than half ───► shrunk in place (tail freed)
 //   page span, the pages after it free ─────────► grown in place
 //   page span of at least 1 MiB ────────────────► moved by mremap (the pages,
 //                                                 not the bytes)
@@ -90,9 +90,9 @@ void* realloc_span(void* p, Span* s, size_t n) {
   }
   size_t pages = pages_for(n);
   if (pages <= s->pages) {
-    // Kept whole while the new size needs more than half of it (so the
-    // headroom of a move is not given back by the next step's growth);
-    // below that, the tail goes back.
+    // Kept whole while the new size needs half of it or more (so the
+    // headroom of a move, half the span, is not given back by the next
+    // step's growth); below that, the tail goes back.
     if ((s->pages - pages) * 2 > s->pages) g_rt.heap.shrink_in_place(s, pages);
     return p;
   }
