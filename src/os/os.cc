@@ -120,6 +120,36 @@ size_t zero_pages(void* p, size_t bytes) {
   return written;
 }
 
+namespace {
+size_t first_nonzero_word(const char* p, size_t bytes) {
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  for (size_t i = 0; i < bytes / 8; ++i)
+    if (w[i] != 0) return i * 8 + static_cast<size_t>(__builtin_ctzll(w[i])) / 8;
+  return SIZE_MAX;
+}
+}  // namespace
+
+size_t find_nonzero(const void* p, size_t bytes) {
+  ErrnoKeeper keep;
+  uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  unsigned char vec[4096];
+  for (uintptr_t page = begin & ~(kPageSize - 1); page < end;) {
+    size_t pages = (end - page + kPageSize - 1) / kPageSize;
+    if (pages > sizeof(vec)) pages = sizeof(vec);
+    bool swap = swap_configured();  // before and after: see zero_pages
+    bool ok = mincore(reinterpret_cast<void*>(page), pages * kPageSize, vec) == 0;
+    swap = swap || swap_configured();
+    for (size_t i = 0; i < pages; ++i, page += kPageSize) {
+      if (ok && !swap && !(vec[i] & 1)) continue;
+      uintptr_t lo = page < begin ? begin : page;
+      uintptr_t hi = page + kPageSize > end ? end : page + kPageSize;
+      size_t off = first_nonzero_word(reinterpret_cast<const char*>(lo), hi - lo);
+      if (off != SIZE_MAX) return lo - begin + off;
+    }
+  }
+  return SIZE_MAX;
+}
+
 size_t resident_bytes(const void* p, size_t bytes) {
   ErrnoKeeper keep;
   unsigned char vec[4096];

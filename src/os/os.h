@@ -39,6 +39,12 @@ bool map_fresh(void* p, size_t bytes);
 // MADV_DONTNEED. Nothing is faulted in. Returns the bytes written.
 size_t zero_pages(void* p, size_t bytes);
 
+// The offset of the first non-zero byte in [p, p + bytes) (p and bytes
+// multiples of 8), or SIZE_MAX. Pages that are not resident are skipped when
+// the system has no swap (they read as zero: see zero_pages), so nothing is
+// faulted in.
+size_t find_nonzero(const void* p, size_t bytes);
+
 // Which of the pages are resident in RAM.
 size_t resident_bytes(const void* p, size_t bytes);
 

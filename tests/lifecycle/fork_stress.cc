@@ -18,7 +18,7 @@
 namespace {
 
 constexpr int kWorkers = 4;
-constexpr int kForks = 200;
+constexpr int kDefaultForks = 200;  // FORK_STRESS_FORKS overrides (ctest's paranoid run)
 constexpr int kChildTimeoutSeconds = 30;
 
 std::atomic<bool> g_stop{false};
@@ -131,6 +131,8 @@ int main() {
              "pthread_create");
   }
   int failures = 0;
+  const char* forks_env = getenv("FORK_STRESS_FORKS");
+  const int kForks = forks_env != nullptr && atoi(forks_env) > 0 ? atoi(forks_env) : kDefaultForks;
   for (int f = 0; f < kForks; f++) {
     // Blocks the child will check and free (copy-on-write copies of the parent's).
     std::vector<void*> inherited;
