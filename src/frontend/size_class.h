@@ -114,6 +114,9 @@ inline uintptr_t class_of_size(size_t n) {
 
 constexpr bool is_medium_class(unsigned cls) { return cls >= kNumSmallClasses; }
 
+// The largest medium block a transfer stack holds (runtime/init.cc).
+inline constexpr size_t kMaxStackedMedium = size_t{256} << 10;
+
 constexpr size_t class_size(unsigned cls) { return kClassSize[cls]; }
 constexpr size_t slab_bytes(unsigned cls) { return size_t{kSlabPages[cls]} * kPageSize; }
 constexpr uint32_t blocks_per_slab(unsigned cls) {

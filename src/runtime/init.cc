@@ -75,7 +75,10 @@ void compute_cache_limits(const Config& c) {
       // Medium blocks (40 KiB to 1 MiB): as many as the byte budget holds,
       // at least one, so a block freed and asked for again on this CPU (or
       // thread) never reaches a lock. Worst case every medium class holds
-      // one: 6.3 MiB per CPU, drained when the CPU idles.
+      // one: 6.3 MiB per CPU, drained when the CPU idles. (Keeping those
+      // above 256 KiB on their transfer stacks only, one bound for the
+      // process, made two threads' 64 KiB-1 MiB loop 12 times slower: the
+      // stacks' cache lines bounce between the CPUs.)
       if (n < 1) n = 1;
     } else {
       if (n < 4) n = 4;
@@ -103,8 +106,13 @@ bool init_pools(const Config& c) {
     // two batches of a small class, one block of a medium one).
     size_t batch_bytes = size_t{batch == 0 ? 1 : batch} * class_size(cls);
     uint32_t max_batches = static_cast<uint32_t>((256 << 10) / batch_bytes);
+    // Medium blocks above 256 KiB get no transfer stack: the per-CPU caches
+    // hold one of each, and a block flushed past them goes back to the page
+    // heap, whose pages any size can reuse (a stacked 1 MiB block serves
+    // only its class: a threaded C++ program held 15 MiB more that way).
     uint32_t min_batches = is_medium_class(cls) ? 1 : 2;
     if (max_batches < min_batches) max_batches = min_batches;
+    if (class_size(cls) > kMaxStackedMedium) max_batches = 0;
     g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride, batch,
                          max_batches);
   }

@@ -1,0 +1,125 @@
+/* slabby bench tool: what pages cost on this machine, the figures behind
+ * two choices in src/ (docs/benchmarks.md, "Large blocks"):
+ *
+ *   page_costs calloc   zeroing a dirty (resident) block: memset, or
+ *                       MADV_DONTNEED and let the pages fault back in as
+ *                       zero; each then the program writing every byte, one
+ *                       byte per page, or nothing. Medians in microseconds.
+ *   page_costs remap    moving a block to a bigger one: memcpy into resident
+ *                       pages, memcpy into fresh pages (they fault), or
+ *                       mremap(MREMAP_FIXED) plus mapping the old range
+ *                       afresh, as src/heap/span_resize.cc does.
+ *
+ * Both run on one private anonymous mapping with 4 KiB pages
+ * (MADV_NOHUGEPAGE; "calloc thp" asks for huge pages instead). */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int cmp(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double* v, int n) {
+  qsort(v, n, sizeof(double), cmp);
+  return v[n / 2] * 1e6;
+}
+
+static char* arena(size_t bytes, int thp) {
+  char* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED) {
+    perror("mmap");
+    exit(2);
+  }
+  madvise(p, bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  return p;
+}
+
+static void calloc_costs(int thp) {
+  size_t max = (size_t)64 << 20;
+  char* p = arena(max, thp);
+  printf("zeroing a resident block (us, median)%s\n", thp ? ", huge pages" : "");
+  printf("%10s %12s %12s %12s %12s %12s %12s\n", "bytes", "memset+all", "purge+all", "memset+page",
+         "purge+page", "memset", "purge");
+  for (size_t n = (size_t)64 << 10; n <= max; n *= 2) {
+    int reps = n <= ((size_t)1 << 20) ? 101 : n <= ((size_t)8 << 20) ? 31 : 11;
+    double r[6], t[101];
+    for (int mode = 0; mode < 6; mode++) {
+      for (int i = 0; i < reps; i++) {
+        memset(p, 2, n); /* the last user's data, resident */
+        double t0 = now();
+        if (mode % 2 == 0)
+          memset(p, 0, n);
+        else
+          madvise(p, n, MADV_DONTNEED);
+        if (mode < 2)
+          memset(p, 5, n); /* the program writes all of it */
+        else if (mode < 4)
+          for (size_t o = 0; o < n; o += 4096) p[o] = 3; /* ... or touches every page */
+        t[i] = now() - t0;
+      }
+      r[mode] = median(t, reps);
+    }
+    printf("%10zu %12.1f %12.1f %12.1f %12.1f %12.1f %12.1f\n", n, r[0], r[1], r[2], r[3], r[4],
+           r[5]);
+  }
+}
+
+static void remap_costs(void) {
+  size_t total = (size_t)1 << 30;
+  char* base = arena(total, 0);
+  char *src = base, *dst = base + ((size_t)256 << 20);
+  printf("moving a block to one twice its size (us, median)\n");
+  printf("%10s %16s %16s %16s\n", "bytes", "copy->resident", "copy->fresh", "remap+refill");
+  for (size_t n = (size_t)16 << 10; n <= ((size_t)16 << 20); n *= 2) {
+    double t[3][21];
+    for (int i = 0; i < 21; i++) {
+      memset(src, 1, n);
+      memset(dst, 2, 2 * n);
+      double t0 = now();
+      memcpy(dst, src, n);
+      t[0][i] = now() - t0;
+      madvise(dst, 2 * n, MADV_DONTNEED);
+      t0 = now();
+      memcpy(dst, src, n);
+      t[1][i] = now() - t0;
+      madvise(dst, 2 * n, MADV_DONTNEED);
+      t0 = now();
+      mremap(src, n, 2 * n, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+      mmap(src, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+           -1, 0);
+      madvise(src, n, MADV_NOHUGEPAGE);
+      t[2][i] = now() - t0;
+      /* back where it was, so every round starts alike */
+      mremap(dst, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, src);
+      mmap(dst, 2 * n, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+      madvise(dst, 2 * n, MADV_NOHUGEPAGE);
+    }
+    printf("%10zu %16.1f %16.1f %16.1f\n", n, median(t[0], 21), median(t[1], 21),
+           median(t[2], 21));
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || (strcmp(argv[1], "calloc") != 0 && strcmp(argv[1], "remap") != 0)) {
+    fprintf(stderr, "usage: %s calloc [thp] | remap\n", argv[0]);
+    return 2;
+  }
+  if (strcmp(argv[1], "calloc") == 0)
+    calloc_costs(argc > 2 && strcmp(argv[2], "thp") == 0);
+  else
+    remap_costs();
+  return 0;
+}
