@@ -43,8 +43,9 @@ size_t with_headroom(size_t pages) {
   return pages + (pages < kMaxHeadroomPages ? pages : kMaxHeadroomPages);
 }
 
-// The block at p (old usable bytes) moves to q by copy; p is freed.
-void* finish_copy(void* p, size_t old, void* q, size_t n) {
+// The block at p (old usable bytes, class cls or 0 for a span) moves to q
+// by copy; p is freed.
+SLABBY_INLINE void* finish_copy(void* p, size_t old, unsigned cls, void* q, size_t n) {
   size_t bytes = old < n ? old : n;
   // Every usable byte of the old block is the program's (malloc_usable_size
   // promised them), so copy all of them that fit.
@@ -52,8 +53,7 @@ void* finish_copy(void* p, size_t old, void* q, size_t n) {
   ThreadCache& tc = tl_cache;
   tc.realloc_copies++;
   tc.realloc_copied_bytes += bytes;
-  unsigned cls = g_rt.heap.class_of(p);
-  if (is_medium_class(cls) && n > old) {
+  if (SLABBY_UNLIKELY(is_medium_class(cls)) && n > old) {
     // A growing block leaves its medium block behind: not to a cache, where
     // it would idle (one of each class a buffer grew through), but back to
     // the page heap, whose pages the next growth reuses.
@@ -86,7 +86,7 @@ void* realloc_span(void* p, Span* s, size_t n) {
   // (and its rounding) for a small block.
   if (n <= kMaxSmallSize) {
     void* q = malloc_fast(n);
-    return q == nullptr ? nullptr : finish_copy(p, old, q, n);
+    return q == nullptr ? nullptr : finish_copy(p, old, 0, q, n);
   }
   size_t pages = pages_for(n);
   if (pages <= s->pages) {
@@ -104,7 +104,7 @@ void* realloc_span(void* p, Span* s, size_t n) {
     if (d != nullptr) return reinterpret_cast<void*>(d->start);
   }
   void* q = new_block(n, target);
-  return q == nullptr ? nullptr : finish_copy(p, old, q, n);
+  return q == nullptr ? nullptr : finish_copy(p, old, 0, q, n);
 }
 
 }  // namespace
@@ -126,10 +126,14 @@ void* realloc_impl(void* p, size_t n) noexcept {
     // Kept while the new size is still of this class (a shrink into a
     // smaller class moves, so the block's memory follows its size).
     if (n <= old && class_of_size(n) == cls) return p;
+    if (SLABBY_LIKELY(n <= kMaxClassSize)) {
+      void* q = malloc_fast(n);
+      return q == nullptr ? nullptr : finish_copy(p, old, cls, q, n);
+    }
     // Growing out of the classes: a page span with headroom.
-    size_t headroom = n > kMaxClassSize && n <= kMaxRequest ? with_headroom(pages_for(n)) : 0;
+    size_t headroom = n <= kMaxRequest ? with_headroom(pages_for(n)) : 0;
     void* q = new_block(n, headroom);
-    return q == nullptr ? nullptr : finish_copy(p, old, q, n);
+    return q == nullptr ? nullptr : finish_copy(p, old, cls, q, n);
   }
   Span* s = g_rt.heap.span_of(p);
   if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
