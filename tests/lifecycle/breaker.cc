@@ -1,12 +1,14 @@
 // The circuit breaker's whole cycle in a real process, with the transitions
 // visible in slabby_get_stats. Run by ctest with SLABBY_MAX_HEAP=16M,
-// SLABBY_BREAKER_THRESHOLD=3 and SLABBY_BREAKER_TIMEOUT_MS=300:
+// SLABBY_BREAKER_THRESHOLD=3 and SLABBY_BREAKER_TIMEOUT_MS=1000:
 // 1. large blocks past the cap: 3 refusals open the breaker; allocations go
 //    on (from glibc, counted as fallbacks and rejections);
 // 2. past the timeout, still over the cap: the probe fails, it reopens;
 // 3. memory freed, past the timeout again: the probe succeeds, it closes, and
 //    slabby serves large blocks again.
-// Sleeps are several times the timeout: the machine may be loaded.
+// Sleeps are 2.5 times the timeout, and phase 1 touches one byte per block
+// (the cap counts mapped bytes; filling 80 MiB under a loaded CI machine took
+// longer than a 300 ms timeout, and the breaker probed inside phase 1).
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +49,7 @@ int main() {
   for (int i = 0; i < 40; ++i) {
     char* p = static_cast<char*>(malloc(kBlock));
     LC_CHECK(p != nullptr, "malloc failed with fallback on");
-    memset(p, i, kBlock);
+    p[0] = static_cast<char>(i);
     blocks.push_back(p);
   }
   slabby_stats open1 = stats();
@@ -69,7 +71,7 @@ int main() {
   free(q);
 
   // 2. Past the timeout, still over the cap: the probe fails, it reopens.
-  sleep_ms(1500);
+  sleep_ms(2500);
   char* r = static_cast<char*>(malloc(kBlock));
   LC_CHECK(r != nullptr, "malloc failed (probe)");
   blocks.push_back(r);
@@ -83,7 +85,7 @@ int main() {
   // 3. Everything freed; past the timeout the probe succeeds.
   for (char* p : blocks) free(p);
   blocks.clear();
-  sleep_ms(1500);
+  sleep_ms(2500);
   slabby_stats before = stats();
   char* t = static_cast<char*>(malloc(kBlock));
   LC_CHECK(t != nullptr, "malloc failed after the timeout");
