@@ -278,6 +278,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The allocator's state carries over from input to input; the paths an
+  // input sets do not, so that a failing input fails on its own.
+  static const Config initial = g_rt.config.config;
+  Config& c = g_rt.config.config;
+  memcpy(c.stats_file, initial.stats_file, sizeof(c.stats_file));
+  memcpy(c.log_file, initial.log_file, sizeof(c.log_file));
+  memcpy(c.config_file, initial.config_file, sizeof(c.config_file));
   FuzzedDataProvider in(data, size);
   bool wrote = false;
   while (in.remaining_bytes() > 0) {
