@@ -135,19 +135,12 @@ class Line {
     return *this;
   }
   // A value echoed between double quotes: also escapes '"' and '\\', and
-  // shows at most kShown bytes of escaped text (a path too long by a little
-  // is still shown whole), then "...". With a file path and a key of the
-  // longest kinds, all escaped, every part of the message fits the buffer.
+  // shows at most kShown bytes of it, then "...". With a file path and a key
+  // of the longest kinds, every part of the message still fits.
   Line& value(const char* s, size_t n) {
-    static constexpr size_t kShown = 768;
-    size_t shown = 0;
-    for (size_t i = 0; i < n; ++i) {
-      unsigned char c = static_cast<unsigned char>(s[i]);
-      size_t w = c < 0x20 || c >= 0x7f ? 4 : c == '"' || c == '\\' ? 2 : 1;
-      if (shown + w > kShown) return str("...");
-      shown += w;
-      put(s[i], true);
-    }
+    static constexpr size_t kShown = 64;
+    for (size_t i = 0; i < n && i < kShown; ++i) put(s[i], true);
+    if (n > kShown) str("...");
     return *this;
   }
   Line& u64(uint64_t v) {
@@ -195,7 +188,7 @@ class Line {
     }
   }
 
-  char buf_[3072];
+  char buf_[2048];
   size_t len_ = 0;
 };
 
