@@ -18,6 +18,7 @@
 #include "frontend/allocator.h"
 #include "heap/page_heap.h"
 #include "runtime/background.h"
+#include "runtime/control.h"
 #include "secure/checks.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
@@ -105,11 +106,11 @@ EXPORT struct mallinfo2 mallinfo2() noexcept {
   collect_stats(&s);
   struct mallinfo2 m;
   memset(&m, 0, sizeof(m));
-  m.arena = s.mapped_bytes;          // bytes of spans in use (slabs + large)
-  m.hblkhd = s.large_live_bytes;     // large blocks
-  m.uordblks = s.live_bytes;         // bytes in live blocks
+  m.arena = s.mapped_bytes;       // bytes of spans in use (slabs + large)
+  m.hblkhd = s.large_live_bytes;  // large blocks
+  m.uordblks = s.live_bytes;      // bytes in live blocks
   m.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
-  m.keepcost = s.free_dirty_bytes;   // what malloc_trim could release
+  m.keepcost = s.free_dirty_bytes;  // what malloc_trim could release
   return m;
 }
 
@@ -160,6 +161,21 @@ EXPORT int slabby_write_stats(int fd, int format) {
   write_stats(fd, static_cast<StatsOutput>(format));
   return 0;
 }
+
+EXPORT size_t slabby_purge(void) { return release_all_now(); }
+
+EXPORT size_t slabby_flush_thread_cache(void) { return control_flush_thread_cache(); }
+
+EXPORT int slabby_set_option(const char* name, const char* value) {
+  return control_set_option(name, value);
+}
+
+EXPORT int slabby_get_stat(const char* name, double* value) {
+  if (name == nullptr || value == nullptr) return SLABBY_ERR_VALUE;
+  return stat_by_name(name, value) ? SLABBY_OK : SLABBY_ERR_UNKNOWN;
+}
+
+EXPORT int slabby_dump_profile(const char* path) { return control_dump_profile(path); }
 
 EXPORT const char* slabby_version(void) { return SLABBY_VERSION_STRING; }
 
@@ -214,8 +230,12 @@ inline void* new_nothrow(size_t n, size_t align) noexcept {
 
 CXX_EXPORT void* operator new(size_t n) { return new_impl(n); }
 CXX_EXPORT void* operator new[](size_t n) { return new_impl(n); }
-CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
-CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
+CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
+CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
 CXX_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
 CXX_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
 CXX_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {

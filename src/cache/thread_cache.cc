@@ -139,7 +139,10 @@ void cache_teardown(ThreadCache* tc) {
   g_rt.retired_realloc_copies += tc->realloc_copies;
   g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
   tc->realloc_copies = tc->realloc_copied_bytes = 0;
-  if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
+  if (tc->prev)
+    tc->prev->next = tc->next;
+  else
+    g_rt.threads = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   tc->next = tc->prev = nullptr;
   g_rt.threads_live--;
@@ -165,6 +168,22 @@ void cache_forget_other_threads() {
   g_rt.threads = self;
   if (self) self->next = self->prev = nullptr;
   g_rt.threads_live = self ? 1 : 0;
+}
+
+uint64_t cache_flush_all() noexcept {
+  ThreadCache& tc = tl_cache;
+  if (tc.state != kCacheActive || tc.percpu_ok) return 0;
+  uint64_t moved = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc.bins[c];
+    uint32_t n = bin_count(b);
+    if (n == 0) continue;
+    g_rt.pools[c].give(b.head, n);
+    b.head = nullptr;
+    b.space = b.limit;
+    moved += n;
+  }
+  return moved;
 }
 
 }  // namespace slabby
