@@ -68,8 +68,8 @@ Writer& Writer::errno_text(int e) {
   return str("error ").u64(static_cast<uint64_t>(e));
 }
 
-void report_file_error(const char* what, const char* path, int err) {
-  Writer w(2);
+void report_file_error(const char* what, const char* path, int err, int fd) {
+  Writer w(fd);
   w.str("slabby: cannot ").str(what).str(" ").str(path).str(": ").errno_text(err).ch('\n');
 }
 Writer& Writer::ch(char c) { return str(&c, 1); }

@@ -54,8 +54,9 @@ size_t format_u64(uint64_t v, char* out);
 // cap, leaving room for a pid and a suffix such as ".tmp". Returns the length.
 size_t expand_pid_pattern(const char* pattern, char* out, size_t cap);
 
-// Writes "slabby: cannot <what> <path>: <errno text>\n" to stderr (one line
-// for a file slabby cannot open or write: config, stats, log, profile).
-void report_file_error(const char* what, const char* path, int err);
+// Writes "slabby: cannot <what> <path>: <errno text>\n" to fd, stderr or
+// slabby's duplicate of it (one line for a file slabby cannot open or write:
+// config, stats, log, profile).
+void report_file_error(const char* what, const char* path, int err, int fd = 2);
 
 }  // namespace slabby

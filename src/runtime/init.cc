@@ -232,7 +232,10 @@ bool init_slow() {
       return false;
     }
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
-    if ((cfg.stats != StatsFormat::kOff && cfg.stats_file[0] == '\0') || g_checks.leak_check)
+    // Anything that may write at exit (a report, or a line saying a file
+    // cannot be written) gets its own stderr: programs close fd 2 in their
+    // atexit handlers.
+    if (cfg.stats != StatsFormat::kOff || g_checks.leak_check || cfg.prof)
       g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);
   }
@@ -298,12 +301,12 @@ void write_configured_report() {
   if (fd < 0) {
     // Once: a server rewriting the file every interval says it only once.
     static bool told = false;
-    if (!told) report_file_error("write SLABBY_STATS_FILE", tmp, errno);
+    if (!told) report_file_error("write SLABBY_STATS_FILE", tmp, errno, g_rt.report_fd);
     told = true;
   } else {
     write_stats(fd, format);
     if (close(fd) != 0 || rename(tmp, path) != 0)
-      report_file_error("write SLABBY_STATS_FILE", path, errno);
+      report_file_error("write SLABBY_STATS_FILE", path, errno, g_rt.report_fd);
   }
   errno = saved;
 }

@@ -11,6 +11,7 @@
 #include "common/writer.h"
 #include "os/os.h"
 #include "os/stack_trace.h"
+#include "runtime/runtime.h"
 
 namespace slabby {
 
@@ -180,7 +181,7 @@ int dump_locked(const char* path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     int err = errno;
-    report_file_error("write the heap profile", path, err);
+    report_file_error("write the heap profile", path, err, g_rt.report_fd);
     return err;
   }
   int err;
@@ -192,7 +193,7 @@ int dump_locked(const char* path) {
   }
   if (close(fd) != 0 && err == 0) err = errno;
   if (err != 0) {
-    report_file_error("write the heap profile", path, err);
+    report_file_error("write the heap profile", path, err, g_rt.report_fd);
     return err;
   }
   g_dumps.fetch_add(1, std::memory_order_relaxed);

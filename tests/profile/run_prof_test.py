@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-lib, program, scripts = sys.argv[1:4]
+lib, program, scripts, leak_program = sys.argv[1:5]
 prof = importlib.machinery.SourceFileLoader("slabby_prof", os.path.join(scripts, "slabby-prof")).load_module()
 failures = []
 
@@ -89,5 +89,34 @@ with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([pprof, "--text", program, d1], capture_output=True, text=True, timeout=120)
         print(r.stdout[:1500])
         check("site_a" in r.stdout and "site_b" in r.stdout, "google-pprof --text names site_a and site_b")
+
+# The leak report, symbolized by the same path: function and file:line.
+with tempfile.TemporaryDirectory() as tmp:
+    env = dict(os.environ, LD_PRELOAD=lib, SLABBY_LEAK_CHECK="1", SLABBY_LEAK_SAMPLE="1")
+    r = subprocess.run([leak_program, "0"], env=env, capture_output=True, text=True, timeout=120)
+    report = os.path.join(tmp, "leaks.txt")
+    with open(report, "w") as f:
+        f.write(r.stderr)
+    r = subprocess.run([os.path.join(scripts, "slabby-prof"), "--leaks", report, "--program", leak_program],
+                       capture_output=True, text=True)
+    print(r.stdout[:1200])
+    lines = [line for line in r.stdout.split("\n") if "leaky_site" in line]
+    check(len(lines) > 0 and "leak_program.c:" in lines[0],
+          "slabby-prof --leaks: the leak report's frame names leaky_site with its file and line")
+
+    # Periodic dumps: SLABBY_PROF_INTERVAL_MS=100 over a program that lingers 900 ms.
+    env = dict(os.environ, LD_PRELOAD=lib, SLABBY_PROF="1", SLABBY_PROF_INTERVAL_MS="100",
+               SLABBY_PROF_FILE=os.path.join(tmp, "tick.%n.heap"))
+    r = subprocess.run([leak_program, "900"], env=env, capture_output=True, text=True, timeout=120)
+    ticks = glob.glob(os.path.join(tmp, "tick.*.heap"))
+    check(r.returncode == 0 and len(ticks) >= 4,
+          f"SLABBY_PROF_INTERVAL_MS=100 over 0.9 s: {len(ticks)} dumps (periodic and at exit)")
+
+    # A dump file that cannot be written: one line saying which and why, the program unharmed.
+    env = dict(os.environ, LD_PRELOAD=lib, SLABBY_PROF="1",
+               SLABBY_PROF_FILE="/nonexistent-dir/p.%n.heap")
+    r = subprocess.run([leak_program, "0"], env=env, capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and r.stderr == "slabby: cannot write the heap profile "
+          "/nonexistent-dir/p.0.heap: No such file or directory\n", f"unwritable dump: {r.stderr!r}")
 
 sys.exit(1 if failures else 0)
