@@ -89,6 +89,8 @@ with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([pprof, "--text", program, d1], capture_output=True, text=True, timeout=120)
         print(r.stdout[:1500])
         check("site_a" in r.stdout and "site_b" in r.stdout, "google-pprof --text names site_a and site_b")
+        r = subprocess.run([pprof, "--callgrind", program, d1], capture_output=True, text=True, timeout=120)
+        check("fn=" in r.stdout and "site_a" in r.stdout, "google-pprof --callgrind writes site_a's costs")
 
 # The leak report, symbolized by the same path: function and file:line.
 with tempfile.TemporaryDirectory() as tmp:
