@@ -321,6 +321,11 @@ bool name_is(const char* name, size_t n, const char* json) {
   return strlen(json) == n && memcmp(name, json, n) == 0;
 }
 
+bool set(double* out, double v) {
+  *out = v;
+  return true;
+}
+
 }  // namespace
 
 bool stat_by_name(const char* name, double* out) {
@@ -337,10 +342,10 @@ bool stat_by_name(const char* name, double* out) {
     collect_stats(&s);
     collect_health(s, &h);
     for (const Field& f : kHealth)
-      if (name_is(key, kn, f.json)) return *out = static_cast<double>(field(&h, f)), true;
+      if (name_is(key, kn, f.json)) return set(out, static_cast<double>(field(&h, f)));
     for (const Field& f : kHealthRatios)
-      if (name_is(key, kn, f.json)) return *out = ratio(&h, f), true;
-    if (name_is(key, kn, "circuit_breaker_open")) return *out = h.circuit_breaker_open, true;
+      if (name_is(key, kn, f.json)) return set(out, ratio(&h, f));
+    if (name_is(key, kn, "circuit_breaker_open")) return set(out, h.circuit_breaker_open);
     return false;
   }
   collect_stats(&s);
@@ -353,17 +358,17 @@ bool stat_by_name(const char* name, double* out) {
     const slabby_class_stats& c = s.classes[cls - 1];
     const char* key = p + 1;
     size_t kn = strlen(key);
-    if (name_is(key, kn, "block_size")) return *out = static_cast<double>(c.block_size), true;
-    if (name_is(key, kn, "slab_bytes")) return *out = static_cast<double>(c.slab_bytes), true;
+    if (name_is(key, kn, "block_size")) return set(out, static_cast<double>(c.block_size));
+    if (name_is(key, kn, "slab_bytes")) return set(out, static_cast<double>(c.slab_bytes));
     for (const Field& f : kClass)
-      if (name_is(key, kn, f.json)) return *out = static_cast<double>(field(&c, f)), true;
+      if (name_is(key, kn, f.json)) return set(out, static_cast<double>(field(&c, f)));
     return false;
   }
   for (const Field& f : kProcess)
-    if (name_is(name, n, f.json)) return *out = static_cast<double>(field(&s, f)), true;
-  if (name_is(name, n, "stats_version")) return *out = s.version, true;
-  if (name_is(name, n, "num_shards")) return *out = s.num_shards, true;
-  if (name_is(name, n, "background_thread")) return *out = s.background_thread, true;
+    if (name_is(name, n, f.json)) return set(out, static_cast<double>(field(&s, f)));
+  if (name_is(name, n, "stats_version")) return set(out, s.version);
+  if (name_is(name, n, "num_shards")) return set(out, s.num_shards);
+  if (name_is(name, n, "background_thread")) return set(out, s.background_thread);
   return false;
 }
 
