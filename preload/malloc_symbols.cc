@@ -106,11 +106,11 @@ EXPORT struct mallinfo2 mallinfo2() noexcept {
   collect_stats(&s);
   struct mallinfo2 m;
   memset(&m, 0, sizeof(m));
-  m.arena = s.mapped_bytes;       // bytes of spans in use (slabs + large)
-  m.hblkhd = s.large_live_bytes;  // large blocks
-  m.uordblks = s.live_bytes;      // bytes in live blocks
+  m.arena = s.mapped_bytes;          // bytes of spans in use (slabs + large)
+  m.hblkhd = s.large_live_bytes;     // large blocks
+  m.uordblks = s.live_bytes;         // bytes in live blocks
   m.fordblks = s.mapped_bytes > s.live_bytes ? s.mapped_bytes - s.live_bytes : 0;
-  m.keepcost = s.free_dirty_bytes;  // what malloc_trim could release
+  m.keepcost = s.free_dirty_bytes;   // what malloc_trim could release
   return m;
 }
 
@@ -230,12 +230,8 @@ inline void* new_nothrow(size_t n, size_t align) noexcept {
 
 CXX_EXPORT void* operator new(size_t n) { return new_impl(n); }
 CXX_EXPORT void* operator new[](size_t n) { return new_impl(n); }
-CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  return new_nothrow(n, 0);
-}
-CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
-  return new_nothrow(n, 0);
-}
+CXX_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
+CXX_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
 CXX_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a); }
 CXX_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a); }
 CXX_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {

@@ -139,10 +139,7 @@ void cache_teardown(ThreadCache* tc) {
   g_rt.retired_realloc_copies += tc->realloc_copies;
   g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
   tc->realloc_copies = tc->realloc_copied_bytes = 0;
-  if (tc->prev)
-    tc->prev->next = tc->next;
-  else
-    g_rt.threads = tc->next;
+  if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   tc->next = tc->prev = nullptr;
   g_rt.threads_live--;

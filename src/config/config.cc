@@ -87,26 +87,21 @@ size_t distance(const char* a, size_t an, const char* b, size_t bn) {
 
 const char* accepted_text(const OptionSpec& o) {
   switch (o.kind) {
-    case OptionKind::kBool:
-      return "1, 0, true, false, yes, no, on or off";
-    case OptionKind::kStats:
-      return "1, 0, true, false, yes, no, on, off, text, json or prometheus";
-    case OptionKind::kPath:
-      return "a file path of 1 to 255 bytes";
+    case OptionKind::kBool: return "1, 0, true, false, yes, no, on or off";
+    case OptionKind::kStats: return "1, 0, true, false, yes, no, on, off, text, json or prometheus";
+    case OptionKind::kPath: return "a file path of 1 to 255 bytes";
     case OptionKind::kBytes:
       return o.pow2 ? "a power of two, in bytes, with an optional K, M, G or T suffix"
                     : "a byte count with an optional K, M, G or T suffix";
-    case OptionKind::kCount:
-      return "a whole number";
-    case OptionKind::kMillis:
-      return "a duration in ms, or with an ms, s or m suffix";
-    case OptionKind::kChoice:
-      return "one of";  // the choices follow (apply)
+    case OptionKind::kCount: return "a whole number";
+    case OptionKind::kMillis: return "a duration in ms, or with an ms, s or m suffix";
+    case OptionKind::kChoice: return "one of";  // the choices follow (apply)
   }
   return "";
 }
 
 }  // namespace
+
 
 bool parse_bool(const char* s, size_t n, bool* out) {
   if (equals_ci(s, n, "1") || equals_ci(s, n, "true") || equals_ci(s, n, "yes") ||
@@ -135,23 +130,12 @@ bool parse_bytes(const char* s, size_t n, uint64_t* out) {
   int shift = 0;
   if (i < n) {
     switch (lower(s[i])) {
-      case 'k':
-        shift = 10;
-        break;
-      case 'm':
-        shift = 20;
-        break;
-      case 'g':
-        shift = 30;
-        break;
-      case 't':
-        shift = 40;
-        break;
-      case 'b':
-        shift = 0;
-        break;
-      default:
-        return false;
+      case 'k': shift = 10; break;
+      case 'm': shift = 20; break;
+      case 'g': shift = 30; break;
+      case 't': shift = 40; break;
+      case 'b': shift = 0; break;
+      default: return false;
     }
     ++i;
     // Accept "K", "KB", "KiB" (all binary) and a bare "B".
@@ -184,14 +168,10 @@ bool parse_millis(const char* s, size_t n, uint64_t* out) {
   if (digits == 0 || !parse_count(s, digits, &v)) return false;
   uint64_t scale = 1;
   if (digits < n) {
-    if (equals_ci(s + digits, n - digits, "ms"))
-      scale = 1;
-    else if (equals_ci(s + digits, n - digits, "s"))
-      scale = 1000;
-    else if (equals_ci(s + digits, n - digits, "m"))
-      scale = 60000;
-    else
-      return false;
+    if (equals_ci(s + digits, n - digits, "ms")) scale = 1;
+    else if (equals_ci(s + digits, n - digits, "s")) scale = 1000;
+    else if (equals_ci(s + digits, n - digits, "m")) scale = 60000;
+    else return false;
   }
   if (v > ~uint64_t{0} / scale) return false;
   *out = v * scale;
@@ -221,11 +201,13 @@ void start_message(Line& line, const Origin& at) {
 
 // Applies one NAME=value (NAME: the full SLABBY_ variable name; shown: the
 // name as the user wrote it, for messages).
-void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown, size_t shown_len,
-           const char* value, size_t value_len, const Origin& at, ConfigSink sink, void* ctx) {
+void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown,
+           size_t shown_len, const char* value, size_t value_len, const Origin& at,
+           ConfigSink sink, void* ctx) {
   size_t idx = num_options();
   for (size_t i = 0; i < num_options(); ++i)
-    if (strlen(option(i).name) == name_len && strncmp(option(i).name, name, name_len) == 0) idx = i;
+    if (strlen(option(i).name) == name_len && strncmp(option(i).name, name, name_len) == 0)
+      idx = i;
   if (idx == num_options()) {
     size_t best = 0, best_d = 99;
     for (size_t i = 0; i < num_options(); ++i) {
@@ -404,8 +386,8 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
           char ch = p[i];
           name[kPrefixLen + i] = ch >= 'a' && ch <= 'z' ? static_cast<char>(ch - 'a' + 'A') : ch;
         }
-        apply(r, name, kPrefixLen + key_len, p, key_len, value, static_cast<size_t>(end - value),
-              at, sink, ctx);
+        apply(r, name, kPrefixLen + key_len, p, key_len, value,
+              static_cast<size_t>(end - value), at, sink, ctx);
       }
     }
     p = next;
@@ -463,24 +445,12 @@ void write_value(Line& line, const Config& c, const OptionSpec& o) {
       line.str(kNames[static_cast<int>(c.stats)]);
       break;
     }
-    case OptionKind::kPath:
-      line.str(c.*o.path);
-      break;
-    case OptionKind::kBool:
-      line.str(c.*o.flag ? "1" : "0");
-      break;
-    case OptionKind::kBytes:
-      line.bytes(c.*o.bytes);
-      break;
-    case OptionKind::kCount:
-      line.u64(c.*o.bytes);
-      break;
-    case OptionKind::kMillis:
-      line.u64(c.*o.bytes).str("ms");
-      break;
-    case OptionKind::kChoice:
-      line.str(o.choices[c.*o.bytes]);
-      break;
+    case OptionKind::kPath: line.str(c.*o.path); break;
+    case OptionKind::kBool: line.str(c.*o.flag ? "1" : "0"); break;
+    case OptionKind::kBytes: line.bytes(c.*o.bytes); break;
+    case OptionKind::kCount: line.u64(c.*o.bytes); break;
+    case OptionKind::kMillis: line.u64(c.*o.bytes).str("ms"); break;
+    case OptionKind::kChoice: line.str(o.choices[c.*o.bytes]); break;
   }
 }
 

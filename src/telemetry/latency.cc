@@ -22,8 +22,8 @@ uint64_t g_max_latency_ns = 0;
 uint64_t g_base_cycles = 0;
 uint64_t g_base_ns = 0;
 std::atomic<uint64_t> g_ps_per_kcycle{0};
-std::atomic<uint64_t> g_slow_cycles{0};       // the threshold in cycles (0: none yet)
-std::atomic<bool> g_calibrated{false};        // final: measured over at least a second
+std::atomic<uint64_t> g_slow_cycles{0};  // the threshold in cycles (0: none yet)
+std::atomic<bool> g_calibrated{false};   // final: measured over at least a second
 std::atomic<uint64_t> g_next_calibration{0};  // cycle count of the next refinement
 
 uint64_t monotonic_ns() {
