@@ -26,11 +26,24 @@ bool equals_ci(const char* s, size_t n, const char* word) {
 }
 
 // A line builder writing into a fixed buffer; handed to the sink whole.
+// Whatever it is given, a line stays one line: bytes outside printable
+// ASCII (newlines, escape sequences, invalid UTF-8 from a value or a file)
+// are written as \xHH, and text past the buffer is cut so that the newline
+// always fits (config_fuzz found both).
 class Line {
  public:
   Line& str(const char* s) { return str(s, strlen(s)); }
   Line& str(const char* s, size_t n) {
-    for (size_t i = 0; i < n && len_ < sizeof(buf_); ++i) buf_[len_++] = s[i];
+    for (size_t i = 0; i < n; ++i) put(s[i], false);
+    return *this;
+  }
+  // A value echoed between double quotes: also escapes '"' and '\\', and
+  // shows at most kShown bytes of it, then "...". With a file path and a key
+  // of the longest kinds, every part of the message still fits.
+  Line& value(const char* s, size_t n) {
+    static constexpr size_t kShown = 64;
+    for (size_t i = 0; i < n && i < kShown; ++i) put(s[i], true);
+    if (n > kShown) str("...");
     return *this;
   }
   Line& u64(uint64_t v) {
@@ -55,12 +68,30 @@ class Line {
     return n;
   }
   void emit(ConfigSink sink, void* ctx) {
-    str("\n");
+    buf_[len_++] = '\n';  // put() leaves room for it
     if (sink) sink(ctx, buf_, len_);
   }
 
  private:
-  char buf_[512];
+  void put(char ch, bool quoted) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && !(quoted && (c == '"' || c == '\\'))) {
+      if (len_ + 1 < sizeof(buf_)) buf_[len_++] = ch;
+      return;
+    }
+    if (quoted && (c == '"' || c == '\\')) {
+      if (len_ + 2 < sizeof(buf_)) buf_[len_++] = '\\', buf_[len_++] = ch;
+      return;
+    }
+    if (len_ + 4 < sizeof(buf_)) {
+      buf_[len_++] = '\\';
+      buf_[len_++] = 'x';
+      buf_[len_++] = "0123456789abcdef"[c >> 4];
+      buf_[len_++] = "0123456789abcdef"[c & 15];
+    }
+  }
+
+  char buf_[2048];
   size_t len_ = 0;
 };
 
@@ -299,7 +330,7 @@ void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown
   }
   Line line;
   start_message(line, at);
-  line.str("invalid ").str(shown, shown_len).str("=\"").str(value, value_len).str("\": expected ");
+  line.str("invalid ").str(shown, shown_len).str("=\"").value(value, value_len).str("\": expected ");
   line.str(accepted_text(o));
   if (o.kind == OptionKind::kBytes) line.str(" between ").bytes(o.min).str(" and ").bytes(o.max);
   if (o.kind == OptionKind::kCount) line.str(" from ").u64(o.min).str(" to ").u64(o.max);
@@ -353,10 +384,13 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
   }
   g_file_text[len] = '\0';
   size_t line_no = 0;
-  for (char* p = g_file_text; *p != '\0';) {
+  // By length, not to the first NUL: a NUL byte is reported with its line
+  // instead of silently ending the file (config_fuzz found it).
+  char* const text_end = g_file_text + len;
+  for (char* p = g_file_text; p < text_end;) {
     char* eol = p;
-    while (*eol != '\0' && *eol != '\n') ++eol;
-    char* next = *eol == '\n' ? eol + 1 : eol;
+    while (eol < text_end && *eol != '\n') ++eol;
+    char* next = eol < text_end ? eol + 1 : eol;
     ++line_no;
     char* hash = p;
     while (hash < eol && *hash != '#') ++hash;
@@ -376,7 +410,7 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
       if (eq == end || key_len == 0 || key_len + kPrefixLen >= sizeof(name)) {
         Line line;
         start_message(line, at);
-        line.str("expected KEY = value, got \"").str(p, static_cast<size_t>(end - p));
+        line.str("expected KEY = value, got \"").value(p, static_cast<size_t>(end - p));
         line.str("\" (ignored)");
         line.emit(sink, ctx);
         note_problem(r, p, static_cast<size_t>(end - p));

@@ -235,6 +235,9 @@ absl::StatusOr<SlabRef> PoolImpl::allocate(bool allow_fallback) {
     // Every slab is in use: a heap buffer of the same size and alignment.
     void* p = std::aligned_alloc(options_.cache_line, slab_size_);
     if (p != nullptr) {
+      // A secure pool's next owner sees zeroes, heap buffers included
+      // (malloc's memory may hold anything; pool_fuzz found it).
+      if (options_.secure) std::memset(p, 0, slab_size_);
       heap_fallbacks_.fetch_add(1, std::memory_order_relaxed);
       log(LogLevel::kDebug, "slabby: heap fallback (every slab is in use)");
       return SlabRef(this, static_cast<std::byte*>(p), kHeapIndex, 1);

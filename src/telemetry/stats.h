@@ -17,6 +17,11 @@ void collect_stats(slabby_stats* out);
 
 // The text report of SLABBY_STATS=1; every line starts with "slabby:".
 void print_report(int fd);
+// JSON or Prometheus text of a given snapshot (the fuzz target feeds it
+// arbitrary values; stats_export.cc).
+enum class StatsOutput;
+void write_stats_snapshot(int fd, StatsOutput format, const slabby_stats& s,
+                          const slabby_health& h);
 
 // Derives the health figures from stats just collected; each call is one
 // sample for error_rate and recent_trend (telemetry/health.cc).

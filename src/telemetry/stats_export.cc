@@ -387,4 +387,13 @@ void write_stats(int fd, StatsOutput format) {
     write_prometheus(w, s, h);
 }
 
+void write_stats_snapshot(int fd, StatsOutput format, const slabby_stats& s,
+                          const slabby_health& h) {
+  Writer w(fd);
+  if (format == StatsOutput::kJson)
+    write_json(w, s, h);
+  else if (format == StatsOutput::kPrometheus)
+    write_prometheus(w, s, h);
+}
+
 }  // namespace slabby

@@ -234,5 +234,48 @@ TEST(ConfigFile, AMissingFileIsOneProblem) {
   EXPECT_EQ(p.result.config.shards, 2u);
 }
 
+// Found by config_fuzz (tests/fuzz/regressions/config_fuzz): a value with a
+// newline or an escape sequence split or garbled the message, a long one
+// pushed its newline out of the buffer.
+TEST(ConfigMessages, AnyValueGivesOneLineWithTheValueEscaped) {
+  Parsed p = parse({std::string("SLABBY_SHARDS=4\n\x1b[2Jx\"y\xff")});
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_EQ(p.lines[0],
+            "slabby: invalid SLABBY_SHARDS=\"4\\x0a\\x1b[2Jx\\\"y\\xff\": expected a whole number from 0 "
+            "to 64; using the default\n");
+  Parsed longer = parse({"SLABBY_ARENA_SIZE=" + std::string(5000, '\x01')});
+  ASSERT_EQ(longer.lines.size(), 1u);
+  const std::string& l = longer.lines[0];
+  EXPECT_EQ(l.back(), '\n');
+  EXPECT_EQ(l.find('\n'), l.size() - 1);
+  EXPECT_NE(l.find("\\x01\\x01...\": expected a byte count"), std::string::npos) << l;
+}
+
+TEST(ConfigMessages, EffectivePathsAreShownOnOneLine) {
+  Parsed p = parse({"SLABBY_STATS_FILE=/tmp/a\nb"});
+  EXPECT_EQ(p.result.problems, 0);
+  EXPECT_STREQ(p.result.config.stats_file, "/tmp/a\nb");  // kept as given
+  std::vector<std::string> lines;
+  describe_config(p.result, collect, &lines);
+  for (const std::string& l : lines) EXPECT_EQ(l.find('\n'), l.size() - 1) << l;
+  char shown[64];
+  size_t i = 0;
+  while (strcmp(option(i).name, "SLABBY_STATS_FILE") != 0) ++i;
+  EXPECT_EQ(std::string(shown, format_option_value(p.result.config, i, shown, sizeof(shown))),
+            "/tmp/a\\x0ab");
+}
+
+// Found by config_fuzz: the file was read as a C string, so a NUL byte
+// silently ended it; now the line is reported and the lines after it apply.
+TEST(ConfigFile, ANulByteIsReportedAndTheRestStillApplies) {
+  static const char kText[] = "RETAIN_MAX = 8M\nSHA\0RDS = 3\nDECAY_MS = 2s\n";
+  ConfigFile f(std::string(kText, sizeof(kText) - 1));
+  Parsed p = parse({"SLABBY_CONFIG=" + f.path});
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_NE(p.lines[0].find(":2: unknown key SHA\\x00RDS (ignored)"), std::string::npos) << p.lines[0];
+  EXPECT_EQ(p.result.config.retain_max, size_t{8} << 20);
+  EXPECT_EQ(p.result.config.decay_ms, 2000u);
+}
+
 }  // namespace
 }  // namespace slabby

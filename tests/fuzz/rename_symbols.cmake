@@ -1,0 +1,18 @@
+# cmake -DNM=nm -DOBJCOPY=objcopy -DIN=obj.o -DOUT=renamed.o -P rename_symbols.cmake
+# Renames every global function the object defines (T symbols) to fz_<name>.
+execute_process(COMMAND ${NM} --defined-only -g ${IN} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${IN}")
+endif()
+string(REPLACE "\n" ";" lines "${syms}")
+set(map "")
+foreach(line IN LISTS lines)
+  if(line MATCHES "^[0-9a-f]+ T (.+)$")
+    string(APPEND map "${CMAKE_MATCH_1} fz_${CMAKE_MATCH_1}\n")
+  endif()
+endforeach()
+file(WRITE ${OUT}.map "${map}")
+execute_process(COMMAND ${OBJCOPY} --redefine-syms=${OUT}.map ${IN} ${OUT} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "objcopy failed on ${IN}")
+endif()
