@@ -18,6 +18,7 @@
 #include "frontend/allocator.h"
 #include "heap/page_heap.h"
 #include "runtime/background.h"
+#include "runtime/control.h"
 #include "secure/checks.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
@@ -160,6 +161,21 @@ EXPORT int slabby_write_stats(int fd, int format) {
   write_stats(fd, static_cast<StatsOutput>(format));
   return 0;
 }
+
+EXPORT size_t slabby_purge(void) { return release_all_now(); }
+
+EXPORT size_t slabby_flush_thread_cache(void) { return control_flush_thread_cache(); }
+
+EXPORT int slabby_set_option(const char* name, const char* value) {
+  return control_set_option(name, value);
+}
+
+EXPORT int slabby_get_stat(const char* name, double* value) {
+  if (name == nullptr || value == nullptr) return SLABBY_ERR_VALUE;
+  return stat_by_name(name, value) ? SLABBY_OK : SLABBY_ERR_UNKNOWN;
+}
+
+EXPORT int slabby_dump_profile(const char* path) { return control_dump_profile(path); }
 
 EXPORT const char* slabby_version(void) { return SLABBY_VERSION_STRING; }
 

@@ -20,8 +20,9 @@ extern "C" {
 
 #define SLABBY_VERSION_STRING "0.1.0"
 /* 2: the circuit breaker's fields and last_purge_ns after classes[].
- * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total. */
-#define SLABBY_STATS_VERSION 3
+ * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total.
+ * 4: the heap profile's counters, after lost_bytes. */
+#define SLABBY_STATS_VERSION 4
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -131,6 +132,12 @@ typedef struct slabby_stats {
   uint64_t calloc_memset;           /* ... of blocks with old data: their resident pages written with zeros */
   uint64_t calloc_memset_bytes;     /* bytes those wrote */
   uint64_t lost_bytes;              /* address ranges the OS refused to map again after a move (never reused) */
+
+  /* Version 4: the heap profile (SLABBY_PROF). */
+  uint64_t prof_samples;       /* allocations sampled, ever */
+  uint64_t prof_live_samples;  /* of them, not freed yet */
+  uint64_t prof_dropped;       /* samples not recorded: the profile's tables were full */
+  uint64_t prof_dumps;         /* profiles written */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1
@@ -211,6 +218,50 @@ const char *slabby_trend_name(uint32_t trend);
  * (defaults included), written into buf (NUL-terminated when size > 0).
  * Returns the length of the whole text, like snprintf. Never allocates. */
 size_t slabby_get_config(char *buf, size_t size);
+
+/* ------------------------------------------------------- runtime control --
+ * Steering a running process from code (jemalloc's mallctl, tcmalloc's
+ * MallocExtension). None of these aborts; errors are return codes. */
+
+#define SLABBY_OK 0
+#define SLABBY_ERR_UNKNOWN (-1)   /* no option or stat of that name */
+#define SLABBY_ERR_VALUE (-2)     /* a value the option does not accept, or a NULL argument */
+#define SLABBY_ERR_FIXED (-3)     /* an option that is set once, at start */
+#define SLABBY_ERR_UNAVAILABLE (-4) /* slabby is not serving (init failed), or the heap
+                                     * profile cannot start or has not started */
+
+/* Returns free memory to the OS now, like malloc_trim(0): this thread's cache,
+ * every CPU's cache, the transfer stacks, spare slabs and every free page.
+ * Returns the bytes purged. */
+size_t slabby_purge(void);
+
+/* Returns the blocks the calling thread's cache holds to the shared pools
+ * (in per-CPU mode: the cache of the CPU the thread runs on). Returns the
+ * number of blocks moved. */
+size_t slabby_flush_thread_cache(void);
+
+/* Changes a setting of the running process. `name` is the SLABBY_ variable's
+ * name (the prefix and case optional: "decay_ms" works), `value` uses its
+ * syntax ("2s", "128M", "1"). Changeable at run time: SLABBY_DECAY_MS,
+ * SLABBY_RETAIN_MAX, SLABBY_MAX_HEAP, SLABBY_PROF, SLABBY_PROF_SAMPLE,
+ * SLABBY_PROF_INTERVAL_MS, SLABBY_LATENCY_SAMPLE, SLABBY_MAX_ALLOC_LATENCY_NS,
+ * SLABBY_LOG_LEVEL; every other one is SLABBY_ERR_FIXED. Threads see a
+ * change of sampling within 65536 of their allocations.
+ * Returns SLABBY_OK or an SLABBY_ERR_* code. */
+int slabby_set_option(const char *name, const char *value);
+
+/* One field of the stats by its name in the JSON report: "live_bytes",
+ * "health.health_score", "classes.3.live_blocks" (3: the class number in the
+ * report's "class" field). Ratios come as fractions, counters as whole
+ * numbers. Returns SLABBY_OK or SLABBY_ERR_UNKNOWN / SLABBY_ERR_VALUE. */
+int slabby_get_stat(const char *name, double *value);
+
+/* Writes the heap profile (SLABBY_PROF; gperftools' heap-profile text, read by
+ * google-pprof and scripts/slabby-prof) to `path`, or when NULL to the next
+ * SLABBY_PROF_FILE name. Returns SLABBY_OK, SLABBY_ERR_UNAVAILABLE when
+ * profiling never started, or SLABBY_ERR_VALUE when the file cannot be
+ * written (one "slabby:" line on stderr says why). */
+int slabby_dump_profile(const char *path);
 
 /* "0.1.0" */
 const char *slabby_version(void);

@@ -152,6 +152,9 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 // onto each such CPU in turn (sched_setaffinity) and restores its affinity.
 // Returns blocks drained.
 uint64_t percpu_drain_idle(bool all);
+// Empties the cache of the CPU the calling thread runs on (0 when the thread
+// does not use the per-CPU caches). Returns blocks drained.
+uint64_t percpu_drain_current();
 
 // Fork: the lock that guards region creation (taken first; it nests none).
 void percpu_fork_prepare();

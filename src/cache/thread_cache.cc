@@ -167,4 +167,20 @@ void cache_forget_other_threads() {
   g_rt.threads_live = self ? 1 : 0;
 }
 
+uint64_t cache_flush_all() noexcept {
+  ThreadCache& tc = tl_cache;
+  if (tc.state != kCacheActive || tc.percpu_ok) return 0;
+  uint64_t moved = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc.bins[c];
+    uint32_t n = bin_count(b);
+    if (n == 0) continue;
+    g_rt.pools[c].give(b.head, n);
+    b.head = nullptr;
+    b.space = b.limit;
+    moved += n;
+  }
+  return moved;
+}
+
 }  // namespace slabby

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 
+#include "common/prof_thread.h"
 #include "frontend/size_class.h"
 
 namespace slabby {
@@ -43,10 +44,15 @@ struct ThreadCache {
   Bin bins[kNumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's rseq area works: it uses the per-CPU caches
-  // Allocations left before the next one timed for the latency histogram
-  // (SLABBY_LATENCY_SAMPLE); below zero: time the next one. Starts at 0, so a
-  // thread's first allocation takes the sampling path, which sets it.
+  // Allocations left before the next sampling decision (frontend/allocator.cc:
+  // a latency sample, SLABBY_LATENCY_SAMPLE, or a heap-profile candidate,
+  // SLABBY_PROF); below zero: decide on this one. Starts at 0, so a thread's
+  // first allocation takes the sampling path, which sets it.
   int32_t sample_countdown;
+  int32_t sample_armed;   // the allocations the countdown was last set for
+  int32_t latency_left;   // allocations to the next timed one
+  int32_t prof_left;      // allocations to the next heap-profile candidate
+  ProfThread prof;
   ThreadCache* next;  // registry of live caches (for stats and fork)
   ThreadCache* prev;
   // realloc moves that copied the block (frontend/resize.cc), and the bytes.
@@ -72,6 +78,10 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept;
 // after their teardown, and per-CPU threads when their CPU has no cache).
 void* uncached_alloc(unsigned cls) noexcept;
 void uncached_free(void* p, unsigned cls) noexcept;
+
+// The calling thread's cached blocks back to the pools (per-thread mode;
+// a per-CPU thread's bins hold none). Returns blocks moved.
+uint64_t cache_flush_all() noexcept;
 
 // Called from the pthread key destructor: returns everything to the pools.
 void cache_teardown(ThreadCache* tc);

@@ -38,7 +38,10 @@ void Writer::flush() {
   while (off < len_) {
     ssize_t w = ::write(fd_, buf_ + off, len_ - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break;
+    if (w <= 0) {
+      if (error_ == 0) error_ = w < 0 ? errno : ENOSPC;
+      break;
+    }
     off += static_cast<size_t>(w);
   }
   len_ = 0;
@@ -58,6 +61,17 @@ Writer& Writer::str(const char* s, size_t n) {
 }
 
 Writer& Writer::str(const char* s) { return str(s, strlen(s)); }
+
+Writer& Writer::errno_text(int e) {
+  const char* text = strerrordesc_np(e);
+  if (text != nullptr) return str(text);
+  return str("error ").u64(static_cast<uint64_t>(e));
+}
+
+void report_file_error(const char* what, const char* path, int err, int fd) {
+  Writer w(fd);
+  w.str("slabby: cannot ").str(what).str(" ").str(path).str(": ").errno_text(err).ch('\n');
+}
 Writer& Writer::ch(char c) { return str(&c, 1); }
 
 Writer& Writer::u64(uint64_t v) {

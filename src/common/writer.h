@@ -31,11 +31,17 @@ class Writer {
   Writer& bytes(uint64_t v);
   // Fixed-point: v / 10^decimals.
   Writer& fixed(uint64_t v, int decimals);
+  // The text of an errno value ("No space left on device"), without
+  // strerror (which may allocate for its locale).
+  Writer& errno_text(int e);
   void flush();
+  // The errno of the first write that failed (0: none did).
+  int error() const { return error_; }
 
  private:
   static constexpr size_t kCapacity = 1024;
   int fd_;
+  int error_ = 0;
   size_t len_ = 0;
   char buf_[kCapacity];
 };
@@ -47,5 +53,10 @@ size_t format_u64(uint64_t v, char* out);
 // (SLABBY_STATS_FILE, SLABBY_LOG), NUL-terminated. Stops 24 bytes short of
 // cap, leaving room for a pid and a suffix such as ".tmp". Returns the length.
 size_t expand_pid_pattern(const char* pattern, char* out, size_t cap);
+
+// Writes "slabby: cannot <what> <path>: <errno text>\n" to fd, stderr or
+// slabby's duplicate of it (one line for a file slabby cannot open or write:
+// config, stats, log, profile).
+void report_file_error(const char* what, const char* path, int err, int fd = 2);
 
 }  // namespace slabby

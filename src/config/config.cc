@@ -12,103 +12,6 @@ namespace slabby {
 
 namespace {
 
-constexpr const char* kThpChoices[] = {"never", "madvise", "always", "large", nullptr};
-constexpr const char* kZeroChoices[] = {"0", "free", "alloc", "both", nullptr};
-constexpr const char* kLogLevelChoices[] = {"error", "warn", "info", "debug", nullptr};
-constexpr const char* kLogFormatChoices[] = {"text", "json", nullptr};
-
-constexpr OptionSpec kOptions[] = {
-    {"SLABBY_STATS", OptionKind::kStats, 0, 0,
-     "report at exit: text (1), json or prometheus, to stderr or SLABBY_STATS_FILE"},
-    {"SLABBY_STATS_FILE", OptionKind::kPath, 0, 0,
-     "file for the report instead of stderr (%p: the process id)", nullptr, nullptr, false,
-     nullptr, &Config::stats_file},
-    {"SLABBY_CONFIG", OptionKind::kPath, 0, 0,
-     "a file of KEY = value lines read first (the environment overrides it)", nullptr, nullptr,
-     false, nullptr, &Config::config_file},
-    {"SLABBY_STATS_INTERVAL_MS", OptionKind::kMillis, 0, 3600000,
-     "also rewrite SLABBY_STATS_FILE this often (for servers that never exit; 0: only at exit)",
-     nullptr, &Config::stats_interval_ms},
-    {"SLABBY_VERBOSE", OptionKind::kBool, 0, 0, "print the effective configuration at start",
-     &Config::verbose},
-    {"SLABBY_STRICT", OptionKind::kBool, 0, 0, "abort on an invalid or unknown SLABBY_ variable",
-     &Config::strict},
-    {"SLABBY_ARENA_SIZE", OptionKind::kBytes, uint64_t{256} << 20, uint64_t{64} << 40,
-     "virtual address space reserved for slabby's heap", nullptr, &Config::arena_size},
-    {"SLABBY_RETAIN_MAX", OptionKind::kBytes, 0, uint64_t{1} << 40,
-     "free pages kept mapped for reuse before they are returned to the OS", nullptr,
-     &Config::retain_max},
-    {"SLABBY_THREAD_CACHE_BYTES", OptionKind::kBytes, 0, uint64_t{16} << 20,
-     "bytes each thread may cache per size class", nullptr, &Config::thread_cache_bytes},
-    {"SLABBY_PERCPU", OptionKind::kBool, 0, 0,
-     "per-CPU caches on rseq (0: per-thread caches; also per-thread where rseq is missing)",
-     &Config::percpu},
-    {"SLABBY_SHARDS", OptionKind::kCount, 0, 64,
-     "central list shards per size class (0: one per CPU the process may use)", nullptr,
-     &Config::shards},
-    {"SLABBY_CACHE_LINE", OptionKind::kBytes, 32, 1024,
-     "spacing of per-CPU and per-shard data, against false sharing", nullptr, &Config::cache_line,
-     true},
-    {"SLABBY_MAX_HEAP", OptionKind::kBytes, 0, uint64_t{64} << 40,
-     "cap on slabby's memory in use (0: none); past it see SLABBY_HEAP_FALLBACK", nullptr,
-     &Config::max_heap},
-    {"SLABBY_HEAP_FALLBACK", OptionKind::kBool, 0, 0,
-     "when slabby cannot serve a request (cap reached, arena full), the system allocator does "
-     "(0: the request fails with ENOMEM)",
-     &Config::heap_fallback},
-    {"SLABBY_DECAY_MS", OptionKind::kMillis, 0, 3600000,
-     "free pages unused this long are returned to the OS", nullptr, &Config::decay_ms},
-    {"SLABBY_BACKGROUND", OptionKind::kBool, 0, 0,
-     "a background thread returns memory while the process is idle", &Config::background},
-    {"SLABBY_THP", OptionKind::kChoice, 0, 0,
-     "transparent huge pages: for large blocks only (large), the whole arena (always), none "
-     "(never), or the system's setting (madvise)", nullptr,
-     &Config::thp, false, kThpChoices},
-    {"SLABBY_ZERO", OptionKind::kChoice, 0, 0,
-     "zero blocks on free (and check they stay zero), on allocation, or both", nullptr,
-     &Config::zero, false, kZeroChoices},
-    {"SLABBY_BITGUARD", OptionKind::kBool, 0, 0,
-     "a canary after every block, encoded free lists; detect double and invalid frees",
-     &Config::bitguard},
-    {"SLABBY_GUARD_PAGES", OptionKind::kBool, 0, 0,
-     "PROT_NONE pages around large blocks (each ends against its guard)", &Config::guard_pages},
-    {"SLABBY_GUARD_SAMPLE", OptionKind::kCount, 0, 1000000000,
-     "one small allocation in N is placed against a guard page (0: none)", nullptr,
-     &Config::guard_sample},
-    {"SLABBY_QUARANTINE", OptionKind::kBytes, 0, uint64_t{1} << 30,
-     "freed bytes each thread holds back before reuse (0: none)", nullptr, &Config::quarantine},
-    {"SLABBY_LEAK_CHECK", OptionKind::kBool, 0, 0,
-     "report blocks still live at exit, by allocation site for traced ones",
-     &Config::leak_check},
-    {"SLABBY_LEAK_SAMPLE", OptionKind::kCount, 1, 1000000000,
-     "with SLABBY_LEAK_CHECK, one allocation in N records its stack", nullptr,
-     &Config::leak_sample},
-    {"SLABBY_SECURE", OptionKind::kBool, 0, 0,
-     "the balanced hardening set: SLABBY_ZERO=free and SLABBY_BITGUARD=1", &Config::secure},
-    {"SLABBY_LATENCY_SAMPLE", OptionKind::kCount, 0, 1000000000,
-     "time one allocation in N with the cycle counter, for the latency percentiles (0: off)",
-     nullptr, &Config::latency_sample},
-    {"SLABBY_MAX_ALLOC_LATENCY_NS", OptionKind::kCount, 0, 1000000000000,
-     "timed allocations slower than this many ns are counted and logged (0: none)", nullptr,
-     &Config::max_alloc_latency_ns},
-    {"SLABBY_BREAKER_THRESHOLD", OptionKind::kCount, 0, 1000000,
-     "page heap failures within SLABBY_BREAKER_TIMEOUT_MS that open the circuit breaker (0: off)",
-     nullptr, &Config::breaker_threshold},
-    {"SLABBY_BREAKER_TIMEOUT_MS", OptionKind::kMillis, 1, 3600000,
-     "how long an open breaker sends new-memory requests to the system allocator", nullptr,
-     &Config::breaker_timeout_ms},
-    {"SLABBY_LOG", OptionKind::kPath, 0, 0,
-     "event log: stderr or a file path (%p: the process id); unset: no log", nullptr, nullptr,
-     false, nullptr, &Config::log_file},
-    {"SLABBY_LOG_LEVEL", OptionKind::kChoice, 0, 0, "events logged: error, warn, info or debug",
-     nullptr, &Config::log_level, false, kLogLevelChoices},
-    {"SLABBY_LOG_FORMAT", OptionKind::kChoice, 0, 0, "log lines as text or json (one object each)",
-     nullptr, &Config::log_format, false, kLogFormatChoices},
-};
-constexpr size_t kNumOptions = sizeof(kOptions) / sizeof(kOptions[0]);
-static_assert(kNumOptions <= sizeof(ConfigResult::source) / sizeof(ValueSource),
-              "ConfigResult::source has room for every option");
-
 constexpr char kPrefix[] = "SLABBY_";
 constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
 
@@ -230,8 +133,6 @@ const char* accepted_text(const OptionSpec& o) {
 
 }  // namespace
 
-size_t num_options() { return kNumOptions; }
-const OptionSpec& option(size_t i) { return kOptions[i]; }
 
 bool parse_bool(const char* s, size_t n, bool* out) {
   if (equals_ci(s, n, "1") || equals_ci(s, n, "true") || equals_ci(s, n, "yes") ||
@@ -334,14 +235,14 @@ void start_message(Line& line, const Origin& at) {
 void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown,
            size_t shown_len, const char* value, size_t value_len, const Origin& at,
            ConfigSink sink, void* ctx) {
-  size_t idx = kNumOptions;
-  for (size_t i = 0; i < kNumOptions; ++i)
-    if (strlen(kOptions[i].name) == name_len && strncmp(kOptions[i].name, name, name_len) == 0)
+  size_t idx = num_options();
+  for (size_t i = 0; i < num_options(); ++i)
+    if (strlen(option(i).name) == name_len && strncmp(option(i).name, name, name_len) == 0)
       idx = i;
-  if (idx == kNumOptions) {
+  if (idx == num_options()) {
     size_t best = 0, best_d = 99;
-    for (size_t i = 0; i < kNumOptions; ++i) {
-      size_t d = distance(name, name_len, kOptions[i].name, strlen(kOptions[i].name));
+    for (size_t i = 0; i < num_options(); ++i) {
+      size_t d = distance(name, name_len, option(i).name, strlen(option(i).name));
       if (d < best_d) {
         best_d = d;
         best = i;
@@ -352,13 +253,13 @@ void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown
     bool file = at.source == ValueSource::kFile;
     line.str(file ? "unknown key " : "unknown variable ").str(shown, shown_len).str(" (ignored)");
     if (best_d <= 3)
-      line.str("; did you mean ").str(kOptions[best].name + (file ? kPrefixLen : 0)).str("?");
+      line.str("; did you mean ").str(option(best).name + (file ? kPrefixLen : 0)).str("?");
     line.emit(sink, ctx);
     note_problem(r, shown, shown_len);
     return;
   }
 
-  const OptionSpec& o = kOptions[idx];
+  const OptionSpec& o = option(idx);
   Config& c = r.config;
   bool ok = false;
   switch (o.kind) {
@@ -451,11 +352,14 @@ char g_file_text[64 * 1024];
 void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
   int saved = errno;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int open_errno = fd < 0 ? errno : 0;
   size_t len = 0;
   bool too_big = false;
   if (fd >= 0) {
     for (;;) {
       ssize_t n = read(fd, g_file_text + len, sizeof(g_file_text) - 1 - len);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) open_errno = errno;  // a directory, an I/O error
       if (n <= 0) break;
       len += static_cast<size_t>(n);
       if (len == sizeof(g_file_text) - 1) {
@@ -467,11 +371,13 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
     close(fd);
   }
   errno = saved;
+  if (fd >= 0 && open_errno != 0) fd = -1;
   if (fd < 0 || too_big) {
     Line line;
-    line.str("slabby: cannot read SLABBY_CONFIG=").str(path);
-    line.str(fd < 0 ? " (no such readable file); using the environment and defaults"
-                    : " (larger than 64 KiB); using the environment and defaults");
+    line.str("slabby: cannot read SLABBY_CONFIG=").str(path).str(" (");
+    const char* why = fd < 0 ? strerrordesc_np(open_errno) : nullptr;
+    line.str(fd < 0 ? (why != nullptr ? why : "cannot open") : "larger than 64 KiB");
+    line.str("); using the environment and defaults");
     line.emit(sink, ctx);
     note_problem(r, "SLABBY_CONFIG", 13);
     return;
@@ -524,6 +430,24 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
 
 }  // namespace
 
+size_t find_option(const char* name) {
+  for (size_t i = 0; i < num_options(); ++i)
+    if (strcmp(option(i).name, name) == 0) return i;
+  return num_options();
+}
+
+bool parse_option_value(size_t i, const char* value, Config* c) {
+  if (i >= num_options()) return false;
+  ConfigResult r{};
+  r.config = *c;
+  const char* name = option(i).name;
+  Origin at{ValueSource::kEnvironment, nullptr, 0};
+  apply(r, name, strlen(name), name, strlen(name), value, strlen(value), at, nullptr, nullptr);
+  if (r.problems != 0) return false;
+  *c = r.config;
+  return true;
+}
+
 ConfigResult parse_config(char* const* envp, ConfigSink sink, void* ctx) {
   ConfigResult r{};
   r.first_problem = nullptr;
@@ -568,21 +492,21 @@ void write_value(Line& line, const Config& c, const OptionSpec& o) {
 
 void describe_config(const ConfigResult& r, ConfigSink sink, void* ctx) {
   const Config& c = r.config;
-  for (size_t i = 0; i < kNumOptions; ++i) {
+  for (size_t i = 0; i < num_options(); ++i) {
     Line line;
-    line.str("slabby:   ").str(kOptions[i].name).str("=");
-    const OptionSpec& o = kOptions[i];
+    line.str("slabby:   ").str(option(i).name).str("=");
+    const OptionSpec& o = option(i);
     write_value(line, c, o);
     static const char* const kSources[] = {" (default)", " (file)", " (environment)"};
     line.str(kSources[static_cast<int>(r.source[i])]);
-    line.str(": ").str(kOptions[i].help);
+    line.str(": ").str(option(i).help);
     line.emit(sink, ctx);
   }
 }
 
 size_t format_option_value(const Config& c, size_t i, char* out, size_t cap) {
   Line line;
-  write_value(line, c, kOptions[i]);
+  write_value(line, c, option(i));
   return line.copy_to(out, cap);
 }
 

@@ -47,6 +47,12 @@ struct Config {
   size_t max_alloc_latency_ns = 100000;  // SLABBY_MAX_ALLOC_LATENCY_NS: slower ones counted (0: off)
   size_t breaker_threshold = 0;          // SLABBY_BREAKER_THRESHOLD: failures that open it (0: off)
   size_t breaker_timeout_ms = 1000;      // SLABBY_BREAKER_TIMEOUT_MS: open this long, also the window
+  // Heap profile (telemetry/heap_profile.h).
+  bool prof = false;                     // SLABBY_PROF: sample allocations by stack
+  size_t prof_sample = 512 << 10;        // SLABBY_PROF_SAMPLE: bytes per sample, on average
+  char prof_file[256] = "slabby.%p.%n.heap";  // SLABBY_PROF_FILE: %p pid, %n dump number
+  size_t prof_interval_ms = 0;           // SLABBY_PROF_INTERVAL_MS: periodic dumps (0: none)
+  size_t prof_signal = 0;                // SLABBY_PROF_SIGNAL: signal that dumps (0: none)
   char log_file[256] = {};               // SLABBY_LOG: "stderr" or a path, %p the pid ("": off)
   size_t log_level = 1;                  // SLABBY_LOG_LEVEL: index into error, warn, info, debug
   size_t log_format = 0;                 // SLABBY_LOG_FORMAT: 0 text, 1 json
@@ -104,5 +110,12 @@ bool parse_millis(const char* s, size_t n, uint64_t* out);  // 250, 250ms, 2s, 1
 
 size_t num_options();
 const OptionSpec& option(size_t i);
+// The index of the option named `name` (the full SLABBY_ name), or
+// num_options() when there is none.
+size_t find_option(const char* name);
+
+// Parses one value of option i into c (slabby_set_option); false when the
+// value is not accepted (c unchanged).
+bool parse_option_value(size_t i, const char* value, Config* c);
 
 }  // namespace slabby

@@ -9,6 +9,7 @@
 #include "os/os.h"
 #include "runtime/background.h"
 #include "secure/checks.h"
+#include "telemetry/heap_profile.h"
 #include "telemetry/latency.h"
 #include "telemetry/log.h"
 
@@ -66,12 +67,51 @@ void* fallback_alloc(size_t n, size_t align) noexcept {
 
 namespace {
 
-// Restarts the thread's sampling countdown; true when sampling is on and
-// this allocation is to be timed. Off, the countdown is set 2^31 away.
-bool restart_countdown(ThreadCache& tc) {
-  uint32_t every = g_latency_sample;
-  tc.sample_countdown = every != 0 ? static_cast<int32_t>(every - 1) : INT32_MAX;
-  return every != 0;
+// The countdown is never set further than this, so a change of
+// SLABBY_LATENCY_SAMPLE or of profiling at run time reaches every thread
+// within this many of its allocations (one slow call per 65536 when both
+// samplers are off).
+constexpr int32_t kMaxArm = 1 << 16;
+
+struct Due {
+  bool latency;  // time this allocation
+  bool prof;     // a heap-profile candidate
+};
+
+// The thread's countdown ran out: which sampler is due. Re-arms it for the
+// nearer of the two (each keeps its own count of allocations left).
+Due countdown_fired(ThreadCache& tc) {
+  Due d{false, false};
+  int32_t every = static_cast<int32_t>(g_latency_sample > INT32_MAX ? INT32_MAX : g_latency_sample);
+  bool prof = g_prof_active.load(std::memory_order_relaxed);
+  int32_t elapsed = tc.sample_armed;
+  if (elapsed == 0) {
+    // The thread's first allocation: it is timed when sampling is on.
+    d.latency = every != 0;
+    tc.latency_left = every;
+    tc.prof_left = static_cast<int32_t>(prof_next_candidate(tc.prof));
+  } else {
+    if (every != 0) {
+      tc.latency_left -= elapsed;
+      if (tc.latency_left <= 0) {
+        d.latency = true;
+        tc.latency_left = every;
+      } else if (tc.latency_left > every) {
+        tc.latency_left = every;  // the period was shortened
+      }
+    }
+    tc.prof_left -= elapsed;
+    if (tc.prof_left <= 0) {
+      d.prof = prof;
+      tc.prof_left = static_cast<int32_t>(prof_next_candidate(tc.prof));
+    }
+  }
+  int32_t arm = kMaxArm;
+  if (every != 0 && tc.latency_left < arm) arm = tc.latency_left;
+  if (prof && tc.prof_left < arm) arm = tc.prof_left;
+  tc.sample_armed = arm;
+  tc.sample_countdown = arm - 1;
+  return d;
 }
 
 // The sampled allocation, timed end to end into the latency histogram.
@@ -108,27 +148,87 @@ SLABBY_INLINE bool is_medium_request(size_t n, size_t align) {
 
 }  // namespace
 
+namespace {
+
+// A heap-profile sample: a page span of its own (its free reaches the span
+// path, which drops it from the profile), recorded with the caller's stack.
+SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w) {
+  void* p = alloc_large_untimed(n, align, 0);
+  if (p != nullptr && g_rt.heap.owns(p)) {
+    g_rt.heap.span_of(p)->sampled = true;
+    heap_profile_record(p, n, w);
+  }
+  return p;
+}
+
+}  // namespace
+
 void* alloc_sampled(uintptr_t cls) noexcept {
   // A thread's first allocation lands here, possibly before init has read
-  // the period.
+  // the settings.
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
-  if (!restart_countdown(tl_cache)) return alloc_in_class_untimed(cls);
+  ThreadCache& tc = tl_cache;
+  Due d = countdown_fired(tc);
+  // Medium classes are sampled by bytes in alloc_large.
+  if (d.prof && cls < kNumSmallClasses) {
+    ProfWeight w;
+    size_t size = class_size(cls);
+    if (prof_take_small(tc.prof, size, &w)) {
+      if (!d.latency) return alloc_profiled(size, 0, w);
+      return timed([&] { return alloc_profiled(size, 0, w); });
+    }
+  }
+  if (!d.latency) return alloc_in_class_untimed(cls);
   return timed([cls] { return alloc_in_class_untimed(cls); });
+}
+
+void sampling_restart_this_thread() noexcept {
+  ThreadCache& tc = tl_cache;
+  tc.sample_armed = 0;
+  tc.sample_countdown = 0;
 }
 
 void* alloc_span(size_t n, size_t align, unsigned flags) noexcept {
   if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align, flags);
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
-  if (!restart_countdown(tl_cache)) return alloc_large_untimed(n, align, flags);
+  if (!countdown_fired(tl_cache).latency) return alloc_large_untimed(n, align, flags);
   return timed([=] { return alloc_large_untimed(n, align, flags); });
 }
 
+namespace {
+
+// Requests past the small classes count their bytes down to the profile's
+// next sample point (nullptr: not sampled, or profiling is off).
+SLABBY_INLINE void* maybe_profiled(size_t n, size_t align) {
+  if (SLABBY_LIKELY(!g_prof_active.load(std::memory_order_relaxed))) return nullptr;
+  ProfWeight w;
+  if (!prof_take_bytes(tl_cache.prof, n, &w)) return nullptr;
+  if (SLABBY_UNLIKELY(n > kMaxRequest)) return nullptr;
+  return alloc_profiled(n, align, w);
+}
+
+}  // namespace
+
 void* alloc_large(size_t n, size_t align) noexcept {
+  if (void* p = maybe_profiled(n, align)) return p;
   if (is_medium_request(n, align)) return alloc_in_class(class_of_size(n));
   return alloc_span(n, align, 0);
 }
 
+namespace {
+
+SLABBY_NOINLINE void forget_if_sampled(void* p) noexcept {
+  Span* s = g_rt.heap.span_of(p);
+  if (s != nullptr && s->state == SpanState::kLarge && s->sampled) {
+    s->sampled = false;
+    heap_profile_forget(p);
+  }
+}
+
+}  // namespace
+
 void free_not_small(void* p) noexcept {
+  if (SLABBY_UNLIKELY(g_prof_tables.load(std::memory_order_relaxed))) forget_if_sampled(p);
   if (SLABBY_UNLIKELY(g_checks.on)) return checked_free_large(p);
   Span* s = g_rt.heap.span_of(p);
   if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
@@ -189,6 +289,11 @@ void count_memset(size_t bytes) {
 }  // namespace
 
 void* calloc_large(size_t total) noexcept {
+  if (void* p = maybe_profiled(total, 0)) {
+    memset(p, 0, total);
+    count_memset(total);
+    return p;
+  }
   if (is_medium_request(total, 0)) {
     void* p = alloc_in_class(medium_class_of(total));
     if (p == nullptr) return nullptr;

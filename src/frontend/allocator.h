@@ -42,6 +42,10 @@ void* fallback_alloc(size_t n, size_t align) noexcept;
 // The allocation SLABBY_LATENCY_SAMPLE picked: timed with the cycle counter
 // into the latency histogram (telemetry/latency.h); resets the countdown.
 void* alloc_sampled(uintptr_t cls) noexcept;
+// Makes the calling thread's next allocation decide on sampling afresh (a
+// sampler was just turned on; other threads see it within 65536 of their
+// allocations).
+void sampling_restart_this_thread() noexcept;
 
 // Takes one slot of room in the bin: "subl $1, space; js full". Plain C
 // makes GCC keep the old value for the undo (five instructions), and GCC 12

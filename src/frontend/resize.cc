@@ -14,6 +14,8 @@
 // O(log N) times. The headroom is address space: pages nobody touches cost
 // no memory. The stats count every path (docs/stats.md).
 //
+// A heap-profile sample (telemetry/heap_profile.h) always moves by copy.
+//
 // glibc's semantics: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and
 // returns NULL; on failure NULL with errno ENOMEM, and p is untouched.
 #include <cerrno>
@@ -82,6 +84,12 @@ void* realloc_span(void* p, Span* s, size_t n) {
     return nullptr;
   }
   size_t old = size_t{s->pages} << kPageShift;
+  if (SLABBY_UNLIKELY(s->sampled)) {
+    // A heap-profile sample stays a span of its own: the new block is a new
+    // allocation (sampled or not), the old one is freed (and forgotten).
+    void* q = malloc_fast(n);
+    return q == nullptr ? nullptr : finish_copy(p, old, 0, q, n);
+  }
   // Into a small class: copying at most 32 KiB beats keeping a page span
   // (and its rounding) for a small block.
   if (n <= kMaxSmallSize) {

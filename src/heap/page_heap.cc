@@ -468,7 +468,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     s->state = SpanState::kLarge;
     s->cls = 0;
     s->zeroed = !s->dirty;
-    s->guarded = s->canary = s->quarantined = s->remapped = s->huge = false;
+    s->guarded = s->canary = s->quarantined = s->remapped = s->huge = s->sampled = false;
     s->block = s->start;
     s->usable = uint64_t{s->pages} << kPageShift;
     if (flags & kLargeAllPages) set_page_map(s, true);
@@ -485,7 +485,7 @@ Span* PageHeap::take_remap_target(size_t pages) {
     t->state = SpanState::kLarge;
     t->cls = 0;
     t->zeroed = false;
-    t->guarded = t->canary = t->quarantined = t->huge = false;
+    t->guarded = t->canary = t->quarantined = t->huge = t->sampled = false;
     t->remapped = true;
     t->block = t->start;
     t->usable = uint64_t{t->pages} << kPageShift;

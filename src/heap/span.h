@@ -45,6 +45,8 @@ struct Span {
   bool quarantined;  // freed by the program, held back (secure/quarantine.h)
   bool remapped;     // kLarge: moved by mremap, a mapping of its own
   bool huge;         // kLarge: marked for transparent huge pages (SLABBY_THP=large)
+  bool sampled;      // kLarge: a heap-profile sample (telemetry/heap_profile.h): its
+                     // free drops it from the profile; realloc moves it by copy
   uintptr_t block;   // the address handed out
   uint64_t usable;   // bytes the program may use from `block`
 

@@ -9,6 +9,7 @@
 #include "cache/percpu_cache.h"
 #include "cache/thread_cache.h"
 #include "os/os.h"
+#include "telemetry/heap_profile.h"
 
 namespace slabby {
 
@@ -31,6 +32,8 @@ void* background_main(void*) {
   uint64_t tick = period / 4;
   uint64_t interval = cfg.stats_interval_ms;
   if (interval != 0 && interval < tick) tick = interval < 10 ? 10 : interval;
+  uint64_t prof_every = cfg.prof_interval_ms;
+  if (prof_every != 0 && prof_every < tick) tick = prof_every < 10 ? 10 : prof_every;
   uint64_t last_report = os::now_ms();
   uint64_t seen[kNumClasses] = {};
   uint64_t last_reclaim = os::now_ms();
@@ -47,6 +50,7 @@ void* background_main(void*) {
       last_report = now;
       write_configured_report();
     }
+    heap_profile_tick(now);  // SLABBY_PROF_INTERVAL_MS, and dumps a signal asked for
     if (now - last_reclaim < period) continue;
     last_reclaim = now;
     percpu_drain_idle(false);
@@ -86,18 +90,7 @@ void start_background() noexcept {
 
 size_t release_all_now() noexcept {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
-  // This thread's own bins (in per-thread mode).
-  ThreadCache& tc = tl_cache;
-  if (tc.state == kCacheActive && !tc.percpu_ok) {
-    for (unsigned c = 1; c < kNumClasses; ++c) {
-      Bin& b = tc.bins[c];
-      uint32_t n = bin_count(b);
-      if (n == 0) continue;
-      g_rt.pools[c].give(b.head, n);
-      b.head = nullptr;
-      b.space = b.limit;
-    }
-  }
+  cache_flush_all();  // this thread's own bins (in per-thread mode)
   percpu_drain_idle(true);
   for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reclaim();
   return g_rt.heap.purge_all();

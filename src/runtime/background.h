@@ -26,7 +26,8 @@ void start_background() noexcept;
 
 // Called by slow paths after they released every lock.
 SLABBY_INLINE void maybe_start_background() noexcept {
-  if (SLABBY_UNLIKELY(g_rt.heap.wants_background() || g_rt.config.config.stats_interval_ms != 0) &&
+  if (SLABBY_UNLIKELY(g_rt.heap.wants_background() || g_rt.config.config.stats_interval_ms != 0 ||
+                      g_rt.config.config.prof_interval_ms != 0) &&
       g_background.load(std::memory_order_relaxed) == kBgNone)
     start_background();
 }

@@ -12,12 +12,14 @@
 
 #include "cache/percpu_cache.h"
 #include "common/writer.h"
+#include "frontend/allocator.h"
 #include "os/os.h"
 #include "runtime/background.h"
 #include "runtime/heap_events.h"
 #include "runtime/runtime.h"
 #include "secure/checks.h"
 #include "secure/leak_check.h"
+#include "telemetry/heap_profile.h"
 #include "telemetry/stats.h"
 
 extern char** environ;
@@ -135,6 +137,7 @@ void thread_exit(void* arg) { cache_teardown(static_cast<ThreadCache*>(arg)); }
 // by class and shard, page heap), so the child inherits none held by a
 // thread that does not exist.
 void fork_prepare() {
+  heap_profile_fork_prepare();
   leak_fork_prepare();
   percpu_fork_prepare();
   g_rt.registry_mu.lock();
@@ -147,8 +150,10 @@ void fork_parent() {
   g_rt.registry_mu.unlock();
   percpu_fork_parent();
   leak_fork_parent();
+  heap_profile_fork_parent();
 }
 void fork_child() {
+  heap_profile_fork_child();
   leak_fork_child();
   percpu_fork_child();
   g_rt.heap.reset_lock_after_fork();
@@ -159,6 +164,20 @@ void fork_child() {
   // Until it runs, every free enforces SLABBY_RETAIN_MAX at once again.
   g_background.store(kBgNone, std::memory_order_relaxed);
   g_rt.heap.set_retain_grace_ms(0);
+}
+
+void start_heap_profile(const Config& c) {
+  ProfSettings p;
+  p.active = c.prof;
+  p.sample_bytes = c.prof_sample;
+  p.file = c.prof_file;
+  p.interval_ms = c.prof_interval_ms;
+  p.signal = static_cast<int>(c.prof_signal);
+  p.dump_at_exit = c.prof;
+  heap_profile_start(p);
+  // Allocations during init (pthread_atfork's) armed this thread's countdown
+  // before profiling was on.
+  sampling_restart_this_thread();
 }
 
 void print_verbose_banner() {
@@ -213,13 +232,17 @@ bool init_slow() {
       return false;
     }
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
-    if ((cfg.stats != StatsFormat::kOff && cfg.stats_file[0] == '\0') || g_checks.leak_check)
+    // Anything that may write at exit (a report, or a line saying a file
+    // cannot be written) gets its own stderr: programs close fd 2 in their
+    // atexit handlers.
+    if (cfg.stats != StatsFormat::kOff || g_checks.leak_check || cfg.prof)
       g_rt.report_fd = duplicate_stderr();
     g_rt.init_state.store(kInitReady, std::memory_order_release);
   }
   // After the lock: these may allocate, and the allocator is ready for it.
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (g_checks.leak_check) leak_check_start();
+  start_heap_profile(g_rt.config.config);
   if (g_rt.config.config.verbose) print_verbose_banner();
   return true;
 }
@@ -257,6 +280,7 @@ __attribute__((destructor)) static void report_at_exit() {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return;
   write_configured_report();
   if (g_checks.leak_check) leak_report(g_rt.report_fd);
+  heap_profile_at_exit();
 }
 
 void write_configured_report() {
@@ -274,10 +298,15 @@ void write_configured_report() {
   memcpy(tmp + n, ".tmp", 5);
   int saved = errno;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd >= 0) {
+  if (fd < 0) {
+    // Once: a server rewriting the file every interval says it only once.
+    static bool told = false;
+    if (!told) report_file_error("write SLABBY_STATS_FILE", tmp, errno, g_rt.report_fd);
+    told = true;
+  } else {
     write_stats(fd, format);
-    close(fd);
-    rename(tmp, path);
+    if (close(fd) != 0 || rename(tmp, path) != 0)
+      report_file_error("write SLABBY_STATS_FILE", path, errno, g_rt.report_fd);
   }
   errno = saved;
 }

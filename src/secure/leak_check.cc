@@ -1,9 +1,6 @@
 #include "secure/leak_check.h"
 
 #include <dlfcn.h>
-#include <execinfo.h>
-#include <link.h>
-#include <sys/auxv.h>
 
 #include <atomic>
 #include <cstdint>
@@ -12,6 +9,7 @@
 #include "common/lock.h"
 #include "common/writer.h"
 #include "os/os.h"
+#include "os/stack_trace.h"
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"
@@ -22,7 +20,6 @@ namespace slabby {
 namespace {
 
 constexpr int kFrames = 12;
-constexpr int kSkip = 4;  // without a module to tell them apart: slabby's own frames
 constexpr size_t kBlockSlots = size_t{1} << 18;
 constexpr size_t kStackSlots = size_t{1} << 12;
 constexpr uintptr_t kTombstone = 1;
@@ -46,20 +43,6 @@ TracedBlock* g_blocks = nullptr;
 Stack* g_stacks = nullptr;
 Mutex g_mu;
 std::atomic<uint64_t> g_dropped{0};  // tables full: traced but not recorded
-__thread bool tl_in_trace __attribute__((tls_model("initial-exec")));
-// slabby's own module, whose frames lead every stack; null when slabby is
-// linked into the main program (then a fixed number of frames is skipped).
-const void* g_self_base = nullptr;
-
-int frames_to_skip(void* const* frames, int depth) {
-  if (g_self_base == nullptr) return depth > kSkip ? kSkip : 0;
-  int skip = 0;
-  Dl_info info;
-  while (skip < depth - 1 && dladdr(frames[skip], &info) != 0 && info.dli_fbase == g_self_base)
-    ++skip;
-  return skip;
-}
-
 size_t slot_of(uintptr_t p) { return ((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - 18); }
 
 uint32_t intern_stack_locked(void* const* frames, int depth) {
@@ -82,14 +65,11 @@ uint32_t intern_stack_locked(void* const* frames, int depth) {
 }
 
 void trace(void* p, size_t usable) {
-  void* frames[kFrames + 8];
-  tl_in_trace = true;
-  int depth = backtrace(frames, kFrames + 8);
-  tl_in_trace = false;
-  int skip = frames_to_skip(frames, depth);
-  if (depth - skip > kFrames) depth = skip + kFrames;
+  void* frames[kFrames];
+  int depth = os::stack_trace_capture(frames, kFrames);
+  if (depth == 0) return;  // re-entered from inside a capture
   LockGuard g(g_mu);
-  uint32_t id = intern_stack_locked(frames + skip, depth - skip);
+  uint32_t id = intern_stack_locked(frames, depth);
   if (id == UINT32_MAX) {
     g_dropped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -132,19 +112,11 @@ void leak_check_start() noexcept {
   g_blocks = static_cast<TracedBlock*>(os::map_rw(kBlockSlots * sizeof(TracedBlock)));
   g_stacks = static_cast<Stack*>(os::map_rw(kStackSlots * sizeof(Stack)));
   if (g_blocks == nullptr || g_stacks == nullptr) return;
-  Dl_info self, main_program;
-  if (dladdr(reinterpret_cast<void*>(&leak_note_alloc), &self) != 0 &&
-      dladdr(reinterpret_cast<void*>(getauxval(AT_PHDR)), &main_program) != 0 &&
-      self.dli_fbase != main_program.dli_fbase)
-    g_self_base = self.dli_fbase;
-  void* frames[2];
-  tl_in_trace = true;
-  backtrace(frames, 2);
-  tl_in_trace = false;
+  os::stack_trace_start();
 }
 
 void leak_note_alloc(void* p, size_t usable) noexcept {
-  if (g_blocks == nullptr || g_stacks == nullptr || tl_in_trace) return;
+  if (g_blocks == nullptr || g_stacks == nullptr) return;
   CheckedCache& k = tl_checked;
   if (k.leak_countdown == 0) k.leak_countdown = g_checks.leak_sample;
   if (--k.leak_countdown != 0) return;

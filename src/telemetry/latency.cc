@@ -110,6 +110,20 @@ void latency_init(uint64_t sample_every, uint64_t max_alloc_latency_ns) noexcept
   g_base_cycles = cycles_now();
 }
 
+void latency_set(uint64_t sample_every, uint64_t max_alloc_latency_ns) noexcept {
+  g_latency_sample = sample_every > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(sample_every);
+  g_max_latency_ns = max_alloc_latency_ns;
+  // The threshold in cycles, with the calibration so far (refined later
+  // while the calibration is not final).
+  uint64_t q = g_ps_per_kcycle.load(std::memory_order_relaxed);
+  uint64_t c = 0;
+  if (max_alloc_latency_ns != 0 && q != 0) {
+    unsigned __int128 v = static_cast<unsigned __int128>(max_alloc_latency_ns) * 1000 * 1024 / q;
+    c = v == 0 ? 1 : static_cast<uint64_t>(v);
+  }
+  g_slow_cycles.store(c, std::memory_order_relaxed);
+}
+
 uint64_t cycles_to_ns(uint64_t cycles) noexcept {
   uint64_t q = g_ps_per_kcycle.load(std::memory_order_relaxed);
   return static_cast<uint64_t>(static_cast<unsigned __int128>(cycles) * q / (1000 * 1024));

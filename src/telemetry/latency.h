@@ -90,6 +90,9 @@ extern uint32_t g_latency_sample;
 
 // Init: sampling period, slow threshold, calibration baseline. No allocation.
 void latency_init(uint64_t sample_every, uint64_t max_alloc_latency_ns) noexcept;
+// A running process's change of both (slabby_set_option); the histogram and
+// the calibration are kept.
+void latency_set(uint64_t sample_every, uint64_t max_alloc_latency_ns) noexcept;
 
 // Records one timed allocation of `cycles`. Above SLABBY_MAX_ALLOC_LATENCY_NS
 // (converted with the current calibration) it is counted in slow_allocations

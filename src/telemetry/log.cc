@@ -73,6 +73,10 @@ void log_init_fd(int fd, int level, bool json) noexcept {
   g_log_max_level = fd < 0 ? -1 : level;
 }
 
+void log_set_level(int level) noexcept {
+  if (g_log_fd >= 0) g_log_max_level = level;
+}
+
 void log_init(const Config& c) noexcept {
   if (c.log_file[0] == '\0') return;
   int saved = errno;

@@ -50,6 +50,10 @@ SLABBY_INLINE bool log_enabled(LogLevel level) noexcept {
 // Opens the log as configured (at init, after the config is parsed).
 void log_init(const Config& c) noexcept;
 
+// A running process's change of SLABBY_LOG_LEVEL (no effect while the log
+// is off).
+void log_set_level(int level) noexcept;
+
 // For the unit tests: log to `fd` at `level` (-1: off) in text or JSON.
 void log_init_fd(int fd, int level, bool json) noexcept;
 

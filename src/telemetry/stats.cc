@@ -12,6 +12,7 @@
 #include "runtime/runtime.h"
 #include "secure/checks.h"
 #include "secure/guard_fault.h"
+#include "telemetry/heap_profile.h"
 
 namespace slabby {
 
@@ -126,6 +127,11 @@ void collect_stats(slabby_stats* out) {
   out->realloc_remap_failures = h.remap_failures;
   out->remapped_blocks = h.remapped_live;
   out->lost_bytes = h.lost_bytes;
+  ProfCounters prof = heap_profile_counters();
+  out->prof_samples = prof.samples;
+  out->prof_live_samples = prof.live_samples;
+  out->prof_dropped = prof.dropped;
+  out->prof_dumps = prof.dumps;
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
@@ -205,6 +211,12 @@ void print_report(int fd) {
   row_bytes("calloc_memset_bytes", s.calloc_memset_bytes);
   if (s.realloc_remap_failures != 0) row("realloc_remap_failures", s.realloc_remap_failures);
   if (s.lost_bytes != 0) row_bytes("lost_bytes", s.lost_bytes);
+  if (s.prof_samples != 0 || s.prof_dumps != 0) {
+    row("prof_samples", s.prof_samples);
+    row("prof_live_samples", s.prof_live_samples);
+    row("prof_dropped", s.prof_dropped);
+    row("prof_dumps", s.prof_dumps);
+  }
   static slabby_health h;
   collect_health(s, &h);
   auto row_ratio = [&w](const char* name, double v) {

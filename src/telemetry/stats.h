@@ -36,4 +36,8 @@ enum class StatsOutput { kText = 0, kJson = 1, kPrometheus = 2 };
 // The stats in the given format (stats_export.cc).
 void write_stats(int fd, StatsOutput format);
 
+// One field by its JSON report name ("live_bytes", "health.health_score",
+// "classes.3.live_blocks"); false when there is no such field.
+bool stat_by_name(const char* name, double* out);
+
 }  // namespace slabby

@@ -7,6 +7,7 @@
 // (slabby_ prefix; counters end in _total, gauges do not) and its help text.
 // Derived figures are documented in docs/stats.md.
 #include <cstddef>
+#include <cstring>
 
 #include "common/lock.h"
 #include "common/writer.h"
@@ -130,6 +131,13 @@ constexpr Field kProcess[] = {
             "Bytes those callocs wrote."),
     PROCESS("lost_bytes", "lost_bytes", kGauge, lost_bytes,
             "Address ranges the OS refused to map again after a move (never reused)."),
+    PROCESS("prof_samples", "prof_samples_total", kCounter, prof_samples,
+            "Allocations the heap profile sampled (SLABBY_PROF)."),
+    PROCESS("prof_live_samples", "prof_live_samples", kGauge, prof_live_samples,
+            "Sampled allocations not freed yet."),
+    PROCESS("prof_dropped", "prof_dropped_total", kCounter, prof_dropped,
+            "Samples not recorded: the heap profile's tables were full."),
+    PROCESS("prof_dumps", "prof_dumps_total", kCounter, prof_dumps, "Heap profiles written."),
 };
 #undef PROCESS
 
@@ -306,6 +314,63 @@ void write_prometheus(Writer& w, const slabby_stats& s, const slabby_health& h) 
 }
 
 }  // namespace
+
+namespace {
+
+bool name_is(const char* name, size_t n, const char* json) {
+  return strlen(json) == n && memcmp(name, json, n) == 0;
+}
+
+bool set(double* out, double v) {
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+bool stat_by_name(const char* name, double* out) {
+  static slabby_stats s;
+  static slabby_health h;
+  static Mutex mu;
+  LockGuard g(mu);
+  size_t n = strlen(name);
+  static constexpr char kHealthPrefix[] = "health.";
+  static constexpr char kClassPrefix[] = "classes.";
+  if (strncmp(name, kHealthPrefix, sizeof(kHealthPrefix) - 1) == 0) {
+    const char* key = name + sizeof(kHealthPrefix) - 1;
+    size_t kn = n - (sizeof(kHealthPrefix) - 1);
+    collect_stats(&s);
+    collect_health(s, &h);
+    for (const Field& f : kHealth)
+      if (name_is(key, kn, f.json)) return set(out, static_cast<double>(field(&h, f)));
+    for (const Field& f : kHealthRatios)
+      if (name_is(key, kn, f.json)) return set(out, ratio(&h, f));
+    if (name_is(key, kn, "circuit_breaker_open")) return set(out, h.circuit_breaker_open);
+    return false;
+  }
+  collect_stats(&s);
+  if (strncmp(name, kClassPrefix, sizeof(kClassPrefix) - 1) == 0) {
+    const char* p = name + sizeof(kClassPrefix) - 1;
+    uint64_t cls = 0;
+    const char* digits = p;
+    while (*p >= '0' && *p <= '9' && cls < 1000) cls = cls * 10 + static_cast<uint64_t>(*p++ - '0');
+    if (p == digits || *p != '.' || cls == 0 || cls > s.num_classes) return false;
+    const slabby_class_stats& c = s.classes[cls - 1];
+    const char* key = p + 1;
+    size_t kn = strlen(key);
+    if (name_is(key, kn, "block_size")) return set(out, static_cast<double>(c.block_size));
+    if (name_is(key, kn, "slab_bytes")) return set(out, static_cast<double>(c.slab_bytes));
+    for (const Field& f : kClass)
+      if (name_is(key, kn, f.json)) return set(out, static_cast<double>(field(&c, f)));
+    return false;
+  }
+  for (const Field& f : kProcess)
+    if (name_is(name, n, f.json)) return set(out, static_cast<double>(field(&s, f)));
+  if (name_is(name, n, "stats_version")) return set(out, s.version);
+  if (name_is(name, n, "num_shards")) return set(out, s.num_shards);
+  if (name_is(name, n, "background_thread")) return set(out, s.background_thread);
+  return false;
+}
 
 void write_stats(int fd, StatsOutput format) {
   if (format == StatsOutput::kText) return print_report(fd);

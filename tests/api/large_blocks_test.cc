@@ -985,7 +985,7 @@ TEST(LargeStats, JsonPrometheusAndTextHaveTheNewFields) {
       {"lost_bytes", "lost_bytes", "gauge", &slabby_stats::lost_bytes},
   };
   slabby_stats st = Stats();
-  EXPECT_EQ(st.version, 3u);
+  EXPECT_GE(st.version, 3u);
   EXPECT_GE(st.struct_size, offsetof(slabby_stats, lost_bytes) + sizeof(uint64_t));
   EXPECT_GE(st.realloc_shrunk_in_place, 1u);
   EXPECT_GE(st.realloc_copies, 1u);
@@ -999,7 +999,7 @@ TEST(LargeStats, JsonPrometheusAndTextHaveTheNewFields) {
   ASSERT_FALSE(json.empty());
   ASSERT_FALSE(prom.empty());
   ASSERT_FALSE(text.empty());
-  EXPECT_NE(json.find("\"stats_version\":3"), std::string::npos);
+  EXPECT_NE(json.find("\"stats_version\":" + std::to_string(SLABBY_STATS_VERSION)), std::string::npos);
   for (const F& f : fields) {
     long long want = static_cast<long long>(st.*(f.member));
     EXPECT_EQ(NumberAfter(json, std::string("\"") + f.json + "\":"), want) << "JSON " << f.json;

@@ -149,6 +149,13 @@ class ConfigEnv(unittest.TestCase):
                              "one of error, warn, info or debug"),
         "SLABBY_LOG_FORMAT": (["xml", "-1", "", "jsn", "99999999999999999999"],
                               "one of text or json"),
+        "SLABBY_PROF": (["sometimes", "2", "", "-1"], "1, 0, true, false, yes, no, on or off"),
+        "SLABBY_PROF_SAMPLE": (["often", "0", "-1", "", "2T", "512Q"],
+                               "a byte count with an optional K, M, G or T suffix between 1 and 1T"),
+        "SLABBY_PROF_FILE": (["", "/" + "x" * 300], "a file path of 1 to 255 bytes"),
+        "SLABBY_PROF_INTERVAL_MS": (["later", "-1", "", "2h"],
+                                    "a duration in ms, or with an ms, s or m suffix up to 1 hour"),
+        "SLABBY_PROF_SIGNAL": (["USR2", "-1", "", "65"], "a whole number from 0 to 64"),
     }
 
     def test_observability_variables_bad_values_one_line_each(self):
@@ -158,7 +165,9 @@ class ConfigEnv(unittest.TestCase):
                     r = run({var: value})
                     self.assertEqual(r.returncode, 0, r.stderr)
                     self.assertEqual(r.stdout, "apple\nfig\npear\n")
-                    self.assertEqual(r.stderr, f'slabby: invalid {var}="{value}": expected '
+                    # A value is echoed up to 64 bytes, then "..." (one line whatever it is).
+                    shown = value if len(value) <= 64 else value[:64] + "..."
+                    self.assertEqual(r.stderr, f'slabby: invalid {var}="{shown}": expected '
                                                f"{accepted}; using the default\n")
 
     def test_observability_variables_misspelt_names_and_strict_mode(self):
@@ -168,7 +177,9 @@ class ConfigEnv(unittest.TestCase):
                              ("SLABBY_BREAKER_TIMEOUT", "SLABBY_BREAKER_TIMEOUT_MS"),
                              ("SLABBY_LGO", "SLABBY_LOG"),
                              ("SLABBY_LOG_LEVLE", "SLABBY_LOG_LEVEL"),
-                             ("SLABBY_LOG_FROMAT", "SLABBY_LOG_FORMAT")):
+                             ("SLABBY_LOG_FROMAT", "SLABBY_LOG_FORMAT"),
+                             ("SLABBY_PROF_SMPLE", "SLABBY_PROF_SAMPLE"),
+                             ("SLABBY_PROF_SIGNL", "SLABBY_PROF_SIGNAL")):
             with self.subTest(name=wrong):
                 r = run({wrong: "1"})
                 self.assertEqual((r.returncode, r.stdout), (0, "apple\nfig\npear\n"))
@@ -194,6 +205,31 @@ class ConfigEnv(unittest.TestCase):
                      "SLABBY_LOG_LEVEL=debug (environment)", "SLABBY_LOG_FORMAT=json (environment)",
                      "SLABBY_LOG= (default)", "SLABBY_LATENCY_SAMPLE=100 (environment)"):
             self.assertIn("slabby:   " + want, r.stderr)
+
+    def test_profile_variables_good_values_apply(self):
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_PROF_SAMPLE": "1M", "SLABBY_PROF_INTERVAL_MS": "2s",
+                 "SLABBY_PROF_SIGNAL": "12", "SLABBY_PROF_FILE": "/tmp/x.%p.%n.heap"})
+        self.assertEqual(r.stdout, "apple\nfig\npear\n")
+        for want in ("SLABBY_PROF=0 (default)", "SLABBY_PROF_SAMPLE=1M (environment)",
+                     "SLABBY_PROF_INTERVAL_MS=2000ms (environment)",
+                     "SLABBY_PROF_SIGNAL=12 (environment)",
+                     "SLABBY_PROF_FILE=/tmp/x.%p.%n.heap (environment)"):
+            self.assertIn("slabby:   " + want, r.stderr)
+
+    def test_unwritable_stats_file_is_one_line_saying_why(self):
+        r = run({"SLABBY_STATS": "json", "SLABBY_STATS_FILE": "/nonexistent-dir/stats.json"})
+        self.assertEqual((r.returncode, r.stdout), (0, "apple\nfig\npear\n"))
+        self.assertEqual(r.stderr, "slabby: cannot write SLABBY_STATS_FILE "
+                                   "/nonexistent-dir/stats.json.tmp: No such file or directory\n")
+
+    def test_unreadable_config_file_says_why(self):
+        for path, why in (("/nonexistent-dir/slabby.conf", "No such file or directory"),
+                          ("/", "Is a directory")):
+            with self.subTest(path=path):
+                r = run({"SLABBY_CONFIG": path})
+                self.assertEqual((r.returncode, r.stdout), (0, "apple\nfig\npear\n"))
+                self.assertEqual(r.stderr, f"slabby: cannot read SLABBY_CONFIG={path} ({why}); "
+                                           "using the environment and defaults\n")
 
     def test_unopenable_log_file_is_one_warning(self):
         r = run({"SLABBY_LOG": "/nonexistent-dir/slabby.log"})

@@ -96,7 +96,7 @@ TEST(Latency, TheAllocationPathTimesOneAllocationInN) {
   uint32_t saved = g_latency_sample;
   g_latency_sample = 10;
   latency_histogram().reset();
-  tl_cache.sample_countdown = 0;
+  sampling_restart_this_thread();
   for (int i = 0; i < 1000; ++i) free_fast(malloc_fast(i % 2 ? 48 : 40000));
   EXPECT_EQ(latency_histogram().count(), 100u);
   // Off: the countdown, once it runs out, is set far away; nothing is timed.
