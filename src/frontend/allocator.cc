@@ -152,10 +152,15 @@ namespace {
 
 // A heap-profile sample: a page span of its own (its free reaches the span
 // path, which drops it from the profile), recorded with the caller's stack.
+// Its usable size is what the block would have had unsampled (its class's
+// size up to 1 MiB), so sampling changes nothing a program can see, and
+// realloc copies no more than that.
 SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w) {
   void* p = alloc_large_untimed(n, align, 0);
   if (p != nullptr && g_rt.heap.owns(p)) {
-    g_rt.heap.span_of(p)->sampled = true;
+    Span* s = g_rt.heap.span_of(p);
+    s->sampled = true;
+    if (!g_checks.on && n <= kMaxClassSize) s->usable = class_size(class_of_size(n));
     heap_profile_record(p, n, w);
   }
   return p;
@@ -329,7 +334,7 @@ size_t usable_size_impl(const void* p) noexcept {
   if (cls != 0) return class_size(cls);
   Span* s = g_rt.heap.span_of(p);
   if (s != nullptr && s->state == SpanState::kLarge && s->start == reinterpret_cast<uintptr_t>(p))
-    return uintptr_t{s->pages} << kPageShift;
+    return s->sampled ? s->usable : uintptr_t{s->pages} << kPageShift;
   invalid_pointer("malloc_usable_size", p);
 }
 

@@ -14,7 +14,8 @@
 // O(log N) times. The headroom is address space: pages nobody touches cost
 // no memory. The stats count every path (docs/stats.md).
 //
-// A heap-profile sample (telemetry/heap_profile.h) always moves by copy.
+// A heap-profile sample (telemetry/heap_profile.h) is kept while it fits, else
+// moves by copy.
 //
 // glibc's semantics: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and
 // returns NULL; on failure NULL with errno ENOMEM, and p is untouched.
@@ -85,10 +86,14 @@ void* realloc_span(void* p, Span* s, size_t n) {
   }
   size_t old = size_t{s->pages} << kPageShift;
   if (SLABBY_UNLIKELY(s->sampled)) {
-    // A heap-profile sample stays a span of its own: the new block is a new
-    // allocation (sampled or not), the old one is freed (and forgotten).
+    // A heap-profile sample stays a span of its own: kept while the new size
+    // fits it and needs more than half of it (its profile record keeps the
+    // size it was sampled at), else a new allocation (sampled or not) and the
+    // old one freed (and forgotten).
+    size_t usable = s->usable;  // its class's size (alloc_profiled)
+    if (n <= usable && n > usable / 2) return p;
     void* q = malloc_fast(n);
-    return q == nullptr ? nullptr : finish_copy(p, old, 0, q, n);
+    return q == nullptr ? nullptr : finish_copy(p, usable, 0, q, n);
   }
   // Into a small class: copying at most 32 KiB beats keeping a page span
   // (and its rounding) for a small block.

@@ -46,7 +46,7 @@ struct Span {
   bool remapped;     // kLarge: moved by mremap, a mapping of its own
   bool huge;         // kLarge: marked for transparent huge pages (SLABBY_THP=large)
   bool sampled;      // kLarge: a heap-profile sample (telemetry/heap_profile.h): its
-                     // free drops it from the profile; realloc moves it by copy
+                     // free drops it from the profile; `usable` is its class's size
   uintptr_t block;   // the address handed out
   uint64_t usable;   // bytes the program may use from `block`
 

@@ -39,7 +39,7 @@
 namespace slabby {
 
 // Allocations between two small-block candidates, on average.
-inline constexpr uint32_t kProfCallMean = 64;
+inline constexpr uint32_t kProfCallMean = 128;
 
 // Sampling new allocations now (SLABBY_PROF, slabby_set_option).
 extern std::atomic<bool> g_prof_active;
