@@ -156,11 +156,13 @@ namespace {
 // size up to 1 MiB), so sampling changes nothing a program can see, and
 // realloc copies no more than that.
 SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w) {
-  void* p = alloc_large_untimed(n, align, 0);
+  bool classed = !g_checks.on && n <= kMaxClassSize;
+  size_t usable = classed ? class_size(class_of_size(n)) : n;
+  void* p = alloc_large_untimed(usable, align, 0);  // the span holds all of `usable`
   if (p != nullptr && g_rt.heap.owns(p)) {
     Span* s = g_rt.heap.span_of(p);
     s->sampled = true;
-    if (!g_checks.on && n <= kMaxClassSize) s->usable = class_size(class_of_size(n));
+    if (classed) s->usable = usable;
     heap_profile_record(p, n, w);
   }
   return p;

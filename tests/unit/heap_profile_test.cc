@@ -143,5 +143,30 @@ TEST(HeapProfile, ASampledBlockIsASpanAndReallocMovesIt) {
   heap_profile_set_sample(512 << 10);
 }
 
+// A sampled block's usable size is its class's, and its span holds all of
+// it (a 45000-byte request is a 49152-byte block of a medium class: the span
+// must be 12 pages, not the 11 the request needs).
+TEST(HeapProfile, ASampledBlocksSpanHoldsItsWholeUsableSize) {
+  free_fast(malloc_fast(1));
+  ASSERT_TRUE(heap_profile_set_active(true));
+  heap_profile_set_sample(1);
+  sampling_restart_this_thread();
+  for (size_t n : {size_t{33000}, size_t{45000}, size_t{300000}, size_t{1} << 20}) {
+    void* p = malloc_fast(n);
+    ASSERT_NE(p, nullptr);
+    Span* s = g_rt.heap.span_of(p);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s->sampled) << n;
+    size_t usable = usable_size_impl(p);
+    EXPECT_EQ(usable, class_size(class_of_size(n))) << n;
+    EXPECT_LE(usable, uintptr_t{s->pages} << kPageShift) << n;
+    memset(p, 0x3c, usable);
+    EXPECT_EQ(realloc_impl(p, usable), p);  // fits: kept
+    free_fast(p);
+  }
+  heap_profile_set_active(false);
+  heap_profile_set_sample(512 << 10);
+}
+
 }  // namespace
 }  // namespace slabby
