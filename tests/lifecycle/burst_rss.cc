@@ -4,7 +4,8 @@
 // stays at 1117 MiB under glibc, 314 under jemalloc, 1156 under mimalloc.
 //
 // slabby must give nearly all of it back:
-// - after idling 3 s (decay 1 s): RSS within 48 MiB of where it started;
+// - after idling 3 s (decay 1 s): RSS within 48 MiB of where it started
+//   (96 MiB with SLABBY_BACKGROUND=0, where SLABBY_RETAIN_MAX bounds it);
 // - after a second burst, malloc_trim(0) at once: within 32 MiB.
 #include <malloc.h>
 #include <sys/wait.h>
@@ -71,6 +72,10 @@ int main() {
          static_cast<unsigned long long>(st.purged_bytes / kMiB),
          static_cast<unsigned long long>(st.madvise_calls), st.background_thread,
          static_cast<unsigned long long>(st.mappings));
+  printf("spans in use %llu MiB, free pages kept %llu MiB, arena resident %llu MiB\n",
+         static_cast<unsigned long long>(st.mapped_bytes / kMiB),
+         static_cast<unsigned long long>(st.free_dirty_bytes / kMiB),
+         static_cast<unsigned long long>(st.resident_bytes / kMiB));
   // Run twice by ctest: as shipped, and with SLABBY_BACKGROUND=0, where no
   // purger thread may exist and only frees drive the decay (so pages freed
   // in the last second stay, up to SLABBY_RETAIN_MAX = 64 MiB).
@@ -78,7 +83,14 @@ int main() {
   bool background = bg == nullptr || strcmp(bg, "0") != 0;
   LC_CHECK(st.background_thread == (background ? 1u : 0u), "background thread: %u",
            st.background_thread);
-  long idle_bound = background ? 48 * kMiB : 80 * kMiB;
+  // Without the purger the free pages kept sit anywhere between half of
+  // SLABBY_RETAIN_MAX and all of it (each purge goes down to half), beside
+  // the slabs the caches still hold (11 MiB here) and the metadata: 82 MiB
+  // was seen on a quiet machine, so the bound is 64 + 32 MiB, and the page
+  // heap's own bound is checked exactly.
+  long idle_bound = background ? 48 * kMiB : 96 * kMiB;
+  LC_CHECK(st.free_dirty_bytes <= uint64_t{64} << 20, "free pages kept: %llu MiB",
+           static_cast<unsigned long long>(st.free_dirty_bytes / kMiB));
   LC_CHECK(idle - start <= idle_bound, "RSS after idling is %ld MiB above the start",
            (idle - start) / kMiB);
 
