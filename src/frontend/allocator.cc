@@ -124,7 +124,14 @@ void* alloc_span(size_t n, size_t align, unsigned flags) noexcept {
 }
 
 void* alloc_large(size_t n, size_t align) noexcept {
-  if (is_medium_request(n, align)) return alloc_in_class(class_of_size(n));
+  if (is_medium_request(n, align)) {
+    // With pages above 32 KiB, aligned_alloc sends small requests here when
+    // no small class is aligned enough (align 64 KiB): a medium block is.
+    if constexpr (kPageSize > kMaxSmallSize) {
+      if (n <= kMaxSmallSize) n = kMaxSmallSize + 1;
+    }
+    return alloc_in_class(class_of_size(n));
+  }
   return alloc_span(n, align, 0);
 }
 

@@ -183,8 +183,9 @@ TEST(Calloc, ZeroingWritesOnlyResidentPagesAndFaultsNothingIn) {
   const size_t n = 16 * kMiB;
   char* p = static_cast<char*>(os::map_rw(n));
   ASSERT_NE(p, nullptr);
-  os::mark_huge(p, n, false);  // 4 KiB pages whatever the system's THP setting
-  for (size_t i = 0; i < n; i += 64 << 10) memset(p + i, 0xee, kPageSize);  // 1 page in 16
+  os::mark_huge(p, n, false);  // small pages whatever the system's THP setting
+  const size_t page = os::system_page_size();
+  for (size_t i = 0; i < n; i += 16 * page) memset(p + i, 0xee, page);  // 1 page in 16
   size_t resident = os::resident_bytes(p, n);
   EXPECT_EQ(resident, n / 16);
   size_t written = os::zero_pages(p, n);
