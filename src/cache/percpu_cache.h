@@ -9,6 +9,10 @@
 // preempted, migrated or signalled inside it restarts from the top and the
 // CPU's cache is never seen half-updated.
 //
+// The sections are x86-64 assembly; builds for other targets (and with
+// SLABBY_PORTABLE) have none and keep every thread on its per-thread cache
+// (common/base.h: kHaveRseqSections).
+//
 // The rseq area is glibc's (found through __rseq_offset, glibc >= 2.35);
 // only where glibc did not register one does slabby register its own, per
 // thread. The kernel-owned fields are only read (USER-EXPECTATIONS 25); the
