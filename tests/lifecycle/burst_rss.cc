@@ -92,8 +92,8 @@ int main() {
   long trimmed = lc_rss_bytes();
   printf("second burst freed: %ld MiB; after malloc_trim(0) %ld MiB (+%ld)\n", before_trim / kMiB,
          trimmed / kMiB, (trimmed - start) / kMiB);
-  LC_CHECK(trimmed - start <= 32 * kMiB + slack,
-           "RSS after malloc_trim is %ld MiB above the start", (trimmed - start) / kMiB);
+  LC_CHECK(trimmed - start <= 32 * kMiB + slack, "RSS after malloc_trim is %ld MiB above the start",
+           (trimmed - start) / kMiB);
   LC_CHECK(st.mappings < 64, "mappings: %llu", static_cast<unsigned long long>(st.mappings));
 
   // A forked child has no purger thread (threads do not survive fork): it

@@ -2,7 +2,6 @@
 // and message.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <csignal>
