@@ -78,14 +78,17 @@ EXPORT void* memalign(size_t align, size_t n) noexcept {
   return aligned_alloc_impl(align, n);
 }
 
-EXPORT void* valloc(size_t n) noexcept { return aligned_alloc_impl(kPageSize, n); }
+// The page of valloc and pvalloc is the system's (glibc's is too), which may
+// be smaller than slabby's (common/base.h).
+EXPORT void* valloc(size_t n) noexcept { return aligned_alloc_impl(os::system_page_size(), n); }
 
 EXPORT void* pvalloc(size_t n) noexcept {
-  if (n > SIZE_MAX - kPageSize) {
+  size_t page = os::system_page_size();
+  if (n > SIZE_MAX - page) {
     errno = ENOMEM;
     return nullptr;
   }
-  return aligned_alloc_impl(kPageSize, n == 0 ? kPageSize : round_up(n, kPageSize));
+  return aligned_alloc_impl(page, n == 0 ? page : round_up(n, page));
 }
 
 EXPORT size_t malloc_usable_size(void* p) noexcept { return usable_size_impl(p); }

@@ -36,6 +36,7 @@ __thread struct rseq tl_rseq_area __attribute__((tls_model("initial-exec"))) = {
 
 enum RseqSource { kRseqNone, kRseqGlibc, kRseqOwn };
 RseqSource g_source = kRseqNone;
+const char* g_why_not = "not initialised";  // why the per-CPU caches are off
 
 // Every class empty and full: the region of every CPU until first use.
 alignas(64) const SlotRange kSentinel[kNumClasses] = {};
@@ -107,17 +108,30 @@ int percpu_current_cpu() {
 void percpu_init(bool wanted, const uint32_t* cache_limit) {
   for (unsigned i = 0; i < kMaxCpus; ++i)
     g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
+  if (!wanted) {
+    g_why_not = "SLABBY_PERCPU=0 or a security mode";
+    return;
+  }
+  if constexpr (!kHaveRseqSections) {
+    // The sections are x86-64 assembly (percpu_cache.h): on other targets
+    // and in SLABBY_PORTABLE builds every thread uses its own cache.
+    g_why_not = "no rseq critical sections in this build";
+    return;
+  }
 #if defined(__SANITIZE_THREAD__)
   // ThreadSanitizer cannot see the ordering the critical sections give (they
   // are assembly), so it would report every block passed between threads
   // through a CPU cache. Its builds test the per-thread caches.
-  wanted = false;
+  g_why_not = "ThreadSanitizer build";
+  return;
 #endif
-  if (!wanted) return;
   // The sections index the region table by cpu_id without a bounds check:
   // every possible CPU must have a slot.
   unsigned possible = os::possible_cpus();
-  if (possible == 0 || possible > kMaxCpus) return;
+  if (possible == 0 || possible > kMaxCpus) {
+    g_why_not = "CPU count unknown or above 1024";
+    return;
+  }
   if (&__rseq_size != nullptr && &__rseq_offset != nullptr && __rseq_size > 0) {
     g_source = kRseqGlibc;
     g_percpu.rseq_offset = __rseq_offset;
@@ -126,7 +140,10 @@ void percpu_init(bool wanted, const uint32_t* cache_limit) {
     g_percpu.rseq_offset =
         reinterpret_cast<char*>(&tl_rseq_area) - static_cast<char*>(__builtin_thread_pointer());
   } else {
-    return;  // no rseq here (old kernel, valgrind, seccomp): per-thread caches
+    // No rseq here (old kernel, valgrind, qemu's user-mode emulation,
+    // seccomp): per-thread caches.
+    g_why_not = "no rseq on this system";
+    return;
   }
   // Slots start after the header, on a cache line; indices are 8-byte words.
   uint32_t idx = static_cast<uint32_t>(round_up(sizeof(SlotRange) * kNumClasses, 64) / 8);
@@ -136,7 +153,10 @@ void percpu_init(bool wanted, const uint32_t* cache_limit) {
                             static_cast<uint16_t>(idx + cap), 0};
     idx += cap;
   }
-  if (idx > 65535) return;  // does not fit 16-bit indices: stay per-thread
+  if (idx > 65535) {  // does not fit 16-bit indices: stay per-thread
+    g_why_not = "caches too large for 16-bit slot indices";
+    return;
+  }
   g_region_bytes = round_up(size_t{idx} * 8, kPageSize);
   g_percpu_mode = true;
 }
@@ -267,5 +287,7 @@ void percpu_cached_blocks(uint64_t* per_class) {
 const char* percpu_rseq_source() {
   return g_source == kRseqGlibc ? "glibc" : g_source == kRseqOwn ? "own" : "none";
 }
+
+const char* percpu_off_reason() { return g_percpu_mode ? "" : g_why_not; }
 
 }  // namespace slabby

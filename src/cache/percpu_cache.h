@@ -9,6 +9,10 @@
 // preempted, migrated or signalled inside it restarts from the top and the
 // CPU's cache is never seen half-updated.
 //
+// The sections are x86-64 assembly; builds for other targets (and with
+// SLABBY_PORTABLE) have none and keep every thread on its per-thread cache
+// (common/base.h: kHaveRseqSections).
+//
 // The rseq area is glibc's (found through __rseq_offset, glibc >= 2.35);
 // only where glibc did not register one does slabby register its own, per
 // thread. The kernel-owned fields are only read (USER-EXPECTATIONS 25); the
@@ -53,6 +57,7 @@ extern PerCpuState g_percpu;
 // True when the per-CPU caches are in use (rseq works and SLABBY_PERCPU=1).
 extern bool g_percpu_mode;
 
+#if SLABBY_ASM_X86_64
 // The text shared by both critical sections (x86-64). Labels: 0 re-arms,
 // 1 starts the section (start_ip), 2 ends it (after the commit store), 3 is
 // the struct rseq_cs descriptor, 4 the abort handler, which the kernel
@@ -130,6 +135,16 @@ miss:
   return false;
 }
 
+#else
+// No critical sections for this target (or SLABBY_PORTABLE): percpu_init
+// never enables the per-CPU caches, so no thread's percpu_ok is set and the
+// fast paths never get here (frontend/allocator.h drops the calls at compile
+// time). Should anything call them, they miss: the slow paths then find no
+// usable CPU and go to the central pools.
+SLABBY_INLINE void* percpu_pop(uintptr_t) { return nullptr; }
+SLABBY_INLINE bool percpu_push(uintptr_t, void*) { return false; }
+#endif  // SLABBY_ASM_X86_64
+
 // Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
 // initialising thread. cache_limit: slots per class per CPU.
 void percpu_init(bool wanted, const uint32_t* cache_limit);
@@ -165,5 +180,8 @@ void percpu_fork_child();
 void percpu_cached_blocks(uint64_t* per_class);
 // "glibc" or "own" rseq area, or "none".
 const char* percpu_rseq_source();
+// Why this process uses per-thread caches ("no rseq on this system", "no
+// rseq critical sections in this build", ...), or "" in per-CPU mode.
+const char* percpu_off_reason();
 
 }  // namespace slabby

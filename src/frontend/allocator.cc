@@ -218,7 +218,14 @@ SLABBY_INLINE void* maybe_profiled(size_t n, size_t align) {
 
 void* alloc_large(size_t n, size_t align) noexcept {
   if (void* p = maybe_profiled(n, align)) return p;
-  if (is_medium_request(n, align)) return alloc_in_class(class_of_size(n));
+  if (is_medium_request(n, align)) {
+    // With pages above 32 KiB, aligned_alloc sends small requests here when
+    // no small class is aligned enough (align 64 KiB): a medium block is.
+    if constexpr (kPageSize > kMaxSmallSize) {
+      if (n <= kMaxSmallSize) n = kMaxSmallSize + 1;
+    }
+    return alloc_in_class(class_of_size(n));
+  }
   return alloc_span(n, align, 0);
 }
 

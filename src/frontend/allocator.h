@@ -47,32 +47,53 @@ void* alloc_sampled(uintptr_t cls) noexcept;
 // allocations).
 void sampling_restart_this_thread() noexcept;
 
-// Takes one slot of room in the bin: "subl $1, space; js full". Plain C
-// makes GCC keep the old value for the undo (five instructions), and GCC 12
-// drops the label path of an equivalent asm goto once inlined, so this reads
-// the sign flag as an asm flag output instead. On a miss the decrement is
-// undone before returning: the slow paths see the bin as it was.
+// Takes one slot of room in the bin: "subl $1, space; js full" on x86-64.
+// Plain C makes GCC keep the old value for the undo (five instructions), and
+// GCC 12 drops the label path of an equivalent asm goto once inlined, so this
+// reads the sign flag as an asm flag output instead. On a miss the decrement
+// is undone before returning: the slow paths see the bin as it was.
+// Elsewhere (common/base.h: SLABBY_ASM_X86_64) it is the same test in plain
+// C++: the bin belongs to this thread, so no atomics are needed; space is
+// never negative between calls (thread_cache.h), so space - 1 cannot wrap.
 SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
+#if SLABBY_ASM_X86_64
   bool negative;
   asm("subl $1, %0" : "+m"(b.space), "=@ccs"(negative));
   if (SLABBY_LIKELY(!negative)) return true;
   b.space++;
   return false;
+#else
+  int32_t space = b.space - 1;
+  if (SLABBY_LIKELY(space >= 0)) {
+    b.space = space;
+    return true;
+  }
+  return false;
+#endif
 }
 
 // One step of the latency sampling countdown: "subl $1, countdown; js", two
-// instructions (the same flag-output form as bin_take_space).
+// instructions on x86-64 (the same flag-output form as bin_take_space). The
+// portable form wraps as the asm does (unsigned arithmetic, no overflow): a
+// thread whose allocations all go to glibc (init failed) counts down forever.
 SLABBY_INLINE bool sample_due(ThreadCache& tc) noexcept {
+#if SLABBY_ASM_X86_64
   bool negative;
   asm("subl $1, %0" : "+m"(tc.sample_countdown), "=@ccs"(negative));
   return negative;
+#else
+  int32_t left = static_cast<int32_t>(static_cast<uint32_t>(tc.sample_countdown) - 1u);
+  tc.sample_countdown = left;
+  return left < 0;
+#endif
 }
 
 // The thread's bin first: in per-thread mode that is the whole fast path. A
 // thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
 // check misses and the per-CPU critical section follows inline. Per-thread
 // mode reaches the percpu_ok test only on a miss, so it pays nothing for
-// per-CPU mode; per-CPU mode pays one predictable miss.
+// per-CPU mode; per-CPU mode pays one predictable miss. Builds without rseq
+// critical sections (common/base.h: kHaveRseqSections) have no per-CPU branch.
 // The class index is a full-width integer on the fast paths: mixing 32- and
 // 64-bit uses made GCC copy it between registers three times per call.
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
@@ -85,13 +106,15 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
     b.allocs++;
     return p;
   }
-  if (SLABBY_LIKELY(tc.percpu_ok)) {
-    p = percpu_pop(cls);
-    if (SLABBY_LIKELY(p != nullptr)) {
-      b.allocs++;
-      return p;
+  if constexpr (kHaveRseqSections) {
+    if (SLABBY_LIKELY(tc.percpu_ok)) {
+      p = percpu_pop(cls);
+      if (SLABBY_LIKELY(p != nullptr)) {
+        b.allocs++;
+        return p;
+      }
+      return percpu_refill_and_alloc(cls);
     }
-    return percpu_refill_and_alloc(cls);
   }
   return cache_refill_and_alloc(cls);
 }
@@ -121,14 +144,16 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
       b.frees++;
       return;
     }
-    if (SLABBY_LIKELY(tc.percpu_ok)) {
-      // Class 0 (large or stray pointer) has an empty-and-full triple: the
-      // push misses and the slow path sorts it out.
-      if (SLABBY_LIKELY(percpu_push(cls, p))) {
-        b.frees++;
-        return;
+    if constexpr (kHaveRseqSections) {
+      if (SLABBY_LIKELY(tc.percpu_ok)) {
+        // Class 0 (large or stray pointer) has an empty-and-full triple: the
+        // push misses and the slow path sorts it out.
+        if (SLABBY_LIKELY(percpu_push(cls, p))) {
+          b.frees++;
+          return;
+        }
+        return percpu_flush_and_free(p, cls);
       }
-      return percpu_flush_and_free(p, cls);
     }
     if (cls != 0) return cache_flush_and_free(p, cls);
     return free_not_small(p);

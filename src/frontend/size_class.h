@@ -14,8 +14,9 @@
 // Small classes carve blocks out of slabs of whole pages; slab size is chosen
 // at compile time to hold at least 8 blocks and waste under 1/64 of the slab
 // where possible (see kSlabPages). A medium class's slab is exactly one block
-// (its size is a whole number of pages), so every medium block starts on a
-// page boundary and a free medium block holds no other block's slab.
+// (its size is a whole number of 4 KiB pages; with larger pages, its slab is
+// rounded up to whole pages), so every medium block starts on a page
+// boundary and a free medium block holds no other block's slab.
 //
 // Small sizes find their class in a table on the inline fast path; medium
 // sizes compute it (medium_class_of) on the out-of-line path, which is where
@@ -48,16 +49,23 @@ constexpr std::array<uint32_t, kNumClasses> make_sizes() {
 
 constexpr std::array<uint32_t, kNumClasses> make_slab_pages(const std::array<uint32_t, kNumClasses>& sizes) {
   std::array<uint32_t, kNumClasses> pages{};
+  // Medium: one block per slab. With 4 KiB pages every medium size is whole
+  // pages; with 16 or 64 KiB pages some are not (40 KiB), and their slab is
+  // rounded up to whole pages: the tail is waste, never another block.
   for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c)
-    pages[c] = static_cast<uint32_t>(sizes[c] / kPageSize);  // medium: one block per slab
+    pages[c] = static_cast<uint32_t>((sizes[c] + kPageSize - 1) / kPageSize);
+  // At least 16 KiB (4 pages of 4 KiB): fewer trips to the page heap.
+  const size_t floor_pages = kPageSize >= (16 << 10) ? 1 : (16 << 10) / kPageSize;
+  // At most 512 KiB (128 pages of 4 KiB), or the page size itself.
+  const size_t ceiling_pages = kPageSize >= (512 << 10) ? 1 : (512 << 10) / kPageSize;
   for (unsigned c = 1; c < kNumSmallClasses; ++c) {
     size_t sz = sizes[c];
     size_t min_pages = (sz * 8 + kPageSize - 1) / kPageSize;
-    if (min_pages < 4) min_pages = 4;  // 16 KiB: fewer trips to the page heap
+    if (min_pages < floor_pages) min_pages = floor_pages;
     // First slab size (up to twice the minimum) that wastes under 1/64,
     // otherwise the one wasting the smallest fraction.
     size_t best = min_pages;
-    for (size_t n = min_pages; n <= min_pages * 2 && n <= 128; ++n) {
+    for (size_t n = min_pages; n <= min_pages * 2 && n <= ceiling_pages; ++n) {
       size_t bytes = n * kPageSize, best_bytes = best * kPageSize;
       if ((bytes % sz) * 64 <= bytes) {
         best = n;

@@ -54,6 +54,7 @@ bool Region::ensure(size_t bytes) {
 
 bool PageHeap::init(size_t arena_bytes, size_t retain_max) {
   set_retain_max(retain_max);
+  huge_page_size_ = os::huge_page_size();
   size_t min_bytes = size_t{256} << 20;
   if (arena_bytes < min_bytes) arena_bytes = min_bytes;
   arena_bytes = round_up(arena_bytes, size_t{2} << 20);
@@ -441,7 +442,7 @@ void PageHeap::note_huge_request(size_t pages) {
 }
 
 void PageHeap::mark_huge(Span* s) {
-  if (!huge_spans_ || s->huge || round_up(s->start, kHugePageSize) + kHugePageSize > s->end())
+  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end())
     return;
   if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
     huge_live_.fetch_sub(1, std::memory_order_relaxed);
@@ -534,20 +535,24 @@ uint64_t PageHeap::resident(uint64_t* per_class, size_t num_classes) {
     LockGuard g(mu_);
     pages = frontier_pages_;
   }
+  // mincore counts system pages, which may be smaller than slabby's.
   int saved = errno;
+  const size_t page = os::mincore_page_size();
   unsigned char vec[4096];
   uint64_t total = 0;
-  for (size_t done = 0; done < pages;) {
-    size_t n = pages - done < sizeof(vec) ? pages - done : sizeof(vec);
-    if (mincore(reinterpret_cast<void*>(base_ + (done << kPageShift)), n << kPageShift, vec) == 0) {
+  const uintptr_t end = base_ + (pages << kPageShift);
+  for (uintptr_t addr = base_; addr < end;) {
+    size_t n = (end - addr) / page < sizeof(vec) ? (end - addr) / page : sizeof(vec);
+    if (n == 0) break;
+    if (mincore(reinterpret_cast<void*>(addr), n * page, vec) == 0) {
       for (size_t i = 0; i < n; ++i) {
         if (!(vec[i] & 1)) continue;
-        total += kPageSize;
-        uint8_t cls = class_map_[done + i];
-        if (per_class != nullptr && cls < num_classes) per_class[cls] += kPageSize;
+        total += page;
+        uint8_t cls = class_map_[(addr + i * page - base_) >> kPageShift];
+        if (per_class != nullptr && cls < num_classes) per_class[cls] += page;
       }
     }
-    done += n;
+    addr += n * page;
   }
   errno = saved;
   return total;

@@ -29,8 +29,9 @@
 // glibc raises its mmap threshold when a block is freed).
 //
 // Huge pages (SLABBY_THP=large, the default): a live large span that holds
-// a whole aligned 2 MiB page is marked MADV_HUGEPAGE, so its memory faults in
-// 2 MiB at a time; small and medium slabs never are (their RSS would grow by
+// a whole aligned huge page (2 MiB with 4 KiB system pages, 512 MiB with
+// 64 KiB ones) is marked MADV_HUGEPAGE, so its memory faults in a huge page
+// at a time; small and medium slabs never are (their RSS would grow by
 // whole huge pages). A marked span is a mapping of its own (linear, other
 // flags), marked back when freed; at most kMaxHugeSpans are marked at once.
 //
@@ -168,7 +169,6 @@ class PageHeap {
   static constexpr uint64_t kMaxRemapped = 4096;
   // Likewise for spans marked for huge pages.
   static constexpr uint64_t kMaxHugeSpans = 4096;
-  static constexpr size_t kHugePageSize = size_t{2} << 20;
   // keep_huge to start with: 1 MiB, the largest size class, so every large
   // span goes back at its free until the program is seen reusing one.
   static constexpr size_t kInitialKeepBytes = size_t{1} << 20;
@@ -298,6 +298,7 @@ class PageHeap {
   std::atomic<uint64_t> remapped_live_{0};  // bounded by kMaxRemapped
   std::atomic<uint64_t> huge_live_{0};      // spans marked for huge pages, bounded by kMaxHugeSpans
   bool huge_spans_ = false;                 // SLABBY_THP=large
+  size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};
   FreeBins free_[2] = {};  // [0]: clean, [1]: dirty (indexed by Span::dirty)

@@ -14,7 +14,7 @@
 // - state == kSlab: fields below "slab" are owned by the central pool of
 //   `cls` and change only under its lock. used == blocks not on `freelist` and
 //   carved; carved <= blocks_per_slab(cls).
-// - state == kLarge: one allocation starting at `start`, of pages * 4 KiB
+// - state == kLarge: one allocation starting at `start`, of pages * kPageSize
 //   usable bytes; or, from the checked paths (secure/), starting at `block`
 //   with guard pages and/or a canary (then every page's PageMap entry points
 //   at the span, so any address in it finds it). remapped: its pages were

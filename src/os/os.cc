@@ -29,6 +29,49 @@ struct ErrnoKeeper {
 };
 }  // namespace
 
+size_t system_page_size() { return static_cast<size_t>(getpagesize()); }
+
+size_t mincore_page_size() {
+  static std::atomic<size_t> cached{0};
+  size_t reported = cached.load(std::memory_order_relaxed);
+  if (reported != 0) return reported;
+  ErrnoKeeper keep;
+  const size_t page = system_page_size();
+  reported = page;
+  // One page, resident, asked about: the bytes written tell the granularity.
+  // Linux writes only 0 or 1 (bit 0), never the 0xff left in the others.
+  void* probe = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe != MAP_FAILED) {
+    static_cast<volatile char*>(probe)[0] = 1;
+    unsigned char vec[256];
+    memset(vec, 0xff, sizeof vec);
+    if (mincore(probe, page, vec) == 0) {
+      size_t n = 0;
+      while (n < sizeof vec && vec[n] != 0xff) ++n;
+      if (n >= 1 && n < sizeof vec && page % n == 0) reported = page / n;
+    }
+    munmap(probe, page);
+  }
+  cached.store(reported, std::memory_order_relaxed);
+  return reported;
+}
+
+size_t huge_page_size() {
+  ErrnoKeeper keep;
+  size_t page = system_page_size();
+  // A PMD maps as many pages as a page holds 8-byte entries.
+  size_t derived = page * (page / 8);
+  int fd = open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return derived;
+  char buf[32];
+  ssize_t len = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  size_t v = 0;
+  for (ssize_t i = 0; i < len && buf[i] >= '0' && buf[i] <= '9'; ++i)
+    v = v * 10 + static_cast<size_t>(buf[i] - '0');
+  return v >= page && (v & (v - 1)) == 0 ? v : derived;
+}
+
 void* reserve(size_t bytes, size_t align) {
   ErrnoKeeper keep;
   size_t span = bytes + align;
@@ -82,14 +125,17 @@ bool swap_configured() {
 }
 }  // namespace
 
+// mincore reports system pages (mincore_page_size), which may be smaller than
+// slabby's: the loops below step by those.
 size_t zero_pages(void* p, size_t bytes) {
   ErrnoKeeper keep;
+  const size_t page = mincore_page_size();
   unsigned char vec[4096];
   char* cur = static_cast<char*>(p);
   size_t written = 0;
   while (bytes > 0) {
-    size_t chunk = bytes < sizeof(vec) * kPageSize ? bytes : sizeof(vec) * kPageSize;
-    size_t pages = chunk / kPageSize;
+    size_t chunk = bytes < sizeof(vec) * page ? bytes : sizeof(vec) * page;
+    size_t pages = chunk / page;
     // Swap checked before and after mincore: a page swapped out while it
     // looked would need both a swapon and a swapoff inside the window.
     bool swap = swap_configured();
@@ -102,8 +148,8 @@ size_t zero_pages(void* p, size_t bytes) {
         bool resident = vec[i] & 1;
         size_t j = i + 1;
         while (j < pages && static_cast<bool>(vec[j] & 1) == resident) ++j;
-        char* run = cur + i * kPageSize;
-        size_t len = (j - i) * kPageSize;
+        char* run = cur + i * page;
+        size_t len = (j - i) * page;
         if (resident) {
           memset(run, 0, len);
           written += len;
@@ -131,18 +177,19 @@ size_t first_nonzero_word(const char* p, size_t bytes) {
 
 size_t find_nonzero(const void* p, size_t bytes) {
   ErrnoKeeper keep;
+  const size_t page_size = mincore_page_size();
   uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
   unsigned char vec[4096];
-  for (uintptr_t page = begin & ~(kPageSize - 1); page < end;) {
-    size_t pages = (end - page + kPageSize - 1) / kPageSize;
+  for (uintptr_t page = begin & ~(page_size - 1); page < end;) {
+    size_t pages = (end - page + page_size - 1) / page_size;
     if (pages > sizeof(vec)) pages = sizeof(vec);
     bool swap = swap_configured();  // before and after: see zero_pages
-    bool ok = mincore(reinterpret_cast<void*>(page), pages * kPageSize, vec) == 0;
+    bool ok = mincore(reinterpret_cast<void*>(page), pages * page_size, vec) == 0;
     swap = swap || swap_configured();
-    for (size_t i = 0; i < pages; ++i, page += kPageSize) {
+    for (size_t i = 0; i < pages; ++i, page += page_size) {
       if (ok && !swap && !(vec[i] & 1)) continue;
       uintptr_t lo = page < begin ? begin : page;
-      uintptr_t hi = page + kPageSize > end ? end : page + kPageSize;
+      uintptr_t hi = page + page_size > end ? end : page + page_size;
       size_t off = first_nonzero_word(reinterpret_cast<const char*>(lo), hi - lo);
       if (off != SIZE_MAX) return lo - begin + off;
     }
@@ -152,14 +199,15 @@ size_t find_nonzero(const void* p, size_t bytes) {
 
 size_t resident_bytes(const void* p, size_t bytes) {
   ErrnoKeeper keep;
+  const size_t page = mincore_page_size();
   unsigned char vec[4096];
   size_t total = 0;
   const char* cur = static_cast<const char*>(p);
   while (bytes > 0) {
-    size_t chunk = bytes < sizeof(vec) * kPageSize ? bytes : sizeof(vec) * kPageSize;
+    size_t chunk = bytes < sizeof(vec) * page ? bytes : sizeof(vec) * page;
     if (mincore(const_cast<char*>(cur), chunk, vec) == 0) {
-      size_t pages = (chunk + kPageSize - 1) / kPageSize;
-      for (size_t i = 0; i < pages; ++i) total += (vec[i] & 1) ? kPageSize : 0;
+      size_t pages = (chunk + page - 1) / page;
+      for (size_t i = 0; i < pages; ++i) total += (vec[i] & 1) ? page : 0;
     }
     cur += chunk;
     bytes -= chunk;

@@ -7,6 +7,23 @@
 
 namespace slabby::os {
 
+// The system's page size (getpagesize: the value the kernel passed in the
+// auxiliary vector; no system call). slabby's own page (kPageSize) is a
+// multiple of it wherever slabby runs, which init checks.
+size_t system_page_size();
+
+// The granularity of mincore's answer: one byte per this many bytes. It is
+// the system's page size on Linux; under qemu's user-mode emulation with a
+// page size of its own (qemu-aarch64 -p 65536), the host kernel answers for
+// its 4 KiB pages, 16 bytes per emulated page. Measured once (a one-page
+// mapping asked about), so no mincore buffer is ever overrun.
+size_t mincore_page_size();
+
+// The size of a transparent huge page (a PMD): 2 MiB with 4 KiB pages, 32 MiB
+// with 16 KiB, 512 MiB with 64 KiB. Read from sysfs, else derived from the
+// page size.
+size_t huge_page_size();
+
 // Reserves address space with no access and no commit charge
 // (PROT_NONE, MAP_NORESERVE). Aligned to `align` (a power of two >= page).
 // Returns nullptr on failure.

@@ -180,13 +180,28 @@ void start_heap_profile(const Config& c) {
   sampling_restart_this_thread();
 }
 
+// slabby's pages (kPageSize, fixed at build time) must hold whole system
+// pages: with smaller ones, its madvise, mprotect and mremap calls would hit
+// its neighbours' memory. Such a build (4 KiB pages on an aarch64 kernel with
+// 16 or 64 KiB ones) says so in one line, always, and leaves everything to
+// glibc. Larger slabby pages work on any system with smaller ones.
+bool page_size_supported() {
+  size_t system_page = os::system_page_size();
+  if (system_page <= kPageSize && kPageSize % system_page == 0) return true;
+  Writer w(2);
+  w.str("slabby: this system's pages are ").u64(system_page).str(" bytes, larger than the ");
+  w.u64(kPageSize).str(" this slabby was built for (SLABBY_PAGE_SIZE); ");
+  w.str("glibc malloc serves every allocation\n");
+  return false;
+}
+
 void print_verbose_banner() {
   Writer w(2);
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
   if (g_percpu_mode)
     w.str(": per-CPU caches (rseq area: ").str(percpu_rseq_source()).str(")");
   else
-    w.str(": per-thread caches");
+    w.str(": per-thread caches (").str(percpu_off_reason()).str(")");
   w.str(", ").u64(g_rt.num_shards).str(" shards, arena ").bytes(g_rt.heap.size());
   w.str(" reserved at ");
   w.hex(g_rt.heap.base()).ch('\n');
@@ -211,7 +226,7 @@ bool init_slow() {
       w.flush();
       os::fatal("slabby: invalid configuration");
     }
-    if (getauxval(AT_PAGESZ) != kPageSize || !g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
+    if (!page_size_supported() || !g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
       // Every allocation goes to glibc instead (counted as heap fallbacks).
       if (cfg.verbose)
         os::write_stderr("slabby: cannot reserve the arena; using glibc malloc\n", 53);

@@ -2,6 +2,9 @@
 
 #include <signal.h>
 #include <ucontext.h>
+#if defined(__aarch64__)
+#include <asm/sigcontext.h>  // _aarch64_ctx, esr_context
+#endif
 
 #include <cstring>
 
@@ -17,13 +20,33 @@ namespace {
 
 struct sigaction g_previous;
 
-// x86-64: bit 1 of the page-fault error code is set for a write.
+// Whether the faulting access was a read or a write, from the signal frame.
+// x86-64: bit 1 of the page-fault error code is set for a write. aarch64:
+// the kernel appends an esr_context record to the frame of a fault; for a
+// data abort from user space (exception class 0x24) bit 6 of the syndrome
+// (WnR) is set for a write. Where the frame has none (qemu's user-mode
+// emulation does not write one), and on other targets: "access".
 const char* access_kind(void* context) {
-#if defined(__x86_64__)
   auto* uc = static_cast<ucontext_t*>(context);
+#if defined(__x86_64__)
   return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0 ? "write" : "read";
+#elif defined(__aarch64__)
+  const char* rec = reinterpret_cast<const char*>(uc->uc_mcontext.__reserved);
+  const char* end = rec + sizeof(uc->uc_mcontext.__reserved);
+  while (rec + sizeof(_aarch64_ctx) <= end) {
+    auto* head = reinterpret_cast<const _aarch64_ctx*>(rec);
+    if (head->magic == 0 || head->size < sizeof(_aarch64_ctx) || head->size > size_t(end - rec))
+      break;
+    if (head->magic == ESR_MAGIC && head->size >= sizeof(esr_context)) {
+      uint64_t esr = reinterpret_cast<const esr_context*>(rec)->esr;
+      if (((esr >> 26) & 0x3f) != 0x24) break;  // not a data abort
+      return (esr >> 6) & 1 ? "write" : "read";
+    }
+    rec += head->size;
+  }
+  return "access";
 #else
-  (void)context;
+  (void)uc;
   return "access";
 #endif
 }

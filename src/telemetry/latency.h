@@ -20,23 +20,32 @@
 
 #include "common/base.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if SLABBY_ASM_X86_64
 #include <x86intrin.h>
+#elif !SLABBY_ASM_AARCH64
+#include <time.h>
 #endif
 
 namespace slabby {
 
-// The CPU's cycle counter (rdtsc: constant-rate on every x86_64 Linux
-// supports for this; not serialising, which is what a cheap sample wants).
+// The CPU's cycle counter (common/base.h chooses): rdtsc on x86-64
+// (constant-rate on every x86_64 Linux supports for this; not serialising,
+// which is what a cheap sample wants); on aarch64 the virtual counter, which
+// Linux lets user space read (constant-rate too, 24 MHz to 1 GHz: coarse on
+// older cores, and what the vDSO's clock reads anyway). The portable path
+// (other targets, SLABBY_PORTABLE) reads CLOCK_MONOTONIC through the vDSO:
+// nanoseconds. latency.cc calibrates any of them against CLOCK_MONOTONIC.
 SLABBY_INLINE uint64_t cycles_now() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
+#if SLABBY_ASM_X86_64
   return __rdtsc();
-#elif defined(__aarch64__)
+#elif SLABBY_ASM_AARCH64
   uint64_t v;
   asm volatile("mrs %0, cntvct_el0" : "=r"(v));
   return v;
 #else
-  return 0;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
 #endif
 }
 

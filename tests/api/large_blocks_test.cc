@@ -33,11 +33,36 @@ namespace {
 
 constexpr size_t kKiB = size_t{1} << 10;
 constexpr size_t kMiB = size_t{1} << 20;
-constexpr size_t kPage = 4096;
 // The largest small class: above it every request is a medium block or a page span.
 constexpr size_t kMaxSmall = 32 * kKiB;
 // The largest medium class: above it every request is a page span.
 constexpr size_t kMaxMedium = kMiB;
+
+// slabby's page (SLABBY_PAGE_SIZE, 4 KiB unless built otherwise): a page span's usable size is
+// whole pages of it, which is how a program sees it.
+size_t SlabbyPage() {
+  void* p = malloc(kMaxMedium + 1);
+  size_t page = malloc_usable_size(p) - kMaxMedium;
+  free(p);
+  return page;
+}
+const size_t kPage = SlabbyPage();
+
+// How many bytes each byte of mincore's answer stands for: the system's page, except under
+// qemu-aarch64 -p 65536, where the host kernel answers for its 4 KiB pages.
+size_t MincorePage() {
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* m = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  static_cast<volatile char*>(m)[0] = 1;
+  unsigned char vec[256];
+  memset(vec, 0xff, sizeof vec);
+  size_t n = 0;
+  if (mincore(m, page, vec) == 0)
+    while (n < sizeof vec && vec[n] != 0xff) n++;
+  munmap(m, page);
+  return n == 0 ? page : page / n;
+}
+const size_t kMincorePage = MincorePage();
 
 // Hides the value from the optimizer.
 size_t V(size_t x) {
@@ -145,11 +170,11 @@ std::vector<size_t> MediumClasses() {
 // Resident bytes of [p, p + n) (p page-aligned, n up to 64 MiB), SIZE_MAX if unknown. Allocates
 // nothing: a small block taken here could be carved from the very free span being measured.
 size_t ResidentBytes(void* p, size_t n) {
-  static unsigned char vec[64 * kMiB / kPage];
-  size_t pages = (n + kPage - 1) / kPage;
+  static unsigned char vec[64 * kMiB / 4096];
+  size_t pages = (n + kMincorePage - 1) / kMincorePage;
   if (pages > sizeof(vec) || mincore(p, n, vec) != 0) return SIZE_MAX;
   size_t r = 0;
-  for (size_t i = 0; i < pages; i++) r += (vec[i] & 1) ? kPage : 0;
+  for (size_t i = 0; i < pages; i++) r += (vec[i] & 1) ? kMincorePage : 0;
   return r;
 }
 

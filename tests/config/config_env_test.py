@@ -83,18 +83,20 @@ class ConfigEnv(unittest.TestCase):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_RETAIN_MAX": "8M"})
         self.assertEqual(r.stdout, "apple\nfig\npear\n")
         self.assertRegex(r.stderr, r"slabby: slabby \S+ active in pid \d+: "
-                         r"(per-CPU caches \(rseq area: (glibc|own)\)|per-thread caches), \d+ shards, arena ")
+                         r"(per-CPU caches \(rseq area: (glibc|own)\)|"
+                         r"per-thread caches \([^)]+\)), \d+ shards, arena ")
         self.assertIn("slabby:   SLABBY_RETAIN_MAX=8M (environment)", r.stderr)
         self.assertIn("slabby:   SLABBY_ARENA_SIZE=64G (default)", r.stderr)
 
     def test_caching_mode_follows_slabby_percpu_and_glibc_rseq(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU": "0"})
-        self.assertRegex(r.stderr, r"active in pid \d+: per-thread caches, ")
+        self.assertRegex(r.stderr, r"active in pid \d+: "
+                         r"per-thread caches \(SLABBY_PERCPU=0 or a security mode\), ")
         self.assertIn("SLABBY_PERCPU=0 (environment)", r.stderr)
         # glibc's rseq off: slabby registers its own area where the kernel has rseq.
         r = run({"SLABBY_VERBOSE": "1", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area: own\)|"
-                         r"per-thread caches), ")
+                         r"per-thread caches \(no rseq on this system\)), ")
         r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU": "0"})
         self.assertIn("per-thread caches)", r.stderr.splitlines()[0])
 

@@ -10,18 +10,26 @@
 
 #include "slabby/slabby.h"
 
-// Resident set size of this process, in bytes (/proc/self/statm).
+// Resident set size of this process, in bytes: VmRSS of /proc/self/status,
+// which is in KiB whatever the page size (under qemu-aarch64 -p 65536 the
+// kernel's statm counts the host's 4 KiB pages, not the 64 KiB ones that
+// sysconf reports).
 static inline long lc_rss_bytes(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long pages = 0, resident = 0;
-  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2) _exit(3);
+  FILE* f = fopen("/proc/self/status", "r");
+  char line[256];
+  long kib = -1;
+  if (f == NULL) _exit(3);
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) break;
   fclose(f);
-  return resident * sysconf(_SC_PAGESIZE);
+  if (kib < 0) _exit(3);
+  return kib * 1024;
 }
 
 #define LC_CHECK(cond, ...)                                                         \
   do {                                                                              \
     if (!(cond)) {                                                                  \
+      fflush(stdout); /* what the test printed first, before _exit drops it */      \
       fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);      \
       fprintf(stderr, __VA_ARGS__);                                                 \
       fputc('\n', stderr);                                                          \

@@ -1,6 +1,8 @@
 // slabby::Pool failures that end the process: each asserts the exact signal
 // and message.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <string>
@@ -31,12 +33,16 @@ TEST(PoolDeathTest, GuardPageFaultsOnAOneByteOverflow) {
                   "[,\n]");
 }
 
+// A slab sits at the end of its guarded pages: an underflow faults only when the slab is whole
+// pages (4 KiB slabs on 4 KiB pages; with 64 KiB pages, slabs of 64 KiB).
+size_t Page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+
 TEST(PoolDeathTest, GuardPageFaultsOnAnUnderflowOfTheFirstSlab) {
   Options o;
   o.guard_pages = true;
   o.cache_line = 4096;
   o.shards = 1;  // slot 0 comes first
-  auto p = Pool::Create(4096, 2, o);
+  auto p = Pool::Create(Page(), 2, o);
   ASSERT_TRUE(p.ok());
   SlabRef r = (*p)->MustAllocate();
   EXPECT_EXIT(WriteAt(r.bytes().data() - 1), ::testing::KilledBySignal(SIGSEGV),
@@ -47,17 +53,17 @@ TEST(PoolDeathTest, GuardPageReportNamesTheSlabWhoseEndWasOverrun) {
   Options o;
   o.guard_pages = true;
   o.shards = 1;  // refs[i] is slot i
-  auto p = Pool::Create(4096, 3, o);
+  auto p = Pool::Create(Page(), 3, o);
   ASSERT_TRUE(p.ok());
   BatchAllocation all = (*p)->BatchAllocate(3);
   ASSERT_TRUE(all.status.ok());
-  std::byte* end2 = all.refs[2].bytes().data() + 4096;
+  std::byte* end2 = all.refs[2].bytes().data() + Page();
   EXPECT_EXIT(WriteAt(end2 + 99), ::testing::KilledBySignal(SIGSEGV),
               "100 bytes past the end of slab 2\n");
   // Between two slabs: both are named.
   std::byte* start1 = all.refs[1].bytes().data();
   EXPECT_EXIT(WriteAt(start1 - 1), ::testing::KilledBySignal(SIGSEGV),
-              "4096 bytes past the end of slab 0, 1 bytes before slab 1\n");
+              std::to_string(Page()) + " bytes past the end of slab 0, 1 bytes before slab 1\n");
 }
 
 TEST(PoolDeathTest, MustAllocateAbortsWithTheErrorWhenExhausted) {
@@ -75,8 +81,10 @@ TEST(PoolDeathTest, ClosedPoolUnmapsTheSlabs) {
   ASSERT_TRUE(f.ok());
   ASSERT_TRUE((*p)->Close().ok());
   // Memory really went back: a raw pointer kept past Close faults (a plain
-  // fault: the region is no longer a pool's, so no guard-page line).
-  EXPECT_EXIT(WriteAt(f->bytes.data()), ::testing::KilledBySignal(SIGSEGV), "^$");
+  // fault: the region is no longer a pool's, so no guard-page line; an
+  // emulator may say something of its own).
+  EXPECT_EXIT(WriteAt(f->bytes.data()), ::testing::KilledBySignal(SIGSEGV),
+              ::testing::Not(::testing::HasSubstr("slabby")));
 }
 
 }  // namespace

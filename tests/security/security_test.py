@@ -12,6 +12,7 @@ output and slabby's lines.
 
   security_test.py --list
   security_test.py --lib build/lib/libslabby_malloc.so --bugs build/bin/security_bugs CASE
+  (cross builds add --emulator scripts/qemu-aarch64 --fault-kind access --timeout-scale 4)
 """
 
 import argparse
@@ -141,8 +142,15 @@ def run(args, mode, extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SLABBY_") and k not in ("GLIBC_TUNABLES",)}
     env.update(extra)
-    env["LD_PRELOAD"] = args.lib
-    return subprocess.run([args.bugs, mode], capture_output=True, text=True, env=env, timeout=50)
+    cmd = [args.bugs, mode]
+    if args.emulator:
+        # qemu-user (scripts/qemu-aarch64): the preload is the emulated program's alone.
+        env["QEMU_SET_ENV"] = "LD_PRELOAD=" + args.lib
+        cmd = [args.emulator] + cmd
+    else:
+        env["LD_PRELOAD"] = args.lib
+    return subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          timeout=50 * args.timeout_scale)
 
 
 def slabby_lines(stderr):
@@ -151,6 +159,8 @@ def slabby_lines(stderr):
 
 def check_bug(args, name):
     mode, env, sig, message = BUGS[name]
+    # Where the signal frame does not tell reads from writes (qemu's aarch64 emulation).
+    message = message.replace("write at ", args.fault_kind + " at ")
     r = run(args, mode, env)
     lines = slabby_lines(r.stderr)
     errors = []
@@ -265,6 +275,10 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--lib")
     ap.add_argument("--bugs")
+    ap.add_argument("--emulator", help="run the program under this qemu-user wrapper")
+    ap.add_argument("--fault-kind", default="write",
+                    help="what a guard page hit by a write is called (access: the kind is unknown)")
+    ap.add_argument("--timeout-scale", type=int, default=1)
     ap.add_argument("case", nargs="?")
     args = ap.parse_args()
     if args.list:

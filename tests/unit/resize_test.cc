@@ -179,12 +179,32 @@ TEST(Calloc, RecycledDirtyMemoryOfEverySizeIsZero) {
   }
 }
 
+// slabby's page holds whole system pages (init refuses otherwise), and residency is counted in
+// the units mincore answers in: the system's page, or under qemu-aarch64 -p the host's smaller
+// one. Every other system page touched: exactly half resident, whatever the units.
+TEST(Os, ResidencyIsCountedInTheUnitsMincoreAnswersIn) {
+  const size_t page = os::system_page_size(), unit = os::mincore_page_size();
+  EXPECT_EQ(kPageSize % page, 0u) << "slabby's page holds whole system pages";
+  ASSERT_EQ(page % unit, 0u) << page << " " << unit;
+  const size_t n = 64 * page;
+  char* p = static_cast<char*>(os::map_rw(n));
+  ASSERT_NE(p, nullptr);
+  os::mark_huge(p, n, false);
+  for (size_t i = 0; i < n; i += 2 * page) memset(p + i, 1, page);
+  EXPECT_EQ(os::resident_bytes(p, n), n / 2);
+  EXPECT_EQ(os::find_nonzero(p + page, n - page), page);
+  EXPECT_EQ(os::zero_pages(p, n), n / 2);
+  EXPECT_EQ(os::find_nonzero(p, n), SIZE_MAX);
+  os::release(p, n);
+}
+
 TEST(Calloc, ZeroingWritesOnlyResidentPagesAndFaultsNothingIn) {
   const size_t n = 16 * kMiB;
   char* p = static_cast<char*>(os::map_rw(n));
   ASSERT_NE(p, nullptr);
-  os::mark_huge(p, n, false);  // 4 KiB pages whatever the system's THP setting
-  for (size_t i = 0; i < n; i += 64 << 10) memset(p + i, 0xee, kPageSize);  // 1 page in 16
+  os::mark_huge(p, n, false);  // small pages whatever the system's THP setting
+  const size_t page = os::system_page_size();
+  for (size_t i = 0; i < n; i += 16 * page) memset(p + i, 0xee, page);  // 1 page in 16
   size_t resident = os::resident_bytes(p, n);
   EXPECT_EQ(resident, n / 16);
   size_t written = os::zero_pages(p, n);
