@@ -45,8 +45,10 @@ struct Stack {
 // Tables, mapped once; changed only under g_mu.
 Sample* g_samples = nullptr;
 Stack* g_stacks = nullptr;
+uint32_t* g_stack_ids = nullptr;  // the g_stacks slots in use, in order of first use
 Mutex g_mu;
 size_t g_samples_used = 0;  // slots not empty (live + tombstones), under g_mu
+size_t g_num_stacks = 0;    // entries of g_stack_ids, under g_mu
 
 std::atomic<uint64_t> g_sample_bytes{512 << 10};
 std::atomic<uint64_t> g_interval_ms{0};
@@ -88,6 +90,7 @@ uint32_t intern_stack_locked(void* const* frames, int depth) {
       s.hash = h;
       s.depth = depth;
       memcpy(s.frames, frames, sizeof(void*) * depth);
+      g_stack_ids[g_num_stacks++] = static_cast<uint32_t>(at);
       return static_cast<uint32_t>(at);
     }
     if (s.hash == h && s.depth == depth && memcmp(s.frames, frames, sizeof(void*) * depth) == 0)
@@ -98,8 +101,9 @@ uint32_t intern_stack_locked(void* const* frames, int depth) {
 
 // Removes every tombstone when they fill the table (under g_mu): live
 // entries are inserted again.
+// An entry may move forward and be visited again; it is then only inserted
+// again, so the count is taken at the end.
 void rehash_locked() {
-  size_t live = 0;
   for (size_t i = 0; i < kBlockSlots; ++i)
     if (g_samples[i].p == kTombstone) g_samples[i].p = 0;
   for (size_t i = 0; i < kBlockSlots; ++i) {
@@ -112,8 +116,9 @@ void rehash_locked() {
         break;
       }
     }
-    ++live;
   }
+  size_t live = 0;
+  for (size_t i = 0; i < kBlockSlots; ++i) live += g_samples[i].p != 0;
   g_samples_used = live;
 }
 
@@ -144,10 +149,11 @@ void write_counts(Writer& w, double lb, double lbytes, double tb, double tbytes)
 // type "heapprofile" tells pprof the counts need no unsampling (they are
 // estimates already).
 void write_profile_locked(Writer& w) {
+  // Only the stacks in use are read: the table's untouched pages stay out
+  // of the process's RSS.
   double lb = 0, lbytes = 0, tb = 0, tbytes = 0;
-  for (size_t i = 0; i < kStackSlots; ++i) {
-    const Stack& s = g_stacks[i];
-    if (s.hash == 0) continue;
+  for (size_t i = 0; i < g_num_stacks; ++i) {
+    const Stack& s = g_stacks[g_stack_ids[i]];
     lb += s.live_blocks;
     lbytes += s.live_bytes;
     tb += s.total_blocks;
@@ -156,9 +162,9 @@ void write_profile_locked(Writer& w) {
   w.str("heap profile: ");
   write_counts(w, lb, lbytes, tb, tbytes);
   w.str(" heapprofile\n");
-  for (size_t i = 0; i < kStackSlots; ++i) {
-    const Stack& s = g_stacks[i];
-    if (s.hash == 0 || rounded(s.total_bytes) == 0) continue;
+  for (size_t i = 0; i < g_num_stacks; ++i) {
+    const Stack& s = g_stacks[g_stack_ids[i]];
+    if (rounded(s.total_bytes) == 0) continue;
     write_counts(w, s.live_blocks, s.live_bytes, s.total_blocks, s.total_bytes);
     for (int f = 0; f < s.depth; ++f) w.ch(' ').hex(reinterpret_cast<uintptr_t>(s.frames[f]));
     w.ch('\n');
@@ -229,7 +235,8 @@ bool map_tables() {
   if (g_prof_tables.load(std::memory_order_relaxed)) return true;
   g_samples = static_cast<Sample*>(os::map_rw(kBlockSlots * sizeof(Sample)));
   g_stacks = static_cast<Stack*>(os::map_rw(kStackSlots * sizeof(Stack)));
-  if (g_samples == nullptr || g_stacks == nullptr) {
+  g_stack_ids = static_cast<uint32_t*>(os::map_rw(kStackSlots * sizeof(uint32_t)));
+  if (g_samples == nullptr || g_stacks == nullptr || g_stack_ids == nullptr) {
     os::write_stderr("slabby: cannot map the heap profile's tables; SLABBY_PROF is off\n", 64);
     return false;
   }
@@ -334,12 +341,17 @@ void heap_profile_record(void* p, size_t size, const ProfWeight& w) noexcept {
       return;
     }
   }
+  // The first removed or empty slot on the probe path: a block's address is
+  // in the table at most once (its free removed the last sample there), and
+  // reusing tombstones keeps the path short where one address is sampled
+  // again and again (freed and allocated anew: its chain grew by one slot a
+  // sample, and a loop of 30 M malloc+free took 4 x its time).
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   for (size_t at = slot_of(a);; at = (at + 1) % kBlockSlots) {
     Sample& s = g_samples[at];
-    if (s.p == 0) {
+    if (s.p == 0 || s.p == kTombstone) {
+      if (s.p == 0) ++g_samples_used;
       s = Sample{a, id, w.blocks, w.bytes};
-      ++g_samples_used;
       break;
     }
   }
@@ -396,6 +408,11 @@ void heap_profile_tick(uint64_t now_ms) noexcept {
 
 void heap_profile_at_exit() noexcept {
   if (g_dump_at_exit && g_prof_tables.load(std::memory_order_acquire)) dump_to(nullptr, false);
+}
+
+size_t heap_profile_slots_used() noexcept {
+  LockGuard g(g_mu);
+  return g_samples_used;
 }
 
 ProfCounters heap_profile_counters() noexcept {

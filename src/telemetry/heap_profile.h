@@ -106,6 +106,9 @@ struct ProfCounters {
   uint64_t dumps;         // profiles written
 };
 ProfCounters heap_profile_counters() noexcept;
+// Slots of the sampled-block table not empty: live samples and removed ones
+// not cleaned up yet (for tests: the table must not fill with removed ones).
+size_t heap_profile_slots_used() noexcept;
 
 void heap_profile_fork_prepare() noexcept;
 void heap_profile_fork_parent() noexcept;
