@@ -357,7 +357,10 @@ void apply_file(ConfigResult& r, const char* path, ConfigSink sink, void* ctx) {
   bool too_big = false;
   if (fd >= 0) {
     for (;;) {
-      ssize_t n = read(fd, g_file_text + len, sizeof(g_file_text) - 1 - len);
+      // 4 KiB at a time: qemu-aarch64 with 64 KiB pages refused (EFAULT) a
+      // read into the whole buffer, whose end it does not treat as mapped.
+      size_t room = sizeof(g_file_text) - 1 - len;
+      ssize_t n = read(fd, g_file_text + len, room < 4096 ? room : 4096);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) open_errno = errno;  // a directory, an I/O error
       if (n <= 0) break;
