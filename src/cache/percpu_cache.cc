@@ -171,7 +171,7 @@ bool percpu_thread_init() {
 void* percpu_alloc(unsigned cls) noexcept {
   void* p = percpu_pop(cls);
   if (SLABBY_LIKELY(p != nullptr)) {
-    tl_cache.bins[cls].allocs++;
+    tl_cache.allocs[cls]++;
     return p;
   }
   return percpu_refill_and_alloc(cls);
@@ -181,7 +181,7 @@ void percpu_free(void* p, unsigned cls) noexcept {
   // Class 0 (a large block or a stray pointer) has an empty-and-full triple:
   // the push misses and the slow path sorts it out.
   if (SLABBY_LIKELY(percpu_push(cls, p))) {
-    tl_cache.bins[cls].frees++;
+    tl_cache.frees[cls]++;
     return;
   }
   return percpu_flush_and_free(p, cls);
@@ -193,10 +193,9 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   // straight from the pool. Never back to the thread's bins: their limit is
   // 0 for a per-CPU thread, and that path would come back here.
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_alloc(cls);
-  Bin& counters = tl_cache.bins[cls];
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
-    counters.allocs++;
+    tl_cache.allocs[cls]++;
     return p;
   }
   CentralPool& pool = g_rt.pools[cls];
@@ -212,7 +211,7 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
     }
     rest = next;
   }
-  counters.allocs++;
+  tl_cache.allocs[cls]++;
   maybe_start_background();
   return p;
 }
@@ -221,8 +220,7 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   if (cls == 0) return free_not_small(p);
   int cpu;
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_free(p, cls);
-  Bin& counters = tl_cache.bins[cls];
-  counters.frees++;
+  tl_cache.frees[cls]++;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return;  // the region was just created
   // Full: move one batch out, then push.

@@ -53,7 +53,10 @@ struct PerCpuState {
   long rseq_offset;            // thread pointer to the rseq area (all threads alike)
   char* regions[kMaxCpus];     // a region, or the sentinel
 };
-extern PerCpuState g_percpu;
+// Named plainly (slabby_g_percpu) so the critical sections can address its
+// fields rip-relative, one instruction each; hidden, so nothing interposes it.
+static_assert(offsetof(PerCpuState, regions) == 8, "the asm reads the table at slabby_g_percpu+8");
+extern PerCpuState g_percpu __asm__("slabby_g_percpu") __attribute__((visibility("hidden")));
 // True when the per-CPU caches are in use (rseq works and SLABBY_PERCPU=1).
 extern bool g_percpu_mode;
 
@@ -62,8 +65,11 @@ extern bool g_percpu_mode;
 // 1 starts the section (start_ip), 2 ends it (after the commit store), 3 is
 // the struct rseq_cs descriptor, 4 the abort handler, which the kernel
 // enters on preemption, migration or a signal inside [1, 2) and which starts
-// over from 0 (the kernel cleared rseq_cs). On entry to the body, %rdx holds
-// this CPU's region and %eax is free.
+// over from 0 (the kernel cleared rseq_cs). The rseq area's offset from the
+// thread pointer and the region table are read from g_percpu by name (one
+// instruction each); [tmp] and [region] are scratch registers the compiler
+// picks. On entry to the body, [region] holds this CPU's region and [tmp] is
+// free.
 #define SLABBY_RSEQ_SECTION_START                     \
   ".pushsection __rseq_cs, \"aw\"\n\t"                \
   ".balign 32\n\t"                                    \
@@ -72,11 +78,13 @@ extern bool g_percpu_mode;
   ".quad 1f, (2f - 1f), 4f\n\t"                       \
   ".popsection\n\t"                                   \
   "0:\n\t"                                            \
-  "leaq 3b(%%rip), %%rax\n\t"                         \
-  "movq %%rax, %%fs:8(%[off])\n\t"                    \
+  "movq slabby_g_percpu(%%rip), %[region]\n\t"        \
+  "leaq 3b(%%rip), %[tmp]\n\t"                        \
+  "movq %[tmp], %%fs:8(%[region])\n\t"                \
   "1:\n\t"                                            \
-  "movl %%fs:4(%[off]), %%eax\n\t"                    \
-  "movq (%[table], %%rax, 8), %%rdx\n\t"
+  "movl %%fs:4(%[region]), %k[tmp]\n\t"               \
+  "leaq slabby_g_percpu+8(%%rip), %[region]\n\t"      \
+  "movq (%[region], %[tmp], 8), %[region]\n\t"
 // The signature (RSEQ_SIG inside a ud1, so disassemblers stay in step) must
 // immediately precede abort_ip.
 #define SLABBY_RSEQ_SECTION_END                       \
@@ -89,23 +97,24 @@ extern bool g_percpu_mode;
   ".popsection\n\t"
 
 // The critical sections. They return nullptr / false on any miss (empty or
-// full); the caller's slow path sorts out which.
+// full); the caller's slow path sorts out which. Volatile: with outputs, an
+// asm goto is not implicitly volatile, and GCC 12 deleted the push (whose
+// scratch outputs are unused) as dead code.
 SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
   void* result;
-  char** table = g_percpu.regions;
-  asm goto(
+  uintptr_t tmp, region;
+  asm volatile goto(
       SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
-      "cmpw (%%rdx, %[cls], 8), %%ax\n\t"
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"
       "je %l[miss]\n\t"
-      "movq -8(%%rdx, %%rax, 8), %[result]\n\t"
-      "subl $1, %%eax\n\t"
-      "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
+      "movq -8(%[region], %[tmp], 8), %[result]\n\t"
+      "subl $1, %k[tmp]\n\t"
+      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
-      : [result] "=&r"(result)
-      : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(cls)
-      : "rax", "rdx", "memory", "cc"
+      : [result] "=&a"(result), [tmp] "=&r"(tmp), [region] "=&r"(region)
+      : [cls] "r"(cls)
+      : "memory", "cc"
       : miss);
   // Slots never hold nullptr: telling the compiler saves the caller a test.
   if (result == nullptr) __builtin_unreachable();
@@ -115,20 +124,19 @@ miss:
 }
 
 SLABBY_INLINE bool percpu_push(uintptr_t cls, void* p) {
-  char** table = g_percpu.regions;
-  asm goto(
+  uintptr_t tmp, region;
+  asm volatile goto(
       SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%%rdx, %[cls], 8), %%eax\n\t"
-      "cmpw 4(%%rdx, %[cls], 8), %%ax\n\t"
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "cmpw 4(%[region], %[cls], 8), %w[tmp]\n\t"
       "je %l[miss]\n\t"
-      "movq %[p], (%%rdx, %%rax, 8)\n\t"
-      "addl $1, %%eax\n\t"
-      "movw %%ax, 2(%%rdx, %[cls], 8)\n\t"
+      "movq %[p], (%[region], %[tmp], 8)\n\t"
+      "addl $1, %k[tmp]\n\t"
+      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
-      :
-      : [off] "r"(g_percpu.rseq_offset), [table] "r"(table),
-        [cls] "r"(cls), [p] "r"(p)
-      : "rax", "rdx", "memory", "cc"
+      : [tmp] "=&r"(tmp), [region] "=&r"(region)
+      : [cls] "r"(cls), [p] "r"(p)
+      : "memory", "cc"
       : miss);
   return true;
 miss:

@@ -60,7 +60,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
     void* p = b.head;
     b.head = *static_cast<void**>(p);
     b.space++;
-    b.allocs++;
+    tc.allocs[cls]++;
     return p;
   }
   CentralPool& pool = g_rt.pools[cls];
@@ -76,7 +76,7 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
   }
   b.head = rest;
   b.space = static_cast<int32_t>(b.limit - n);
-  b.allocs++;
+  tc.allocs[cls]++;
   maybe_start_background();
   return p;
 }
@@ -93,7 +93,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
   if (SLABBY_UNLIKELY(g_checks.small)) return checked_free(p, cls);
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
-    b.frees++;
+    tc.frees[cls]++;
     *static_cast<void**>(p) = nullptr;
     g_rt.pools[cls].give(p, 1);
     return;
@@ -116,7 +116,7 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
   *static_cast<void**>(p) = b.head;
   b.head = p;
   b.space--;
-  b.frees++;
+  tc.frees[cls]++;
 }
 
 void cache_teardown(ThreadCache* tc) {
@@ -132,9 +132,9 @@ void cache_teardown(ThreadCache* tc) {
   }
   LockGuard g(g_rt.registry_mu);
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    g_rt.retired_allocs[c] += tc->bins[c].allocs;
-    g_rt.retired_frees[c] += tc->bins[c].frees;
-    tc->bins[c].allocs = tc->bins[c].frees = 0;
+    g_rt.retired_allocs[c] += tc->allocs[c];
+    g_rt.retired_frees[c] += tc->frees[c];
+    tc->allocs[c] = tc->frees[c] = 0;
   }
   g_rt.retired_realloc_copies += tc->realloc_copies;
   g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
@@ -156,8 +156,8 @@ void cache_forget_other_threads() {
   for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
     if (t == self) continue;
     for (unsigned c = 1; c < kNumClasses; ++c) {
-      g_rt.retired_allocs[c] += t->bins[c].allocs;
-      g_rt.retired_frees[c] += t->bins[c].frees;
+      g_rt.retired_allocs[c] += t->allocs[c];
+      g_rt.retired_frees[c] += t->frees[c];
     }
     g_rt.retired_realloc_copies += t->realloc_copies;
     g_rt.retired_realloc_copied_bytes += t->realloc_copied_bytes;

@@ -34,14 +34,17 @@ struct Bin {
   uint16_t limit;
   uint16_t fill;    // blocks the next refill takes: starts small, doubles up to
                     // limit / 2, so a thread using a class once touches little
-  uint64_t allocs;  // blocks handed to the program from this bin, ever
-  uint64_t frees;   // blocks the program freed into this bin, ever
 };
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
 
 struct ThreadCache {
   Bin bins[kNumClasses];
+  // Blocks of each class this thread was handed and freed, ever, whichever
+  // cache served them. Arrays of 8-byte counters, apart from the bins, so a
+  // fast path counts with one instruction (frontend/allocator.h count_alloc).
+  uint64_t allocs[kNumClasses];
+  uint64_t frees[kNumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's rseq area works: it uses the per-CPU caches
   // Allocations left before the next sampling decision (frontend/allocator.cc:
@@ -68,7 +71,10 @@ inline void bin_set_limit(Bin& b, uint32_t limit) {
   b.limit = static_cast<uint16_t>(limit);
 }
 
-extern __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
+// The symbol is named plainly (slabby_tl_cache) so the fast paths' assembly
+// can load its TLS offset (frontend/allocator.h: tl_cache_offset).
+extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
+    __attribute__((tls_model("initial-exec")));
 
 // Slow paths, out of line (cold).
 void* cache_refill_and_alloc(unsigned cls) noexcept;  // nullptr + ENOMEM when out of memory

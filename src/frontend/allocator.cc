@@ -196,7 +196,7 @@ void sampling_restart_this_thread() noexcept {
 }
 
 void* alloc_span(size_t n, size_t align, unsigned flags) noexcept {
-  if (SLABBY_LIKELY(!sample_due(tl_cache))) return alloc_large_untimed(n, align, flags);
+  if (SLABBY_LIKELY(!sample_due(tl_cache_offset()))) return alloc_large_untimed(n, align, flags);
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (!countdown_fired(tl_cache).latency) return alloc_large_untimed(n, align, flags);
   return timed([=] { return alloc_large_untimed(n, align, flags); });

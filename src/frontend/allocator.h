@@ -72,58 +72,189 @@ SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
 #endif
 }
 
-// One step of the latency sampling countdown: "subl $1, countdown; js", two
+// The calling thread's ThreadCache is addressed from %fs (the thread
+// pointer) by tl_cache's TLS offset on x86-64, loaded once per call: each
+// field is then one instruction away (a countdown step, a counter, the mode
+// flag), where forming a field's address first took up to three more.
+// Elsewhere these are plain accesses to tl_cache.
+SLABBY_INLINE uintptr_t tl_cache_offset() noexcept {
+#if SLABBY_ASM_X86_64
+  // What initial-exec TLS loads from the GOT. Written out because GCC,
+  // given &tl_cache - thread pointer, sometimes forms both and subtracts.
+  uintptr_t off;
+  asm("movq slabby_tl_cache@gottpoff(%%rip), %0" : "=r"(off));
+  return off;
+#else
+  return 0;
+#endif
+}
+
+// One step of the sampling countdown: "subl $1, countdown; js", two
 // instructions on x86-64 (the same flag-output form as bin_take_space). The
 // portable form wraps as the asm does (unsigned arithmetic, no overflow): a
 // thread whose allocations all go to glibc (init failed) counts down forever.
-SLABBY_INLINE bool sample_due(ThreadCache& tc) noexcept {
+SLABBY_INLINE bool sample_due(uintptr_t tco) noexcept {
 #if SLABBY_ASM_X86_64
   bool negative;
-  asm("subl $1, %0" : "+m"(tc.sample_countdown), "=@ccs"(negative));
+  asm("subl $1, %%fs:%c[field](%[tc])"
+      : "=@ccs"(negative)
+      : [tc] "r"(tco), [field] "i"(offsetof(ThreadCache, sample_countdown))
+      : "memory");
   return negative;
 #else
+  (void)tco;
+  ThreadCache& tc = tl_cache;
   int32_t left = static_cast<int32_t>(static_cast<uint32_t>(tc.sample_countdown) - 1u);
   tc.sample_countdown = left;
   return left < 0;
 #endif
 }
 
-// The thread's bin first: in per-thread mode that is the whole fast path. A
-// thread on the per-CPU caches keeps its bins empty with limit 0, so the bin
-// check misses and the per-CPU critical section follows inline. Per-thread
-// mode reaches the percpu_ok test only on a miss, so it pays nothing for
-// per-CPU mode; per-CPU mode pays one predictable miss. Builds without rseq
-// critical sections (common/base.h: kHaveRseqSections) have no per-CPU branch.
-// The class index is a full-width integer on the fast paths: mixing 32- and
-// 64-bit uses made GCC copy it between registers three times per call.
-SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
-  ThreadCache& tc = tl_cache;
-  Bin& b = tc.bins[cls];
+// One block of class cls handed out (allocs) or taken back (frees).
+SLABBY_INLINE void count_alloc(uintptr_t tco, uintptr_t cls) noexcept {
+#if SLABBY_ASM_X86_64
+  asm("addq $1, %%fs:%c[field](%[tc], %[cls], 8)"
+      :
+      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(offsetof(ThreadCache, allocs))
+      : "memory", "cc");
+#else
+  (void)tco;
+  tl_cache.allocs[cls]++;
+#endif
+}
+SLABBY_INLINE void count_free(uintptr_t tco, uintptr_t cls) noexcept {
+#if SLABBY_ASM_X86_64
+  asm("addq $1, %%fs:%c[field](%[tc], %[cls], 8)"
+      :
+      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(offsetof(ThreadCache, frees))
+      : "memory", "cc");
+#else
+  (void)tco;
+  tl_cache.frees[cls]++;
+#endif
+}
+// Whether the calling thread runs on the per-CPU caches: one compare with
+// the flag in memory.
+SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
+#if SLABBY_ASM_X86_64
+  bool on;
+  asm("cmpl $0, %%fs:%c[field](%[tc])"
+      : "=@ccne"(on)
+      : [tc] "r"(tco), [field] "i"(offsetof(ThreadCache, percpu_ok))
+      : "memory");
+  return on;
+#else
+  (void)tco;
+  return tl_cache.percpu_ok != 0;
+#endif
+}
+
+// The thread's bin of class cls, addressed from %fs on x86-64 as above: a
+// pop (nullptr when the bin is empty) and a push (false when it is full,
+// the bin left as it was). Bins are 16 bytes: cls * 16 is one shift.
+static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by cls << 4");
+SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
+#if SLABBY_ASM_X86_64
+  uintptr_t at = cls << 4;
+  void* p;
+  asm("movq %%fs:%c[head](%[tc], %[at]), %[p]"
+      : [p] "=r"(p)
+      : [tc] "r"(tco), [at] "r"(at), [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : "memory");
+  if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
+  asm("movq %[next], %%fs:%c[head](%[tc], %[at])\n\t"
+      "addl $1, %%fs:%c[space](%[tc], %[at])"
+      :
+      : [next] "r"(*static_cast<void**>(p)), [tc] "r"(tco), [at] "r"(at),
+        [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head)),
+        [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+      : "memory", "cc");
+  return p;
+#else
+  (void)tco;
+  Bin& b = tl_cache.bins[cls];
   void* p = b.head;
-  if (SLABBY_LIKELY(p != nullptr)) {
-    b.head = *static_cast<void**>(p);
-    b.space++;
-    b.allocs++;
-    return p;
+  if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
+  b.head = *static_cast<void**>(p);
+  b.space++;
+  return p;
+#endif
+}
+SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
+#if SLABBY_ASM_X86_64
+  uintptr_t at = cls << 4;
+  bool full;
+  asm("subl $1, %%fs:%c[space](%[tc], %[at])"
+      : "=@ccs"(full)
+      : [tc] "r"(tco), [at] "r"(at), [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+      : "memory");
+  if (SLABBY_UNLIKELY(full)) {
+    asm("addl $1, %%fs:%c[space](%[tc], %[at])"
+        :
+        : [tc] "r"(tco), [at] "r"(at), [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+        : "memory", "cc");
+    return false;
   }
+  void* head;
+  asm("movq %%fs:%c[head](%[tc], %[at]), %[h]"
+      : [h] "=r"(head)
+      : [tc] "r"(tco), [at] "r"(at), [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : "memory");
+  *static_cast<void**>(p) = head;
+  asm("movq %[p], %%fs:%c[head](%[tc], %[at])"
+      :
+      : [p] "r"(p), [tc] "r"(tco), [at] "r"(at),
+        [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : "memory");
+  return true;
+#else
+  (void)tco;
+  Bin& b = tl_cache.bins[cls];
+  if (SLABBY_UNLIKELY(!bin_take_space(b))) return false;
+  *static_cast<void**>(p) = b.head;
+  b.head = p;
+  return true;
+#endif
+}
+
+// malloc tests the mode first: a thread on the per-CPU caches (percpu_ok)
+// goes straight to the critical section; its bins hold nothing (limit 0).
+// Otherwise the thread's bin is the whole fast path; per-thread mode pays
+// the percpu_ok test (two instructions). free tries the bin first (see
+// free_fast). A thread's first call finds percpu_ok 0 and its bins empty and
+// full: the slow path initialises.
+// Builds without rseq critical sections (common/base.h: kHaveRseqSections)
+// have no per-CPU branch. The class index is a full-width integer on the
+// fast paths: mixing 32- and 64-bit uses made GCC copy it between registers
+// three times per call.
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls) noexcept {
   if constexpr (kHaveRseqSections) {
-    if (SLABBY_LIKELY(tc.percpu_ok)) {
-      p = percpu_pop(cls);
+    if (SLABBY_LIKELY(on_percpu_caches(tco))) {
+      void* p = percpu_pop(cls);
       if (SLABBY_LIKELY(p != nullptr)) {
-        b.allocs++;
+        count_alloc(tco, cls);
         return p;
       }
       return percpu_refill_and_alloc(cls);
     }
   }
+  void* p = bin_pop(tco, cls);
+  if (SLABBY_LIKELY(p != nullptr)) {
+    count_alloc(tco, cls);
+    return p;
+  }
   return cache_refill_and_alloc(cls);
+}
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
+  return alloc_in_class_untimed(tl_cache_offset(), cls);
 }
 
 // Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
 // countdown is the only cost of sampling on the fast path).
 SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
-  if (SLABBY_UNLIKELY(sample_due(tl_cache))) return alloc_sampled(cls);
-  return alloc_in_class_untimed(cls);
+  uintptr_t tco = tl_cache_offset();
+  if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls);
+  return alloc_in_class_untimed(tco, cls);
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
@@ -136,20 +267,21 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
   if (SLABBY_LIKELY(off < h.size())) {
     uintptr_t cls = h.class_map()[off >> kPageShift];
-    ThreadCache& tc = tl_cache;
-    Bin& b = tc.bins[cls];
-    if (SLABBY_LIKELY(bin_take_space(b))) {
-      *static_cast<void**>(p) = b.head;
-      b.head = p;
-      b.frees++;
+    // The bin first here (unlike malloc): a per-CPU thread's bin is always
+    // full (limit 0), so this costs it four instructions, but testing the
+    // mode first made a loop of mixed sizes 25% slower on this machine (the
+    // pair loop was as fast either way): the numbers are in docs/benchmarks.md.
+    uintptr_t tco = tl_cache_offset();
+    if (SLABBY_LIKELY(bin_push(tco, cls, p))) {
+      count_free(tco, cls);
       return;
     }
     if constexpr (kHaveRseqSections) {
-      if (SLABBY_LIKELY(tc.percpu_ok)) {
+      if (SLABBY_LIKELY(on_percpu_caches(tco))) {
         // Class 0 (large or stray pointer) has an empty-and-full triple: the
         // push misses and the slow path sorts it out.
         if (SLABBY_LIKELY(percpu_push(cls, p))) {
-          b.frees++;
+          count_free(tco, cls);
           return;
         }
         return percpu_flush_and_free(p, cls);

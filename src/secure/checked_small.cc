@@ -179,7 +179,7 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
     if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
     p = pop(b, cls);
     verify_free(p, cls, "malloc");
-    tc.bins[cls].allocs++;
+    tc.allocs[cls]++;
   } else {
     CentralPool& pool = g_rt.pools[cls];
     BlockChain c = pool.take(1, current_shard(pool.num_shards()));
@@ -300,7 +300,7 @@ void checked_free(void* ptr, unsigned cls) noexcept {
   }
   ThreadCache& tc = tl_cache;
   if (tc.state == kCacheActive)
-    tc.bins[cls].frees++;
+    tc.frees[cls]++;
   else
     g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
   if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size);

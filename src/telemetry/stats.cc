@@ -39,8 +39,8 @@ void collect_stats(slabby_stats* out) {
     // old but never torn.
     for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
-        allocs[c] += __atomic_load_n(&t->bins[c].allocs, __ATOMIC_RELAXED);
-        frees[c] += __atomic_load_n(&t->bins[c].frees, __ATOMIC_RELAXED);
+        allocs[c] += __atomic_load_n(&t->allocs[c], __ATOMIC_RELAXED);
+        frees[c] += __atomic_load_n(&t->frees[c], __ATOMIC_RELAXED);
         cached[c] += static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
                                            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
