@@ -47,31 +47,6 @@ void* alloc_sampled(uintptr_t cls) noexcept;
 // allocations).
 void sampling_restart_this_thread() noexcept;
 
-// Takes one slot of room in the bin: "subl $1, space; js full" on x86-64.
-// Plain C makes GCC keep the old value for the undo (five instructions), and
-// GCC 12 drops the label path of an equivalent asm goto once inlined, so this
-// reads the sign flag as an asm flag output instead. On a miss the decrement
-// is undone before returning: the slow paths see the bin as it was.
-// Elsewhere (common/base.h: SLABBY_ASM_X86_64) it is the same test in plain
-// C++: the bin belongs to this thread, so no atomics are needed; space is
-// never negative between calls (thread_cache.h), so space - 1 cannot wrap.
-SLABBY_INLINE bool bin_take_space(Bin& b) noexcept {
-#if SLABBY_ASM_X86_64
-  bool negative;
-  asm("subl $1, %0" : "+m"(b.space), "=@ccs"(negative));
-  if (SLABBY_LIKELY(!negative)) return true;
-  b.space++;
-  return false;
-#else
-  int32_t space = b.space - 1;
-  if (SLABBY_LIKELY(space >= 0)) {
-    b.space = space;
-    return true;
-  }
-  return false;
-#endif
-}
-
 // The calling thread's ThreadCache is addressed from %fs (the thread
 // pointer) by tl_cache's TLS offset on x86-64, loaded once per call: each
 // field is then one instruction away (a countdown step, a counter, the mode
@@ -90,7 +65,7 @@ SLABBY_INLINE uintptr_t tl_cache_offset() noexcept {
 }
 
 // One step of the sampling countdown: "subl $1, countdown; js", two
-// instructions on x86-64 (the same flag-output form as bin_take_space). The
+// instructions on x86-64 (the same flag-output form as bin_push). The
 // portable form wraps as the asm does (unsigned arithmetic, no overflow): a
 // thread whose allocations all go to glibc (init failed) counts down forever.
 SLABBY_INLINE bool sample_due(uintptr_t tco) noexcept {
@@ -110,28 +85,32 @@ SLABBY_INLINE bool sample_due(uintptr_t tco) noexcept {
 #endif
 }
 
-// One block of class cls handed out (allocs) or taken back (frees).
-SLABBY_INLINE void count_alloc(uintptr_t tco, uintptr_t cls) noexcept {
+// Where the thread's fields sit in its ThreadCache, for the %fs-addressed
+// assembly below.
+inline constexpr size_t kAllocsAt = offsetof(ThreadCache, allocs);
+inline constexpr size_t kFreesAt = offsetof(ThreadCache, frees);
+inline constexpr size_t kBinHeadAt = offsetof(ThreadCache, bins) + offsetof(Bin, head);
+inline constexpr size_t kBinSpaceAt = offsetof(ThreadCache, bins) + offsetof(Bin, space);
+
+// Adds one to entry cls of the per-class counter array at kCounterAt
+// (kAllocsAt: a block handed out; kFreesAt: one taken back).
+template <size_t kCounterAt>
+SLABBY_INLINE void count_block(uintptr_t tco, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
   asm("addq $1, %%fs:%c[field](%[tc], %[cls], 8)"
       :
-      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(offsetof(ThreadCache, allocs))
+      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(kCounterAt)
       : "memory", "cc");
 #else
   (void)tco;
-  tl_cache.allocs[cls]++;
+  reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(&tl_cache) + kCounterAt)[cls]++;
 #endif
 }
+SLABBY_INLINE void count_alloc(uintptr_t tco, uintptr_t cls) noexcept {
+  count_block<kAllocsAt>(tco, cls);
+}
 SLABBY_INLINE void count_free(uintptr_t tco, uintptr_t cls) noexcept {
-#if SLABBY_ASM_X86_64
-  asm("addq $1, %%fs:%c[field](%[tc], %[cls], 8)"
-      :
-      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(offsetof(ThreadCache, frees))
-      : "memory", "cc");
-#else
-  (void)tco;
-  tl_cache.frees[cls]++;
-#endif
+  count_block<kFreesAt>(tco, cls);
 }
 // Whether the calling thread runs on the per-CPU caches: one compare with
 // the flag in memory.
@@ -159,15 +138,14 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
   void* p;
   asm("movq %%fs:%c[head](%[tc], %[at]), %[p]"
       : [p] "=r"(p)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
   if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
   asm("movq %[next], %%fs:%c[head](%[tc], %[at])\n\t"
       "addl $1, %%fs:%c[space](%[tc], %[at])"
       :
       : [next] "r"(*static_cast<void**>(p)), [tc] "r"(tco), [at] "r"(at),
-        [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head)),
-        [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+        [head] "i"(kBinHeadAt), [space] "i"(kBinSpaceAt)
       : "memory", "cc");
   return p;
 #else
@@ -180,37 +158,46 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
   return p;
 #endif
 }
+// The push takes one slot of room first: "subl $1, space; js full" on
+// x86-64. Plain C makes GCC keep the old value for the undo (five
+// instructions), and GCC 12 drops the label path of an equivalent asm goto
+// once inlined, so this reads the sign flag as an asm flag output instead.
+// On a miss the decrement is undone before returning: the slow paths see the
+// bin as it was. The portable form needs no atomics (the bin belongs to this
+// thread), and space is never negative between calls (thread_cache.h), so
+// space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls << 4;
   bool full;
   asm("subl $1, %%fs:%c[space](%[tc], %[at])"
       : "=@ccs"(full)
-      : [tc] "r"(tco), [at] "r"(at), [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+      : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
       : "memory");
   if (SLABBY_UNLIKELY(full)) {
     asm("addl $1, %%fs:%c[space](%[tc], %[at])"
         :
-        : [tc] "r"(tco), [at] "r"(at), [space] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, space))
+        : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
         : "memory", "cc");
     return false;
   }
   void* head;
   asm("movq %%fs:%c[head](%[tc], %[at]), %[h]"
       : [h] "=r"(head)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
   *static_cast<void**>(p) = head;
   asm("movq %[p], %%fs:%c[head](%[tc], %[at])"
       :
-      : [p] "r"(p), [tc] "r"(tco), [at] "r"(at),
-        [head] "i"(offsetof(ThreadCache, bins) + offsetof(Bin, head))
+      : [p] "r"(p), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
   return true;
 #else
   (void)tco;
   Bin& b = tl_cache.bins[cls];
-  if (SLABBY_UNLIKELY(!bin_take_space(b))) return false;
+  int32_t space = b.space - 1;
+  if (SLABBY_UNLIKELY(space < 0)) return false;
+  b.space = space;
   *static_cast<void**>(p) = b.head;
   b.head = p;
   return true;

@@ -118,11 +118,26 @@ TEST(HeapProfile, FourThreadsSampleFreeAndDumpAtOnce) {
   heap_profile_set_sample(512 << 10);
 }
 
+// Profiling on with every candidate taken and every large request sampled,
+// until it goes out of scope (then off, at the default rate, as the other
+// tests expect).
+struct SampleEverything {
+  SampleEverything() {
+    free_fast(malloc_fast(1));
+    active = heap_profile_set_active(true);
+    heap_profile_set_sample(1);
+    sampling_restart_this_thread();
+  }
+  ~SampleEverything() {
+    heap_profile_set_active(false);
+    heap_profile_set_sample(512 << 10);
+  }
+  bool active;
+};
+
 TEST(HeapProfile, ASampledBlockIsASpanAndReallocMovesIt) {
-  free_fast(malloc_fast(1));
-  ASSERT_TRUE(heap_profile_set_active(true));
-  heap_profile_set_sample(1);  // every candidate taken, every large request sampled
-  sampling_restart_this_thread();
+  SampleEverything on;
+  ASSERT_TRUE(on.active);
   ProfCounters before = heap_profile_counters();
   // A large request is sampled at once (a point every byte or two).
   void* p = malloc_fast(size_t{200} << 10);
@@ -140,8 +155,6 @@ TEST(HeapProfile, ASampledBlockIsASpanAndReallocMovesIt) {
   EXPECT_EQ(static_cast<unsigned char*>(q)[(size_t{200} << 10) - 1], 0x5a);
   free_fast(q);
   EXPECT_EQ(heap_profile_counters().live_samples, before.live_samples);
-  heap_profile_set_active(false);
-  heap_profile_set_sample(512 << 10);
 }
 
 // A block sampled, freed and allocated again at the same address, over and
@@ -149,10 +162,8 @@ TEST(HeapProfile, ASampledBlockIsASpanAndReallocMovesIt) {
 // removed entries must not pile up on its probe path (each sample made it one
 // slot longer, and a 30 M-pair loop took 4 x its time with SLABBY_PROF=1).
 TEST(HeapProfile, OneAddressSampledAgainAndAgainKeepsOneSlot) {
-  free_fast(malloc_fast(1));
-  ASSERT_TRUE(heap_profile_set_active(true));
-  heap_profile_set_sample(1);
-  sampling_restart_this_thread();
+  SampleEverything on;
+  ASSERT_TRUE(on.active);
   ProfCounters before = heap_profile_counters();
   size_t used_before = heap_profile_slots_used();
   std::vector<uintptr_t> seen;
@@ -169,18 +180,14 @@ TEST(HeapProfile, OneAddressSampledAgainAndAgainKeepsOneSlot) {
   size_t distinct = std::unique(seen.begin(), seen.end()) - seen.begin();
   EXPECT_LE(distinct, 8u) << "the loop was meant to reuse one address";
   EXPECT_LE(heap_profile_slots_used(), used_before + distinct);
-  heap_profile_set_active(false);
-  heap_profile_set_sample(512 << 10);
 }
 
 // A sampled block's usable size is its class's, and its span holds all of
 // it (a 45000-byte request is a 49152-byte block of a medium class: the span
 // must be 12 pages, not the 11 the request needs).
 TEST(HeapProfile, ASampledBlocksSpanHoldsItsWholeUsableSize) {
-  free_fast(malloc_fast(1));
-  ASSERT_TRUE(heap_profile_set_active(true));
-  heap_profile_set_sample(1);
-  sampling_restart_this_thread();
+  SampleEverything on;
+  ASSERT_TRUE(on.active);
   for (size_t n : {size_t{33000}, size_t{45000}, size_t{300000}, size_t{1} << 20}) {
     void* p = malloc_fast(n);
     ASSERT_NE(p, nullptr);
@@ -194,8 +201,6 @@ TEST(HeapProfile, ASampledBlocksSpanHoldsItsWholeUsableSize) {
     EXPECT_EQ(realloc_impl(p, usable), p);  // fits: kept
     free_fast(p);
   }
-  heap_profile_set_active(false);
-  heap_profile_set_sample(512 << 10);
 }
 
 }  // namespace
