@@ -192,7 +192,8 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   // Without a usable CPU cache (its region could not be mapped): one block
   // straight from the pool. Never back to the thread's bins: their limit is
   // 0 for a per-CPU thread, and that path would come back here.
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_alloc(cls);
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr)
+    return uncached_alloc(cls, class_size(cls));
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
     tl_cache.allocs[cls]++;

@@ -6,11 +6,11 @@
 #include "frontend/allocator.h"
 #include "runtime/background.h"
 #include "runtime/runtime.h"
-#include "secure/checks.h"
 
 namespace slabby {
 
 __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
+constinit SmallDivert g_small_divert = {};
 
 namespace {
 
@@ -27,8 +27,8 @@ uint32_t next_fill(Bin& b) {
 
 }  // namespace
 
-void* uncached_alloc(unsigned cls) noexcept {
-  if (SLABBY_UNLIKELY(g_checks.small)) return checked_alloc(cls);
+void* uncached_alloc(unsigned cls, size_t n) noexcept {
+  if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
   CentralPool& pool = g_rt.pools[cls];
   BlockChain c = pool.take(1, current_shard(pool.num_shards()));
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);
@@ -38,23 +38,25 @@ void* uncached_alloc(unsigned cls) noexcept {
 }
 
 void uncached_free(void* p, unsigned cls) noexcept {
-  if (SLABBY_UNLIKELY(g_checks.small)) return checked_free(p, cls);
+  if (SLABBY_UNLIKELY(g_small_divert.free != nullptr)) return g_small_divert.free(p, cls);
   *static_cast<void**>(p) = nullptr;
   g_rt.pools[cls].give(p, 1);
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-void* cache_refill_and_alloc(unsigned cls) noexcept {
+namespace {
+
+SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
   ThreadCache& tc = tl_cache;
   if (tc.percpu_ok) return percpu_alloc(cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
-    if (tc.state == kCacheDead) return uncached_alloc(cls);
+    if (tc.state == kCacheDead) return uncached_alloc(cls, n);
     thread_init();
-    if (tc.state != kCacheActive) return uncached_alloc(cls);
+    if (tc.state != kCacheActive) return uncached_alloc(cls, n);
     if (tc.percpu_ok) return percpu_alloc(cls);
+    // Init may have set a divert.
+    if (g_small_divert.alloc != nullptr) return g_small_divert.alloc(cls, n);
   }
-  // Checked mode keeps every bin at limit 0, so every allocation lands here.
-  if (SLABBY_UNLIKELY(g_checks.small)) return checked_alloc(cls);
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
@@ -68,20 +70,20 @@ void* cache_refill_and_alloc(unsigned cls) noexcept {
   if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
   void* p = c.head;
   void* rest = *static_cast<void**>(p);
-  uint32_t n = c.count - 1;
-  if (n > b.limit) {  // a transfer batch larger than this bin (its limit was lowered)
-    pool.give(rest, n);
+  uint32_t kept = c.count - 1;
+  if (kept > b.limit) {  // a transfer batch larger than this bin (its limit was lowered)
+    pool.give(rest, kept);
     rest = nullptr;
-    n = 0;
+    kept = 0;
   }
   b.head = rest;
-  b.space = static_cast<int32_t>(b.limit - n);
+  b.space = static_cast<int32_t>(b.limit - kept);
   tc.allocs[cls]++;
   maybe_start_background();
   return p;
 }
 
-void cache_flush_and_free(void* p, unsigned cls) noexcept {
+SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
   ThreadCache& tc = tl_cache;
   if (tc.percpu_ok) return percpu_free(p, cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
@@ -89,8 +91,8 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
     thread_init();
     if (tc.state != kCacheActive) return uncached_free(p, cls);
     if (tc.percpu_ok) return percpu_free(p, cls);
+    if (g_small_divert.free != nullptr) return g_small_divert.free(p, cls);
   }
-  if (SLABBY_UNLIKELY(g_checks.small)) return checked_free(p, cls);
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     tc.frees[cls]++;
@@ -119,9 +121,24 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept {
   tc.frees[cls]++;
 }
 
+}  // namespace
+
+// A divert keeps every bin at limit 0, so every call lands here: it is
+// tested first, in a frame of its own (a tail jump), and takes the calling
+// thread's first call too (the divert initialises the thread).
+void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept {
+  if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
+  return refill_and_alloc(cls, n);
+}
+
+void cache_flush_and_free(void* p, unsigned cls) noexcept {
+  if (SLABBY_UNLIKELY(g_small_divert.free != nullptr)) return g_small_divert.free(p, cls);
+  return flush_and_free(p, cls);
+}
+
 void cache_teardown(ThreadCache* tc) {
   if (tc->state != kCacheActive) return;
-  if (g_checks.small) checked_thread_teardown();
+  if (g_small_divert.thread_exit != nullptr) g_small_divert.thread_exit();
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc->bins[c];

@@ -77,14 +77,29 @@ inline void bin_set_limit(Bin& b, uint32_t limit) {
 extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
     __attribute__((tls_model("initial-exec")));
 
-// Slow paths, out of line (cold).
-void* cache_refill_and_alloc(unsigned cls) noexcept;  // nullptr + ENOMEM when out of memory
+// Slow paths, out of line (cold). n: the bytes asked for (at most
+// class_size(cls)); only a divert (below) reads it.
+void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept;  // nullptr + ENOMEM when out of memory
 void cache_flush_and_free(void* p, unsigned cls) noexcept;
 
 // One block straight from / to the central pool, counted apart (threads
 // after their teardown, and per-CPU threads when their CPU has no cache).
-void* uncached_alloc(unsigned cls) noexcept;
+void* uncached_alloc(unsigned cls, size_t n) noexcept;
 void uncached_free(void* p, unsigned cls) noexcept;
+
+// Another owner for every small block, chosen once at init (the checked
+// paths of secure/, set by runtime/init.cc before any thread caches a block).
+// While `alloc` is set every bin has limit 0 and no thread runs on the
+// per-CPU caches, so the inline fast paths always miss into the slow paths
+// above, which hand the call over with one test, before anything else: the
+// divert also initialises a thread (runtime.h thread_init) on its first call.
+// The default fast paths never look at it.
+struct SmallDivert {
+  void* (*alloc)(unsigned cls, size_t n) noexcept;  // n <= class_size(cls)
+  void (*free)(void* p, unsigned cls) noexcept;
+  void (*thread_exit)() noexcept;  // the thread's own blocks go back (its teardown)
+};
+extern constinit SmallDivert g_small_divert;
 
 // The calling thread's cached blocks back to the pools (per-thread mode;
 // a per-CPU thread's bins hold none). Returns blocks moved.

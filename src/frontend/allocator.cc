@@ -170,7 +170,7 @@ SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w
 
 }  // namespace
 
-void* alloc_sampled(uintptr_t cls) noexcept {
+void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
   // A thread's first allocation lands here, possibly before init has read
   // the settings.
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
@@ -185,8 +185,8 @@ void* alloc_sampled(uintptr_t cls) noexcept {
       return timed([&] { return alloc_profiled(size, 0, w); });
     }
   }
-  if (!d.latency) return alloc_in_class_untimed(cls);
-  return timed([cls] { return alloc_in_class_untimed(cls); });
+  if (!d.latency) return alloc_in_class_untimed(cls, n);
+  return timed([cls, n] { return alloc_in_class_untimed(cls, n); });
 }
 
 void sampling_restart_this_thread() noexcept {
@@ -224,7 +224,7 @@ void* alloc_large(size_t n, size_t align) noexcept {
     if constexpr (kPageSize > kMaxSmallSize) {
       if (n <= kMaxSmallSize) n = kMaxSmallSize + 1;
     }
-    return alloc_in_class(class_of_size(n));
+    return alloc_in_class(class_of_size(n), n);
   }
   return alloc_span(n, align, 0);
 }
@@ -269,7 +269,7 @@ void* aligned_alloc_impl(size_t align, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_checks.small)) return checked_aligned(align, n);
   if (align <= kPageSize) {
     unsigned cls = aligned_size_class_of(n, align);
-    if (cls != 0) return alloc_in_class(cls);
+    if (cls != 0) return alloc_in_class(cls, n);
   }
   if (SLABBY_UNLIKELY(n > kMaxRequest)) {
     errno = ENOMEM;
@@ -286,7 +286,7 @@ void* calloc_impl(size_t count, size_t size) noexcept {
     return nullptr;
   }
   if (SLABBY_LIKELY(total <= kMaxSmallSize)) {
-    void* p = alloc_in_class(size_class_of(total));
+    void* p = alloc_in_class(size_class_of(total), total);
     if (SLABBY_LIKELY(p != nullptr)) memset(p, 0, total);
     return p;
   }
@@ -309,7 +309,7 @@ void* calloc_large(size_t total) noexcept {
     return p;
   }
   if (is_medium_request(total, 0)) {
-    void* p = alloc_in_class(medium_class_of(total));
+    void* p = alloc_in_class(medium_class_of(total), total);
     if (p == nullptr) return nullptr;
     memset(p, 0, total);
     count_memset(total);

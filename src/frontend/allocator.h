@@ -39,9 +39,10 @@ size_t usable_size_impl(const void* p) noexcept;
 // Serves a request from glibc when slabby cannot (arena exhausted, init
 // failed); counted as a heap fallback. nullptr + ENOMEM if glibc fails too.
 void* fallback_alloc(size_t n, size_t align) noexcept;
-// The allocation SLABBY_LATENCY_SAMPLE picked: timed with the cycle counter
+// The allocation SLABBY_LATENCY_SAMPLE picked (n: the bytes asked for, at
+// most class_size(cls), as for cache_refill_and_alloc): timed with the cycle counter
 // into the latency histogram (telemetry/latency.h); resets the countdown.
-void* alloc_sampled(uintptr_t cls) noexcept;
+void* alloc_sampled(uintptr_t cls, size_t n) noexcept;
 // Makes the calling thread's next allocation decide on sampling afresh (a
 // sampler was just turned on; other threads see it within 65536 of their
 // allocations).
@@ -214,7 +215,9 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 // have no per-CPU branch. The class index is a full-width integer on the
 // fast paths: mixing 32- and 64-bit uses made GCC copy it between registers
 // three times per call.
-SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls) noexcept {
+// n is the size asked for (at most class_size(cls)): only the slow paths
+// use it, where the checked modes fit their canary in the class's slack.
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n) noexcept {
   if constexpr (kHaveRseqSections) {
     if (SLABBY_LIKELY(on_percpu_caches(tco))) {
       void* p = percpu_pop(cls);
@@ -230,22 +233,22 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls) noexcep
     count_alloc(tco, cls);
     return p;
   }
-  return cache_refill_and_alloc(cls);
+  return cache_refill_and_alloc(cls, n);
 }
-SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls) noexcept {
-  return alloc_in_class_untimed(tl_cache_offset(), cls);
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
+  return alloc_in_class_untimed(tl_cache_offset(), cls, n);
 }
 
 // Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
 // countdown is the only cost of sampling on the fast path).
-SLABBY_INLINE void* alloc_in_class(uintptr_t cls) noexcept {
+SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n) noexcept {
   uintptr_t tco = tl_cache_offset();
-  if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls);
-  return alloc_in_class_untimed(tco, cls);
+  if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
+  return alloc_in_class_untimed(tco, cls, n);
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
-  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(size_class_of(n));
+  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(size_class_of(n), n);
   return alloc_large(n, 0);
 }
 

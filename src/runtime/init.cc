@@ -246,6 +246,8 @@ bool init_slow() {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
+    // Small blocks go to the checked paths: the slow paths hand them over.
+    if (g_checks.small) g_small_divert = checked_small_divert();
     if (pthread_key_create(&g_rt.thread_key, thread_exit) != 0) g_rt.thread_key = 0;
     // Anything that may write at exit (a report, or a line saying a file
     // cannot be written) gets its own stderr: programs close fd 2 in their

@@ -18,10 +18,11 @@ namespace {
 
 size_t canary_room() { return g_checks.bitguard ? kCanaryBytes : 0; }
 
-// The class malloc(n) lands in on the checked paths (0: a large block).
+// The class malloc(n) lands in on the checked paths (0: a large block): the
+// first whose size holds the request and the canary (checked_small.cc
+// class_with_canary gives the same answer from the fast path's class).
 unsigned checked_class_of(size_t n) {
-  if (n > kMaxSmallSize) return 0;
-  size_t need = class_size(static_cast<unsigned>(size_class_of(n))) + canary_room();
+  size_t need = n + canary_room();
   return need > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(need));
 }
 

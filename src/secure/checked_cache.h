@@ -1,7 +1,7 @@
 // slabby: the per-thread state of the checked paths.
 //
 // Invariants (owning thread only):
-// - bins[c] holds `count` free blocks of class c, linked through their first
+// - bins[c] holds `count` (<= limit, or 0 while limit is 0) free blocks of class c, linked through their first
 //   word encoded with encode_link (a corrupted link is detected, never
 //   followed); each carries its free-state tag when g_checks.tags.
 // - quarantine holds freed blocks oldest first (head) to newest (tail):
@@ -21,6 +21,7 @@ namespace slabby {
 struct CheckedBin {
   uintptr_t head;
   uint32_t count;
+  uint32_t limit;  // 0 until the thread's first release into the bin, and after its teardown
 };
 
 struct Quarantine {

@@ -24,13 +24,32 @@ SLABBY_INLINE size_t usable_of(unsigned cls) {
   return class_size(cls) - (g_checks.bitguard ? kCanaryBytes : 0);
 }
 
-// Offset of the first non-zero byte in [from, to) of the block, or -1.
-ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
+// Offset of the first non-zero byte in [from, to) of the block, or -1. The
+// words are ORed together first (the compiler vectorises that loop), and
+// only a block that fails is searched.
+SLABBY_COLD ssize_t locate_nonzero(uintptr_t p, size_t from, size_t to) {
   for (size_t i = from; i < to; i += 8) {
     uint64_t w = words(p)[i / 8];
     if (w != 0) return static_cast<ssize_t>(i + __builtin_ctzll(w) / 8);
   }
   return -1;
+}
+SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
+  uint64_t any = 0;
+  for (size_t i = from / 8; i < to / 8; ++i) any |= words(p)[i];
+  if (SLABBY_LIKELY(any == 0)) return -1;
+  return locate_nonzero(p, from, to);
+}
+
+// Zeroes bytes [8, size - 8) of a freed block: the link word and the tag
+// word are written apart. Small blocks inline, larger ones by memset.
+SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
+  if (size <= 16) return;
+  if (size <= 128) {
+    for (size_t i = 1; i < size / 8 - 1; ++i) words(p)[i] = 0;
+    return;
+  }
+  memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
 }
 
 [[noreturn]] SLABBY_COLD void write_after_free(uintptr_t p, unsigned cls, ssize_t byte,
@@ -92,7 +111,7 @@ void format_from_pool(uintptr_t p, unsigned cls) {
     }
     return;
   }
-  if (g_checks.zero_free && size > 16) memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
+  if (g_checks.zero_free) zero_body(p, size);
   tag = fresh_tag(p);
 }
 
@@ -153,6 +172,7 @@ SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
     return;
   }
   CheckedBin& b = tl_checked.bins[cls];
+  b.limit = limit;  // from now on the fast free (below) pushes until the bin is full
   if (b.count >= limit) {
     uint32_t n = g_rt.pools[cls].batch_size();
     flush(b, cls, n < b.count ? n : b.count);
@@ -192,9 +212,19 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
   return hand_out(p, cls);
 }
 
+// The class a request of n bytes takes in class cls (the one the fast path
+// chose, size_class_of(n)): with the bit guard, the class's slack must hold
+// the canary, else the next class that does (0: none, a large block).
+SLABBY_INLINE unsigned class_with_canary(unsigned cls, size_t n) {
+  if (!g_checks.bitguard || class_size(cls) - n >= kCanaryBytes) return cls;
+  return n + kCanaryBytes > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(n + kCanaryBytes));
+}
+
 }  // namespace
 
-void* checked_alloc(unsigned cls) noexcept {
+void* checked_alloc(unsigned cls, size_t n) noexcept {
+  // The divert takes a thread's first call (cache/thread_cache.h).
+  if (SLABBY_UNLIKELY(tl_cache.state == kCacheUninit)) thread_init();
   // Medium requests stay on spans in the checked modes (frontend/allocator.cc);
   // one can only reach here as a thread's first call, before init chose them.
   if (SLABBY_UNLIKELY(is_medium_class(cls))) return checked_alloc_large(class_size(cls), 0);
@@ -203,14 +233,8 @@ void* checked_alloc(unsigned cls) noexcept {
     if (k.guard_countdown == 0) k.guard_countdown = g_checks.guard_sample;
     if (--k.guard_countdown == 0) return checked_alloc_large(class_size(cls), 0);
   }
-  unsigned c = cls;
-  if (g_checks.bitguard) {
-    // The request may use the whole class: take the class that also holds
-    // the canary (the fast path only passes the class, not the size).
-    size_t need = class_size(cls) + kCanaryBytes;
-    if (need > kMaxSmallSize) return checked_alloc_large(class_size(cls), 0);
-    c = static_cast<unsigned>(size_class_of(need));
-  }
+  unsigned c = class_with_canary(cls, n);
+  if (c == 0) return checked_alloc_large(n, 0);
   void* p = alloc_exact(c);
   if (SLABBY_UNLIKELY(g_checks.leak_check) && p != nullptr) leak_note_alloc(p, usable_of(c));
   return p;
@@ -255,9 +279,10 @@ namespace {
   r.abort_now();
 }
 
-SLABBY_INLINE void validate_small(uintptr_t p, unsigned cls, const char* verb) {
+// bitguard: g_checks.bitguard, or the constant the caller was built for.
+SLABBY_INLINE void validate_small(uintptr_t p, unsigned cls, const char* verb, bool bitguard) {
   size_t size = class_size(cls);
-  if (g_checks.bitguard) {
+  if (bitguard) {
     // A live block is one whose canary word holds its own address under the
     // key. For an interior or unaligned pointer the word read is some other
     // data, which matches with negligible odds; freed and never-used blocks
@@ -286,19 +311,16 @@ SLABBY_INLINE void validate_small(uintptr_t p, unsigned cls, const char* verb) {
 }  // namespace
 
 void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept {
-  validate_small(p, cls, verb);
+  validate_small(p, cls, verb, g_checks.bitguard);
 }
 
-void checked_free(void* ptr, unsigned cls) noexcept {
-  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  validate_small(p, cls, "free");
-  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
+namespace {
+
+// The rest of a free once the block is validated and tagged (zeroed).
+SLABBY_NOINLINE void free_tagged(uintptr_t p, unsigned cls) noexcept {
   size_t size = class_size(cls);
-  if (g_checks.tags) {
-    if (g_checks.zero_free && size > 16) memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
-    tag_word(p, size) = freed_tag(p);
-  }
   ThreadCache& tc = tl_cache;
+  if (SLABBY_UNLIKELY(tc.state == kCacheUninit)) thread_init();  // the divert's first call
   if (tc.state == kCacheActive)
     tc.frees[cls]++;
   else
@@ -307,17 +329,101 @@ void checked_free(void* ptr, unsigned cls) noexcept {
   release(p, cls);
 }
 
+}  // namespace
+
+void checked_free(void* ptr, unsigned cls) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  validate_small(p, cls, "free", g_checks.bitguard);
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
+  if (g_checks.tags) {
+    size_t size = class_size(cls);
+    if (g_checks.zero_free) zero_body(p, size);
+    tag_word(p, size) = freed_tag(p);
+  }
+  free_tagged(p, cls);
+}
+
 void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept {
   verify_free(p, cls, found_by);
 }
 
 void checked_release_small(uintptr_t p, unsigned cls) noexcept { release(p, cls); }
 
+namespace {
+
+// The lean pair: the modes most programs would run in production
+// (SLABBY_SECURE: zeroing and the bit guard, or either alone), with none of
+// the per-call extras (zero on alloc, guard sampling, leak tracing,
+// quarantine). The modes are template arguments, so each variant is
+// straight-line code with no flag loads; the thread's bin is the whole hit
+// path, and anything else (an empty or full bin, a thread not active, a
+// request too big for a small class with its canary) goes to the general
+// path above.
+template <bool kBitguard, bool kZero>
+void* lean_alloc(unsigned cls, size_t n) noexcept {
+  size_t size = class_size(cls);
+  if (kBitguard && size - n < kCanaryBytes) {  // the canary needs the next class
+    if (SLABBY_UNLIKELY(n + kCanaryBytes > kMaxSmallSize)) return checked_alloc(cls, n);
+    cls = static_cast<unsigned>(size_class_of(n + kCanaryBytes));
+    size = class_size(cls);
+  }
+  CheckedBin& b = tl_checked.bins[cls];
+  uintptr_t p = b.head;
+  if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
+  uintptr_t next = encode_link(p, words(p)[0]);
+  check_link(p, next, cls);
+  b.head = next;
+  b.count--;
+  // As verify_free, for these modes.
+  uint64_t tag = tag_word(p, size);
+  if (SLABBY_LIKELY(tag == freed_tag(p))) {
+    if (kZero) {
+      ssize_t bad = first_nonzero(p, 8, size - 8);
+      if (SLABBY_UNLIKELY(bad >= 0)) write_after_free(p, cls, bad, "malloc");
+    }
+  } else if (SLABBY_UNLIKELY(tag != fresh_tag(p))) {
+    verify_free(p, cls, "malloc");  // reports the overwritten tag
+  }
+  tl_cache.allocs[cls]++;
+  words(p)[0] = 0;
+  tag_word(p, size) = kBitguard ? live_canary(p) : 0;
+  return reinterpret_cast<void*>(p);
+}
+
+template <bool kBitguard, bool kZero>
+void lean_free(void* ptr, unsigned cls) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  size_t size = class_size(cls);
+  validate_small(p, cls, "free", kBitguard);
+  if (kZero) zero_body(p, size);
+  tag_word(p, size) = freed_tag(p);
+  CheckedBin& b = tl_checked.bins[cls];
+  if (SLABBY_UNLIKELY(b.count >= b.limit)) return free_tagged(p, cls);
+  tl_cache.frees[cls]++;
+  push(b, p);
+}
+
+template <bool kBitguard, bool kZero>
+constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard, kZero>,
+                               checked_thread_teardown};
+
+}  // namespace
+
+SmallDivert checked_small_divert() noexcept {
+  const Checks& k = g_checks;
+  bool extras = k.zero_alloc || k.guard_sample != 0 || k.leak_check || k.quarantine != 0;
+  if (!extras && k.bitguard && k.zero_free) return kLean<true, true>;
+  if (!extras && k.bitguard) return kLean<true, false>;
+  if (!extras && k.zero_free) return kLean<false, true>;
+  return {checked_alloc, checked_free, checked_thread_teardown};
+}
+
 void checked_thread_teardown() noexcept {
   quarantine_drain();
   for (unsigned c = 1; c < kNumClasses; ++c) {
     CheckedBin& b = tl_checked.bins[c];
     if (b.count > 0) flush(b, c, b.count);
+    b.limit = 0;  // later frees of this thread take the slow path, uncached
   }
 }
 

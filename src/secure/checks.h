@@ -76,8 +76,8 @@ SLABBY_INLINE uintptr_t encode_link(uintptr_t slot, uintptr_t next) {
 }
 
 // Checked paths (secure/checked_small.cc, checked_large.cc, checked_api.cc).
-// Small: `cls` is the class the fast path chose for the request.
-void* checked_alloc(unsigned cls) noexcept;
+// Small: `cls` is the class the fast path chose for a request of n bytes.
+void* checked_alloc(unsigned cls, size_t n) noexcept;
 // Exactly class cls, whose usable size already fits request and canary.
 void* checked_alloc_class(unsigned cls) noexcept;
 // Reports (and aborts) unless p is the start of a live block of class cls;
@@ -94,5 +94,10 @@ void checked_calloc_overflow(size_t count, size_t size) noexcept;
 void checked_huge_request(size_t n) noexcept;
 // Thread exit: the thread's checked cache and quarantine go back.
 void checked_thread_teardown() noexcept;
+// The small-block entry points for the modes g_checks holds (after
+// checks_init): the lean pair when only zeroing and the bit guard are on,
+// the general one otherwise (secure/checked_small.cc).
+struct SmallDivert;
+SmallDivert checked_small_divert() noexcept;
 
 }  // namespace slabby

@@ -41,11 +41,12 @@ BUGS = {
                                 rf"slabby: double free of {H} {CLS}"),
     "double_free_secure": ("double_free_small", {"SLABBY_SECURE": "1"}, signal.SIGABRT,
                            rf"slabby: double free of {H} {CLS}"),
+    # malloc(40) takes the 48-byte class: its 8 bytes of slack hold the canary.
     "overflow_1_small": ("overflow_1_small", BITGUARD, signal.SIGABRT,
-                         rf"slabby: heap overflow past the 56 usable bytes of {H} {CLS}: "
+                         rf"slabby: heap overflow past the 40 usable bytes of {H} {CLS}: "
                          r"canary byte 0 changed \(found by free\)"),
     "overflow_8_small": ("overflow_8_small", BITGUARD, signal.SIGABRT,
-                         rf"slabby: heap overflow past the 56 usable bytes of {H} {CLS}: "
+                         rf"slabby: heap overflow past the 40 usable bytes of {H} {CLS}: "
                          r"canary byte 0 changed \(found by free\)"),
     "overflow_1_large": ("overflow_1_large", BITGUARD, signal.SIGABRT,
                          rf"slabby: heap overflow past the 100000 usable bytes of {H} "

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frontend/allocator.h"
+#include "cache/thread_cache.h"
 #include "secure/checks.h"
 
 namespace slabby {
@@ -121,6 +122,99 @@ TEST(CheckedDeathTest, OverflowIntoTheCanaryIsFoundByFree) {
       },
       testing::KilledBySignal(SIGABRT),
       "slabby: heap overflow past the [0-9]+ usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
+}
+
+// SLABBY_SECURE alone: the lean pair (checked_small.cc), the mode meant for
+// production.
+bool start_secure() {
+  setenv("SLABBY_SECURE", "1", 1);
+  free_fast(malloc_fast(1));
+  return g_checks.bitguard && g_checks.zero_free && !g_checks.zero_alloc &&
+         g_checks.quarantine == 0 && g_checks.guard_sample == 0 && !g_checks.leak_check;
+}
+
+TEST(CheckedSecure, TheLeanPathFitsTheCanaryInTheSlackAndKeepsSizedDeleteExact) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  ASSERT_NE(g_small_divert.alloc, &checked_alloc) << "SLABBY_SECURE alone takes the lean pair";
+  for (size_t n = 0; n + kCanaryBytes <= kMaxSmallSize; n += (n < 2048 ? 1 : 61)) {
+    auto* p = static_cast<unsigned char*>(malloc_fast(n));
+    ASSERT_NE(p, nullptr);
+    // The first class whose slack holds the canary: the request's own when
+    // it leaves 8 bytes, the next one up otherwise.
+    size_t want = class_size(static_cast<unsigned>(size_class_of(n + kCanaryBytes))) - kCanaryBytes;
+    ASSERT_EQ(usable_size_impl(p), want) << "malloc(" << n << ")";
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], 0) << "freed blocks are zeroed";
+    memset(p, 0x5a, want);
+    checked_sized_free(p, n);  // aborts if the size maps to another class
+  }
+}
+
+TEST(CheckedSecure, ThreadsFreeingEachOthersBlocksKeepEveryByte) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  std::mutex mu;
+  std::vector<Block> shared;
+  auto worker = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<Block> mine;
+    for (int i = 0; i < 60000; ++i) {
+      unsigned op = rng() % 8;
+      if (op < 4) {
+        size_t n = rng() % (rng() % 8 == 0 ? 4000 : 200);
+        Block b{static_cast<unsigned char*>(malloc_fast(n)), n,
+                static_cast<unsigned char>(rng() | 1)};
+        ASSERT_NE(b.p, nullptr);
+        fill(b);
+        std::lock_guard<std::mutex> g(mu);
+        (op == 0 ? shared : mine).push_back(b);
+      } else if (op < 7 && !mine.empty()) {
+        size_t k = rng() % mine.size();
+        verify(mine[k]);
+        free_fast(mine[k].p);
+        mine[k] = mine.back();
+        mine.pop_back();
+      } else {
+        std::lock_guard<std::mutex> g(mu);
+        if (!shared.empty()) {
+          verify(shared.back());
+          free_fast(shared.back().p);
+          shared.pop_back();
+        }
+      }
+    }
+    for (Block& b : mine) {
+      verify(b);
+      free_fast(b.p);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, t + 11);
+  for (auto& t : threads) t.join();
+  for (Block& b : shared) {
+    verify(b);
+    free_fast(b.p);
+  }
+}
+
+TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  auto* p = static_cast<char*>(malloc_fast(64));
+  free_fast(p);
+  EXPECT_EXIT(
+      {
+        p[20] = 1;
+        (void)malloc_fast(64);  // the bin is LIFO: p comes back
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: write after free of 0x[0-9a-f]+ .*: byte 20 changed after it was freed "
+      "\\(found by malloc\\)");
+}
+
+TEST(CheckedSecureDeathTest, ADoubleFreeIsNamed) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  void* p = malloc_fast(24);
+  free_fast(p);
+  EXPECT_EXIT(free_fast(p), testing::KilledBySignal(SIGABRT),
+              "slabby: double free of 0x[0-9a-f]+ \\(size class [0-9]+, [0-9]+-byte blocks\\)");
 }
 
 }  // namespace
