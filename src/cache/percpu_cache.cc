@@ -92,7 +92,7 @@ uint32_t pop_to_pool(unsigned cls, uint32_t max) {
 bool usable_cpu(int* cpu) {
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheActive) thread_init();
-  if (tc.state != kCacheActive || !tc.percpu_ok) return false;
+  if (tc.state != kCacheActive || !tc.rseq_ok) return false;
   *cpu = percpu_current_cpu();
   return *cpu >= 0 && *cpu < static_cast<int>(kMaxCpus);
 }
@@ -109,7 +109,7 @@ void percpu_init(bool wanted, const uint32_t* cache_limit) {
   for (unsigned i = 0; i < kMaxCpus; ++i)
     g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
   if (!wanted) {
-    g_why_not = "SLABBY_PERCPU=0 or a security mode";
+    g_why_not = "SLABBY_PERCPU=0";
     return;
   }
   if constexpr (!kHaveRseqSections) {
@@ -234,8 +234,48 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   maybe_start_background();
 }
 
+void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return nullptr;
+  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
+  if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
+  CentralPool& pool = g_rt.pools[cls];
+  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
+  if (c.count == 0) return nullptr;
+  void* p = c.head;
+  void* rest = c.count > 1 ? *static_cast<void**>(p) : nullptr;
+  admit(p, rest, cls);
+  for (uint32_t i = 1; i < c.count; ++i) {
+    void* next = i + 1 < c.count ? *static_cast<void**>(rest) : nullptr;
+    admit(rest, next, cls);
+    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
+      *static_cast<void**>(rest) = next;
+      pool.give(rest, c.count - i);
+      break;
+    }
+    rest = next;
+  }
+  maybe_start_background();
+  return p;
+}
+
+bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return false;
+  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
+  if (percpu_push(cls, p)) return true;  // the region was just created
+  CentralPool& pool = g_rt.pools[cls];
+  pop_to_pool(cls, pool.batch_size());
+  if (!percpu_push(cls, p)) {
+    *static_cast<void**>(p) = nullptr;
+    pool.give(p, 1);
+  }
+  maybe_start_background();
+  return true;
+}
+
 uint64_t percpu_drain_idle(bool all) {
-  if (!g_percpu_mode || !tl_cache.percpu_ok) return 0;
+  if (!g_percpu_mode || !tl_cache.rseq_ok) return 0;
   cpu_set_t saved;
   if (sched_getaffinity(0, sizeof(saved), &saved) != 0) return 0;
   uint64_t drained = 0;

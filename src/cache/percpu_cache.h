@@ -25,7 +25,7 @@
 //   No "initialised?" branch on the fast path.
 // - begin <= cur <= end for every class of every region; only critical
 //   sections running on that CPU change cur.
-// - Only a thread whose rseq area is registered (percpu_ok) runs the
+// - Only a thread whose rseq area is registered (rseq_ok) runs the
 //   sections, so cpu_id is always a real CPU, below the number of possible
 //   CPUs, which init checked is at most kMaxCpus: the sections index the
 //   region table without a bounds check.
@@ -169,6 +169,21 @@ void percpu_free(void* p, unsigned cls) noexcept;
 // Their slow paths (the CPU's cache was empty / full, or it has no region).
 void* percpu_refill_and_alloc(unsigned cls) noexcept;
 void percpu_flush_and_free(void* p, unsigned cls) noexcept;
+
+// For a divert (cache/thread_cache.h) whose blocks wait in the CPU caches
+// too. Neither counts the block in the thread's allocs/frees: the divert
+// does. A divert must not come back here through uncached_alloc/free, so
+// both return failure instead of falling back.
+// Each block the pool hands out, before it enters a CPU cache: `next` is its
+// link in the pool's chain, not yet followed (nullptr for the last block).
+using BlockAdmit = void (*)(void* block, void* next, unsigned cls) noexcept;
+// Refills the calling thread's CPU cache of class cls from the pool, each
+// block admitted on the way, and returns one block (admitted). nullptr when
+// the thread cannot use a CPU cache now or the pool has nothing.
+void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept;
+// The CPU cache of class cls is full: moves one batch to the pool, then
+// pushes p. false (nothing done) when the thread cannot use a CPU cache now.
+bool percpu_flush_and_push(void* p, unsigned cls) noexcept;
 
 // Empties the caches of CPUs that missed no refill or flush since the last
 // call (idle CPUs), or of every CPU with `all`. Moves the calling thread

@@ -140,6 +140,7 @@ void cache_teardown(ThreadCache* tc) {
   if (tc->state != kCacheActive) return;
   if (g_small_divert.thread_exit != nullptr) g_small_divert.thread_exit();
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
+  tc->rseq_ok = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc->bins[c];
     if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));

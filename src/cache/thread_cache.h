@@ -47,7 +47,9 @@ struct ThreadCache {
   uint64_t allocs[kNumClasses];
   uint64_t frees[kNumClasses];
   uint32_t state;
-  uint32_t percpu_ok;  // this thread's rseq area works: it uses the per-CPU caches
+  uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
+  uint32_t rseq_ok;    // this thread may run the critical sections (its rseq area works);
+                       // without percpu_ok when a divert owns the small blocks
   // Allocations left before the next sampling decision (frontend/allocator.cc:
   // a latency sample, SLABBY_LATENCY_SAMPLE, or a heap-profile candidate,
   // SLABBY_PROF); below zero: decide on this one. Starts at 0, so a thread's

@@ -240,8 +240,7 @@ bool init_slow() {
     install_heap_events(g_rt.heap);
     compute_cache_limits(cfg);
     checks_init(cfg);
-    // The checked paths live behind the per-thread slow paths.
-    percpu_init(cfg.percpu && !g_checks.small, g_rt.cache_limit);
+    percpu_init(cfg.percpu, g_rt.cache_limit);
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
@@ -271,7 +270,10 @@ void thread_init() {
   // Checked mode: limit 0, so every call misses into the checked paths.
   for (unsigned c = 1; c < kNumClasses; ++c)
     bin_set_limit(tc.bins[c], g_checks.small ? 0 : g_rt.cache_limit[c]);
-  tc.percpu_ok = g_percpu_mode && percpu_thread_init();
+  tc.rseq_ok = g_percpu_mode && percpu_thread_init();
+  // With a divert (the checked paths), the fast paths stay on the empty bins
+  // and miss into it; the divert runs the critical sections itself.
+  tc.percpu_ok = tc.rseq_ok && g_small_divert.alloc == nullptr;
   // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
   // always miss into the per-CPU path (see frontend/allocator.h).
   if (tc.percpu_ok)

@@ -8,6 +8,11 @@
 //   small ones linked through their first word (encoded), large ones through
 //   their span's `freelist` field (their pages may be PROT_NONE); `bytes` is
 //   the sum of their sizes.
+// - A thread whose ThreadCache has rseq_ok keeps its free blocks in the
+//   per-CPU caches instead (cache/percpu_cache.h): their slots hold
+//   pointers only; such a block's first word holds the encoded end-of-list
+//   link (checked when it leaves), its tag and zeros are as in a bin. The bins then serve only
+//   while the CPU cache cannot be used.
 // - Used only while the thread's ThreadCache is kCacheActive; other threads
 //   (before init, after teardown) go to the central pools block by block.
 #pragma once

@@ -162,9 +162,50 @@ SLABBY_INLINE void verify_free(uintptr_t p, unsigned cls, const char* found_by) 
   write_after_free(p, cls, static_cast<ssize_t>(size - 8 + __builtin_ctzll(diff) / 8), found_by);
 }
 
-// A freed block back to the thread's bin (or, without one, the pool).
+// In a CPU cache a free block's first word holds the encoded end-of-list
+// link: no list runs through the slots, but a write after free over that
+// word is then found, and named, like one over a bin's link.
+SLABBY_INLINE void mark_cached(uintptr_t p) { words(p)[0] = encode_link(p, 0); }
+
+// A block the pool hands out on its way into a CPU cache: its link checked
+// (not followed yet), then formatted as in a bin.
+void admit(void* block, void* next, unsigned cls) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(block);
+  check_link(p, reinterpret_cast<uintptr_t>(next), cls);
+  format_from_pool(p, cls);
+  mark_cached(p);
+}
+
+// A block from a CPU cache: its first word must still be the end-of-list
+// link (the rest is verify_free's).
+SLABBY_INLINE void verify_first_word(uintptr_t p, unsigned cls) {
+  uint64_t w = words(p)[0];
+  if (SLABBY_UNLIKELY(w != encode_link(p, 0))) corrupted_link(p, encode_link(p, w), cls);
+}
+
+// A freed block (tagged) into the CPU cache: false when the thread cannot
+// use one now.
+SLABBY_INLINE bool release_to_cpu(uintptr_t p, unsigned cls) {
+  mark_cached(p);
+  void* b = reinterpret_cast<void*>(p);
+  return percpu_push(cls, b) || percpu_flush_and_push(b, cls);
+}
+
+// One block from the CPU cache (refilled from the pool when empty), or 0
+// when the thread cannot use one now or the pool has none.
+SLABBY_INLINE uintptr_t take_from_cpu(unsigned cls) {
+  void* b = percpu_pop(cls);
+  if (b == nullptr) b = percpu_refill_admitting(cls, admit);
+  uintptr_t p = reinterpret_cast<uintptr_t>(b);
+  if (p != 0) verify_first_word(p, cls);
+  return p;
+}
+
+// A freed block back to the CPU's or the thread's cache (or, without one,
+// the pool).
 SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   ThreadCache& tc = tl_cache;
+  if (tc.state == kCacheActive && tc.rseq_ok && release_to_cpu(p, cls)) return;
   uint32_t limit = g_rt.cache_limit[cls];
   if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
     words(p)[0] = 0;
@@ -195,9 +236,12 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
   ThreadCache& tc = tl_cache;
   uintptr_t p;
   if (SLABBY_LIKELY(tc.state == kCacheActive)) {
-    CheckedBin& b = tl_checked.bins[cls];
-    if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
-    p = pop(b, cls);
+    p = tc.rseq_ok ? take_from_cpu(cls) : 0;
+    if (p == 0) {
+      CheckedBin& b = tl_checked.bins[cls];
+      if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
+      p = pop(b, cls);
+    }
     verify_free(p, cls, "malloc");
     tc.allocs[cls]++;
   } else {
@@ -355,7 +399,8 @@ namespace {
 // (SLABBY_SECURE: zeroing and the bit guard, or either alone), with none of
 // the per-call extras (zero on alloc, guard sampling, leak tracing,
 // quarantine). The modes are template arguments, so each variant is
-// straight-line code with no flag loads; the thread's bin is the whole hit
+// straight-line code with no flag loads; one critical section on the CPU's
+// cache (or the thread's bin, for a thread without rseq) is the whole hit
 // path, and anything else (an empty or full bin, a thread not active, a
 // request too big for a small class with its canary) goes to the general
 // path above.
@@ -367,13 +412,20 @@ void* lean_alloc(unsigned cls, size_t n) noexcept {
     cls = static_cast<unsigned>(size_class_of(n + kCanaryBytes));
     size = class_size(cls);
   }
-  CheckedBin& b = tl_checked.bins[cls];
-  uintptr_t p = b.head;
-  if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
-  uintptr_t next = encode_link(p, words(p)[0]);
-  check_link(p, next, cls);
-  b.head = next;
-  b.count--;
+  uintptr_t p;
+  if (SLABBY_LIKELY(tl_cache.rseq_ok)) {
+    p = reinterpret_cast<uintptr_t>(percpu_pop(cls));
+    if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
+    verify_first_word(p, cls);
+  } else {
+    CheckedBin& b = tl_checked.bins[cls];
+    p = b.head;
+    if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
+    uintptr_t next = encode_link(p, words(p)[0]);
+    check_link(p, next, cls);
+    b.head = next;
+    b.count--;
+  }
   // As verify_free, for these modes.
   uint64_t tag = tag_word(p, size);
   if (SLABBY_LIKELY(tag == freed_tag(p))) {
@@ -397,6 +449,12 @@ void lean_free(void* ptr, unsigned cls) noexcept {
   validate_small(p, cls, "free", kBitguard);
   if (kZero) zero_body(p, size);
   tag_word(p, size) = freed_tag(p);
+  if (SLABBY_LIKELY(tl_cache.rseq_ok)) {
+    mark_cached(p);
+    if (SLABBY_UNLIKELY(!percpu_push(cls, ptr))) return free_tagged(p, cls);
+    tl_cache.frees[cls]++;
+    return;
+  }
   CheckedBin& b = tl_checked.bins[cls];
   if (SLABBY_UNLIKELY(b.count >= b.limit)) return free_tagged(p, cls);
   tl_cache.frees[cls]++;

@@ -91,8 +91,12 @@ class ConfigEnv(unittest.TestCase):
     def test_caching_mode_follows_slabby_percpu_and_glibc_rseq(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU": "0"})
         self.assertRegex(r.stderr, r"active in pid \d+: "
-                         r"per-thread caches \(SLABBY_PERCPU=0 or a security mode\), ")
+                         r"per-thread caches \(SLABBY_PERCPU=0\), ")
         self.assertIn("SLABBY_PERCPU=0 (environment)", r.stderr)
+        # The security modes keep the per-CPU caches (their checks run around them).
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_SECURE": "1"})
+        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area: (glibc|own)\)|"
+                         r"per-thread caches \(no rseq on this system\)), ")
         # glibc's rseq off: slabby registers its own area where the kernel has rseq.
         r = run({"SLABBY_VERBOSE": "1", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area: own\)|"
