@@ -426,29 +426,10 @@ namespace {
 // path, and anything else (an empty or full bin, a thread not active, a
 // request too big for a small class with its canary) goes to the general
 // path above.
+// A block taken from a cache becomes the program's: as verify_free and
+// hand_out, for these modes.
 template <bool kBitguard, bool kZero>
-void* lean_alloc(unsigned cls, size_t n) noexcept {
-  size_t size = class_size(cls);
-  if (kBitguard && size - n < kCanaryBytes) {  // the canary needs the next class
-    if (SLABBY_UNLIKELY(n + kCanaryBytes > kMaxSmallSize)) return checked_alloc(cls, n);
-    cls = static_cast<unsigned>(size_class_of(n + kCanaryBytes));
-    size = class_size(cls);
-  }
-  uintptr_t p;
-  if (SLABBY_LIKELY(tl_cache.rseq_ok)) {
-    p = reinterpret_cast<uintptr_t>(percpu_pop(cls));
-    if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
-    verify_first_word(p, cls);
-  } else {
-    CheckedBin& b = tl_checked.bins[cls];
-    p = b.head;
-    if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
-    uintptr_t next = encode_link(p, words(p)[0]);
-    check_link(p, next, cls);
-    b.head = next;
-    b.count--;
-  }
-  // As verify_free, for these modes.
+SLABBY_INLINE void* lean_hand_out(uintptr_t p, unsigned cls, size_t size) noexcept {
   uint64_t tag = tag_word(p, size);
   if (SLABBY_LIKELY(tag == freed_tag(p))) {
     if (kZero) {
@@ -464,6 +445,43 @@ void* lean_alloc(unsigned cls, size_t n) noexcept {
   return reinterpret_cast<void*>(p);
 }
 
+// A thread without rseq: its bin. Out of line, so the per-CPU path keeps
+// its few registers.
+template <bool kBitguard, bool kZero>
+SLABBY_NOINLINE void* lean_alloc_from_bin(unsigned cls, size_t n, size_t size) noexcept {
+  CheckedBin& b = tl_checked.bins[cls];
+  uintptr_t p = b.head;
+  if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
+  uintptr_t next = encode_link(p, words(p)[0]);
+  check_link(p, next, cls);
+  b.head = next;
+  b.count--;
+  return lean_hand_out<kBitguard, kZero>(p, cls, size);
+}
+
+template <bool kBitguard, bool kZero>
+void* lean_alloc(unsigned cls, size_t n) noexcept {
+  size_t size = class_size(cls);
+  if (kBitguard && size - n < kCanaryBytes) {  // the canary needs the next class
+    if (SLABBY_UNLIKELY(n + kCanaryBytes > kMaxSmallSize)) return checked_alloc(cls, n);
+    cls = static_cast<unsigned>(size_class_of(n + kCanaryBytes));
+    size = class_size(cls);
+  }
+  if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);
+  uintptr_t p = reinterpret_cast<uintptr_t>(percpu_pop(cls));
+  if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
+  verify_first_word(p, cls);
+  return lean_hand_out<kBitguard, kZero>(p, cls, size);
+}
+
+// A freed block (validated, tagged) of a thread without rseq: its bin.
+SLABBY_NOINLINE void lean_free_to_bin(uintptr_t p, unsigned cls) noexcept {
+  CheckedBin& b = tl_checked.bins[cls];
+  if (SLABBY_UNLIKELY(b.count >= b.limit)) return free_tagged(p, cls);
+  tl_cache.frees[cls]++;
+  push(b, p);
+}
+
 template <bool kBitguard, bool kZero>
 void lean_free(void* ptr, unsigned cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
@@ -471,16 +489,10 @@ void lean_free(void* ptr, unsigned cls) noexcept {
   validate_small(p, cls, "free", kBitguard);
   if (kZero) zero_body(p, size);
   tag_word(p, size) = freed_tag(p);
-  if (SLABBY_LIKELY(tl_cache.rseq_ok)) {
-    mark_cached(p);
-    if (SLABBY_UNLIKELY(!percpu_push(cls, ptr))) return free_tagged(p, cls);
-    tl_cache.frees[cls]++;
-    return;
-  }
-  CheckedBin& b = tl_checked.bins[cls];
-  if (SLABBY_UNLIKELY(b.count >= b.limit)) return free_tagged(p, cls);
+  if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_free_to_bin(p, cls);
+  mark_cached(p);
+  if (SLABBY_UNLIKELY(!percpu_push(cls, ptr))) return free_tagged(p, cls);
   tl_cache.frees[cls]++;
-  push(b, p);
 }
 
 template <bool kBitguard, bool kZero>
