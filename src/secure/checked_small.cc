@@ -47,9 +47,19 @@ SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
     for (size_t i = from / 8; i < to / 8; ++i) any |= words(p)[i];
     if (SLABBY_LIKELY(any == 0)) return -1;
   } else {
-    // Large bodies: whole pairs ORed together, a tail word if odd.
-    Pair any = {0, 0};
+    // Large bodies: 64 bytes a step into four accumulators (independent
+    // loads), then whole pairs, then a tail word if odd.
+    Pair any = {0, 0}, any1 = {0, 0}, any2 = {0, 0}, any3 = {0, 0};
     uintptr_t q = p + from;
+    for (; q + 64 <= p + to; q += 64) {
+      const Pair* v = reinterpret_cast<const Pair*>(q);
+      any |= v[0];
+      any1 |= v[1];
+      any2 |= v[2];
+      any3 |= v[3];
+      SLABBY_NOT_A_MEMSET(q);
+    }
+    any |= any1 | any2 | any3;
     for (; q + 16 <= p + to; q += 16) {
       any |= *reinterpret_cast<const Pair*>(q);
       SLABBY_NOT_A_MEMSET(q);
@@ -61,10 +71,10 @@ SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
 }
 
 // Zeroes bytes [8, size - 8) of a freed block: the link word and the tag
-// word are written apart. Up to 512 bytes by 16-byte stores, memset above.
+// word are written apart. Up to 128 bytes by 16-byte stores, memset above.
 SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
   if (size <= 16) return;
-  if (size <= 512 && size % 16 == 0) {
+  if (size <= 128 && size % 16 == 0) {
     for (uintptr_t q = p + 8; q < p + size - 8; q += 16) {
       *reinterpret_cast<Pair*>(q) = Pair{0, 0};
       SLABBY_NOT_A_MEMSET(q);
