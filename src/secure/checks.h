@@ -2,20 +2,31 @@
 // SLABBY_GUARD_PAGES, SLABBY_GUARD_SAMPLE, SLABBY_QUARANTINE,
 // SLABBY_LEAK_CHECK, SLABBY_SECURE), decided once at init.
 //
-// How they stay off the fast path: when any is on, init gives every thread
-// cache limit 0 and no per-CPU cache, so the inline malloc and free of
-// frontend/allocator.h always miss into their out-of-line slow paths, which
-// test g_checks.on once and hand over to the checked paths here. With every
-// mode off nothing on the inline paths changes (the callgrind counts in
-// docs/performance.md are the proof). The few out-of-line entry points that
-// need more than a class index (aligned allocation, realloc, sized delete,
-// malloc_usable_size, large blocks) test the same flag.
+// How they stay off the fast path: when a small-block mode is on, init sets
+// the cache layer's divert (cache/thread_cache.h SmallDivert) to the checked
+// pair chosen for the modes (checked_small_divert) and leaves every thread
+// bin at limit 0 and every thread's percpu_ok at 0. The inline malloc and
+// free of frontend/allocator.h then always miss into their out-of-line slow
+// paths, whose first test hands the call over. With every mode off nothing
+// on the inline paths changes (scripts/fastpath-disasm and the callgrind
+// counts in docs/security.md are the proof). The few out-of-line entry
+// points that need more than a class index (aligned allocation, realloc,
+// sized delete, malloc_usable_size, large blocks) test g_checks.on.
+//
+// The checked paths keep the caches: a thread with rseq keeps its free
+// blocks in the per-CPU caches (the divert runs the critical sections
+// itself), others in per-thread bins (checked_cache.h). The checks run as a
+// block leaves a cache (tag, zeros, link) and as it enters one (validity,
+// canary, zeroing, tag), so no mode serialises threads.
 //
 // Block format of a small block of class size S on the checked paths:
 //   live:  [0, U) the program's, U = S - 8 with a canary in [S-8, S) when
-//          bitguard is on, else U = S.
+//          bitguard is on, else U = S. A request of n bytes takes the first
+//          class with S - 8 >= n: its own class when the slack holds the
+//          canary, the next one up otherwise.
 //   free:  word 0 the free-list link (encoded with a per-process key in
-//          thread caches and quarantine, plain in the central pools), word at
+//          thread caches and quarantine, the encoded end of list in a CPU
+//          cache, plain in the central pools), word at
 //          S-8 a tag naming the state (freed by the program, or never handed
 //          out), bytes between zero when zero-on-free is on.
 // Tags and canaries mix the block's address with a key, so a value

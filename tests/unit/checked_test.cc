@@ -4,6 +4,7 @@
 // this. Each test is its own process (gtest_discover_tests), so the modes
 // are set in the environment before the runtime's first allocation.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +198,13 @@ TEST(CheckedSecure, ThreadsFreeingEachOthersBlocksKeepEveryByte) {
 
 TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  // The freed block waits in this CPU's cache (or this thread's bin): stay
+  // on one CPU, here and in the death test's child, so the next malloc of
+  // the class takes it back.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(static_cast<unsigned>(sched_getcpu()), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
   auto* p = static_cast<char*>(malloc_fast(64));
   free_fast(p);
   EXPECT_EXIT(
