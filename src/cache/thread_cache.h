@@ -91,11 +91,13 @@ void uncached_free(void* p, unsigned cls) noexcept;
 
 // Another owner for every small block, chosen once at init (the checked
 // paths of secure/, set by runtime/init.cc before any thread caches a block).
-// While `alloc` is set every bin has limit 0 and no thread runs on the
-// per-CPU caches, so the inline fast paths always miss into the slow paths
-// above, which hand the call over with one test, before anything else: the
-// divert also initialises a thread (runtime.h thread_init) on its first call.
-// The default fast paths never look at it.
+// While `alloc` is set every bin has limit 0 and no thread's percpu_ok is
+// set, so the inline fast paths always miss into the slow paths above, which
+// hand the call over with one test, before anything else: the divert also
+// initialises a thread (runtime.h thread_init) on its first call, and may
+// use the per-CPU caches itself (rseq_ok, and percpu_cache.h's
+// percpu_refill_admitting / percpu_flush_and_push). The default fast paths
+// never look at it.
 struct SmallDivert {
   void* (*alloc)(unsigned cls, size_t n) noexcept;  // n <= class_size(cls)
   void (*free)(void* p, unsigned cls) noexcept;

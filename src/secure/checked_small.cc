@@ -436,6 +436,7 @@ namespace {
 // path, and anything else (an empty or full bin, a thread not active, a
 // request too big for a small class with its canary) goes to the general
 // path above.
+
 // A block taken from a cache becomes the program's: as verify_free and
 // hand_out, for these modes.
 template <bool kBitguard, bool kZero>
