@@ -187,6 +187,35 @@ void percpu_free(void* p, unsigned cls) noexcept {
   return percpu_flush_and_free(p, cls);
 }
 
+namespace {
+
+// The calling CPU's cache of class cls was empty: takes one batch from the
+// pool, pushes all but its first block into the cache and returns that one
+// (nullptr when the pool has none). With `admit`, each block is admitted
+// before it enters the cache, its link read first (percpu_cache.h).
+void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit) {
+  CentralPool& pool = g_rt.pools[cls];
+  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
+  if (c.count == 0) return nullptr;
+  void* p = c.head;
+  void* rest = *static_cast<void**>(p);  // the chain is null-terminated
+  if (admit != nullptr) admit(p, rest, cls);
+  while (rest != nullptr) {
+    void* next = *static_cast<void**>(rest);
+    if (admit != nullptr) admit(rest, next, cls);
+    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
+      *static_cast<void**>(rest) = next;  // the admission may have rewritten the link
+      pool.give(rest, 0);
+      break;
+    }
+    rest = next;
+  }
+  maybe_start_background();
+  return p;
+}
+
+}  // namespace
+
 void* percpu_refill_and_alloc(unsigned cls) noexcept {
   int cpu;
   // Without a usable CPU cache (its region could not be mapped): one block
@@ -195,43 +224,17 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr)
     return uncached_alloc(cls, class_size(cls));
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
-  if (void* p = percpu_pop(cls)) {  // another thread refilled it, or it was just created
-    tl_cache.allocs[cls]++;
-    return p;
-  }
-  CentralPool& pool = g_rt.pools[cls];
-  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
-  if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
-  void* p = c.head;
-  void* rest = *static_cast<void**>(p);
-  while (rest != nullptr) {
-    void* next = *static_cast<void**>(rest);
-    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
-      pool.give(rest, 0);
-      break;
-    }
-    rest = next;
-  }
+  void* p = percpu_pop(cls);  // another thread refilled it, or it was just created
+  if (p == nullptr) p = refill_from_pool(cls, cpu, nullptr);
+  if (p == nullptr) return fallback_alloc(class_size(cls), 0);  // arena exhausted
   tl_cache.allocs[cls]++;
-  maybe_start_background();
   return p;
 }
 
 void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   if (cls == 0) return free_not_small(p);
-  int cpu;
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return uncached_free(p, cls);
+  if (!percpu_flush_and_push(p, cls)) return uncached_free(p, cls);
   tl_cache.frees[cls]++;
-  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
-  if (percpu_push(cls, p)) return;  // the region was just created
-  // Full: move one batch out, then push.
-  CentralPool& pool = g_rt.pools[cls];
-  pop_to_pool(cls, pool.batch_size());
-  if (!percpu_push(cls, p)) {
-    *static_cast<void**>(p) = nullptr;
-    pool.give(p, 1);
-  }
-  maybe_start_background();
 }
 
 void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept {
@@ -239,24 +242,7 @@ void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept {
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return nullptr;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
-  CentralPool& pool = g_rt.pools[cls];
-  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
-  if (c.count == 0) return nullptr;
-  void* p = c.head;
-  void* rest = c.count > 1 ? *static_cast<void**>(p) : nullptr;
-  admit(p, rest, cls);
-  for (uint32_t i = 1; i < c.count; ++i) {
-    void* next = i + 1 < c.count ? *static_cast<void**>(rest) : nullptr;
-    admit(rest, next, cls);
-    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
-      *static_cast<void**>(rest) = next;
-      pool.give(rest, c.count - i);
-      break;
-    }
-    rest = next;
-  }
-  maybe_start_background();
-  return p;
+  return refill_from_pool(cls, cpu, admit);
 }
 
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
@@ -264,6 +250,7 @@ bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return false;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return true;  // the region was just created
+  // Full: move one batch out, then push.
   CentralPool& pool = g_rt.pools[cls];
   pop_to_pool(cls, pool.batch_size());
   if (!percpu_push(cls, p)) {
