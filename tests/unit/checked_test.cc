@@ -42,22 +42,28 @@ void verify(const Block& b) {
   for (size_t i = 0; i < b.n; ++i) ASSERT_EQ(b.p[i], b.fill) << "block " << (void*)b.p;
 }
 
-TEST(Checked, ThreadsSharingBlocksKeepEveryByteAndReportNothing) {
-  if (!start_checked()) GTEST_SKIP() << "the runtime started before the modes were set";
+// Four threads allocate, fill, verify and free blocks, a quarter of them
+// through a shared list that any thread may free from. draw(rng) is the
+// size of the next block; with `zeroed` every new block must read zero
+// (SLABBY_ZERO=alloc); with `reallocs` one op in eight resizes a block
+// instead of freeing it.
+template <class Draw>
+void stress(int ops, unsigned first_seed, Draw draw, bool zeroed, bool reallocs) {
   std::mutex mu;
   std::vector<Block> shared;  // blocks any thread may free
   auto worker = [&](unsigned seed) {
     std::mt19937 rng(seed);
     std::vector<Block> mine;
-    for (int i = 0; i < 20000; ++i) {
+    for (int i = 0; i < ops; ++i) {
       unsigned op = rng() % 8;
       if (op < 4) {
-        size_t n = rng() % 4 == 0 ? rng() % 70000 : rng() % 600;
+        size_t n = draw(rng);
         Block b{static_cast<unsigned char*>(malloc_fast(n)), n,
                 static_cast<unsigned char>(rng() | 1)};
         ASSERT_NE(b.p, nullptr);
         ASSERT_GE(usable_size_impl(b.p), n);
-        for (size_t k = 0; k < n; ++k) ASSERT_EQ(b.p[k], 0) << "SLABBY_ZERO=alloc";
+        if (zeroed)
+          for (size_t k = 0; k < n; ++k) ASSERT_EQ(b.p[k], 0) << "SLABBY_ZERO=alloc";
         fill(b);
         if (op == 0) {
           std::lock_guard<std::mutex> g(mu);
@@ -65,7 +71,7 @@ TEST(Checked, ThreadsSharingBlocksKeepEveryByteAndReportNothing) {
         } else {
           mine.push_back(b);
         }
-      } else if (op < 6 && !mine.empty()) {
+      } else if ((op < 6 || (op == 6 && !reallocs)) && !mine.empty()) {
         size_t k = rng() % mine.size();
         verify(mine[k]);
         free_fast(mine[k].p);
@@ -96,12 +102,20 @@ TEST(Checked, ThreadsSharingBlocksKeepEveryByteAndReportNothing) {
     }
   };
   std::vector<std::thread> threads;
-  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, t + 1);
+  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, first_seed + t);
   for (auto& t : threads) t.join();
   for (Block& b : shared) {
     verify(b);
     free_fast(b.p);
   }
+}
+
+TEST(Checked, ThreadsSharingBlocksKeepEveryByteAndReportNothing) {
+  if (!start_checked()) GTEST_SKIP() << "the runtime started before the modes were set";
+  stress(
+      20000, 1,
+      [](std::mt19937& rng) -> size_t { return rng() % 4 == 0 ? rng() % 70000 : rng() % 600; },
+      /*zeroed=*/true, /*reallocs=*/true);
 }
 
 TEST(CheckedDeathTest, DoubleFreeIsNamedAndAborts) {
@@ -152,48 +166,9 @@ TEST(CheckedSecure, TheLeanPathFitsTheCanaryInTheSlackAndKeepsSizedDeleteExact) 
 
 TEST(CheckedSecure, ThreadsFreeingEachOthersBlocksKeepEveryByte) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
-  std::mutex mu;
-  std::vector<Block> shared;
-  auto worker = [&](unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<Block> mine;
-    for (int i = 0; i < 60000; ++i) {
-      unsigned op = rng() % 8;
-      if (op < 4) {
-        size_t n = rng() % (rng() % 8 == 0 ? 4000 : 200);
-        Block b{static_cast<unsigned char*>(malloc_fast(n)), n,
-                static_cast<unsigned char>(rng() | 1)};
-        ASSERT_NE(b.p, nullptr);
-        fill(b);
-        std::lock_guard<std::mutex> g(mu);
-        (op == 0 ? shared : mine).push_back(b);
-      } else if (op < 7 && !mine.empty()) {
-        size_t k = rng() % mine.size();
-        verify(mine[k]);
-        free_fast(mine[k].p);
-        mine[k] = mine.back();
-        mine.pop_back();
-      } else {
-        std::lock_guard<std::mutex> g(mu);
-        if (!shared.empty()) {
-          verify(shared.back());
-          free_fast(shared.back().p);
-          shared.pop_back();
-        }
-      }
-    }
-    for (Block& b : mine) {
-      verify(b);
-      free_fast(b.p);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, t + 11);
-  for (auto& t : threads) t.join();
-  for (Block& b : shared) {
-    verify(b);
-    free_fast(b.p);
-  }
+  stress(
+      60000, 11, [](std::mt19937& rng) -> size_t { return rng() % (rng() % 8 == 0 ? 4000 : 200); },
+      /*zeroed=*/false, /*reallocs=*/false);
 }
 
 TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
