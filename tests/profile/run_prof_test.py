@@ -5,6 +5,7 @@ google-pprof. Usage: run_prof_test.py LIB PROGRAM SCRIPTS_DIR"""
 import glob
 import importlib.machinery
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -39,17 +40,27 @@ with tempfile.TemporaryDirectory() as tmp:
     env = dict(os.environ, LD_PRELOAD=lib, SLABBY_PROF="1", SLABBY_PROF_SAMPLE="64K",
                SLABBY_PROF_SIGNAL="12", SLABBY_PROF_FILE=os.path.join(tmp, "auto.%p.%n.heap"),
                SLABBY_STATS="json", SLABBY_STATS_FILE=os.path.join(tmp, "stats.json"))
-    r = subprocess.run([program, d1, d2, "160"], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([program, d1, d2, "160", str(64 << 10)], env=env, capture_output=True, text=True,
+                       timeout=300)
     print(r.stderr, end="")
     check(r.returncode == 0, f"prof_program exits 0 (got {r.returncode})")
-    asked = {k: int(v) for k, v in (line.split() for line in r.stdout.split("\n") if line)}
-    want_a = asked["site_a"] / (asked["site_a"] + asked["site_b"])
+    asked = {k: float(v) for k, v in (line.split() for line in r.stdout.split("\n") if line)}
+    A, B, C = asked["site_a"], asked["site_b"], asked["site_churn"]
+    want_a = A / (A + B)
+    # The estimates are sampled: a share may miss by its own sampling error.
+    # sigma from the variances prof_program computed from its sizes (first
+    # order: share = A / (A + B)); 5 sigma, so that a sound profile fails
+    # about once in a million runs while a misattributed site still fails.
+    sigma_a = math.sqrt(B * B * asked["var_a"] + A * A * asked["var_b"]) / (A + B) ** 2
+    sigma_c = math.sqrt((A + B) ** 2 * asked["var_churn"] + C * C * (asked["var_a"] + asked["var_b"])) / (A + B + C) ** 2
+    tol_a, tol_c = 5 * sigma_a, 5 * sigma_c
+    print(f"sampling error (sigma) of site_a's share {sigma_a:.4f}, of site_churn's {sigma_c:.4f}")
 
     s1 = shares(d1, "live_bytes")
     live1 = s1["site_a"] + s1["site_b"]
     print(f"dump 1, live bytes by site: {s1}; site_a asked for {want_a:.3f} of a+b")
-    check(live1 > 0 and abs(s1["site_a"] / live1 - want_a) < 0.05,
-          f"live: site_a's share {s1['site_a'] / max(live1, 1):.3f} within 0.05 of {want_a:.3f}")
+    check(live1 > 0 and abs(s1["site_a"] / live1 - want_a) < tol_a,
+          f"live: site_a's share {s1['site_a'] / max(live1, 1):.3f} within {tol_a:.3f} (5 sigma) of {want_a:.3f}")
     check(s1["site_churn"] < 0.02 * live1, "live: freed blocks (site_churn) are not in the live profile")
     est = (s1["site_a"] + s1["site_b"]) / (asked["site_a"] + asked["site_b"])
     check(0.85 < est < 1.35, f"live: estimated bytes / asked bytes = {est:.3f} (class rounding: >= 1)")
@@ -59,11 +70,12 @@ with tempfile.TemporaryDirectory() as tmp:
     print(f"dump 2, live: {s2}; since start: {t2}")
     check(s2["site_a"] < 0.02 * max(s2["site_b"], 1), "live after free: site_a's blocks left the profile")
     tot = t2["site_a"] + t2["site_b"]
-    check(tot > 0 and abs(t2["site_a"] / tot - want_a) < 0.05,
-          f"since start: site_a's share {t2['site_a'] / max(tot, 1):.3f} within 0.05 of {want_a:.3f}")
-    want_c = asked["site_churn"] / sum(asked.values())
+    check(tot > 0 and abs(t2["site_a"] / tot - want_a) < tol_a,
+          f"since start: site_a's share {t2['site_a'] / max(tot, 1):.3f} within {tol_a:.3f} (5 sigma) of {want_a:.3f}")
+    want_c = C / (A + B + C)
     got_c = t2["site_churn"] / max(sum(t2[k] for k in ("site_a", "site_b", "site_churn")), 1)
-    check(abs(got_c - want_c) < 0.05, f"since start: site_churn's share {got_c:.3f} within 0.05 of {want_c:.3f}")
+    check(abs(got_c - want_c) < tol_c,
+          f"since start: site_churn's share {got_c:.3f} within {tol_c:.3f} (5 sigma) of {want_c:.3f}")
 
     autos = sorted(glob.glob(os.path.join(tmp, "auto.*.heap")))
     check(len(autos) >= 2, f"the signal's dump and the exit dump were written ({len(autos)} files)")
