@@ -44,6 +44,28 @@ void uncached_free(void* p, unsigned cls) noexcept {
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
+bool cache_percpu_due(const ThreadCache& tc) {
+  return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr &&
+         __atomic_load_n(&g_rt.threads_live, __ATOMIC_RELAXED) >= g_rt.percpu_threads;
+}
+
+bool cache_move_to_percpu() {
+  ThreadCache& tc = tl_cache;
+  if (tc.state != kCacheActive || !tc.rseq_ok || g_small_divert.alloc != nullptr) return false;
+  if (tc.percpu_ok) return true;
+  // The fast paths read only the bins' head and space, on this thread: empty
+  // and full from here, every call misses into the per-CPU path.
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc.bins[c];
+    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
+    b.head = nullptr;
+    b.space = 0;
+    b.limit = 0;
+  }
+  tc.percpu_ok = 1;
+  return true;
+}
+
 namespace {
 
 SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
@@ -57,6 +79,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     // Init may have set a divert.
     if (g_small_divert.alloc != nullptr) return g_small_divert.alloc(cls, n);
   }
+  if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_alloc(cls);
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
@@ -93,6 +116,7 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     if (tc.percpu_ok) return percpu_free(p, cls);
     if (g_small_divert.free != nullptr) return g_small_divert.free(p, cls);
   }
+  if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_free(p, cls);
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     tc.frees[cls]++;
@@ -160,7 +184,7 @@ void cache_teardown(ThreadCache* tc) {
   if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   tc->next = tc->prev = nullptr;
-  g_rt.threads_live--;
+  __atomic_store_n(&g_rt.threads_live, g_rt.threads_live - 1, __ATOMIC_RELAXED);
   g_rt.threads_exited++;
   tc->state = kCacheDead;
 }
@@ -182,7 +206,7 @@ void cache_forget_other_threads() {
   }
   g_rt.threads = self;
   if (self) self->next = self->prev = nullptr;
-  g_rt.threads_live = self ? 1 : 0;
+  __atomic_store_n(&g_rt.threads_live, self ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 uint64_t cache_flush_all() noexcept {

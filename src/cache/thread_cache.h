@@ -79,6 +79,20 @@ inline void bin_set_limit(Bin& b, uint32_t limit) {
 extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
     __attribute__((tls_model("initial-exec")));
 
+// Per-thread or per-CPU, per thread. Its own bins are the faster cache (no
+// critical section); the per-CPU caches bound the memory cached by the
+// CPUs rather than the threads. A thread moves to the per-CPU caches, once
+// and for good, when the process has g_rt.percpu_threads live threads
+// (SLABBY_PERCPU_THREADS; by default one more than its CPUs): at its
+// init, or later in a slow path (a bin empty or full).
+// True when the calling thread should move now: it can run the critical
+// sections, no divert owns the small blocks, and enough threads live.
+bool cache_percpu_due(const ThreadCache& tc);
+// Moves the calling thread to the per-CPU caches: its bins go to the central
+// pools and keep limit 0 from now on. false (nothing done) when it cannot
+// (not active, no rseq area, or a divert is set).
+bool cache_move_to_percpu();
+
 // Slow paths, out of line (cold). n: the bytes asked for (at most
 // class_size(cls)); only a divert (below) reads it.
 void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept;  // nullptr + ENOMEM when out of memory

@@ -38,6 +38,10 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_PERCPU", OptionKind::kBool, 0, 0,
      "per-CPU caches on rseq (0: per-thread caches; also per-thread where rseq is missing)",
      &Config::percpu},
+    {"SLABBY_PERCPU_THREADS", OptionKind::kCount, 0, 1000000,
+     "live threads from which threads move to the per-CPU caches (1: from the first; 0: one more "
+     "than the CPUs the process may use; until then each thread has its own, faster cache)",
+     nullptr, &Config::percpu_threads},
     {"SLABBY_SHARDS", OptionKind::kCount, 0, 64,
      "central list shards per size class (0: one per CPU the process may use)", nullptr,
      &Config::shards},

@@ -199,7 +199,8 @@ void print_verbose_banner() {
   Writer w(2);
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
   if (g_percpu_mode)
-    w.str(": per-CPU caches (rseq area: ").str(percpu_rseq_source()).str(")");
+    w.str(": per-CPU caches from ").u64(g_rt.percpu_threads).str(" live threads (rseq area: ")
+        .str(percpu_rseq_source()).str(")");
   else
     w.str(": per-thread caches (").str(percpu_off_reason()).str(")");
   w.str(", ").u64(g_rt.num_shards).str(" shards, arena ").bytes(g_rt.heap.size());
@@ -241,6 +242,7 @@ bool init_slow() {
     compute_cache_limits(cfg);
     checks_init(cfg);
     percpu_init(cfg.percpu, g_rt.cache_limit);
+    g_rt.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
@@ -271,13 +273,6 @@ void thread_init() {
   for (unsigned c = 1; c < kNumClasses; ++c)
     bin_set_limit(tc.bins[c], g_checks.small ? 0 : g_rt.cache_limit[c]);
   tc.rseq_ok = g_percpu_mode && percpu_thread_init();
-  // With a divert (the checked paths), the fast paths stay on the empty bins
-  // and miss into it; the divert runs the critical sections itself.
-  tc.percpu_ok = tc.rseq_ok && g_small_divert.alloc == nullptr;
-  // A per-CPU thread keeps its bins empty with limit 0, so its fast paths
-  // always miss into the per-CPU path (see frontend/allocator.h).
-  if (tc.percpu_ok)
-    for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tc.bins[c], 0);
   tc.state = kCacheActive;
   {
     LockGuard g(g_rt.registry_mu);
@@ -285,8 +280,14 @@ void thread_init() {
     tc.next = g_rt.threads;
     if (tc.next) tc.next->prev = &tc;
     g_rt.threads = &tc;
-    g_rt.threads_live++;
+    __atomic_store_n(&g_rt.threads_live, g_rt.threads_live + 1, __ATOMIC_RELAXED);
   }
+  // On the per-CPU caches from the start once the process has
+  // SLABBY_PERCPU_THREADS live threads; until then on its own bins, and it
+  // moves later from a slow path (cache/thread_cache.h: cache_percpu_due).
+  // With a divert (the checked paths) the fast paths stay on the empty bins
+  // and miss into it; the divert runs the critical sections itself.
+  if (cache_percpu_due(tc)) cache_move_to_percpu();
   // Arranges cache_teardown at thread exit. May allocate (glibc's second
   // level of keys): the cache is already active for that.
   pthread_setspecific(g_rt.thread_key, &tc);

@@ -37,7 +37,9 @@ struct Runtime {
   // Thread registry (under registry_mu).
   Mutex registry_mu;
   ThreadCache* threads = nullptr;
-  uint64_t threads_live = 0;
+  uint64_t threads_live = 0;  // written under registry_mu; read racily (atomic builtins)
+  // Live threads from which threads use the per-CPU caches (SLABBY_PERCPU_THREADS).
+  uint64_t percpu_threads = 1;
   uint64_t threads_exited = 0;
   // Counters of threads that exited (merged at teardown) and of operations of
   // threads without a cache (kCacheDead).

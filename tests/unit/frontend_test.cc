@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -338,6 +339,15 @@ bool pin_to(int cpu) {
   return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
+// Puts the calling thread on the per-CPU caches, whatever the number of
+// threads (by default a thread moves there only once the process has more
+// threads than CPUs: SLABBY_PERCPU_THREADS).
+void use_percpu_caches() {
+  thread_init();
+  ASSERT_TRUE(cache_move_to_percpu());
+  ASSERT_TRUE(tl_cache.percpu_ok);
+}
+
 class PerCpu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -348,8 +358,7 @@ class PerCpu : public ::testing::Test {
 
 TEST_F(PerCpu, FreedBlocksWaitInTheCpusCacheAndComeBackFromIt) {
   std::thread([] {
-    thread_init();
-    ASSERT_TRUE(tl_cache.percpu_ok);
+    use_percpu_caches();
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
     ASSERT_EQ(percpu_current_cpu(), cpu);
@@ -371,7 +380,7 @@ TEST_F(PerCpu, FreedBlocksWaitInTheCpusCacheAndComeBackFromIt) {
 
 TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
   std::thread([] {
-    thread_init();
+    use_percpu_caches();
     ASSERT_TRUE(pin_to(allowed_cpus()[0]));
     unsigned cls = size_class_of(1000);
     uint32_t cap = g_rt.cache_limit[cls];
@@ -389,7 +398,7 @@ TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
 
 TEST_F(PerCpu, DrainingIdleCpusEmptiesTheirCachesIntoThePools) {
   std::thread([] {
-    thread_init();
+    use_percpu_caches();
     ASSERT_TRUE(pin_to(allowed_cpus()[0]));
     std::vector<void*> v;
     for (int i = 0; i < 50; ++i) v.push_back(malloc_fast(700));
@@ -421,6 +430,7 @@ TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      use_percpu_caches();
       std::mt19937 rng(100 + t);
       std::vector<std::pair<uint64_t*, size_t>> mine;
       for (int i = 0; i < 30000; ++i) {
@@ -463,6 +473,70 @@ TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
   EXPECT_EQ(after.current_allocations, before.current_allocations);
   EXPECT_EQ(after.total_allocations - before.total_allocations,
             after.total_deallocations - before.total_deallocations);
+}
+
+// The default policy: a thread keeps its own bins while the process has
+// fewer live threads than g_rt.percpu_threads, starts on the per-CPU caches
+// once it has that many, and a thread on its bins moves at its next slow
+// path, its cached blocks going back to the pools.
+TEST_F(PerCpu, ThreadsMoveToTheCpuCachesOnceThereAreEnoughOfThem) {
+  uint64_t saved = g_rt.percpu_threads;
+  uint64_t live = __atomic_load_n(&g_rt.threads_live, __ATOMIC_RELAXED);
+  g_rt.percpu_threads = live + 2;  // this process's threads, plus two
+  std::mutex mu;
+  std::condition_variable cv;
+  int stage = 0;
+  bool first_on_bins = false, second_on_cpus = false, first_moved = false, intact = true;
+  uint32_t left_in_bins = 1;
+  std::thread first([&] {
+    thread_init();
+    first_on_bins = !tl_cache.percpu_ok;
+    unsigned cls = size_class_of(48);
+    std::vector<uint64_t*> v;
+    for (int i = 0; i < 8; ++i) v.push_back(static_cast<uint64_t*>(malloc_fast(48)));
+    for (auto* p : v) p[0] = reinterpret_cast<uintptr_t>(p);
+    {
+      std::unique_lock<std::mutex> g(mu);
+      stage = 1;
+      cv.notify_all();
+      cv.wait(g, [&] { return stage == 2; });
+    }
+    // More frees than the bin holds: the flush is a slow path, where it moves.
+    for (int i = 0; i < 4 * static_cast<int>(g_rt.cache_limit[cls]) + 8; ++i) {
+      void* p = malloc_fast(48);
+      v.push_back(static_cast<uint64_t*>(p));
+      static_cast<uint64_t*>(p)[0] = reinterpret_cast<uintptr_t>(p);
+    }
+    for (auto* p : v) {
+      if (p[0] != reinterpret_cast<uintptr_t>(p)) intact = false;
+      free_fast(p);
+    }
+    first_moved = tl_cache.percpu_ok;
+    left_in_bins = bin_count(tl_cache.bins[cls]) + tl_cache.bins[cls].limit;
+    std::unique_lock<std::mutex> g(mu);
+    stage = 3;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return stage == 1; });
+  }
+  std::thread second([&] {
+    thread_init();
+    second_on_cpus = tl_cache.percpu_ok;
+    std::unique_lock<std::mutex> g(mu);
+    stage = 2;
+    cv.notify_all();
+    cv.wait(g, [&] { return stage == 3; });
+  });
+  first.join();
+  second.join();
+  g_rt.percpu_threads = saved;
+  EXPECT_TRUE(first_on_bins) << "the first thread started below the threshold";
+  EXPECT_TRUE(second_on_cpus) << "the second thread reached it at its init";
+  EXPECT_TRUE(first_moved) << "the first thread moved at a slow path";
+  EXPECT_EQ(left_in_bins, 0u) << "a moved thread keeps nothing in its bins";
+  EXPECT_TRUE(intact);
 }
 
 }  // namespace
