@@ -237,6 +237,7 @@ namespace {
 // working rseq area is), whatever mode the process runs in.
 void use_thread_cache() {
   thread_init();
+  tl_cache.rseq_ok = 0;  // else its next slow path may move it to the CPU caches
   tl_cache.percpu_ok = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tl_cache.bins[c], g_rt.cache_limit[c]);
 }
