@@ -12,9 +12,11 @@
 //   calls.
 // - bins[0] is never used: class 0 means "not a small block", so its limit
 //   stays 0 and free() of such a pointer always reaches the slow path.
-// - In per-CPU mode the bins hold nothing (limit 0); blocks are cached in
-//   them only for a thread whose rseq area does not work (percpu_ok == 0).
-//   allocs/frees count every block of the thread, whichever cache served it.
+// - A thread on the per-CPU caches (percpu_ok) holds nothing in its bins
+//   (limit 0). A thread starts on its bins and moves there at most once
+//   (cache_move_to_percpu, below), never back; one whose rseq area does not
+//   work stays on its bins. allocs/frees count every block of the thread,
+//   whichever cache served it.
 // - state kDead: the thread's TSD teardown ran; bins are empty with limit 0
 //   forever, so every later malloc/free of the thread goes straight to the
 //   central pools (glibc frees after our destructor; nothing is resurrected).
