@@ -85,7 +85,7 @@ extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
 // critical section); the per-CPU caches bound the memory cached by the
 // CPUs rather than the threads. A thread moves to the per-CPU caches, once
 // and for good, when the process has g_rt.percpu_threads live threads
-// (SLABBY_PERCPU_THREADS; by default one more than its CPUs): at its
+// (SLABBY_PERCPU_THREADS: 1 by default, every thread at once): at its
 // init, or later in a slow path (a bin empty or full).
 // True when the calling thread should move now: it can run the critical
 // sections, no divert owns the small blocks, and enough threads live.

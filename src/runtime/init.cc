@@ -198,11 +198,13 @@ bool page_size_supported() {
 void print_verbose_banner() {
   Writer w(2);
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
-  if (g_percpu_mode)
-    w.str(": per-CPU caches from ").u64(g_rt.percpu_threads).str(" live threads (rseq area: ")
-        .str(percpu_rseq_source()).str(")");
-  else
+  if (g_percpu_mode) {
+    w.str(": per-CPU caches");
+    if (g_rt.percpu_threads > 1) w.str(" from ").u64(g_rt.percpu_threads).str(" live threads");
+    w.str(" (rseq area: ").str(percpu_rseq_source()).str(")");
+  } else {
     w.str(": per-thread caches (").str(percpu_off_reason()).str(")");
+  }
   w.str(", ").u64(g_rt.num_shards).str(" shards, arena ").bytes(g_rt.heap.size());
   w.str(" reserved at ");
   w.hex(g_rt.heap.base()).ch('\n');

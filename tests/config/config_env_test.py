@@ -83,7 +83,7 @@ class ConfigEnv(unittest.TestCase):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_RETAIN_MAX": "8M"})
         self.assertEqual(r.stdout, "apple\nfig\npear\n")
         self.assertRegex(r.stderr, r"slabby: slabby \S+ active in pid \d+: "
-                         r"(per-CPU caches from \d+ live threads \(rseq area: (glibc|own)\)|"
+                         r"(per-CPU caches (from \d+ live threads )?\(rseq area: (glibc|own)\)|"
                          r"per-thread caches \([^)]+\)), \d+ shards, arena ")
         self.assertIn("slabby:   SLABBY_RETAIN_MAX=8M (environment)", r.stderr)
         self.assertIn("slabby:   SLABBY_ARENA_SIZE=64G (default)", r.stderr)
@@ -95,24 +95,28 @@ class ConfigEnv(unittest.TestCase):
         self.assertIn("SLABBY_PERCPU=0 (environment)", r.stderr)
         # The security modes keep the per-CPU caches (their checks run around them).
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_SECURE": "1"})
-        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches from \d+ live threads "
+        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches (from \d+ live threads )?"
                          r"\(rseq area: (glibc|own)\)|"
                          r"per-thread caches \(no rseq on this system\)), ")
         # glibc's rseq off: slabby registers its own area where the kernel has rseq.
         r = run({"SLABBY_VERBOSE": "1", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"})
-        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches from \d+ live threads "
+        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches (from \d+ live threads )?"
                          r"\(rseq area: own\)|"
                          r"per-thread caches \(no rseq on this system\)), ")
         r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU": "0"})
         self.assertIn("per-thread caches)", r.stderr.splitlines()[0])
         # Threads move to the per-CPU caches from SLABBY_PERCPU_THREADS live
-        # threads: by default one more than the CPUs this process may use
-        # (its affinity, or fewer under a cgroup CPU quota).
+        # threads: by default 1 (every thread from its start); 0 is one more
+        # than the CPUs this process may use (its affinity, or fewer under a
+        # cgroup CPU quota).
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "5"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches from 5 live threads|"
                          r"per-thread caches \(no rseq on this system\))")
         self.assertIn("SLABBY_PERCPU_THREADS=5 (environment)", r.stderr)
         r = run({"SLABBY_VERBOSE": "1"})
+        self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area|"
+                         r"per-thread caches \(no rseq on this system\))")
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "0"})
         m = re.search(r"per-CPU caches from (\d+) live threads", r.stderr)
         if m:
             self.assertTrue(2 <= int(m.group(1)) <= len(os.sched_getaffinity(0)) + 1, m.group(0))
