@@ -341,8 +341,8 @@ bool pin_to(int cpu) {
 }
 
 // Puts the calling thread on the per-CPU caches, whatever the number of
-// threads (by default a thread moves there only once the process has more
-// threads than CPUs: SLABBY_PERCPU_THREADS).
+// threads (with SLABBY_PERCPU_THREADS=0 a thread moves there only once the
+// process has more threads than CPUs).
 void use_percpu_caches() {
   thread_init();
   ASSERT_TRUE(cache_move_to_percpu());
@@ -476,7 +476,7 @@ TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
             after.total_deallocations - before.total_deallocations);
 }
 
-// The default policy: a thread keeps its own bins while the process has
+// The policy (SLABBY_PERCPU_THREADS): a thread keeps its own bins while the process has
 // fewer live threads than g_rt.percpu_threads, starts on the per-CPU caches
 // once it has that many, and a thread on its bins moves at its next slow
 // path, its cached blocks going back to the pools.
