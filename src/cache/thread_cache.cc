@@ -44,6 +44,22 @@ void uncached_free(void* p, unsigned cls) noexcept {
   g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
+namespace {
+
+// Gives every bin's blocks back to the central pools and leaves the bins
+// empty and full for good (limit 0): every later call of the thread misses.
+void close_bins(ThreadCache& tc) {
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc.bins[c];
+    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
+    b.head = nullptr;
+    b.space = 0;
+    b.limit = 0;
+  }
+}
+
+}  // namespace
+
 bool cache_percpu_due(const ThreadCache& tc) {
   return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr &&
          __atomic_load_n(&g_rt.threads_live, __ATOMIC_RELAXED) >= g_rt.percpu_threads;
@@ -53,15 +69,8 @@ bool cache_move_to_percpu() {
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheActive || !tc.rseq_ok || g_small_divert.alloc != nullptr) return false;
   if (tc.percpu_ok) return true;
-  // The fast paths read only the bins' head and space, on this thread: empty
-  // and full from here, every call misses into the per-CPU path.
-  for (unsigned c = 1; c < kNumClasses; ++c) {
-    Bin& b = tc.bins[c];
-    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
-    b.head = nullptr;
-    b.space = 0;
-    b.limit = 0;
-  }
+  // From here every call misses its bin into the per-CPU path.
+  close_bins(tc);
   tc.percpu_ok = 1;
   return true;
 }
@@ -165,13 +174,7 @@ void cache_teardown(ThreadCache* tc) {
   if (g_small_divert.thread_exit != nullptr) g_small_divert.thread_exit();
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   tc->rseq_ok = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c) {
-    Bin& b = tc->bins[c];
-    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
-    b.head = nullptr;
-    b.space = 0;
-    b.limit = 0;
-  }
+  close_bins(*tc);
   LockGuard g(g_rt.registry_mu);
   for (unsigned c = 1; c < kNumClasses; ++c) {
     g_rt.retired_allocs[c] += tc->allocs[c];

@@ -37,10 +37,11 @@ def shares(path, key):
 
 with tempfile.TemporaryDirectory() as tmp:
     d1, d2 = os.path.join(tmp, "one.heap"), os.path.join(tmp, "two.heap")
-    env = dict(os.environ, LD_PRELOAD=lib, SLABBY_PROF="1", SLABBY_PROF_SAMPLE="64K",
+    sample = 64 << 10  # SLABBY_PROF_SAMPLE, which prof_program's variances also use
+    env = dict(os.environ, LD_PRELOAD=lib, SLABBY_PROF="1", SLABBY_PROF_SAMPLE=str(sample),
                SLABBY_PROF_SIGNAL="12", SLABBY_PROF_FILE=os.path.join(tmp, "auto.%p.%n.heap"),
                SLABBY_STATS="json", SLABBY_STATS_FILE=os.path.join(tmp, "stats.json"))
-    r = subprocess.run([program, d1, d2, "160", str(64 << 10)], env=env, capture_output=True, text=True,
+    r = subprocess.run([program, d1, d2, "160", str(sample)], env=env, capture_output=True, text=True,
                        timeout=300)
     print(r.stderr, end="")
     check(r.returncode == 0, f"prof_program exits 0 (got {r.returncode})")
