@@ -72,20 +72,20 @@ SlotRange* ensure_region(int cpu) {
 }
 
 // Pops up to `max` blocks of class cls from the current CPU's cache and
-// gives them to the class's pool as one null-terminated chain. Returns the
-// number moved.
+// gives them to the class's pool, a batch at a time (pointers only: the
+// blocks are not touched). Returns the number moved.
 uint32_t pop_to_pool(unsigned cls, uint32_t max) {
-  void* head = nullptr;
-  uint32_t n = 0;
-  while (n < max) {
-    void* b = percpu_pop(cls);
-    if (b == nullptr) break;
-    *static_cast<void**>(b) = head;
-    head = b;
-    ++n;
+  CentralPool& pool = g_rt.pools[cls];
+  void* blocks[kMaxBatch];
+  uint32_t moved = 0;
+  while (moved < max) {
+    uint32_t want = max - moved < pool.batch_size() ? max - moved : pool.batch_size();
+    uint32_t n = percpu_pop_n(cls, blocks, want);
+    pool.give_blocks(blocks, n);  // ignores n == 0
+    moved += n;
+    if (n < want) break;
   }
-  g_rt.pools[cls].give(head, n);  // give() ignores an empty chain
-  return n;
+  return moved;
 }
 
 // True when this thread can use the per-CPU caches right now; sets *cpu.
@@ -191,27 +191,25 @@ namespace {
 
 // The calling CPU's cache of class cls was empty: takes one batch from the
 // pool, pushes all but its first block into the cache and returns that one
-// (nullptr when the pool has none). With `admit`, each block is admitted
-// before it enters the cache, its link read first (percpu_cache.h).
+// (nullptr when the pool has none). The batch comes as pointers: a block is
+// not read here, so blocks freed on another CPU cost this one no cache miss
+// until the program touches them. With `admit`, each block is admitted
+// before it enters the cache (percpu_cache.h).
 void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit) {
   CentralPool& pool = g_rt.pools[cls];
-  BlockChain c = pool.take(pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
-  if (c.count == 0) return nullptr;
-  void* p = c.head;
-  void* rest = *static_cast<void**>(p);  // the chain is null-terminated
-  if (admit != nullptr) admit(p, rest, cls);
-  while (rest != nullptr) {
-    void* next = *static_cast<void**>(rest);
-    if (admit != nullptr) admit(rest, next, cls);
-    if (!percpu_push(cls, rest)) {  // migrated, or filled meanwhile: give back the rest
-      *static_cast<void**>(rest) = next;  // the admission may have rewritten the link
-      pool.give(rest, 0);
-      break;
-    }
-    rest = next;
+  void* blocks[kMaxBatch];
+  uint32_t n =
+      pool.take_blocks(blocks, pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
+  if (n == 0) return nullptr;
+  if (admit != nullptr) {
+    for (uint32_t i = 0; i < n; ++i) admit(blocks[i], cls);
   }
+  // One critical section; what does not fit (the cache filled meanwhile, or
+  // the thread migrated to a CPU whose cache is full) goes back.
+  uint32_t pushed = n > 1 ? percpu_push_n(cls, blocks + 1, n - 1) : 0;
+  if (pushed < n - 1) pool.give_blocks(blocks + 1 + pushed, n - 1 - pushed);
   maybe_start_background();
-  return p;
+  return blocks[0];
 }
 
 }  // namespace

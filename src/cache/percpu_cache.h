@@ -143,6 +143,77 @@ miss:
   return false;
 }
 
+// Moves blocks between an array and the CPU's cache of class cls in one
+// critical section (the refill and flush slow paths): copies the slots, then
+// commits cur once. A restart copies again; slots beyond cur are this
+// section's until it commits. push_n pushes src[0, k) (src[k-1] on top)
+// and pop_n pops the top k into dst[0, k) (dst[k-1] was on top), k the
+// largest that fits, at most n; both return k (0 on a miss).
+SLABBY_INLINE uint32_t percpu_push_n(uintptr_t cls, void* const* src, uint32_t n) {
+  uintptr_t tmp, region, k, dst, i, v;
+  asm volatile goto(
+      SLABBY_RSEQ_SECTION_START
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl 4(%[region], %[cls], 8), %k[k]\n\t"
+      "subl %k[tmp], %k[k]\n\t"
+      "cmpl %k[n], %k[k]\n\t"
+      "cmoval %k[n], %k[k]\n\t"
+      "testl %k[k], %k[k]\n\t"
+      "je %l[miss]\n\t"
+      "leaq (%[region], %[tmp], 8), %[dst]\n\t"
+      "xorl %k[i], %k[i]\n\t"
+      "5:\n\t"
+      "movq (%[src], %[i], 8), %[v]\n\t"
+      "movq %[v], (%[dst], %[i], 8)\n\t"
+      "addq $1, %[i]\n\t"
+      "cmpq %[k], %[i]\n\t"
+      "jne 5b\n\t"
+      "addl %k[k], %k[tmp]\n\t"
+      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
+      SLABBY_RSEQ_SECTION_END
+      : [tmp] "=&r"(tmp), [region] "=&r"(region), [k] "=&r"(k), [dst] "=&r"(dst),
+        [i] "=&r"(i), [v] "=&r"(v)
+      : [cls] "r"(cls), [src] "r"(src), [n] "r"(n)
+      : "memory", "cc"
+      : miss);
+  return static_cast<uint32_t>(k);
+miss:
+  return 0;
+}
+
+SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
+  uintptr_t tmp, region, k, src, i, v;
+  asm volatile goto(
+      SLABBY_RSEQ_SECTION_START
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl (%[region], %[cls], 8), %k[k]\n\t"
+      "negl %k[k]\n\t"
+      "addl %k[tmp], %k[k]\n\t"
+      "cmpl %k[n], %k[k]\n\t"
+      "cmoval %k[n], %k[k]\n\t"
+      "testl %k[k], %k[k]\n\t"
+      "je %l[miss]\n\t"
+      "subl %k[k], %k[tmp]\n\t"
+      "leaq (%[region], %[tmp], 8), %[src]\n\t"
+      "xorl %k[i], %k[i]\n\t"
+      "5:\n\t"
+      "movq (%[src], %[i], 8), %[v]\n\t"
+      "movq %[v], (%[dst], %[i], 8)\n\t"
+      "addq $1, %[i]\n\t"
+      "cmpq %[k], %[i]\n\t"
+      "jne 5b\n\t"
+      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
+      SLABBY_RSEQ_SECTION_END
+      : [tmp] "=&r"(tmp), [region] "=&r"(region), [k] "=&r"(k), [src] "=&r"(src),
+        [i] "=&r"(i), [v] "=&r"(v)
+      : [cls] "r"(cls), [dst] "r"(dst), [n] "r"(n)
+      : "memory", "cc"
+      : miss);
+  return static_cast<uint32_t>(k);
+miss:
+  return 0;
+}
+
 #else
 // No critical sections for this target (or SLABBY_PORTABLE): percpu_init
 // never enables the per-CPU caches, so no thread's percpu_ok is set and the
@@ -151,6 +222,8 @@ miss:
 // usable CPU and go to the central pools.
 SLABBY_INLINE void* percpu_pop(uintptr_t) { return nullptr; }
 SLABBY_INLINE bool percpu_push(uintptr_t, void*) { return false; }
+SLABBY_INLINE uint32_t percpu_push_n(uintptr_t, void* const*, uint32_t) { return 0; }
+SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t, void**, uint32_t) { return 0; }
 #endif  // SLABBY_ASM_X86_64
 
 // Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
@@ -174,9 +247,9 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 // too. Neither counts the block in the thread's allocs/frees: the divert
 // does. A divert must not come back here through uncached_alloc/free, so
 // both return failure instead of falling back.
-// Each block the pool hands out, before it enters a CPU cache: `next` is its
-// link in the pool's chain, not yet followed (nullptr for the last block).
-using BlockAdmit = void (*)(void* block, void* next, unsigned cls) noexcept;
+// Each block the pool hands out, before it enters a CPU cache or goes to the
+// program (the pool hands out pointers; nothing else has read the block).
+using BlockAdmit = void (*)(void* block, unsigned cls) noexcept;
 // Refills the calling thread's CPU cache of class cls from the pool, each
 // block admitted on the way, and returns one block (admitted). nullptr when
 // the thread cannot use a CPU cache now or the pool has nothing.

@@ -18,7 +18,8 @@ unsigned current_shard(unsigned num_shards) {
 }
 
 void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards,
-                       size_t stride, uint32_t batch_size, uint32_t max_stack_batches) {
+                       size_t stride, uint32_t batch_size, uint32_t max_stack_batches,
+                       char* batches) {
   heap_ = heap;
   cls_ = cls;
   block_size_ = static_cast<uint32_t>(class_size(cls));
@@ -27,9 +28,9 @@ void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_
   shards_ = shards;
   stride_ = stride;
   num_shards_ = num_shards;
-  batch_size_ = batch_size == 0 ? 1 : batch_size;
+  batch_size_ = batch_size == 0 ? 1 : batch_size > kMaxBatch ? kMaxBatch : batch_size;
   for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard();
-  stack_.init(heap->base(), heap->size(), max_stack_batches);
+  stack_.init(batches, batch_size_, max_stack_batches);
 }
 
 void CentralPool::push_partial(Shard& sh, Span* s) {
@@ -50,21 +51,23 @@ void CentralPool::remove_partial(Shard& sh, Span* s) {
   s->in_partial = false;
 }
 
-// Appends blocks of the shard's slabs to *chain until it holds n. With
+// Appends blocks of the shard's slabs to out until *count is n. With
 // may_grow, takes the spare or a new slab from the page heap when the shard
-// runs dry.
-void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow,
-                              BlockChain* chain) {
-  while (chain->count < n) {
+// runs dry. Follows the slabs' free lists; never touches a block not carved
+// yet.
+void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
+                              uint32_t* count) {
+  uint32_t k = *count;
+  while (k < n) {
     Span* s = sh.partial;
     if (s == nullptr) {
-      if (!may_grow) return;
+      if (!may_grow) break;
       if (sh.spare != nullptr) {
         s = sh.spare;
         sh.spare = nullptr;
       } else {
         s = heap_->alloc_slab(cls_, slab_pages_);
-        if (s == nullptr) return;  // out of memory: hand out what we have
+        if (s == nullptr) break;  // out of memory: hand out what we have
         s->shard = static_cast<uint8_t>(index);
         sh.slabs++;
         new_slabs_.fetch_add(1, std::memory_order_relaxed);
@@ -72,61 +75,87 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
       push_partial(sh, s);
     }
     // Blocks freed back to the slab first (warm in cache), then fresh ones.
-    while (chain->count < n && s->freelist != nullptr) {
+    uint32_t before = k;
+    while (k < n && s->freelist != nullptr) {
       void* b = s->freelist;
       s->freelist = *static_cast<void**>(b);
-      *static_cast<void**>(b) = chain->head;
-      if (chain->head == nullptr) chain->tail = b;
-      chain->head = b;
-      chain->count++;
-      s->used++;
+      out[k++] = b;
     }
-    while (chain->count < n && s->carved < blocks_per_slab_) {
-      void* b = reinterpret_cast<void*>(s->start + uintptr_t{s->carved} * block_size_);
-      // Atomic store (a plain mov): the checked free path reads `carved`
-      // without the lock to tell a never-used block (secure/checked_small.cc).
-      __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
-      *static_cast<void**>(b) = chain->head;
-      if (chain->head == nullptr) chain->tail = b;
-      chain->head = b;
-      chain->count++;
-      s->used++;
-    }
+    uint32_t fresh = blocks_per_slab_ - s->carved;
+    if (fresh > n - k) fresh = n - k;
+    for (uint32_t i = 0; i < fresh; ++i)
+      out[k++] = reinterpret_cast<void*>(s->start + uintptr_t{s->carved + i} * block_size_);
+    // Atomic store (a plain mov): the checked free path reads `carved`
+    // without the lock to tell a never-used block (secure/checked_small.cc).
+    __atomic_store_n(&s->carved, s->carved + fresh, __ATOMIC_RELAXED);
+    s->used += k - before;
     if (s->freelist == nullptr && s->carved == blocks_per_slab_) remove_partial(sh, s);
   }
+  *count = k;
 }
 
-BlockChain CentralPool::take(uint32_t n, unsigned home) {
+uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home) {
   refills_.fetch_add(1, std::memory_order_relaxed);
-  BlockChain chain;
-  if (void* batch = stack_.pop()) {
+  if (n > kMaxBatch) n = kMaxBatch;
+  if (stack_.pop(out)) {
     lock_free_hits_.fetch_add(1, std::memory_order_relaxed);
-    chain.head = batch;
-    chain.count = batch_size_;
-    return chain;  // tail is not tracked for batches (callers do not need it)
+    return batch_size_;
   }
   if (home >= num_shards_) home = 0;
+  uint32_t count = 0;
   // Existing slabs first: the home shard (waiting for it), then the others
   // if they are free right now; then a new slab in the home shard.
   {
     Shard& sh = shard(home);
     LockGuard g(sh.mu);
-    take_locked(sh, home, n, false, &chain);
+    take_locked(sh, home, n, false, out, &count);
   }
-  for (unsigned i = 1; i < num_shards_ && chain.count < n; ++i) {
+  for (unsigned i = 1; i < num_shards_ && count < n; ++i) {
     unsigned idx = (home + i) % num_shards_;
     Shard& sh = shard(idx);
     if (!sh.mu.try_lock()) continue;
-    take_locked(sh, idx, n, false, &chain);
+    take_locked(sh, idx, n, false, out, &count);
     sh.mu.unlock();
   }
-  if (chain.count > 0 && chain.count == n) {
+  if (count > 0 && count == n) {
     shard_hits_.fetch_add(1, std::memory_order_relaxed);
-    return chain;
+    return count;
   }
   Shard& sh = shard(home);
   LockGuard g(sh.mu);
-  take_locked(sh, home, n, true, &chain);
+  take_locked(sh, home, n, true, out, &count);
+  return count;
+}
+
+// Links blocks[0, n) into a null-terminated chain in that order.
+static BlockChain link_chain(void* const* blocks, uint32_t n) {
+  BlockChain chain;
+  if (n == 0) return chain;
+  for (uint32_t i = 0; i + 1 < n; ++i) *static_cast<void**>(blocks[i]) = blocks[i + 1];
+  *static_cast<void**>(blocks[n - 1]) = nullptr;
+  chain.head = blocks[0];
+  chain.tail = blocks[n - 1];
+  chain.count = n;
+  return chain;
+}
+
+BlockChain CentralPool::take(uint32_t n, unsigned home) {
+  void* blocks[kMaxBatch];
+  BlockChain chain;
+  while (chain.count < n) {
+    uint32_t want = n - chain.count < kMaxBatch ? n - chain.count : kMaxBatch;
+    uint32_t got = take_blocks(blocks, want, home);
+    BlockChain part = link_chain(blocks, got);
+    if (chain.head == nullptr) {
+      chain = part;
+    } else if (got > 0) {
+      *static_cast<void**>(chain.tail) = part.head;
+      chain.tail = part.tail;
+      chain.count += got;
+    }
+    // Fewer: memory ran out. More: a whole transfer batch, served as is.
+    if (got != want) break;
+  }
   return chain;
 }
 
@@ -178,12 +207,30 @@ void CentralPool::release_slab(Span* s) {
 
 void CentralPool::give(void* head, uint32_t count) {
   if (head == nullptr) return;
+  if (count == batch_size_ && stack_.max_batches() > 0) {
+    // A whole batch: its pointers onto the stack (the chain is only read).
+    void* blocks[kMaxBatch];
+    void* b = head;
+    uint32_t n = 0;
+    for (; b != nullptr && n < count; b = *static_cast<void**>(b)) blocks[n++] = b;
+    if (b == nullptr && n == count && stack_.push(blocks)) {
+      flushes_.fetch_add(1, std::memory_order_relaxed);
+      lock_free_pushes_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
   flushes_.fetch_add(1, std::memory_order_relaxed);
-  if (count == batch_size_ && stack_.push(head)) {
+  give_to_shards(head);
+}
+
+void CentralPool::give_blocks(void* const* blocks, uint32_t n) {
+  if (n == 0) return;
+  flushes_.fetch_add(1, std::memory_order_relaxed);
+  if (n == batch_size_ && stack_.push(blocks)) {
     lock_free_pushes_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  give_to_shards(head);
+  give_to_shards(link_chain(blocks, n).head);
 }
 
 void CentralPool::give_to_slabs(void* head) {
@@ -216,9 +263,10 @@ void CentralPool::give_to_shards(void* head) {
 
 uint64_t CentralPool::reclaim() {
   uint64_t drained = 0;
-  while (void* batch = stack_.pop()) {
-    // Not give(): it would push a whole batch straight back onto the stack.
-    give_to_shards(batch);
+  void* blocks[kMaxBatch];
+  while (stack_.pop(blocks)) {
+    // Not give_blocks(): it would push the batch straight back onto the stack.
+    give_to_shards(link_chain(blocks, batch_size_).head);
     drained += batch_size_;
   }
   for (unsigned i = 0; i < num_shards_; ++i) {

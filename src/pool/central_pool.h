@@ -1,7 +1,12 @@
 // slabby: the central pool of one size class, the tiers behind the caches:
 //
-//   refill ─► TransferStack pop (lock-free, a whole batch) ─empty─► shards
-//   flush  ─► TransferStack push (a whole batch, if not full) ─else─► shards
+//   refill ─► BatchStack pop (lock-free, a whole batch) ─empty─► shards
+//   flush  ─► BatchStack push (a whole batch, if not full) ─else─► shards
+//
+// Blocks move as arrays of pointers (take_blocks, give_blocks: the per-CPU
+// caches, whose slots are such arrays) or as chains linked through their
+// first word (take, give: the per-thread bins, which are such chains). A
+// transfer batch is an array either way (pool/batch_stack.h).
 //
 // Shards: the class's slabs are spread over `num_shards` lists, each behind
 // its own lock; a slab belongs to the shard of the CPU that created it, and a
@@ -26,11 +31,13 @@
 #include "common/base.h"
 #include "common/lock.h"
 #include "heap/page_heap.h"
-#include "pool/transfer_stack.h"
+#include "pool/batch_stack.h"
 
 namespace slabby {
 
 inline constexpr unsigned kMaxShards = 64;
+// The largest batch_size: half the largest cache limit (runtime/init.cc).
+inline constexpr uint32_t kMaxBatch = 128;
 
 // A singly linked, null-terminated chain of free blocks; each block's first
 // word is the next.
@@ -62,15 +69,22 @@ struct Shard {
 class alignas(128) CentralPool {
  public:
   // shards: num_shards Shard objects placed `stride` bytes apart (the cache
-  // line, so shards never share one).
+  // line, so shards never share one). batches: the transfer stack's
+  // descriptors, BatchStack::bytes_for(batch_size, max_stack_batches)
+  // bytes (nullptr when max_stack_batches is 0). batch_size <= kMaxBatch.
   void init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards, size_t stride,
-            uint32_t batch_size, uint32_t max_stack_batches);
+            uint32_t batch_size, uint32_t max_stack_batches, char* batches);
 
   // Up to n blocks (a transfer batch may give batch_size instead; fewer only
   // when memory is exhausted: 0 then). home: the caller's shard hint.
   BlockChain take(uint32_t n, unsigned home);
+  // The same into out, which has room for kMaxBatch: returns the count.
+  // Neither reads nor writes the blocks.
+  uint32_t take_blocks(void** out, uint32_t n, unsigned home);
   // Gives back a null-terminated chain of `count` blocks of this class.
   void give(void* head, uint32_t count);
+  // Gives back n blocks (any n); whole batches never touch the blocks.
+  void give_blocks(void* const* blocks, uint32_t n);
   // Gives a null-terminated chain straight back to its slabs, past the
   // transfer stack: blocks unlikely to be asked for again soon (a medium
   // block realloc moved out of, whose empty slab then goes back to the page
@@ -98,7 +112,9 @@ class alignas(128) CentralPool {
 
  private:
   Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
-  void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, BlockChain* chain);
+  // Appends blocks of the shard's slabs to out[*count, n).
+  void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
+                   uint32_t* count);
   void give_locked(Shard& sh, void* head);
   // A null-terminated chain back to its slabs' shards, each lock taken once.
   void give_to_shards(void* head);
@@ -107,7 +123,7 @@ class alignas(128) CentralPool {
   void release_slab(Span* s);
   void remove_partial(Shard& sh, Span* s);
 
-  TransferStack stack_;
+  BatchStack stack_;
   PageHeap* heap_ = nullptr;
   char* shards_ = nullptr;
   size_t stride_ = 0;

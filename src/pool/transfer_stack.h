@@ -1,10 +1,11 @@
-// slabby: TransferStack, the lock-free tier between the caches and the
-// sharded slab lists: a Treiber stack of batches of free blocks of one class.
+// slabby: TransferStack, a lock-free Treiber stack of nodes of at least 16
+// bytes inside one mapping (the public slabby::Pool's free lists,
+// slab_pool/slot_table.h). The malloc path's transfer tier is BatchStack
+// (pool/batch_stack.h), whose batches are pointer arrays.
 //
-// A batch is a chain of exactly `batch_size` blocks linked through their
-// first word (as everywhere in slabby); its first block's second word links
-// it to the next batch on the stack. Blocks are at least 16 bytes, so both
-// words always exist. Batches move whole: one CAS moves batch_size blocks.
+// A node is a batch head: the chain of blocks it heads (through first words)
+// is the user's business; its second word links it to the next node on the
+// stack. Blocks are at least 16 bytes, so both words always exist.
 //
 // ABA: the head packs the batch's address (as a 16-byte-granule index into
 // the arena, plus one so that 0 is "empty") with a tag that changes on every

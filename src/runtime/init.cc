@@ -102,6 +102,8 @@ bool init_pools(const Config& c) {
   char* mem = static_cast<char*>(os::map_rw(round_up(stride * shards * kNumClasses, kPageSize)));
   if (mem == nullptr) return false;
   g_rt.num_shards = shards;
+  uint32_t class_batch[kNumClasses] = {}, class_max_batches[kNumClasses] = {};
+  size_t descriptor_bytes = 0;
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     uint32_t batch = g_rt.cache_limit[cls] / 2;
     // Transfer stacks hold at most about 256 KiB of each class (at least
@@ -115,8 +117,20 @@ bool init_pools(const Config& c) {
     uint32_t min_batches = is_medium_class(cls) ? 1 : 2;
     if (max_batches < min_batches) max_batches = min_batches;
     if (class_size(cls) > kMaxStackedMedium) max_batches = 0;
-    g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride, batch,
-                         max_batches);
+    class_batch[cls] = batch == 0 ? 1 : batch;
+    class_max_batches[cls] = max_batches;
+    descriptor_bytes += round_up(BatchStack::bytes_for(class_batch[cls], max_batches), 64);
+  }
+  // The transfer stacks' descriptors: one mapping, a 64-byte-aligned slice
+  // per class, its pages touched only as batches are first stacked.
+  char* descriptors = static_cast<char*>(os::map_rw(round_up(descriptor_bytes, kPageSize)));
+  if (descriptors == nullptr) return false;
+  for (unsigned cls = 1; cls < kNumClasses; ++cls) {
+    size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
+    g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
+                         class_batch[cls], class_max_batches[cls],
+                         bytes == 0 ? nullptr : descriptors);
+    descriptors += round_up(bytes, 64);
   }
   return true;
 }

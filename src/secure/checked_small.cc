@@ -199,11 +199,10 @@ SLABBY_INLINE void verify_free(uintptr_t p, unsigned cls, const char* found_by) 
 // word is then found, and named, like one over a bin's link.
 SLABBY_INLINE void mark_cached(uintptr_t p) { words(p)[0] = encode_link(p, 0); }
 
-// A block the pool hands out on its way into a CPU cache: its link checked
-// (not followed yet), then formatted as in a bin.
-void admit(void* block, void* next, unsigned cls) noexcept {
+// A block the pool hands out on its way into a CPU cache, formatted as in a
+// bin. (It comes as a pointer in a batch, not through a link to check.)
+void admit(void* block, unsigned cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
-  check_link(p, reinterpret_cast<uintptr_t>(next), cls);
   format_from_pool(p, cls);
   mark_cached(p);
 }

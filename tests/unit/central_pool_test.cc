@@ -38,8 +38,10 @@ struct PoolFixture : ::testing::Test {
   std::unique_ptr<CentralPool> make_pool(unsigned cls, unsigned shards, uint32_t batch,
                                          uint32_t max_batches = 8) {
     shard_mem.emplace_back(new char[128 * shards]);
+    shard_mem.emplace_back(new char[BatchStack::bytes_for(batch, max_batches) + 1]);
     auto pool = std::make_unique<CentralPool>();
-    pool->init(cls, heap.get(), shard_mem.back().get(), shards, 128, batch, max_batches);
+    pool->init(cls, heap.get(), shard_mem[shard_mem.size() - 2].get(), shards, 128, batch,
+               max_batches, shard_mem.back().get());
     return pool;
   }
   std::unique_ptr<PageHeap> heap;
@@ -93,6 +95,40 @@ TEST_F(PoolFixture, WholeBatchesGoThroughTheTransferStack) {
   for (int b = 0; b < 3; ++b)
     pool->give(link(std::vector<void*>(rest.begin() + b * 8, rest.begin() + b * 8 + 8)), 8);
   EXPECT_EQ(pool->stats().stack_batches, 2u);
+}
+
+// A whole batch moves as pointers: with every page of its blocks
+// inaccessible, it still goes onto the transfer stack and comes back whole
+// (the per-CPU caches rely on this to refill without a cache miss per block).
+TEST_F(PoolFixture, BatchesMoveAsPointersWithoutTouchingTheBlocks) {
+  unsigned cls = 4;
+  auto pool = make_pool(cls, 1, 8, /*max_batches=*/2);
+  void* v[kMaxBatch];
+  ASSERT_EQ(pool->take_blocks(v, 8, 0), 8u);
+  std::set<uintptr_t> pages;
+  for (int i = 0; i < 8; ++i) {
+    uintptr_t b = reinterpret_cast<uintptr_t>(v[i]);
+    for (uintptr_t p = b & ~(kPageSize - 1); p < b + class_size(cls); p += kPageSize) pages.insert(p);
+  }
+  for (uintptr_t p : pages) ASSERT_EQ(mprotect(reinterpret_cast<void*>(p), kPageSize, PROT_NONE), 0);
+  pool->give_blocks(v, 8);
+  EXPECT_EQ(pool->stats().stack_batches, 1u);
+  void* w[kMaxBatch];
+  ASSERT_EQ(pool->take_blocks(w, 3, 0), 8u) << "a stacked batch comes whole";
+  EXPECT_EQ(std::set<void*>(v, v + 8), std::set<void*>(w, w + 8));
+  EXPECT_EQ(pool->stats().lock_free_hits, 1u);
+  for (uintptr_t p : pages)
+    ASSERT_EQ(mprotect(reinterpret_cast<void*>(p), kPageSize, PROT_READ | PROT_WRITE), 0);
+  // The chain interface over the same stack: a chain of a whole batch is
+  // read into pointers, and a stacked batch comes back linked.
+  pool->give(link(std::vector<void*>(w, w + 8)), 8);
+  EXPECT_EQ(pool->stats().stack_batches, 1u);
+  BlockChain c = pool->take(8, 0);
+  ASSERT_EQ(c.count, 8u);
+  std::vector<void*> x = to_vector(c);
+  EXPECT_EQ(std::set<void*>(x.begin(), x.end()), std::set<void*>(v, v + 8));
+  EXPECT_EQ(c.tail, x.back());
+  pool->give_blocks(x.data(), 8);
 }
 
 TEST_F(PoolFixture, SlabsBelongToTheHomeShardAndFreesFindThem) {

@@ -397,6 +397,56 @@ TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
   }).join();
 }
 
+// The refill and flush sections: push_n pushes what fits (the rest is the
+// caller's), pop_n pops the top ones, in order, and both miss cleanly.
+TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
+  std::thread([] {
+    use_percpu_caches();
+    ASSERT_TRUE(pin_to(allowed_cpus()[0]));
+    unsigned cls = size_class_of(700);
+    uint32_t cap = g_rt.cache_limit[cls];
+    // This CPU's cache of the class: created (a block through it), then emptied.
+    free_fast(malloc_fast(700));
+    void* drained[kMaxBatch];
+    std::vector<void*> held;
+    for (uint32_t n; (n = percpu_pop_n(cls, drained, kMaxBatch)) > 0;)
+      held.insert(held.end(), drained, drained + n);
+    void* none[1];
+    EXPECT_EQ(percpu_pop_n(cls, none, 1), 0u) << "an empty cache misses";
+    // cap + 3 distinct blocks of the class, from the pool.
+    std::vector<void*> v;
+    for (uint32_t i = 0; i < cap + 3; ++i) {
+      void* b[kMaxBatch];
+      uint32_t got = g_rt.pools[cls].take_blocks(b, 1, 0);
+      ASSERT_GE(got, 1u);
+      v.insert(v.end(), b, b + got);
+      if (v.size() >= cap + 3) break;
+    }
+    v.resize(cap + 3);
+    uint32_t first = percpu_push_n(cls, v.data(), 2);
+    EXPECT_EQ(first, 2u);
+    uint32_t rest = percpu_push_n(cls, v.data() + 2, cap + 1);
+    EXPECT_EQ(rest, cap - 2) << "only what fits";
+    EXPECT_EQ(percpu_push_n(cls, v.data() + cap, 1), 0u) << "a full cache misses";
+    // The top three are the last three pushed, handed back in push order.
+    void* top[3];
+    ASSERT_EQ(percpu_pop_n(cls, top, 3), 3u);
+    EXPECT_EQ(top[0], v[cap - 3]);
+    EXPECT_EQ(top[1], v[cap - 2]);
+    EXPECT_EQ(top[2], v[cap - 1]);
+    // A single pop sees the cache as the bulk pop left it.
+    EXPECT_EQ(percpu_pop(cls), v[cap - 4]);
+    std::vector<void*> out(cap);
+    EXPECT_EQ(percpu_pop_n(cls, out.data(), cap), cap - 4);
+    for (uint32_t i = 0; i < cap - 4; ++i) EXPECT_EQ(out[i], v[i]) << i;
+    g_rt.pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
+    for (size_t i = 0; i < held.size(); i += kMaxBatch) {
+      uint32_t n = static_cast<uint32_t>(held.size() - i < kMaxBatch ? held.size() - i : kMaxBatch);
+      g_rt.pools[cls].give_blocks(held.data() + i, n);
+    }
+  }).join();
+}
+
 TEST_F(PerCpu, DrainingIdleCpusEmptiesTheirCachesIntoThePools) {
   std::thread([] {
     use_percpu_caches();
