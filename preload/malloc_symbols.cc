@@ -1,6 +1,7 @@
 // slabby: every symbol slabby exports, with glibc's semantics. Each is a thin
-// wrapper over the front end (src/frontend); this is the only file compiled
-// with exceptions, for the C++ operators' std::bad_alloc.
+// wrapper over the front end (src/frontend). Nothing here throws or catches:
+// operator new's failure path is new_slow.h's, and what it throws passes
+// through these frames by their unwind tables (preload/CMakeLists.txt).
 //
 // All the definitions live in this one translation unit on purpose: when a
 // program links the static libslabby_malloc.a, pulling in malloc pulls in free,
@@ -16,6 +17,7 @@
 #include <new>
 
 #include "frontend/allocator.h"
+#include "new_slow.h"
 #include "heap/page_heap.h"
 #include "runtime/background.h"
 #include "runtime/control.h"
@@ -188,43 +190,20 @@ EXPORT int slabby_is_active(void) { return 1; }
 
 namespace {
 
-// The standard's loop: call the new_handler until memory comes or there is
-// no handler; then throw (or return nullptr for the nothrow forms).
-__attribute__((noinline, cold)) void* new_slow(size_t n, size_t align, bool nothrow) {
-  for (;;) {
-    void* p = align > kMinAlign ? aligned_alloc_impl(align, n) : malloc_fast(n);
-    if (p != nullptr) return p;
-    std::new_handler h = std::get_new_handler();
-    if (h == nullptr) {
-      if (nothrow) return nullptr;
-      throw std::bad_alloc();
-    }
-    if (nothrow) {
-      try {
-        h();
-      } catch (...) {
-        return nullptr;
-      }
-    } else {
-      h();
-    }
-  }
-}
-
 inline void* new_impl(size_t n) {
   void* p = malloc_fast(n);
   if (SLABBY_LIKELY(p != nullptr)) return p;
-  return new_slow(n, 0, false);
+  return new_slow(n, 0);
 }
 inline void* new_aligned(size_t n, std::align_val_t a) {
   void* p = aligned_alloc_impl(static_cast<size_t>(a), n);
   if (SLABBY_LIKELY(p != nullptr)) return p;
-  return new_slow(n, static_cast<size_t>(a), false);
+  return new_slow(n, static_cast<size_t>(a));
 }
 inline void* new_nothrow(size_t n, size_t align) noexcept {
   void* p = align > kMinAlign ? aligned_alloc_impl(align, n) : malloc_fast(n);
   if (SLABBY_LIKELY(p != nullptr)) return p;
-  return new_slow(n, align, true);
+  return new_slow_nothrow(n, align);
 }
 
 }  // namespace
