@@ -17,13 +17,13 @@
 #include <new>
 
 #include "frontend/allocator.h"
-#include "new_slow.h"
 #include "heap/page_heap.h"
 #include "runtime/background.h"
 #include "runtime/control.h"
 #include "secure/checks.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
+#include "new_slow.h"
 
 using namespace slabby;
 

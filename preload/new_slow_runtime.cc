@@ -2,8 +2,9 @@
 // C++ runtime.
 //
 // Linking libstdc++ would load it, and libm with it, into every process
-// slabby runs in: 1.2 MiB of resident memory in a small C program, more
-// than slabby's own footprint (docs/benchmarks.md). Only this cold path
+// slabby runs in: 1.4 MiB of resident memory in a small C program, more
+// than slabby's own footprint (docs/benchmarks.md, "Footprint: a small
+// program"). Only this cold path
 // needs the runtime, and whoever calls operator new has one loaded already:
 // a C++ program globally, a C program's C++ plugin locally (dlopen). So the
 // runtime is found by name with RTLD_NOLOAD (never loaded), libstdc++ or
