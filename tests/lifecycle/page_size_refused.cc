@@ -31,7 +31,11 @@ int main() {
   for (int i = 0; i < 64; i++) free(blocks[i]);
   slabby_stats st;
   LC_CHECK(slabby_get_stats(&st, sizeof st) == 0, "slabby_get_stats");
-  LC_CHECK(st.heap_fallbacks >= 67, "every allocation went to glibc: %llu heap fallbacks",
+  // 64 mallocs, the calloc and the aligned_alloc (the realloc resizes a block
+  // glibc owns already: glibc's realloc, not a new fallback). More when
+  // something else allocated first (libstdc++'s start-up did, when slabby
+  // still loaded it).
+  LC_CHECK(st.heap_fallbacks >= 66, "every allocation went to glibc: %llu heap fallbacks",
            static_cast<unsigned long long>(st.heap_fallbacks));
   printf("page_size_refused: ok, %llu allocations served by glibc\n",
          static_cast<unsigned long long>(st.heap_fallbacks));
