@@ -143,6 +143,17 @@ miss:
   return false;
 }
 
+// The bulk sections' copy: k (> 0) pointers from [src] to [dst], counting
+// in [i], through [v].
+#define SLABBY_RSEQ_COPY_K                            \
+  "xorl %k[i], %k[i]\n\t"                             \
+  "5:\n\t"                                            \
+  "movq (%[src], %[i], 8), %[v]\n\t"                  \
+  "movq %[v], (%[dst], %[i], 8)\n\t"                  \
+  "addq $1, %[i]\n\t"                                 \
+  "cmpq %[k], %[i]\n\t"                               \
+  "jne 5b\n\t"
+
 // Moves blocks between an array and the CPU's cache of class cls in one
 // critical section (the refill and flush slow paths): copies the slots, then
 // commits cur once. A restart copies again; slots beyond cur are this
@@ -161,13 +172,7 @@ SLABBY_INLINE uint32_t percpu_push_n(uintptr_t cls, void* const* src, uint32_t n
       "testl %k[k], %k[k]\n\t"
       "je %l[miss]\n\t"
       "leaq (%[region], %[tmp], 8), %[dst]\n\t"
-      "xorl %k[i], %k[i]\n\t"
-      "5:\n\t"
-      "movq (%[src], %[i], 8), %[v]\n\t"
-      "movq %[v], (%[dst], %[i], 8)\n\t"
-      "addq $1, %[i]\n\t"
-      "cmpq %[k], %[i]\n\t"
-      "jne 5b\n\t"
+      SLABBY_RSEQ_COPY_K
       "addl %k[k], %k[tmp]\n\t"
       "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
@@ -195,13 +200,7 @@ SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
       "je %l[miss]\n\t"
       "subl %k[k], %k[tmp]\n\t"
       "leaq (%[region], %[tmp], 8), %[src]\n\t"
-      "xorl %k[i], %k[i]\n\t"
-      "5:\n\t"
-      "movq (%[src], %[i], 8), %[v]\n\t"
-      "movq %[v], (%[dst], %[i], 8)\n\t"
-      "addq $1, %[i]\n\t"
-      "cmpq %[k], %[i]\n\t"
-      "jne 5b\n\t"
+      SLABBY_RSEQ_COPY_K
       "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
       : [tmp] "=&r"(tmp), [region] "=&r"(region), [k] "=&r"(k), [src] "=&r"(src),
