@@ -21,8 +21,9 @@ extern "C" {
 #define SLABBY_VERSION_STRING "0.1.0"
 /* 2: the circuit breaker's fields and last_purge_ns after classes[].
  * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total.
- * 4: the heap profile's counters, after lost_bytes. */
-#define SLABBY_STATS_VERSION 4
+ * 4: the heap profile's counters, after lost_bytes.
+ * 5: the per-CPU caches' capacities, after prof_dumps. */
+#define SLABBY_STATS_VERSION 5
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -138,6 +139,11 @@ typedef struct slabby_stats {
   uint64_t prof_live_samples;  /* of them, not freed yet */
   uint64_t prof_dropped;       /* samples not recorded: the profile's tables were full */
   uint64_t prof_dumps;         /* profiles written */
+
+  /* Version 5: per-CPU cache capacities that follow demand (SLABBY_PERCPU_GROW_BYTES). */
+  uint64_t cpu_cache_capacity_bytes; /* bytes the CPUs' caches may hold now (capacity x block size) */
+  uint64_t cpu_cache_grows;          /* a class's capacity grown on a CPU (its blocks did not fit), ever */
+  uint64_t cpu_cache_shrinks;        /* ... shrunk back (it missed nothing for a pass, or its CPU idled), ever */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1

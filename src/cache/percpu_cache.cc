@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "cache/percpu_region.h"
 #include "cache/thread_cache.h"
 #include "common/lock.h"
 #include "frontend/allocator.h"
@@ -25,6 +26,7 @@ namespace slabby {
 
 PerCpuState g_percpu;
 bool g_percpu_mode = false;
+RegionLayout g_region_layout;
 
 namespace {
 
@@ -46,8 +48,6 @@ Mutex g_region_mu;
 // background drainer compares them between passes to find idle CPUs.
 std::atomic<uint64_t> g_cpu_misses[kMaxCpus];
 uint64_t g_cpu_misses_seen[kMaxCpus];
-SlotRange g_layout[kNumClasses];  // begin/end of each class in every region
-size_t g_region_bytes = 0;
 
 bool register_own_area() {
   int saved = errno;
@@ -57,24 +57,24 @@ bool register_own_area() {
 }
 
 // The calling CPU's region, created on first use.
-SlotRange* ensure_region(int cpu) {
+char* ensure_region(int cpu) {
   char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
-  if (r != reinterpret_cast<const char*>(kSentinel)) return reinterpret_cast<SlotRange*>(r);
+  if (r != reinterpret_cast<const char*>(kSentinel)) return r;
   LockGuard g(g_region_mu);
   r = g_percpu.regions[cpu];
-  if (r != reinterpret_cast<const char*>(kSentinel)) return reinterpret_cast<SlotRange*>(r);
-  char* mem = static_cast<char*>(os::map_rw(g_region_bytes));
+  if (r != reinterpret_cast<const char*>(kSentinel)) return r;
+  char* mem = static_cast<char*>(os::map_rw(g_region_layout.bytes));
   if (mem == nullptr) return nullptr;
-  auto* hdr = reinterpret_cast<SlotRange*>(mem);
-  for (unsigned c = 0; c < kNumClasses; ++c) hdr[c] = g_layout[c];
+  auto* hdr = region_ranges(mem);
+  for (unsigned c = 0; c < kNumClasses; ++c) hdr[c] = g_region_layout.base[c];
   __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
-  return hdr;
+  return mem;
 }
 
-// Pops up to `max` blocks of class cls from the current CPU's cache and
-// gives them to the class's pool, a batch at a time (pointers only: the
-// blocks are not touched). Returns the number moved.
-uint32_t pop_to_pool(unsigned cls, uint32_t max) {
+}  // namespace
+
+// Pointers only: the blocks are not touched.
+uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max) {
   CentralPool& pool = g_rt.pools[cls];
   void* blocks[kMaxBatch];
   uint32_t moved = 0;
@@ -87,6 +87,8 @@ uint32_t pop_to_pool(unsigned cls, uint32_t max) {
   }
   return moved;
 }
+
+namespace {
 
 // True when this thread can use the per-CPU caches right now; sets *cpu.
 bool usable_cpu(int* cpu) {
@@ -105,7 +107,7 @@ int percpu_current_cpu() {
   return static_cast<int32_t>(area->cpu_id);
 }
 
-void percpu_init(bool wanted, const uint32_t* cache_limit) {
+void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes) {
   for (unsigned i = 0; i < kMaxCpus; ++i)
     g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
   if (!wanted) {
@@ -145,19 +147,11 @@ void percpu_init(bool wanted, const uint32_t* cache_limit) {
     g_why_not = "no rseq on this system";
     return;
   }
-  // Slots start after the header, on a cache line; indices are 8-byte words.
-  uint32_t idx = static_cast<uint32_t>(round_up(sizeof(SlotRange) * kNumClasses, 64) / 8);
-  for (unsigned c = 0; c < kNumClasses; ++c) {
-    uint32_t cap = c == 0 ? 0 : cache_limit[c];
-    g_layout[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx),
-                            static_cast<uint16_t>(idx + cap), 0};
-    idx += cap;
-  }
-  if (idx > 65535) {  // does not fit 16-bit indices: stay per-thread
+  if (!sizing_plan(cache_limit, grow_bytes, &g_region_layout)) {
+    // The base capacities alone do not fit 16-bit slot indices: stay per-thread.
     g_why_not = "caches too large for 16-bit slot indices";
     return;
   }
-  g_region_bytes = round_up(size_t{idx} * 8, kPageSize);
   g_percpu_mode = true;
 }
 
@@ -216,14 +210,18 @@ void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit) {
 
 void* percpu_refill_and_alloc(unsigned cls) noexcept {
   int cpu;
+  char* region;
   // Without a usable CPU cache (its region could not be mapped): one block
   // straight from the pool. Never back to the thread's bins: their limit is
   // 0 for a per-CPU thread, and that path would come back here.
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr)
+  if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr)
     return uncached_alloc(cls, class_size(cls));
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
-  void* p = percpu_pop(cls);  // another thread refilled it, or it was just created
-  if (p == nullptr) p = refill_from_pool(cls, cpu, nullptr);
+  void* p = percpu_pop(cls);  // another thread refilled it
+  if (p == nullptr) {
+    sizing_note_miss(region, cls, kMissEmpty);
+    p = refill_from_pool(cls, cpu, nullptr);
+  }
   if (p == nullptr) return fallback_alloc(class_size(cls), 0);  // arena exhausted
   tl_cache.allocs[cls]++;
   return p;
@@ -237,20 +235,24 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
 
 void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept {
   int cpu;
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return nullptr;
+  char* region;
+  if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return nullptr;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
+  sizing_note_miss(region, cls, kMissEmpty);
   return refill_from_pool(cls, cpu, admit);
 }
 
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
   int cpu;
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return false;
+  char* region;
+  if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return false;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return true;  // the region was just created
-  // Full: move one batch out, then push.
+  // Full: room if the class grew, else move one batch out, then push.
+  if (sizing_note_miss(region, cls, kMissFull) && percpu_push(cls, p)) return true;
   CentralPool& pool = g_rt.pools[cls];
-  pop_to_pool(cls, pool.batch_size());
+  percpu_pop_to_pool(cls, pool.batch_size());
   if (!percpu_push(cls, p)) {
     *static_cast<void**>(p) = nullptr;
     pool.give(p, 1);
@@ -270,14 +272,18 @@ uint64_t percpu_drain_idle(bool all) {
     uint64_t misses = g_cpu_misses[cpu].load(std::memory_order_relaxed);
     bool idle = misses == g_cpu_misses_seen[cpu];
     g_cpu_misses_seen[cpu] = misses;
-    if (!idle && !all) continue;
+    if (!idle && !all && !sizing_grown(r)) continue;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     if (sched_setaffinity(0, sizeof(one), &one) != 0) continue;  // not ours to run on
-    // The pops are critical sections on whatever CPU this thread is on; if
-    // the kernel moved it anyway, they drain that CPU instead: still safe.
-    for (unsigned c = 1; c < kNumClasses; ++c) drained += pop_to_pool(c, ~uint32_t{0});
+    // The pops and capacity changes are critical sections on whatever CPU
+    // this thread is on; if the kernel moved it anyway, they act on that
+    // CPU instead: still safe (every region has the same layout).
+    if (idle || all) {
+      for (unsigned c = 1; c < kNumClasses; ++c) drained += percpu_pop_to_pool(c, ~uint32_t{0});
+    }
+    drained += sizing_decay(r, idle || all);
   }
   sched_setaffinity(0, sizeof(saved), &saved);
   return drained;
@@ -289,7 +295,7 @@ uint64_t percpu_drain_current() {
   uint64_t drained = 0;
   // Each pop is a critical section on the CPU the thread is on at that
   // moment: a migration midway drains part of the next CPU's cache instead.
-  for (unsigned c = 1; c < kNumClasses; ++c) drained += pop_to_pool(c, ~uint32_t{0});
+  for (unsigned c = 1; c < kNumClasses; ++c) drained += percpu_pop_to_pool(c, ~uint32_t{0});
   return drained;
 }
 
@@ -306,6 +312,30 @@ void percpu_cached_blocks(uint64_t* per_class) {
     for (unsigned c = 1; c < kNumClasses; ++c)
       per_class[c] += __atomic_load_n(&hdr[c].cur, __ATOMIC_RELAXED) - hdr[c].begin;
   }
+}
+
+uint32_t percpu_capacity(int cpu, unsigned cls) {
+  if (!g_percpu_mode || cpu < 0 || cpu >= static_cast<int>(kMaxCpus)) return 0;
+  char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+  if (r == reinterpret_cast<const char*>(kSentinel)) return 0;
+  return sizing_capacity(r, cls);
+}
+
+uint32_t percpu_max_capacity(unsigned cls) {
+  if (!g_percpu_mode) return 0;
+  return static_cast<uint32_t>(g_region_layout.max_end[cls] - g_region_layout.base[cls].begin);
+}
+
+uint64_t percpu_capacity_bytes() {
+  if (!g_percpu_mode) return 0;
+  uint64_t total = 0;
+  for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
+    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+    if (r == reinterpret_cast<const char*>(kSentinel)) continue;
+    for (unsigned c = 1; c < kNumClasses; ++c)
+      total += uint64_t{sizing_capacity(r, c)} * class_size(c);
+  }
+  return total;
 }
 
 const char* percpu_rseq_source() {

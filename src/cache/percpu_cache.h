@@ -213,6 +213,51 @@ miss:
   return 0;
 }
 
+// Capacity changes (cache/percpu_sizing.cc), one section each on the
+// calling thread's CPU. A region's begin is above 0, so the sentinel (all
+// zeros) is recognised and never written. grow_end raises class cls's end
+// by `add` slots, to at most max_end; shrink_end lowers it to new_end, and
+// misses (false) while the cache holds blocks above new_end.
+SLABBY_INLINE void percpu_grow_end(uintptr_t cls, uint32_t add, uint32_t max_end) {
+  uintptr_t tmp, region;
+  asm volatile goto(
+      SLABBY_RSEQ_SECTION_START
+      "cmpw $0, (%[region], %[cls], 8)\n\t"
+      "je %l[sentinel]\n\t"
+      "movzwl 4(%[region], %[cls], 8), %k[tmp]\n\t"
+      "addl %k[add], %k[tmp]\n\t"
+      "cmpl %k[max], %k[tmp]\n\t"
+      "cmoval %k[max], %k[tmp]\n\t"
+      "movw %w[tmp], 4(%[region], %[cls], 8)\n\t"
+      SLABBY_RSEQ_SECTION_END
+      : [tmp] "=&r"(tmp), [region] "=&r"(region)
+      : [cls] "r"(cls), [add] "r"(uintptr_t{add}), [max] "r"(uintptr_t{max_end})
+      : "memory", "cc"
+      : sentinel);
+sentinel:
+  return;
+}
+
+SLABBY_INLINE bool percpu_shrink_end(uintptr_t cls, uint32_t new_end) {
+  uintptr_t tmp, region;
+  asm volatile goto(
+      SLABBY_RSEQ_SECTION_START
+      "cmpw $0, (%[region], %[cls], 8)\n\t"
+      "je %l[miss]\n\t"
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "cmpl %k[end], %k[tmp]\n\t"
+      "ja %l[miss]\n\t"
+      "movw %w[end], 4(%[region], %[cls], 8)\n\t"
+      SLABBY_RSEQ_SECTION_END
+      : [tmp] "=&r"(tmp), [region] "=&r"(region)
+      : [cls] "r"(cls), [end] "r"(uintptr_t{new_end})
+      : "memory", "cc"
+      : miss);
+  return true;
+miss:
+  return false;
+}
+
 #else
 // No critical sections for this target (or SLABBY_PORTABLE): percpu_init
 // never enables the per-CPU caches, so no thread's percpu_ok is set and the
@@ -223,11 +268,15 @@ SLABBY_INLINE void* percpu_pop(uintptr_t) { return nullptr; }
 SLABBY_INLINE bool percpu_push(uintptr_t, void*) { return false; }
 SLABBY_INLINE uint32_t percpu_push_n(uintptr_t, void* const*, uint32_t) { return 0; }
 SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t, void**, uint32_t) { return 0; }
+SLABBY_INLINE void percpu_grow_end(uintptr_t, uint32_t, uint32_t) {}
+SLABBY_INLINE bool percpu_shrink_end(uintptr_t, uint32_t) { return false; }
 #endif  // SLABBY_ASM_X86_64
 
 // Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
-// initialising thread. cache_limit: slots per class per CPU.
-void percpu_init(bool wanted, const uint32_t* cache_limit);
+// initialising thread. cache_limit: each class's base capacity in slots per
+// CPU; grow_bytes: how far above their bases a CPU's classes may grow
+// together, in bytes of blocks (SLABBY_PERCPU_GROW_BYTES; 0: never).
+void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes);
 // Per thread, on its first call: registers slabby's own rseq area where glibc
 // has none. Returns false when this thread cannot use the per-CPU caches.
 bool percpu_thread_init();
@@ -258,9 +307,11 @@ void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept;
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept;
 
 // Empties the caches of CPUs that missed no refill or flush since the last
-// call (idle CPUs), or of every CPU with `all`. Moves the calling thread
-// onto each such CPU in turn (sched_setaffinity) and restores its affinity.
-// Returns blocks drained.
+// call (idle CPUs), or of every CPU with `all`, and puts their classes back
+// to their base capacities; on the other CPUs, halves what a class grew if
+// it missed nothing since the last call (cache/percpu_region.h). Moves the
+// calling thread onto each CPU it works on in turn (sched_setaffinity) and
+// restores its affinity. Returns blocks moved to the pools.
 uint64_t percpu_drain_idle(bool all);
 // Empties the cache of the CPU the calling thread runs on (0 when the thread
 // does not use the per-CPU caches). Returns blocks drained.
@@ -273,6 +324,15 @@ void percpu_fork_child();
 
 // Blocks cached per class over all CPUs (racy snapshot, for stats).
 void percpu_cached_blocks(uint64_t* per_class);
+// Capacity of class cls on CPU cpu now (0: the CPU has no cache yet), and
+// the most it may grow to.
+uint32_t percpu_capacity(int cpu, unsigned cls);
+uint32_t percpu_max_capacity(unsigned cls);
+// Bytes the CPUs' caches may hold now (capacities times block sizes, over
+// every CPU and class), and how often a class grew or shrank on a CPU, ever.
+uint64_t percpu_capacity_bytes();
+uint64_t percpu_grows();
+uint64_t percpu_shrinks();
 // "glibc" or "own" rseq area, or "none".
 const char* percpu_rseq_source();
 // Why this process uses per-thread caches ("no rseq on this system", "no

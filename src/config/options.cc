@@ -38,6 +38,10 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_PERCPU", OptionKind::kBool, 0, 0,
      "per-CPU caches on rseq (0: per-thread caches; also per-thread where rseq is missing)",
      &Config::percpu},
+    {"SLABBY_PERCPU_GROW_BYTES", OptionKind::kBytes, 0, uint64_t{64} << 20,
+     "bytes each CPU's caches may grow by, together, above their base sizes, for classes whose "
+     "blocks do not fit (0: fixed sizes)",
+     nullptr, &Config::percpu_grow_bytes},
     {"SLABBY_PERCPU_THREADS", OptionKind::kCount, 0, 1000000,
      "live threads from which threads move to the per-CPU caches (1: from the first; 0: one more "
      "than the CPUs the process may use; until then each thread has its own cache: faster, but "

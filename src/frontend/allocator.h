@@ -205,12 +205,11 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #endif
 }
 
-// malloc tests the mode first: a thread on the per-CPU caches (percpu_ok)
-// goes straight to the critical section; its bins hold nothing (limit 0).
-// Otherwise the thread's bin is the whole fast path; per-thread mode pays
-// the percpu_ok test (two instructions). free tries the bin first (see
-// free_fast). A thread's first call finds percpu_ok 0 and its bins empty and
-// full: the slow path initialises.
+// malloc and free test the mode first: a thread on the per-CPU caches
+// (percpu_ok) goes straight to the critical section; its bins hold nothing
+// (limit 0). Otherwise the thread's bin is the whole fast path; per-thread
+// mode pays the percpu_ok test (two instructions). A thread's first call
+// finds percpu_ok 0 and its bins empty and full: the slow path initialises.
 // Builds without rseq critical sections (common/base.h: kHaveRseqSections)
 // have no per-CPU branch. The class index is a full-width integer on the
 // fast paths: mixing 32- and 64-bit uses made GCC copy it between registers
@@ -257,25 +256,25 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
   if (SLABBY_LIKELY(off < h.size())) {
     uintptr_t cls = h.class_map()[off >> kPageShift];
-    // The bin first here (unlike malloc): a per-CPU thread's bin is always
-    // full (limit 0), so this costs it four instructions, but testing the
-    // mode first made a loop of mixed sizes 25% slower on this machine (the
-    // pair loop was as fast either way): the numbers are in docs/benchmarks.md.
+    // The mode first, as in malloc: a per-CPU thread goes straight to the
+    // critical section. Trying the bin first (always full for a per-CPU
+    // thread) cost it four instructions, among them a read-modify-write of
+    // the bin's room and its undo, which made it 12-25% slower across the
+    // small-block benchmarks on the 2026-12-01 machine (the per-thread path
+    // pays three instructions more: docs/benchmarks.md, "The per-CPU path").
     uintptr_t tco = tl_cache_offset();
-    if (SLABBY_LIKELY(bin_push(tco, cls, p))) {
-      count_free(tco, cls);
-      return;
-    }
     if constexpr (kHaveRseqSections) {
       if (SLABBY_LIKELY(on_percpu_caches(tco))) {
-        // Class 0 (large or stray pointer) has an empty-and-full triple: the
-        // push misses and the slow path sorts it out.
         if (SLABBY_LIKELY(percpu_push(cls, p))) {
           count_free(tco, cls);
           return;
         }
         return percpu_flush_and_free(p, cls);
       }
+    }
+    if (SLABBY_LIKELY(bin_push(tco, cls, p))) {
+      count_free(tco, cls);
+      return;
     }
     if (cls != 0) return cache_flush_and_free(p, cls);
     return free_not_small(p);

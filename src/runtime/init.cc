@@ -257,7 +257,7 @@ bool init_slow() {
     install_heap_events(g_rt.heap);
     compute_cache_limits(cfg);
     checks_init(cfg);
-    percpu_init(cfg.percpu, g_rt.cache_limit);
+    percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
     g_rt.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
     if (!init_pools(cfg)) {
       g_rt.init_state.store(kInitFailed, std::memory_order_release);

@@ -132,6 +132,9 @@ void collect_stats(slabby_stats* out) {
   out->prof_live_samples = prof.live_samples;
   out->prof_dropped = prof.dropped;
   out->prof_dumps = prof.dumps;
+  out->cpu_cache_capacity_bytes = percpu_capacity_bytes();
+  out->cpu_cache_grows = percpu_grows();
+  out->cpu_cache_shrinks = percpu_shrinks();
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
@@ -211,6 +214,11 @@ void print_report(int fd) {
   row_bytes("calloc_memset_bytes", s.calloc_memset_bytes);
   if (s.realloc_remap_failures != 0) row("realloc_remap_failures", s.realloc_remap_failures);
   if (s.lost_bytes != 0) row_bytes("lost_bytes", s.lost_bytes);
+  if (s.cache_mode == SLABBY_CACHE_PER_CPU) {
+    row_bytes("cpu_cache_capacity", s.cpu_cache_capacity_bytes);
+    row("cpu_cache_grows", s.cpu_cache_grows);
+    row("cpu_cache_shrinks", s.cpu_cache_shrinks);
+  }
   if (s.prof_samples != 0 || s.prof_dumps != 0) {
     row("prof_samples", s.prof_samples);
     row("prof_live_samples", s.prof_live_samples);

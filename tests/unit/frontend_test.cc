@@ -7,6 +7,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -384,7 +385,10 @@ TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
     use_percpu_caches();
     ASSERT_TRUE(pin_to(allowed_cpus()[0]));
     unsigned cls = size_class_of(1000);
-    uint32_t cap = g_rt.cache_limit[cls];
+    // The capacity may grow (the allocations run the cache empty, then the
+    // frees run it full), never past the class's maximum.
+    uint32_t cap = percpu_max_capacity(cls);
+    ASSERT_GE(cap, g_rt.cache_limit[cls]);
     std::vector<void*> v;
     for (uint32_t i = 0; i < 5 * cap; ++i) v.push_back(malloc_fast(1000));
     for (void* p : v) {
@@ -404,9 +408,10 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     use_percpu_caches();
     ASSERT_TRUE(pin_to(allowed_cpus()[0]));
     unsigned cls = size_class_of(700);
-    uint32_t cap = g_rt.cache_limit[cls];
     // This CPU's cache of the class: created (a block through it), then emptied.
     free_fast(malloc_fast(700));
+    uint32_t cap = percpu_capacity(allowed_cpus()[0], cls);
+    ASSERT_GE(cap, g_rt.cache_limit[cls]);
     void* drained[kMaxBatch];
     std::vector<void*> held;
     for (uint32_t n; (n = percpu_pop_n(cls, drained, kMaxBatch)) > 0;)
@@ -466,6 +471,162 @@ TEST_F(PerCpu, DrainingIdleCpusEmptiesTheirCachesIntoThePools) {
     EXPECT_EQ(stats().current_allocations, before.current_allocations);
     // A second pass finds the CPUs idle (no misses since) and nothing to do.
     EXPECT_EQ(percpu_drain_idle(false), 0u);
+  }).join();
+}
+
+// Capacities that follow demand (cache/percpu_sizing.cc).
+uint64_t class_misses(unsigned cls) {
+  slabby_stats s = stats();
+  return s.classes[cls - 1].refills + s.classes[cls - 1].flushes;
+}
+
+// Bursts of more live blocks than the cache holds: each round runs it empty
+// (allocating), then full (freeing), so the class grows, doubling, until a
+// whole burst fits and a round needs the pool no more.
+TEST_F(PerCpu, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    unsigned cls = size_class_of(64);
+    uint32_t base = g_rt.cache_limit[cls];
+    uint32_t max = percpu_max_capacity(cls);
+    ASSERT_GE(max, 4 * base) << "64-byte blocks may grow (SLABBY_PERCPU_GROW_BYTES=1M)";
+    const uint32_t burst = 3 * base;  // fits only after two doublings
+    std::vector<void*> v(burst);
+    uint64_t grows = stats().cpu_cache_grows;
+    uint64_t misses_last = 0;
+    for (int round = 0; round < 8; ++round) {
+      uint64_t before = class_misses(cls);
+      for (uint32_t i = 0; i < burst; ++i) {
+        v[i] = malloc_fast(64);
+        memset(v[i], round, 64);
+      }
+      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+      misses_last = class_misses(cls) - before;
+    }
+    uint32_t cap = percpu_capacity(cpu, cls);
+    EXPECT_GE(cap, burst);
+    EXPECT_LE(cap, max);
+    EXPECT_GT(stats().cpu_cache_grows, grows);
+    EXPECT_EQ(misses_last, 0u) << "the last burst came from and went back to the CPU's cache";
+    EXPECT_GE(stats().cpu_cache_capacity_bytes, uint64_t{cap} * class_size(cls));
+  }).join();
+}
+
+// A class that only ever runs full (every free remote: the producer's CPU of
+// a producer/consumer pair) or only empty keeps its base capacity: more room
+// would hold blocks its CPU never reuses.
+TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    unsigned cls = size_class_of(200);
+    uint32_t base = g_rt.cache_limit[cls];
+    // Blocks allocated elsewhere (straight from the pool), freed here:
+    // this CPU's cache only ever runs full.
+    std::vector<void*> blocks;
+    for (int round = 0; round < 6; ++round) {
+      while (blocks.size() < 2 * base) {
+        void* b[kMaxBatch];  // a whole batch may come
+        uint32_t got = g_rt.pools[cls].take_blocks(b, 1, 0);
+        ASSERT_GE(got, 1u);
+        blocks.insert(blocks.end(), b, b + got);
+      }
+      for (void* p : blocks) free_fast(p);
+      blocks.clear();
+    }
+    EXPECT_EQ(percpu_capacity(cpu, cls), base);
+    // Allocated here and never freed here: it only runs empty.
+    unsigned cls2 = size_class_of(3000);
+    uint32_t base2 = g_rt.cache_limit[cls2];
+    for (int round = 0; round < 6; ++round) {
+      for (uint32_t i = 0; i < 2 * base2; ++i) blocks.push_back(malloc_fast(3000));
+    }
+    EXPECT_EQ(percpu_capacity(cpu, cls2), base2);
+    for (size_t i = 0; i < blocks.size(); i += kMaxBatch) {
+      uint32_t n = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, blocks.size() - i));
+      g_rt.pools[cls2].give_blocks(blocks.data() + i, n);
+    }
+  }).join();
+}
+
+// The budget: together, a CPU's classes grow by at most
+// SLABBY_PERCPU_GROW_BYTES (1 MiB by default) of capacity.
+TEST_F(PerCpu, GrowthStopsAtTheCpusBudget) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    // 2 KiB blocks: 32 base, may grow by 512 (1 MiB) up to the 2048-slot cap,
+    // but every class together may not pass the budget. Eight classes from
+    // 1 KiB to 4 KiB, bursts of 600 each: far more than 1 MiB if all grew.
+    const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
+    std::vector<void*> v;
+    for (int round = 0; round < 6; ++round) {
+      for (size_t n : sizes)
+        for (int i = 0; i < 600; ++i) v.push_back(malloc_fast(n));
+      for (void* p : v) free_fast(p);
+      v.clear();
+    }
+    size_t grown = 0;
+    for (size_t n : sizes) {
+      unsigned c = size_class_of(n);
+      uint32_t cap = percpu_capacity(cpu, c);
+      ASSERT_GE(cap, g_rt.cache_limit[c]);
+      grown += size_t{cap - g_rt.cache_limit[c]} * class_size(c);
+    }
+    EXPECT_GT(grown, 0u);
+    EXPECT_LE(grown, g_rt.config.config.percpu_grow_bytes);
+  }).join();
+}
+
+// Memory follows demand down: a pass of the background drainer halves what
+// a quiet class grew (its blocks above the new capacity go to the pools),
+// and an idle CPU's classes go back to their base.
+TEST_F(PerCpu, QuietClassesShrinkBackAndIdleCpusReturnToTheirBase) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    unsigned cls = size_class_of(96);
+    uint32_t base = g_rt.cache_limit[cls];
+    std::vector<void*> v(4 * base);
+    for (int round = 0; round < 6; ++round) {
+      for (void*& p : v) p = malloc_fast(96);
+      for (void* p : v) free_fast(p);
+    }
+    uint32_t grown = percpu_capacity(cpu, cls);
+    ASSERT_GE(grown, 4 * base);
+    uint64_t cached[kNumClasses] = {};
+    percpu_cached_blocks(cached);
+    ASSERT_GE(cached[cls], 4 * base) << "the last burst waits in the cache";
+    uint64_t shrinks = stats().cpu_cache_shrinks;
+    slabby_stats before = stats();
+    // The first pass sets the baseline (the class missed since the last
+    // one, so it keeps its capacity). Then refills of another class keep the
+    // CPU busy while this class stays quiet until the next pass.
+    percpu_drain_idle(false);
+    ASSERT_EQ(percpu_capacity(cpu, cls), grown);
+    std::vector<void*> other;
+    for (int i = 0; i < 12; ++i) other.push_back(malloc_fast(20000));
+    for (void* p : other) free_fast(p);
+    uint64_t moved = percpu_drain_idle(false);
+    uint32_t halved = percpu_capacity(cpu, cls);
+    EXPECT_EQ(halved, base + (grown - base) / 2);
+    uint64_t after[kNumClasses] = {};
+    percpu_cached_blocks(after);
+    EXPECT_LE(after[cls], halved);
+    EXPECT_GT(moved, 0u);
+    EXPECT_GT(stats().cpu_cache_shrinks, shrinks);
+    EXPECT_EQ(stats().current_allocations, before.current_allocations) << "no block lost";
+    // Draining every CPU (malloc_trim) puts every class back to its base.
+    percpu_drain_idle(/*all=*/true);
+    EXPECT_EQ(percpu_capacity(cpu, cls), base);
+    std::fill(std::begin(after), std::end(after), 0);
+    percpu_cached_blocks(after);
+    EXPECT_EQ(after[cls], 0u);
   }).join();
 }
 

@@ -1,0 +1,82 @@
+// slabby: the layout of a CPU's cache region, shared by the per-CPU caches
+// (percpu_cache.cc: the regions and the slow paths around the critical
+// sections) and their sizing (percpu_sizing.cc: how many slots each class
+// may use on each CPU). Internal to cache/.
+//
+// A region, mapped on a CPU's first use:
+//   [SlotRange per class][ClassDemand per class][slots ...]
+// Each part starts on a 64-byte boundary; slot indices count 8-byte words
+// from the region's start. Class c owns slots [base[c].begin, max_end[c]);
+// its capacity on a CPU is end - begin, between base[c].end - begin (the
+// base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin.
+//
+// Invariants, on top of percpu_cache.h's:
+// - begin <= cur <= end <= max_end for every class of every region; begin
+//   never changes; end changes only in a critical section on that CPU
+//   (percpu_grow_end / percpu_shrink_end), so the push and pop sections,
+//   which read it, always see one value.
+// - A real region's begin is above 0 (the header comes first), so the
+//   sentinel (all zeros) is told apart inside a section: nothing is ever
+//   written to it.
+// - ClassDemand is a heuristic: written by the slow paths of threads on that
+//   CPU and by the background pass, with relaxed atomics and no lock; a lost
+//   update only delays a grow or a shrink.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cache/percpu_cache.h"
+
+namespace slabby {
+
+enum MissKind : uint32_t { kMissNone = 0, kMissEmpty = 1, kMissFull = 2 };
+
+struct ClassDemand {
+  uint32_t misses;  // refills and flushes of the class on this CPU, ever
+  uint32_t seen;    // misses when the background pass last looked
+  uint32_t last;    // MissKind of the latest miss
+  uint32_t unused;
+};
+
+struct RegionLayout {
+  SlotRange base[kNumClasses];    // a new region's triples: begin, cur = begin, base end
+  uint16_t max_end[kNumClasses];  // the most end may grow to
+  uint32_t demand_at;             // byte offset of the ClassDemand array
+  size_t bytes;                   // the region's size (whole pages)
+  size_t grow_bytes;              // per-CPU budget above the base capacities (SLABBY_PERCPU_GROW_BYTES)
+};
+extern RegionLayout g_region_layout;
+
+inline SlotRange* region_ranges(char* region) { return reinterpret_cast<SlotRange*>(region); }
+inline ClassDemand* region_demand(char* region) {
+  return reinterpret_cast<ClassDemand*>(region + g_region_layout.demand_at);
+}
+
+// Pops up to `max` blocks of class cls from the current CPU's cache and
+// gives them to the class's central pool, a batch at a time. Returns the
+// number moved (percpu_cache.cc).
+uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max);
+
+// Sizing (percpu_sizing.cc).
+// Plans the layout: each class's base capacity (base_cap[c] slots) and the
+// most it may grow to (within 16-bit slot indices). false when even the base
+// capacities do not fit.
+bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out);
+// A slow path of a thread on this CPU found class cls's cache empty or full.
+// When the class's misses alternate (empty, then full, or full, then empty),
+// its blocks do not fit the cache: it grows, doubling, within max_end and
+// the CPU's budget. Returns true when it grew.
+bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
+// The background pass, on the CPU whose region this is: classes grown
+// beyond their base that missed no refill or flush since the last pass give
+// back half of what they grew (blocks above the new end go to the pools);
+// with `reset`, every class goes back to its base capacity. Returns blocks
+// moved to the pools.
+uint64_t sizing_decay(char* region, bool reset);
+// Whether any class of the region is above its base capacity.
+bool sizing_grown(char* region);
+// Capacity of class cls in the region (end - begin).
+uint32_t sizing_capacity(char* region, unsigned cls);
+
+}  // namespace slabby

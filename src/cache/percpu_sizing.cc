@@ -1,0 +1,150 @@
+// slabby: per-CPU cache capacities that follow demand.
+//
+// Each class starts on each CPU at its base capacity (SLABBY_THREAD_CACHE_BYTES
+// worth, 4 to 256 blocks). A class whose cache runs empty and then full (or
+// full, then empty) holds more blocks than fit: a burst the program
+// allocates and then frees, each round sending most of it to the central
+// pools and back. Such a class doubles its capacity on the CPU, up to its
+// maximum and within the CPU's budget for growth (SLABBY_PERCPU_GROW_BYTES,
+// counted in bytes of capacity above the base). A class that only runs
+// empty (the consumer of a producer/consumer pair) or only full (the
+// producer's remote frees) never grows: more room would hold blocks its CPU
+// does not reuse. The background pass halves what a class grew when the
+// class missed nothing for a whole pass, and an idle CPU's classes go back
+// to their base, so memory follows demand down as well as up.
+#include <atomic>
+
+#include "cache/percpu_region.h"
+#include "frontend/size_class.h"
+
+namespace slabby {
+
+namespace {
+
+// A class's slots are bounded by its share of the 16-bit slot indices: 2048
+// blocks at most (halved until every class's maximum fits a region).
+constexpr uint32_t kMaxGrownSlots = 2048;
+
+std::atomic<uint64_t> g_grows{0};
+std::atomic<uint64_t> g_shrinks{0};
+
+uint16_t load16(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+// Bytes of capacity above the base, over the region's classes.
+size_t grown_bytes(char* region) {
+  const SlotRange* r = region_ranges(region);
+  size_t total = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    uint32_t base = g_region_layout.base[c].end;
+    uint32_t end = load16(&r[c].end);
+    if (end > base) total += size_t{end - base} * class_size(c);
+  }
+  return total;
+}
+
+}  // namespace
+
+namespace {
+
+// The layout with each small class's maximum capped at `limit` slots (and
+// every class at its base with grow_bytes 0); false when it does not fit
+// 16-bit slot indices.
+bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, RegionLayout* out) {
+  uint32_t header = static_cast<uint32_t>(round_up(sizeof(SlotRange) * kNumClasses, 64));
+  uint32_t demand = static_cast<uint32_t>(round_up(sizeof(ClassDemand) * kNumClasses, 64));
+  uint32_t idx = (header + demand) / 8;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    uint32_t base = c == 0 ? 0 : base_cap[c];
+    uint32_t max = base;
+    // Medium blocks (above 32 KiB) keep their base: a few of them would
+    // fill a budget.
+    if (c != 0 && !is_medium_class(c) && grow_bytes != 0) {
+      size_t want = base + grow_bytes / class_size(c);
+      uint32_t cap = limit > base ? limit : base;
+      max = want < cap ? static_cast<uint32_t>(want) : cap;
+    }
+    if (idx + max > 65535) return false;
+    out->base[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx),
+                             static_cast<uint16_t>(idx + base), 0};
+    out->max_end[c] = static_cast<uint16_t>(idx + max);
+    idx += max;
+  }
+  out->demand_at = header;
+  out->bytes = round_up(size_t{idx} * 8, kPageSize);
+  out->grow_bytes = grow_bytes;
+  return true;
+}
+
+}  // namespace
+
+bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out) {
+  if (grow_bytes != 0) {
+    for (uint32_t limit = kMaxGrownSlots; limit >= 8; limit /= 2)
+      if (try_plan(base_cap, grow_bytes, limit, out)) return true;
+  }
+  return try_plan(base_cap, 0, 0, out);
+}
+
+bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
+  ClassDemand& d = region_demand(region)[cls];
+  __atomic_fetch_add(&d.misses, 1, __ATOMIC_RELAXED);
+  uint32_t last = __atomic_exchange_n(&d.last, kind, __ATOMIC_RELAXED);
+  if (last == kMissNone || last == kind) return false;
+  const SlotRange& r = region_ranges(region)[cls];
+  uint32_t begin = r.begin, end = load16(&r.end), max = g_region_layout.max_end[cls];
+  if (end >= max) return false;
+  uint32_t add = end - begin;  // doubling
+  if (add > max - end) add = max - end;
+  size_t used = grown_bytes(region), budget = g_region_layout.grow_bytes;
+  size_t room = used < budget ? (budget - used) / class_size(cls) : 0;
+  if (add > room) add = static_cast<uint32_t>(room);
+  if (add == 0) return false;
+  // On whatever CPU the thread runs now: if it moved, that CPU's class grows
+  // instead (or nothing, if that CPU has no region yet), as it would on its
+  // own next alternation.
+  percpu_grow_end(cls, add, max);
+  g_grows.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+uint64_t sizing_decay(char* region, bool reset) {
+  SlotRange* r = region_ranges(region);
+  ClassDemand* demand = region_demand(region);
+  uint64_t moved = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    uint32_t misses = __atomic_load_n(&demand[c].misses, __ATOMIC_RELAXED);
+    bool quiet = misses == __atomic_load_n(&demand[c].seen, __ATOMIC_RELAXED);
+    __atomic_store_n(&demand[c].seen, misses, __ATOMIC_RELAXED);
+    uint32_t base = g_region_layout.base[c].end, end = load16(&r[c].end);
+    if (end <= base || (!quiet && !reset)) continue;
+    uint32_t target = reset ? base : base + (end - base) / 2;
+    // Blocks above the new end go to the pool first; a thread on this CPU
+    // may push more meanwhile, so a few tries, then leave it for next time.
+    for (int tries = 0; tries < 4; ++tries) {
+      uint32_t cur = load16(&r[c].cur);
+      if (cur > target) moved += percpu_pop_to_pool(c, cur - target);
+      if (percpu_shrink_end(c, target)) {
+        g_shrinks.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+    }
+  }
+  return moved;
+}
+
+bool sizing_grown(char* region) {
+  const SlotRange* r = region_ranges(region);
+  for (unsigned c = 1; c < kNumClasses; ++c)
+    if (load16(&r[c].end) > g_region_layout.base[c].end) return true;
+  return false;
+}
+
+uint32_t sizing_capacity(char* region, unsigned cls) {
+  const SlotRange& r = region_ranges(region)[cls];
+  return static_cast<uint32_t>(load16(&r.end) - r.begin);
+}
+
+uint64_t percpu_grows() { return g_grows.load(std::memory_order_relaxed); }
+uint64_t percpu_shrinks() { return g_shrinks.load(std::memory_order_relaxed); }
+
+}  // namespace slabby
