@@ -1,7 +1,8 @@
 // slabby: per-CPU caches on restartable sequences (rseq).
 //
 // Each CPU has a region: a header of one {begin, cur, end} triple of 16-bit
-// slot indices per size class, then the slots (8-byte block pointers).
+// slot indices per size class, then the slots (8-byte block pointers); the
+// full layout, and how end moves with demand, is in cache/percpu_region.h.
 // Indices count 8-byte words from the region's start. Class c's cached
 // blocks are slots [begin, cur); a pop reads slot cur-1 and commits cur-1, a
 // push writes slot cur and commits cur+1. Each operation is one rseq

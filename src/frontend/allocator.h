@@ -164,9 +164,12 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 // instructions), and GCC 12 drops the label path of an equivalent asm goto
 // once inlined, so this reads the sign flag as an asm flag output instead.
 // On a miss the decrement is undone before returning: the slow paths see the
-// bin as it was. The portable form needs no atomics (the bin belongs to this
-// thread), and space is never negative between calls (thread_cache.h), so
-// space - 1 cannot wrap.
+// bin as it was. A miss means space was 0 (it is never negative between
+// calls, thread_cache.h), so the undo stores 0 rather than adding 1 back: a
+// plain store does not wait for the decrement's result, where an add would
+// read it back through the store buffer (half of free's samples in the
+// checked modes, whose bins always miss). The portable form needs no atomics
+// (the bin belongs to this thread), and space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls << 4;
@@ -176,10 +179,10 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
       : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
       : "memory");
   if (SLABBY_UNLIKELY(full)) {
-    asm("addl $1, %%fs:%c[space](%[tc], %[at])"
+    asm("movl $0, %%fs:%c[space](%[tc], %[at])"
         :
         : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
-        : "memory", "cc");
+        : "memory");
     return false;
   }
   void* head;
@@ -259,12 +262,14 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
     // The mode first, as in malloc: a per-CPU thread goes straight to the
     // critical section. Trying the bin first (always full for a per-CPU
     // thread) cost it four instructions, among them a read-modify-write of
-    // the bin's room and its undo, which made it 12-25% slower across the
-    // small-block benchmarks on the 2026-12-01 machine (the per-thread path
-    // pays three instructions more: docs/benchmarks.md, "The per-CPU path").
+    // the bin's room and its undo: 9-25% slower on 8 of 13 small-block
+    // benchmarks on the 2026-12-01 machine, level on the rest (the per-thread
+    // path pays three instructions more: docs/benchmarks.md, "The per-CPU path").
     uintptr_t tco = tl_cache_offset();
     if constexpr (kHaveRseqSections) {
       if (SLABBY_LIKELY(on_percpu_caches(tco))) {
+        // Class 0 (large or stray pointer) has an empty-and-full triple: the
+        // push misses and the slow path sorts it out.
         if (SLABBY_LIKELY(percpu_push(cls, p))) {
           count_free(tco, cls);
           return;
