@@ -166,9 +166,10 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 // On a miss the decrement is undone before returning: the slow paths see the
 // bin as it was. A miss means space was 0 (it is never negative between
 // calls, thread_cache.h), so the undo stores 0 rather than adding 1 back: a
-// plain store does not wait for the decrement's result, where an add would
-// read it back through the store buffer (half of free's samples in the
-// checked modes, whose bins always miss). The portable form needs no atomics
+// plain store does not wait for the decrement's result, where an add reads
+// it back through the store buffer (perf put half of free's samples on the
+// add in the checked modes, whose bins always miss; timed, the loops came out
+// level within noise). The portable form needs no atomics
 // (the bin belongs to this thread), and space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
