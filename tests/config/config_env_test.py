@@ -39,6 +39,7 @@ class ConfigEnv(unittest.TestCase):
             "SLABBY_ARENA_SIZE": ["garbage", "-1", "99999999999999999999999", "", "1X", "1M"],
             "SLABBY_RETAIN_MAX": ["lots", "-5", "18446744073709551616"],
             "SLABBY_THREAD_CACHE_BYTES": ["x", "17T"],
+            "SLABBY_PERCPU_GROW_BYTES": ["lots", "1G", "-1"],
             "SLABBY_STATS": ["maybe", "2", ""],
             "SLABBY_VERBOSE": ["yess", "-1"],
             "SLABBY_ZERO": ["yes", "2", ""],
