@@ -308,7 +308,7 @@ void percpu_cached_blocks(uint64_t* per_class) {
   for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
     char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
     if (r == reinterpret_cast<const char*>(kSentinel)) continue;
-    auto* hdr = reinterpret_cast<SlotRange*>(r);
+    const SlotRange* hdr = region_ranges(r);
     for (unsigned c = 1; c < kNumClasses; ++c)
       per_class[c] += __atomic_load_n(&hdr[c].cur, __ATOMIC_RELAXED) - hdr[c].begin;
   }

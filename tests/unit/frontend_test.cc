@@ -341,6 +341,14 @@ bool pin_to(int cpu) {
   return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
+// Gives blocks taken from class cls's pool back to it, a batch at a time.
+void give_back(unsigned cls, const std::vector<void*>& blocks) {
+  for (size_t i = 0; i < blocks.size(); i += kMaxBatch) {
+    uint32_t n = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, blocks.size() - i));
+    g_rt.pools[cls].give_blocks(blocks.data() + i, n);
+  }
+}
+
 // Puts the calling thread on the per-CPU caches, whatever the number of
 // threads (with SLABBY_PERCPU_THREADS=0 a thread moves there only once the
 // process has more threads than CPUs).
@@ -445,10 +453,7 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     EXPECT_EQ(percpu_pop_n(cls, out.data(), cap), cap - 4);
     for (uint32_t i = 0; i < cap - 4; ++i) EXPECT_EQ(out[i], v[i]) << i;
     g_rt.pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
-    for (size_t i = 0; i < held.size(); i += kMaxBatch) {
-      uint32_t n = static_cast<uint32_t>(held.size() - i < kMaxBatch ? held.size() - i : kMaxBatch);
-      g_rt.pools[cls].give_blocks(held.data() + i, n);
-    }
+    give_back(cls, held);
   }).join();
 }
 
@@ -545,10 +550,7 @@ TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
       for (uint32_t i = 0; i < 2 * base2; ++i) blocks.push_back(malloc_fast(3000));
     }
     EXPECT_EQ(percpu_capacity(cpu, cls2), base2);
-    for (size_t i = 0; i < blocks.size(); i += kMaxBatch) {
-      uint32_t n = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, blocks.size() - i));
-      g_rt.pools[cls2].give_blocks(blocks.data() + i, n);
-    }
+    give_back(cls2, blocks);
   }).join();
 }
 
