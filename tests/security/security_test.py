@@ -26,6 +26,9 @@ H = r"0x[0-9a-f]+"
 CLS = r"\(size class \d+, \d+-byte blocks\)"
 LARGE = r"\(large block( of \d+ bytes)?\)"
 BITGUARD = {"SLABBY_BITGUARD": "1"}
+# config/hardened.conf: the bit guard through a profile, as a user would turn it on.
+HARDENED = {"SLABBY_CONFIG": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                          "config", "hardened.conf")}
 GUARDS = {"SLABBY_GUARD_PAGES": "1"}
 
 # name: (mode, env with the check on, signal, message regex)
@@ -41,10 +44,15 @@ BUGS = {
                                 rf"slabby: double free of {H} {CLS}"),
     "double_free_secure": ("double_free_small", {"SLABBY_SECURE": "1"}, signal.SIGABRT,
                            rf"slabby: double free of {H} {CLS}"),
+    "double_free_hardened_profile": ("double_free_small", HARDENED, signal.SIGABRT,
+                                     rf"slabby: double free of {H} {CLS}"),
     # malloc(40) takes the 48-byte class: its 8 bytes of slack hold the canary.
     "overflow_1_small": ("overflow_1_small", BITGUARD, signal.SIGABRT,
                          rf"slabby: heap overflow past the 40 usable bytes of {H} {CLS}: "
                          r"canary byte 0 changed \(found by free\)"),
+    "overflow_1_small_hardened_profile": ("overflow_1_small", HARDENED, signal.SIGABRT,
+                                          rf"slabby: heap overflow past the 40 usable bytes of "
+                                          rf"{H} {CLS}: canary byte 0 changed \(found by free\)"),
     "overflow_8_small": ("overflow_8_small", BITGUARD, signal.SIGABRT,
                          rf"slabby: heap overflow past the 40 usable bytes of {H} {CLS}: "
                          r"canary byte 0 changed \(found by free\)"),
