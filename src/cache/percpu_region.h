@@ -71,8 +71,8 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
 // The background pass, on the CPU whose region this is: classes grown
 // beyond their base that missed no refill or flush since the last pass give
 // back half of what they grew (blocks above the new end go to the pools);
-// with `reset`, every class goes back to its base capacity. Returns blocks
-// moved to the pools.
+// with `reset`, every class goes back to its base capacity and forgets its
+// last miss. Returns blocks moved to the pools.
 uint64_t sizing_decay(char* region, bool reset);
 // Whether any class of the region is above its base capacity.
 bool sizing_grown(char* region);

@@ -115,6 +115,8 @@ uint64_t sizing_decay(char* region, bool reset) {
     uint32_t misses = __atomic_load_n(&demand[c].misses, __ATOMIC_RELAXED);
     bool quiet = misses == __atomic_load_n(&demand[c].seen, __ATOMIC_RELAXED);
     __atomic_store_n(&demand[c].seen, misses, __ATOMIC_RELAXED);
+    // A reset forgets the last miss too: the next one starts a new history.
+    if (reset) __atomic_store_n(&demand[c].last, kMissNone, __ATOMIC_RELAXED);
     uint32_t base = g_region_layout.base[c].end, end = load16(&r[c].end);
     if (end <= base || (!quiet && !reset)) continue;
     uint32_t target = reset ? base : base + (end - base) / 2;

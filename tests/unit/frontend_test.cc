@@ -493,6 +493,7 @@ TEST_F(PerCpu, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     use_percpu_caches();
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // from the base capacities, whatever ran before
     unsigned cls = size_class_of(64);
     uint32_t base = g_rt.cache_limit[cls];
     uint32_t max = percpu_max_capacity(cls);
@@ -527,6 +528,7 @@ TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
     use_percpu_caches();
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // from the base capacities, whatever ran before
     unsigned cls = size_class_of(200);
     uint32_t base = g_rt.cache_limit[cls];
     // Blocks allocated elsewhere (straight from the pool), freed here:
@@ -561,6 +563,7 @@ TEST_F(PerCpu, GrowthStopsAtTheCpusBudget) {
     use_percpu_caches();
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // the whole budget free, whatever ran before
     // 2 KiB blocks: 32 base, may grow by 512 (1 MiB) up to the 2048-slot cap,
     // but every class together may not pass the budget. Eight classes from
     // 1 KiB to 4 KiB, bursts of 600 each: far more than 1 MiB if all grew.
@@ -592,6 +595,9 @@ TEST_F(PerCpu, QuietClassesShrinkBackAndIdleCpusReturnToTheirBase) {
     use_percpu_caches();
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
+    // Every class back to its base first: a test before this one in the
+    // same process may have spent this CPU's growth budget.
+    percpu_drain_idle(/*all=*/true);
     unsigned cls = size_class_of(96);
     uint32_t base = g_rt.cache_limit[cls];
     std::vector<void*> v(4 * base);
