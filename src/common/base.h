@@ -55,6 +55,7 @@ inline constexpr size_t kMinAlign = 16;
 inline constexpr size_t kCacheLine = 64;
 
 constexpr size_t round_up(size_t n, size_t align) { return (n + align - 1) & ~(align - 1); }
+constexpr size_t round_down(size_t n, size_t align) { return n & ~(align - 1); }
 constexpr bool is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 }  // namespace slabby

@@ -34,6 +34,9 @@
 // at a time; small and medium slabs never are (their RSS would grow by
 // whole huge pages). A marked span is a mapping of its own (linear, other
 // flags), marked back when freed; at most kMaxHugeSpans are marked at once.
+// Grown in place, its new pages join that mapping when they complete a huge
+// page (span_resize.cc), so up to one huge page's worth of its tail may lie
+// in the arena's mapping after it.
 //
 // Large spans change size in place (span_resize.cc): they grow into the free
 // pages after them or at the frontier, shrink by returning their tail, and
@@ -43,8 +46,10 @@
 // "remapped" span), until it is freed: then its range is mapped afresh,
 // linear again, and merges back. Invariant: every page outside a live
 // remapped span, free pages included, is linear. So a span that is not
-// remapped lies in one linear mapping and can always move in one mremap, and
-// the mappings slabby adds stay below twice the number of live remapped spans.
+// remapped lies in one linear mapping (a marked one: in its own and the
+// arena's, joined by one madvise before it moves) and can always move in one
+// mremap, and the mappings slabby adds stay below twice the number of live
+// remapped spans.
 #pragma once
 
 #include <atomic>

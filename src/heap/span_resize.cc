@@ -29,12 +29,21 @@ bool PageHeap::grow_in_place(Span* s, size_t pages) {
     LockGuard g(mu_);
     if (!grow_locked(s, pages)) return false;
   }
-  // The grown part joins the span's mapping (same flags), or the span now
-  // holds a whole huge page.
-  if (s->huge)
-    os::mark_huge(reinterpret_cast<void*>(old_end), s->end() - old_end, true);
-  else
+  // The grown part joins the span's marked mapping once it completes a huge
+  // page (not at every step: a buffer growing by 4 KiB made one madvise per
+  // realloc); until then it stays in the arena's mapping, where a huge page
+  // could not fit anyway. So a marked span lies in its marked mapping plus
+  // at most the part of one huge page after it (move_by_remap joins them
+  // first). A span not marked yet is marked whole once it holds a huge page.
+  if (s->huge) {
+    uintptr_t from = round_down(old_end, huge_page_size_);
+    if (from != round_down(s->end(), huge_page_size_)) {
+      if (from < s->start) from = s->start;
+      os::mark_huge(reinterpret_cast<void*>(from), s->end() - from, true);
+    }
+  } else {
     mark_huge(s);
+  }
   return true;
 }
 
@@ -133,6 +142,9 @@ Span* PageHeap::move_by_remap(Span* s, size_t pages) {
     return nullptr;
   }
   size_t old_bytes = uint64_t{s->pages} << kPageShift;
+  // One mremap moves one mapping: a marked span's unmarked tail (grow_in_place)
+  // joins its mapping first.
+  if (s->huge && !s->remapped) os::mark_huge(reinterpret_cast<void*>(s->start), old_bytes, true);
   Span* d = take_remap_target(pages);
   if (d != nullptr && os::move_pages(reinterpret_cast<void*>(s->start), old_bytes,
                                      reinterpret_cast<void*>(d->start), d->usable)) {

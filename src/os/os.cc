@@ -18,6 +18,7 @@ namespace slabby::os {
 
 namespace {
 std::atomic<uint64_t> g_madvise_calls{0};
+std::atomic<uint64_t> g_huge_marks{0};
 std::atomic<uint64_t> g_purged_bytes{0};
 std::atomic<uint64_t> g_mappings{0};
 
@@ -295,7 +296,10 @@ void set_thp(void* p, size_t bytes, Thp mode) {
 void mark_huge(void* p, size_t bytes, bool huge) {
   ErrnoKeeper keep;
   madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  g_huge_marks.fetch_add(1, std::memory_order_relaxed);
 }
+
+uint64_t huge_marks() { return g_huge_marks.load(std::memory_order_relaxed); }
 
 uint64_t madvise_calls() { return g_madvise_calls.load(std::memory_order_relaxed); }
 uint64_t purged_bytes() { return g_purged_bytes.load(std::memory_order_relaxed); }

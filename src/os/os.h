@@ -92,6 +92,8 @@ void set_thp(void* p, size_t bytes, Thp mode);
 // flags then differ from its neighbours', so it is a mapping of its own
 // until marked back.
 void mark_huge(void* p, size_t bytes, bool huge);
+// mark_huge calls so far (each one madvise).
+uint64_t huge_marks();
 
 uint64_t madvise_calls();
 uint64_t purged_bytes();

@@ -330,6 +330,37 @@ TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
   n->free_large(s);
 }
 
+// A marked buffer growing in place by small steps (realloc by 4 KiB) joins
+// the marked mapping once per completed huge page, not at every step (one
+// madvise per realloc before), and still moves by mremap as one mapping.
+TEST(SpanResize, AMarkedSpanGrowingBySmallStepsIsMarkedOncePerHugePage) {
+  auto h = make_heap();
+  Span* s = h->alloc_large(4 * kMiB, kPageSize);  // at the frontier
+  ASSERT_TRUE(s->huge);
+  fill(s, 4 * kMiB, 7);
+  uint64_t marks = os::huge_marks();
+  size_t pages = s->pages;
+  const size_t steps = (4 * kMiB) >> kPageShift;  // 4 MiB more, a page at a time
+  for (size_t i = 0; i < steps; ++i) ASSERT_TRUE(h->grow_in_place(s, ++pages));
+  EXPECT_EQ(s->pages, (8 * kMiB) >> kPageShift);
+  // The span started on a huge page boundary or not: 2 or 3 boundaries crossed.
+  EXPECT_LE(os::huge_marks() - marks, 3u);
+  EXPECT_GE(os::huge_marks() - marks, 2u);
+  memset(at(s) + 4 * kMiB, 1, 4 * kMiB);
+  // Grown by one page more, its last page is outside the marked mapping;
+  // moving it joins them first.
+  ASSERT_TRUE(h->grow_in_place(s, pages + 1));
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  Span* d = h->move_by_remap(s, (16 * kMiB) >> kPageShift);
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(holds(at(d), 4 * kMiB, 7));
+  EXPECT_EQ(at(d)[8 * kMiB - 1], 1);
+  EXPECT_EQ(at(d)[8 * kMiB + 100], 0);
+  h->free_large(d);
+  h->free_large(fence);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+}
+
 TEST(SpanResize, YoungDirtySpansWaitForTheBackgroundTickPastRetainMax) {
   auto h = make_heap(16 * kMiB);  // retain_max: 16 MiB
   see_reuse(*h);
