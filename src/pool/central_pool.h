@@ -38,6 +38,8 @@ namespace slabby {
 inline constexpr unsigned kMaxShards = 64;
 // The largest batch_size: half the largest cache limit (runtime/init.cc).
 inline constexpr uint32_t kMaxBatch = 128;
+// Slabs whose free lists a refill walks side by side (central_pool.cc).
+inline constexpr uint32_t kTakeWays = 4;
 
 // A singly linked, null-terminated chain of free blocks; each block's first
 // word is the next.
@@ -112,7 +114,9 @@ class alignas(128) CentralPool {
 
  private:
   Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
-  // Appends blocks of the shard's slabs to out[*count, n).
+  // Appends blocks of the shard's slabs to out[*count, n); the first from
+  // several slabs' free lists side by side (out[k, n) of up to kTakeWays).
+  uint32_t take_side_by_side(Shard& sh, void** out, uint32_t k, uint32_t n);
   void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
                    uint32_t* count);
   void give_locked(Shard& sh, void* head);

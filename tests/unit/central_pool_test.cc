@@ -131,6 +131,44 @@ TEST_F(PoolFixture, BatchesMoveAsPointersWithoutTouchingTheBlocks) {
   pool->give_blocks(x.data(), 8);
 }
 
+// A refill from slabs whose free blocks are scattered walks several slabs'
+// free lists side by side (their cache misses overlap): the first blocks
+// of a batch come from different slabs, every free block comes back once,
+// and the slabs' counts stay right (all empty again at the end).
+TEST_F(PoolFixture, ARefillWalksSeveralSlabsFreeListsSideBySide) {
+  unsigned cls = 4;
+  uint32_t per = blocks_per_slab(cls);
+  auto pool = make_pool(cls, 1, 5);
+  BlockChain c = pool->take(4 * per, 0);
+  ASSERT_EQ(c.count, 4 * per);
+  std::vector<void*> all = to_vector(c);
+  ASSERT_EQ(pool->stats().slabs, 4u);
+  // Every other block of each slab back: four partial slabs, fully carved.
+  std::vector<void*> freed, kept;
+  for (size_t i = 0; i < all.size(); ++i) (i % 2 ? freed : kept).push_back(all[i]);
+  pool->give(link(freed), static_cast<uint32_t>(freed.size()));
+  std::vector<void*> got;
+  void* b[kMaxBatch];
+  uint32_t n = pool->take_blocks(b, kMaxBatch, 0);
+  ASSERT_EQ(n, kMaxBatch);
+  std::set<Span*> first;
+  for (int i = 0; i < 4; ++i) first.insert(heap->span_of(b[i]));
+  EXPECT_EQ(first.size(), 4u) << "the first four blocks come from four slabs";
+  got.insert(got.end(), b, b + n);
+  while (got.size() < freed.size()) {
+    n = pool->take_blocks(b, kMaxBatch, 0);
+    ASSERT_GT(n, 0u);
+    got.insert(got.end(), b, b + n);
+  }
+  EXPECT_EQ(got.size(), freed.size());
+  EXPECT_EQ(std::set<void*>(got.begin(), got.end()), std::set<void*>(freed.begin(), freed.end()))
+      << "each free block once, and no other";
+  EXPECT_EQ(pool->stats().slabs, 4u) << "no slab carved while the four had free blocks";
+  pool->give(link(got), static_cast<uint32_t>(got.size()));
+  pool->give(link(kept), static_cast<uint32_t>(kept.size()));
+  EXPECT_EQ(pool->stats().slabs, 1u) << "every slab empty again: one spare kept";
+}
+
 TEST_F(PoolFixture, SlabsBelongToTheHomeShardAndFreesFindThem) {
   auto pool = make_pool(6, 4, 4);
   std::vector<void*> all;
