@@ -14,7 +14,7 @@
 #include "config/config.h"
 #include "frontend/size_class.h"
 #include "heap/page_heap.h"
-#include "pool/central_pool.h"
+#include "central/central_pool.h"
 
 namespace slabby {
 

@@ -76,7 +76,7 @@ void check_canary(Span* s, const char* verb) {
 
 // With SLABBY_ZERO=free every free page of the heap reads zero: freed large
 // blocks are zeroed (canary included), and so are slabs going back to the
-// page heap (pool/central_pool.cc). A block handed out of pages that held
+// page heap (central/central_pool.cc). A block handed out of pages that held
 // data must therefore still be zero: a byte that is not was written after
 // its block was freed.
 void check_still_zero(Span* s) {

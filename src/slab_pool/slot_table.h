@@ -11,7 +11,7 @@
 //   valid exactly while word == its generation. A stale id can only pass
 //   after 2^31 reuses of the same slot.
 //
-// FreeLists: shards of slabby's TransferStack (src/pool/transfer_stack.h),
+// FreeLists: shards of slabby's TransferStack (src/central/transfer_stack.h),
 // the same tagged Treiber stack the malloc path uses, here over a side array
 // of 16-byte link nodes, node i standing for slot i. A "batch" is one node.
 // Links never live in the slabs themselves, so a stray write into a free slab
@@ -29,7 +29,7 @@
 #include <cstdint>
 #include <new>
 
-#include "pool/transfer_stack.h"
+#include "central/transfer_stack.h"
 
 namespace slabby::slab_pool {
 

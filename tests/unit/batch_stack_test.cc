@@ -1,4 +1,4 @@
-#include "pool/batch_stack.h"
+#include "central/batch_stack.h"
 
 #include <gtest/gtest.h>
 

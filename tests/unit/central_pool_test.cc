@@ -1,4 +1,4 @@
-#include "pool/central_pool.h"
+#include "central/central_pool.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

@@ -1,4 +1,4 @@
-#include "pool/transfer_stack.h"
+#include "central/transfer_stack.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

@@ -1,7 +1,7 @@
 // slabby: TransferStack, a lock-free Treiber stack of nodes of at least 16
 // bytes inside one mapping (the public slabby::Pool's free lists,
 // slab_pool/slot_table.h). The malloc path's transfer tier is BatchStack
-// (pool/batch_stack.h), whose batches are pointer arrays.
+// (central/batch_stack.h), whose batches are pointer arrays.
 //
 // A node is a batch head: the chain of blocks it heads (through first words)
 // is the user's business; its second word links it to the next node on the

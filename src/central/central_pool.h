@@ -6,7 +6,7 @@
 // Blocks move as arrays of pointers (take_blocks, give_blocks: the per-CPU
 // caches, whose slots are such arrays) or as chains linked through their
 // first word (take, give: the per-thread bins, which are such chains). A
-// transfer batch is an array either way (pool/batch_stack.h).
+// transfer batch is an array either way (central/batch_stack.h).
 //
 // Shards: the class's slabs are spread over `num_shards` lists, each behind
 // its own lock; a slab belongs to the shard of the CPU that created it, and a
@@ -31,7 +31,7 @@
 #include "common/base.h"
 #include "common/lock.h"
 #include "heap/page_heap.h"
-#include "pool/batch_stack.h"
+#include "central/batch_stack.h"
 
 namespace slabby {
 
