@@ -19,21 +19,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec / 1e9;
-}
+#include "tool_timing.h"
 
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double* v, int n) {
-  qsort(v, n, sizeof(double), cmp);
-  return v[n / 2] * 1e6;
-}
+/* In microseconds. */
+static double median(double* v, int n) { return tool_median(v, n) * 1e6; }
 
 static char* arena(size_t bytes, int thp) {
   char* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -58,7 +47,7 @@ static void calloc_costs(int thp) {
     for (int mode = 0; mode < 6; mode++) {
       for (int i = 0; i < reps; i++) {
         memset(p, 2, n); /* the last user's data, resident */
-        double t0 = now();
+        double t0 = tool_now();
         if (mode % 2 == 0)
           memset(p, 0, n);
         else
@@ -67,7 +56,7 @@ static void calloc_costs(int thp) {
           memset(p, 5, n); /* the program writes all of it */
         else if (mode < 4)
           for (size_t o = 0; o < n; o += 4096) p[o] = 3; /* ... or touches every page */
-        t[i] = now() - t0;
+        t[i] = tool_now() - t0;
       }
       r[mode] = median(t, reps);
     }
@@ -87,20 +76,20 @@ static void remap_costs(void) {
     for (int i = 0; i < 21; i++) {
       memset(src, 1, n);
       memset(dst, 2, 2 * n);
-      double t0 = now();
+      double t0 = tool_now();
       memcpy(dst, src, n);
-      t[0][i] = now() - t0;
+      t[0][i] = tool_now() - t0;
       madvise(dst, 2 * n, MADV_DONTNEED);
-      t0 = now();
+      t0 = tool_now();
       memcpy(dst, src, n);
-      t[1][i] = now() - t0;
+      t[1][i] = tool_now() - t0;
       madvise(dst, 2 * n, MADV_DONTNEED);
-      t0 = now();
+      t0 = tool_now();
       mremap(src, n, 2 * n, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
       mmap(src, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
            -1, 0);
       madvise(src, n, MADV_NOHUGEPAGE);
-      t[2][i] = now() - t0;
+      t[2][i] = tool_now() - t0;
       /* back where it was, so every round starts alike */
       mremap(dst, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, src);
       mmap(dst, 2 * n, PROT_READ | PROT_WRITE,

@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "tool_timing.h"
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -36,16 +38,6 @@ enum mode { kTouch, kZero, kZeroCheck, kRepStosb, kClzero, kClzeroFence };
 static const char* const kNames[] = {"touch",     "zero",   "zero+check",
                                      "rep-stosb", "clzero", "clzero+sfence"};
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
 
 static int have_clzero(void) {
 #if defined(__x86_64__)
@@ -66,7 +58,7 @@ static double run(unsigned char* pool, size_t block, enum mode m) {
   unsigned char* ring[64];
   for (int k = 0; k < 64; k++) ring[k] = pool + (size_t)k * block;
   memset(pool, 0, 64 * block);
-  double t0 = now();
+  double t0 = tool_now();
   for (long i = 0; i < kOps; i++) {
     s ^= s << 13;
     s ^= s >> 17;
@@ -96,7 +88,7 @@ static double run(unsigned char* pool, size_t block, enum mode m) {
     if (m == kClzeroFence) __asm__ volatile("sfence" ::: "memory");
 #endif
   }
-  double dt = now() - t0;
+  double dt = tool_now() - t0;
   g_sink += acc;
   return dt * 1e9 / kOps;
 }
@@ -132,8 +124,7 @@ int main(int argc, char** argv) {
     for (int m = 0; m < modes; m++) {
       double t[kRuns];
       for (int r = 0; r < kRuns; r++) t[r] = run(pool, sizes[i], (enum mode)m);
-      qsort(t, kRuns, sizeof t[0], cmp);
-      printf(" %13.1f", t[kRuns / 2]);
+      printf(" %13.1f", tool_median(t, kRuns));
     }
     printf("\n");
   }
