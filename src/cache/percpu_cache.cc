@@ -40,8 +40,21 @@ enum RseqSource { kRseqNone, kRseqGlibc, kRseqOwn };
 RseqSource g_source = kRseqNone;
 const char* g_why_not = "not initialised";  // why the per-CPU caches are off
 
-// Every class empty and full: the region of every CPU until first use.
-alignas(64) const SlotRange kSentinel[kNumClasses] = {};
+// A header of zeros (every class empty and full): the region of every CPU
+// until first use.
+alignas(64) const unsigned char kSentinel[kRegionHeaderBytes] = {};
+
+}  // namespace
+
+constinit FastRegionTable g_fast_regions{kSentinel};
+
+namespace {
+
+// Thread pointer to slabby's own area: where the fast sections look when no
+// area of this thread is registered.
+long own_area_offset() {
+  return reinterpret_cast<char*>(&tl_rseq_area) - static_cast<char*>(__builtin_thread_pointer());
+}
 
 Mutex g_region_mu;
 // Misses (refills and flushes) per CPU, counted in the slow paths only; the
@@ -66,8 +79,16 @@ char* ensure_region(int cpu) {
   char* mem = static_cast<char*>(os::map_rw(g_region_layout.bytes));
   if (mem == nullptr) return nullptr;
   auto* hdr = region_ranges(mem);
-  for (unsigned c = 0; c < kNumClasses; ++c) hdr[c] = g_region_layout.base[c];
+  uint64_t* cursors = region_cursors(mem);
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    hdr[c] = g_region_layout.base[c];
+    cursors[c] = g_region_layout.base[c].begin;  // empty, nothing pushed yet
+  }
   __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
+  // A divert keeps the fast paths off the CPU caches (its blocks are checked
+  // on the way in and out).
+  if (g_small_divert.alloc == nullptr)
+    __atomic_store_n(&g_fast_regions.at[2 + cpu], mem, __ATOMIC_RELEASE);
   return mem;
 }
 
@@ -110,6 +131,11 @@ int percpu_current_cpu() {
 void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes) {
   for (unsigned i = 0; i < kMaxCpus; ++i)
     g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
+  for (const void*& r : g_fast_regions.at) r = kSentinel;
+  // Until an area is chosen below (and for good when none is): slabby's own,
+  // never registered then, so its cpu_id -1 sends every fast section to the
+  // sentinel.
+  g_percpu.rseq_offset = own_area_offset();
   if (!wanted) {
     g_why_not = "SLABBY_PERCPU=0";
     return;
@@ -139,8 +165,6 @@ void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes) {
     g_percpu.rseq_offset = __rseq_offset;
   } else if (register_own_area()) {
     g_source = kRseqOwn;
-    g_percpu.rseq_offset =
-        reinterpret_cast<char*>(&tl_rseq_area) - static_cast<char*>(__builtin_thread_pointer());
   } else {
     // No rseq here (old kernel, valgrind, qemu's user-mode emulation,
     // seccomp): per-thread caches.
@@ -309,8 +333,30 @@ void percpu_cached_blocks(uint64_t* per_class) {
     char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
     if (r == reinterpret_cast<const char*>(kSentinel)) continue;
     const SlotRange* hdr = region_ranges(r);
-    for (unsigned c = 1; c < kNumClasses; ++c)
-      per_class[c] += __atomic_load_n(&hdr[c].cur, __ATOMIC_RELAXED) - hdr[c].begin;
+    for (unsigned c = 1; c < kNumClasses; ++c) per_class[c] += region_cur(r, c) - hdr[c].begin;
+  }
+}
+
+void percpu_fast_counts(const int64_t* slow_net, uint64_t* pops, uint64_t* pushes) {
+  if (!g_percpu_mode) return;
+  uint64_t cached[kNumClasses] = {};
+  for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
+    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+    if (r == reinterpret_cast<const char*>(kSentinel)) continue;
+    const SlotRange* hdr = region_ranges(r);
+    const uint64_t* cursors = region_cursors(r);
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      // One load: cur and the count from the same moment.
+      uint64_t w = __atomic_load_n(&cursors[c], __ATOMIC_RELAXED);
+      pushes[c] += w >> kCursorCountShift;
+      cached[c] += static_cast<uint16_t>(w) - hdr[c].begin;
+    }
+  }
+  // Blocks into the caches (fast pushes + slow_net) = blocks out (fast pops)
+  // + blocks cached.
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    int64_t p = static_cast<int64_t>(pushes[c]) + slow_net[c] - static_cast<int64_t>(cached[c]);
+    pops[c] = p > 0 ? static_cast<uint64_t>(p) : 0;
   }
 }
 

@@ -1,14 +1,15 @@
 // slabby: per-CPU caches on restartable sequences (rseq).
 //
-// Each CPU has a region: a header of one {begin, cur, end} triple of 16-bit
-// slot indices per size class, then the slots (8-byte block pointers); the
-// full layout, and how end moves with demand, is in cache/percpu_region.h.
-// Indices count 8-byte words from the region's start. Class c's cached
-// blocks are slots [begin, cur); a pop reads slot cur-1 and commits cur-1, a
-// push writes slot cur and commits cur+1. Each operation is one rseq
-// critical section whose commit is a single 16-bit store, so a thread
-// preempted, migrated or signalled inside it restarts from the top and the
-// CPU's cache is never seen half-updated.
+// Each CPU has a region: a header of one {begin, end} pair of 16-bit slot
+// indices and one cursor word (cur, and a count) per size class, then the
+// slots (8-byte block pointers); the full layout, and how end moves with
+// demand, is in cache/percpu_region.h. Indices count 8-byte words from the
+// region's start. Class c's cached blocks are slots [begin, cur); a pop
+// reads slot cur-1 and commits cur-1, a push writes slot cur and commits
+// cur+1. Each operation is one rseq critical section whose commit is a
+// single read-modify-write of the cursor word, so a thread preempted,
+// migrated or signalled inside it restarts from the top and the CPU's cache
+// is never seen half-updated.
 //
 // The sections are x86-64 assembly; builds for other targets (and with
 // SLABBY_PORTABLE) have none and keep every thread on its per-thread cache
@@ -21,20 +22,26 @@
 //
 // Invariants:
 // - regions[cpu] is a real region or the shared read-only sentinel, whose
-//   triples are all {0, 0, 0}: a pop finds it empty and a push finds it full,
-//   so the first use on a CPU takes the slow path, which creates the region.
+//   header is all zeros: a pop finds it empty and a push finds it full, so
+//   the first use on a CPU takes the slow path, which creates the region.
 //   No "initialised?" branch on the fast path.
 // - begin <= cur <= end for every class of every region; only critical
 //   sections running on that CPU change cur.
-// - Only a thread whose rseq area is registered (rseq_ok) runs the
-//   sections, so cpu_id is always a real CPU, below the number of possible
-//   CPUs, which init checked is at most kMaxCpus: the sections index the
-//   region table without a bounds check.
+// - The slow paths' sections (the region table) run only on a thread whose
+//   rseq area is registered (rseq_ok), so cpu_id is always a real CPU, below
+//   the number of possible CPUs, which init checked is at most kMaxCpus:
+//   they index the table without a bounds check. The inline sections (the
+//   fast table, below) run on any thread: an unregistered area's cpu_id, -1
+//   or -2, has a slot there too.
+// - g_fast_regions.at[2 + cpu] is the sentinel or regions[cpu]; the latter
+//   only in per-CPU mode without a divert (cache/thread_cache.h), set once
+//   when the region is created.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "cache/thread_cache.h"
 #include "common/base.h"
 #include "frontend/size_class.h"
 
@@ -42,13 +49,25 @@ namespace slabby {
 
 inline constexpr unsigned kMaxCpus = 1024;
 
+// A class's slot range in a region: its cached blocks are slots
+// [begin, cur), its capacity end - begin.
 struct SlotRange {
   uint16_t begin;
-  uint16_t cur;
   uint16_t end;
-  uint16_t unused;
+  uint32_t unused;
 };
-static_assert(sizeof(SlotRange) == 8, "the asm indexes triples by cls * 8");
+static_assert(sizeof(SlotRange) == 8, "the asm indexes ranges by cls * 8");
+// Each class's cursor word, in an array after the ranges (at kCursorAt, also
+// indexed by cls * 8): cur in its low 16 bits, and above them the blocks the
+// inline free pushed (the push's commit adds 1 to both, one instruction).
+// The fast pops are not counted: they follow from the pushes, the blocks the
+// other sections moved (tl_cache.percpu_net) and the blocks cached now
+// (percpu_fast_counts). A pop never borrows from the count: cur > begin > 0.
+inline constexpr size_t kCursorAt = sizeof(SlotRange) * kNumClasses;
+inline constexpr uint64_t kCursorPush = (uint64_t{1} << 16) + 1;
+inline constexpr unsigned kCursorCountShift = 16;
+// Bytes of a region's header (ranges, then cursors), and of the sentinel.
+inline constexpr size_t kRegionHeaderBytes = (2 * kCursorAt + 63) / 64 * 64;
 
 struct PerCpuState {
   long rseq_offset;            // thread pointer to the rseq area (all threads alike)
@@ -61,6 +80,23 @@ extern PerCpuState g_percpu __asm__("slabby_g_percpu") __attribute__((visibility
 // True when the per-CPU caches are in use (rseq works and SLABBY_PERCPU=1).
 extern bool g_percpu_mode;
 
+// The table malloc's and free's inline sections read: at[2 + cpu] for cpu_id
+// -2 (registration failed) .. kMaxCpus - 1. It holds a CPU's region once the
+// fast paths may use it (per-CPU mode and no divert: cache/thread_cache.h),
+// the sentinel otherwise, so a section always misses for a thread whose area
+// is not registered, in per-thread mode, and in the checked modes, and the
+// fast paths need no mode test before it. Static, all sentinel until then;
+// g_percpu.rseq_offset points at a real area (glibc's, or slabby's own,
+// whose cpu_id stays -1 until registered) before init hands out a block.
+struct FastRegionTable {
+  const void* at[kMaxCpus + 2];
+  constexpr explicit FastRegionTable(const void* sentinel) : at() {
+    for (const void*& a : at) a = sentinel;
+  }
+};
+extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
+    __attribute__((visibility("hidden")));
+
 #if SLABBY_ASM_X86_64
 // The text shared by both critical sections (x86-64). Labels: 0 re-arms,
 // 1 starts the section (start_ip), 2 ends it (after the commit store), 3 is
@@ -71,7 +107,7 @@ extern bool g_percpu_mode;
 // instruction each); [tmp] and [region] are scratch registers the compiler
 // picks. On entry to the body, [region] holds this CPU's region and [tmp] is
 // free.
-#define SLABBY_RSEQ_SECTION_START                     \
+#define SLABBY_RSEQ_ARM                               \
   ".pushsection __rseq_cs, \"aw\"\n\t"                \
   ".balign 32\n\t"                                    \
   "3:\n\t"                                            \
@@ -82,9 +118,21 @@ extern bool g_percpu_mode;
   "movq slabby_g_percpu(%%rip), %[region]\n\t"        \
   "leaq 3b(%%rip), %[tmp]\n\t"                        \
   "movq %[tmp], %%fs:8(%[region])\n\t"                \
-  "1:\n\t"                                            \
+  "1:\n\t"
+// The slow paths' sections index the region table; their thread is known to
+// be registered (a real CPU).
+#define SLABBY_RSEQ_SECTION_START                     \
+  SLABBY_RSEQ_ARM                                     \
   "movl %%fs:4(%[region]), %k[tmp]\n\t"               \
   "leaq slabby_g_percpu+8(%%rip), %[region]\n\t"      \
+  "movq (%[region], %[tmp], 8), %[region]\n\t"
+// The fast paths' sections index the fast table (FastRegionTable, below) by
+// the signed cpu_id, so any thread may run them: an unregistered area's -1
+// or -2 finds the sentinel.
+#define SLABBY_RSEQ_FAST_SECTION_START                \
+  SLABBY_RSEQ_ARM                                     \
+  "movslq %%fs:4(%[region]), %[tmp]\n\t"              \
+  "leaq slabby_g_fast_regions+16(%%rip), %[region]\n\t" \
   "movq (%[region], %[tmp], 8), %[region]\n\t"
 // The signature (RSEQ_SIG inside a ud1, so disassemblers stay in step) must
 // immediately precede abort_ip.
@@ -100,49 +148,59 @@ extern bool g_percpu_mode;
 // The critical sections. They return nullptr / false on any miss (empty or
 // full); the caller's slow path sorts out which. Volatile: with outputs, an
 // asm goto is not implicitly volatile, and GCC 12 deleted the push (whose
-// scratch outputs are unused) as dead code.
-SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
-  void* result;
-  uintptr_t tmp, region;
-  asm volatile goto(
-      SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
-      "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"
-      "je %l[miss]\n\t"
-      "movq -8(%[region], %[tmp], 8), %[result]\n\t"
-      "subl $1, %k[tmp]\n\t"
-      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
-      SLABBY_RSEQ_SECTION_END
-      : [result] "=&a"(result), [tmp] "=&r"(tmp), [region] "=&r"(region)
-      : [cls] "r"(cls)
-      : "memory", "cc"
-      : miss);
-  // Slots never hold nullptr: telling the compiler saves the caller a test.
-  if (result == nullptr) __builtin_unreachable();
-  return result;
-miss:
-  return nullptr;
-}
-
-SLABBY_INLINE bool percpu_push(uintptr_t cls, void* p) {
-  uintptr_t tmp, region;
-  asm volatile goto(
-      SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
-      "cmpw 4(%[region], %[cls], 8), %w[tmp]\n\t"
-      "je %l[miss]\n\t"
-      "movq %[p], (%[region], %[tmp], 8)\n\t"
-      "addl $1, %k[tmp]\n\t"
-      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
-      SLABBY_RSEQ_SECTION_END
-      : [tmp] "=&r"(tmp), [region] "=&r"(region)
-      : [cls] "r"(cls), [p] "r"(p)
-      : "memory", "cc"
-      : miss);
-  return true;
-miss:
-  return false;
-}
+// scratch outputs are unused) as dead code. The commit is a read-modify-write
+// of cur in memory (one instruction: it completes or the section restarts),
+// which saves writing the new index back from a register.
+// percpu_pop / percpu_push run on the slow paths' table; percpu_pop_fast /
+// percpu_push_fast, inlined in malloc and free, on the fast table.
+#define SLABBY_PERCPU_POP(name, start)                              \
+  SLABBY_INLINE void* name(uintptr_t cls) {                         \
+    void* result;                                                   \
+    uintptr_t tmp, region;                                          \
+    asm volatile goto(start                                         \
+                      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t" \
+                      "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"    \
+                      "je %l[miss]\n\t"                             \
+                      "movq -8(%[region], %[tmp], 8), %[result]\n\t" \
+                      "subw $1, %c[cur](%[region], %[cls], 8)\n\t"  \
+                      SLABBY_RSEQ_SECTION_END                       \
+                      : [result] "=&a"(result), [tmp] "=&r"(tmp),   \
+                        [region] "=&r"(region)                      \
+                      : [cls] "r"(cls), [cur] "i"(kCursorAt)        \
+                      : "memory", "cc"                              \
+                      : miss);                                      \
+    /* Slots never hold nullptr: telling the compiler saves a test. */ \
+    if (result == nullptr) __builtin_unreachable();                 \
+    return result;                                                  \
+  miss:                                                             \
+    return nullptr;                                                 \
+  }
+#define SLABBY_PERCPU_PUSH(name, start, commit)                     \
+  SLABBY_INLINE bool name(uintptr_t cls, void* p) {                 \
+    uintptr_t tmp, region;                                          \
+    asm volatile goto(start                                         \
+                      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t" \
+                      "cmpw 2(%[region], %[cls], 8), %w[tmp]\n\t"   \
+                      "je %l[miss]\n\t"                             \
+                      "movq %[p], (%[region], %[tmp], 8)\n\t"       \
+                      commit " %c[cur](%[region], %[cls], 8)\n\t"   \
+                      SLABBY_RSEQ_SECTION_END                       \
+                      : [tmp] "=&r"(tmp), [region] "=&r"(region)    \
+                      : [cls] "r"(cls), [p] "r"(p), [cur] "i"(kCursorAt), \
+                        [count] "i"(kCursorPush)                    \
+                      : "memory", "cc"                              \
+                      : miss);                                      \
+    return true;                                                    \
+  miss:                                                             \
+    return false;                                                   \
+  }
+SLABBY_PERCPU_POP(percpu_pop_section, SLABBY_RSEQ_SECTION_START)
+SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addw $1,")
+SLABBY_PERCPU_POP(percpu_pop_fast, SLABBY_RSEQ_FAST_SECTION_START)
+// The inline free's push counts itself in the cursor word.
+SLABBY_PERCPU_PUSH(percpu_push_fast, SLABBY_RSEQ_FAST_SECTION_START, "addq %[count],")
+#undef SLABBY_PERCPU_POP
+#undef SLABBY_PERCPU_PUSH
 
 // The bulk sections' copy: k (> 0) pointers from [src] to [dst], counting
 // in [i], through [v].
@@ -161,12 +219,12 @@ miss:
 // section's until it commits. push_n pushes src[0, k) (src[k-1] on top)
 // and pop_n pops the top k into dst[0, k) (dst[k-1] was on top), k the
 // largest that fits, at most n; both return k (0 on a miss).
-SLABBY_INLINE uint32_t percpu_push_n(uintptr_t cls, void* const* src, uint32_t n) {
+SLABBY_INLINE uint32_t percpu_push_n_section(uintptr_t cls, void* const* src, uint32_t n) {
   uintptr_t tmp, region, k, dst, i, v;
   asm volatile goto(
       SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
-      "movzwl 4(%[region], %[cls], 8), %k[k]\n\t"
+      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl 2(%[region], %[cls], 8), %k[k]\n\t"
       "subl %k[tmp], %k[k]\n\t"
       "cmpl %k[n], %k[k]\n\t"
       "cmoval %k[n], %k[k]\n\t"
@@ -175,11 +233,11 @@ SLABBY_INLINE uint32_t percpu_push_n(uintptr_t cls, void* const* src, uint32_t n
       "leaq (%[region], %[tmp], 8), %[dst]\n\t"
       SLABBY_RSEQ_COPY_K
       "addl %k[k], %k[tmp]\n\t"
-      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
+      "movw %w[tmp], %c[cur](%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
       : [tmp] "=&r"(tmp), [region] "=&r"(region), [k] "=&r"(k), [dst] "=&r"(dst),
         [i] "=&r"(i), [v] "=&r"(v)
-      : [cls] "r"(cls), [src] "r"(src), [n] "r"(n)
+      : [cls] "r"(cls), [src] "r"(src), [n] "r"(n), [cur] "i"(kCursorAt)
       : "memory", "cc"
       : miss);
   return static_cast<uint32_t>(k);
@@ -187,11 +245,11 @@ miss:
   return 0;
 }
 
-SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
+SLABBY_INLINE uint32_t percpu_pop_n_section(uintptr_t cls, void** dst, uint32_t n) {
   uintptr_t tmp, region, k, src, i, v;
   asm volatile goto(
       SLABBY_RSEQ_SECTION_START
-      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"
       "movzwl (%[region], %[cls], 8), %k[k]\n\t"
       "negl %k[k]\n\t"
       "addl %k[tmp], %k[k]\n\t"
@@ -202,11 +260,11 @@ SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
       "subl %k[k], %k[tmp]\n\t"
       "leaq (%[region], %[tmp], 8), %[src]\n\t"
       SLABBY_RSEQ_COPY_K
-      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
+      "movw %w[tmp], %c[cur](%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
       : [tmp] "=&r"(tmp), [region] "=&r"(region), [k] "=&r"(k), [src] "=&r"(src),
         [i] "=&r"(i), [v] "=&r"(v)
-      : [cls] "r"(cls), [dst] "r"(dst), [n] "r"(n)
+      : [cls] "r"(cls), [dst] "r"(dst), [n] "r"(n), [cur] "i"(kCursorAt)
       : "memory", "cc"
       : miss);
   return static_cast<uint32_t>(k);
@@ -225,11 +283,11 @@ SLABBY_INLINE void percpu_grow_end(uintptr_t cls, uint32_t add, uint32_t max_end
       SLABBY_RSEQ_SECTION_START
       "cmpw $0, (%[region], %[cls], 8)\n\t"
       "je %l[sentinel]\n\t"
-      "movzwl 4(%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
       "addl %k[add], %k[tmp]\n\t"
       "cmpl %k[max], %k[tmp]\n\t"
       "cmoval %k[max], %k[tmp]\n\t"
-      "movw %w[tmp], 4(%[region], %[cls], 8)\n\t"
+      "movw %w[tmp], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
       : [tmp] "=&r"(tmp), [region] "=&r"(region)
       : [cls] "r"(cls), [add] "r"(uintptr_t{add}), [max] "r"(uintptr_t{max_end})
@@ -245,13 +303,13 @@ SLABBY_INLINE bool percpu_shrink_end(uintptr_t cls, uint32_t new_end) {
       SLABBY_RSEQ_SECTION_START
       "cmpw $0, (%[region], %[cls], 8)\n\t"
       "je %l[miss]\n\t"
-      "movzwl 2(%[region], %[cls], 8), %k[tmp]\n\t"
+      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"
       "cmpl %k[end], %k[tmp]\n\t"
       "ja %l[miss]\n\t"
-      "movw %w[end], 4(%[region], %[cls], 8)\n\t"
+      "movw %w[end], 2(%[region], %[cls], 8)\n\t"
       SLABBY_RSEQ_SECTION_END
       : [tmp] "=&r"(tmp), [region] "=&r"(region)
-      : [cls] "r"(cls), [end] "r"(uintptr_t{new_end})
+      : [cls] "r"(cls), [end] "r"(uintptr_t{new_end}), [cur] "i"(kCursorAt)
       : "memory", "cc"
       : miss);
   return true;
@@ -265,13 +323,41 @@ miss:
 // fast paths never get here (frontend/allocator.h drops the calls at compile
 // time). Should anything call them, they miss: the slow paths then find no
 // usable CPU and go to the central pools.
-SLABBY_INLINE void* percpu_pop(uintptr_t) { return nullptr; }
-SLABBY_INLINE bool percpu_push(uintptr_t, void*) { return false; }
-SLABBY_INLINE uint32_t percpu_push_n(uintptr_t, void* const*, uint32_t) { return 0; }
-SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t, void**, uint32_t) { return 0; }
+SLABBY_INLINE void* percpu_pop_section(uintptr_t) { return nullptr; }
+SLABBY_INLINE bool percpu_push_section(uintptr_t, void*) { return false; }
+SLABBY_INLINE void* percpu_pop_fast(uintptr_t) { return nullptr; }
+SLABBY_INLINE bool percpu_push_fast(uintptr_t, void*) { return false; }
+SLABBY_INLINE uint32_t percpu_push_n_section(uintptr_t, void* const*, uint32_t) { return 0; }
+SLABBY_INLINE uint32_t percpu_pop_n_section(uintptr_t, void**, uint32_t) { return 0; }
 SLABBY_INLINE void percpu_grow_end(uintptr_t, uint32_t, uint32_t) {}
 SLABBY_INLINE bool percpu_shrink_end(uintptr_t, uint32_t) { return false; }
 #endif  // SLABBY_ASM_X86_64
+
+// The slow paths' sections, each counting what it moved into (or out of) the
+// CPU caches in the calling thread's percpu_net: with the inline free's
+// pushes (in the cursor words) and the blocks cached now, that gives the
+// inline malloc's pops without a counter on its path (percpu_fast_counts).
+// The inline sections never count here.
+SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
+  void* p = percpu_pop_section(cls);
+  if (p != nullptr) tl_cache.percpu_net[cls]--;
+  return p;
+}
+SLABBY_INLINE bool percpu_push(uintptr_t cls, void* p) {
+  if (!percpu_push_section(cls, p)) return false;
+  tl_cache.percpu_net[cls]++;
+  return true;
+}
+SLABBY_INLINE uint32_t percpu_push_n(uintptr_t cls, void* const* src, uint32_t n) {
+  uint32_t k = percpu_push_n_section(cls, src, n);
+  tl_cache.percpu_net[cls] += k;
+  return k;
+}
+SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
+  uint32_t k = percpu_pop_n_section(cls, dst, n);
+  tl_cache.percpu_net[cls] -= k;
+  return k;
+}
 
 // Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
 // initialising thread. cache_limit: each class's base capacity in slots per
@@ -325,6 +411,12 @@ void percpu_fork_child();
 
 // Blocks cached per class over all CPUs (racy snapshot, for stats).
 void percpu_cached_blocks(uint64_t* per_class);
+// The blocks the inline paths took from (pops) and gave to (pushes) the CPU
+// caches, per class, ever: pushes from the cursor words, pops = pushes +
+// slow_net (the percpu_net of every thread, live and gone) - cached now.
+// Exact when no thread is inside malloc or free; a moment old otherwise
+// (pops clamped at 0).
+void percpu_fast_counts(const int64_t* slow_net, uint64_t* pops, uint64_t* pushes);
 // Capacity of class cls on CPU cpu now (0: the CPU has no cache yet), and
 // the most it may grow to.
 uint32_t percpu_capacity(int cpu, unsigned cls);

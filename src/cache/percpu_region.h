@@ -4,14 +4,16 @@
 // may use on each CPU). Internal to cache/.
 //
 // A region, mapped on a CPU's first use:
-//   [SlotRange per class][ClassDemand per class][slots ...]
-// Each part starts on a 64-byte boundary; slot indices count 8-byte words
-// from the region's start. Class c owns slots [base[c].begin, max_end[c]);
+//   [SlotRange per class][cursor word per class][ClassDemand per class][slots ...]
+// The ranges and cursors are the header (kRegionHeaderBytes, percpu_cache.h:
+// a cursor word holds cur and the inline free's pushes). Each part starts on
+// a 64-byte boundary; slot indices count 8-byte words from the region's
+// start. Class c owns slots [base[c].begin, max_end[c]);
 // its capacity on a CPU is end - begin, between base[c].end - begin (the
 // base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin.
 //
 // Invariants, on top of percpu_cache.h's:
-// - begin <= cur <= end <= max_end for every class of every region; begin
+// - 0 < begin <= cur <= end <= max_end for every class of every region; begin
 //   never changes; end changes only in a critical section on that CPU
 //   (percpu_grow_end / percpu_shrink_end), so the push and pop sections,
 //   which read it, always see one value.
@@ -40,7 +42,7 @@ struct ClassDemand {
 };
 
 struct RegionLayout {
-  SlotRange base[kNumClasses];    // a new region's triples: begin, cur = begin, base end
+  SlotRange base[kNumClasses];    // a new region's ranges: begin, base end (and cur = begin)
   uint16_t max_end[kNumClasses];  // the most end may grow to
   uint32_t demand_at;             // byte offset of the ClassDemand array
   size_t bytes;                   // the region's size (whole pages)
@@ -49,6 +51,13 @@ struct RegionLayout {
 extern RegionLayout g_region_layout;
 
 inline SlotRange* region_ranges(char* region) { return reinterpret_cast<SlotRange*>(region); }
+inline uint64_t* region_cursors(char* region) {
+  return reinterpret_cast<uint64_t*>(region + kCursorAt);
+}
+// Class cls's cur in the region now (racy read, for the slow paths and stats).
+inline uint32_t region_cur(char* region, unsigned cls) {
+  return static_cast<uint16_t>(__atomic_load_n(&region_cursors(region)[cls], __ATOMIC_RELAXED));
+}
 inline ClassDemand* region_demand(char* region) {
   return reinterpret_cast<ClassDemand*>(region + g_region_layout.demand_at);
 }

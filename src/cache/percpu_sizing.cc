@@ -50,7 +50,7 @@ namespace {
 // every class at its base with grow_bytes 0); false when it does not fit
 // 16-bit slot indices.
 bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, RegionLayout* out) {
-  uint32_t header = static_cast<uint32_t>(round_up(sizeof(SlotRange) * kNumClasses, 64));
+  uint32_t header = static_cast<uint32_t>(kRegionHeaderBytes);
   uint32_t demand = static_cast<uint32_t>(round_up(sizeof(ClassDemand) * kNumClasses, 64));
   uint32_t idx = (header + demand) / 8;
   for (unsigned c = 0; c < kNumClasses; ++c) {
@@ -64,8 +64,7 @@ bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, Regio
       max = want < cap ? static_cast<uint32_t>(want) : cap;
     }
     if (idx + max > 65535) return false;
-    out->base[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx),
-                             static_cast<uint16_t>(idx + base), 0};
+    out->base[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx + base), 0};
     out->max_end[c] = static_cast<uint16_t>(idx + max);
     idx += max;
   }
@@ -123,7 +122,7 @@ uint64_t sizing_decay(char* region, bool reset) {
     // Blocks above the new end go to the pool first; a thread on this CPU
     // may push more meanwhile, so a few tries, then leave it for next time.
     for (int tries = 0; tries < 4; ++tries) {
-      uint32_t cur = load16(&r[c].cur);
+      uint32_t cur = region_cur(region, c);
       if (cur > target) moved += percpu_pop_to_pool(c, cur - target);
       if (percpu_shrink_end(c, target)) {
         g_shrinks.fetch_add(1, std::memory_order_relaxed);

@@ -179,7 +179,9 @@ void cache_teardown(ThreadCache* tc) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     g_rt.retired_allocs[c] += tc->allocs[c];
     g_rt.retired_frees[c] += tc->frees[c];
+    g_rt.retired_percpu_net[c] += tc->percpu_net[c];
     tc->allocs[c] = tc->frees[c] = 0;
+    tc->percpu_net[c] = 0;
   }
   g_rt.retired_realloc_copies += tc->realloc_copies;
   g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
@@ -203,6 +205,7 @@ void cache_forget_other_threads() {
     for (unsigned c = 1; c < kNumClasses; ++c) {
       g_rt.retired_allocs[c] += t->allocs[c];
       g_rt.retired_frees[c] += t->frees[c];
+      g_rt.retired_percpu_net[c] += t->percpu_net[c];
     }
     g_rt.retired_realloc_copies += t->realloc_copies;
     g_rt.retired_realloc_copied_bytes += t->realloc_copied_bytes;

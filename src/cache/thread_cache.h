@@ -48,6 +48,11 @@ struct ThreadCache {
   // fast path counts with one instruction (frontend/allocator.h count_alloc).
   uint64_t allocs[kNumClasses];
   uint64_t frees[kNumClasses];
+  // Blocks this thread's slow-path sections moved into the CPU caches minus
+  // those they took out, per class (cache/percpu_cache.h: percpu_pop and
+  // the others). The inline paths' hits are counted in the CPU regions
+  // instead, so a thread's blocks are counted by allocs/frees plus those.
+  int64_t percpu_net[kNumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
   uint32_t rseq_ok;    // this thread may run the critical sections (its rseq area works);

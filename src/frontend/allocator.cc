@@ -171,8 +171,11 @@ SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w
 }  // namespace
 
 void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
-  // A thread's first allocation lands here, possibly before init has read
-  // the settings.
+  // A thread's first allocation lands here (its countdown starts at 0),
+  // possibly before init has read the settings. It initialises the thread
+  // too: the CPU's cache may serve the thread's calls without a miss, and
+  // the thread should be registered (stats, its teardown) from its first.
+  thread_init();
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
   ThreadCache& tc = tl_cache;
   Due d = countdown_fired(tc);

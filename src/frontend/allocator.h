@@ -209,27 +209,26 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #endif
 }
 
-// malloc and free test the mode first: a thread on the per-CPU caches
-// (percpu_ok) goes straight to the critical section; its bins hold nothing
-// (limit 0). Otherwise the thread's bin is the whole fast path; per-thread
-// mode pays the percpu_ok test (two instructions). A thread's first call
-// finds percpu_ok 0 and its bins empty and full: the slow path initialises.
-// Builds without rseq critical sections (common/base.h: kHaveRseqSections)
-// have no per-CPU branch. The class index is a full-width integer on the
-// fast paths: mixing 32- and 64-bit uses made GCC copy it between registers
-// three times per call.
+// malloc and free try the CPU's cache first, whatever the thread's mode:
+// the fast table (cache/percpu_cache.h) sends every section that must not
+// use it (a per-thread thread, an unregistered rseq area, the checked
+// modes) to the sentinel, where it misses. Only a miss tests the mode: a
+// per-CPU thread goes to its slow path, any other to its bin. So the
+// per-CPU path has no mode test (two instructions each, and the default),
+// and the per-thread path pays a missed section (nine) before its bin. A
+// thread's first call finds its bins empty and full: the slow path
+// initialises. Builds without rseq critical sections (common/base.h:
+// kHaveRseqSections) have no per-CPU branch. The class index is a full-width
+// integer on the fast paths: mixing 32- and 64-bit uses made GCC copy it
+// between registers three times per call.
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n) noexcept {
   if constexpr (kHaveRseqSections) {
-    if (SLABBY_LIKELY(on_percpu_caches(tco))) {
-      void* p = percpu_pop(cls);
-      if (SLABBY_LIKELY(p != nullptr)) {
-        count_alloc(tco, cls);
-        return p;
-      }
-      return percpu_refill_and_alloc(cls);
-    }
+    // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
+    void* p = percpu_pop_fast(cls);
+    if (SLABBY_LIKELY(p != nullptr)) return p;
+    if (on_percpu_caches(tco)) return percpu_refill_and_alloc(cls);
   }
   void* p = bin_pop(tco, cls);
   if (SLABBY_LIKELY(p != nullptr)) {
@@ -251,33 +250,63 @@ SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n) noexcept {
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
-  if (SLABBY_LIKELY(n <= kMaxSmallSize)) return alloc_in_class(size_class_of(n), n);
-  return alloc_large(n, 0);
+  uintptr_t cls;
+  if (SLABBY_LIKELY(n <= kMaxDirectSize)) {
+    cls = direct_class_of(n);
+  } else {
+    if (SLABBY_UNLIKELY(n > kMaxSmallSize)) return alloc_large(n, 0);
+    cls = size_class_of(n);
+  }
+  return alloc_in_class(cls, n);
+}
+
+// free()'s first step: false when p is not in the arena, else the class of
+// p's page (0: not a small block). On x86-64 the three fields are read
+// rip-relative, one instruction each (GCC formed g_rt's address first and
+// added offsets, one instruction more), and the class lands in the register
+// the slow paths take it in (the second argument), where GCC copied it there.
+SLABBY_INLINE bool page_class_of(const void* p, uintptr_t* cls) noexcept {
+#if SLABBY_ASM_X86_64
+  constexpr size_t kHeapAt = offsetof(Runtime, heap);
+  uintptr_t c;
+  asm goto(
+      "movq %[p], %[c]\n\t"
+      "subq slabby_g_rt+%c[base](%%rip), %[c]\n\t"
+      "cmpq slabby_g_rt+%c[size](%%rip), %[c]\n\t"
+      "jae %l[foreign]\n\t"
+      "shrq %[shift], %[c]\n\t"
+      "addq slabby_g_rt+%c[map](%%rip), %[c]\n\t"
+      "movzbl (%[c]), %k[c]\n\t"
+      : [c] "=&S"(c)
+      : [p] "r"(p), [base] "i"(kHeapAt + PageHeapLayout::kBaseAt),
+        [size] "i"(kHeapAt + PageHeapLayout::kSizeAt),
+        [map] "i"(kHeapAt + PageHeapLayout::kClassMapAt), [shift] "i"(kPageShift)
+      : "memory", "cc"
+      : foreign);
+  *cls = c;
+  return true;
+foreign:
+  return false;
+#else
+  const PageHeap& h = g_rt.heap;
+  uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
+  if (SLABBY_UNLIKELY(off >= h.size())) return false;
+  *cls = h.class_map()[off >> kPageShift];
+  return true;
+#endif
 }
 
 SLABBY_INLINE void free_fast(void* p) noexcept {
-  const PageHeap& h = g_rt.heap;
-  uintptr_t off = reinterpret_cast<uintptr_t>(p) - h.base();
-  if (SLABBY_LIKELY(off < h.size())) {
-    uintptr_t cls = h.class_map()[off >> kPageShift];
-    // The mode first, as in malloc: a per-CPU thread goes straight to the
-    // critical section. Trying the bin first (always full for a per-CPU
-    // thread) cost it four instructions, among them a read-modify-write of
-    // the bin's room and its undo: 9-25% slower on 8 of 13 small-block
-    // benchmarks on the 2026-12-01 machine, level on the rest (the per-thread
-    // path pays three instructions more: docs/benchmarks.md, "The per-CPU path").
-    uintptr_t tco = tl_cache_offset();
+  uintptr_t cls;
+  if (SLABBY_LIKELY(page_class_of(p, &cls))) {
+    // The CPU's cache first, as in malloc. Class 0 (large or stray pointer)
+    // has an empty-and-full triple in every region, and no bin: the push
+    // misses and the slow path sorts it out.
     if constexpr (kHaveRseqSections) {
-      if (SLABBY_LIKELY(on_percpu_caches(tco))) {
-        // Class 0 (large or stray pointer) has an empty-and-full triple: the
-        // push misses and the slow path sorts it out.
-        if (SLABBY_LIKELY(percpu_push(cls, p))) {
-          count_free(tco, cls);
-          return;
-        }
-        return percpu_flush_and_free(p, cls);
-      }
+      if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
+      if (on_percpu_caches(tl_cache_offset())) return percpu_flush_and_free(p, cls);
     }
+    uintptr_t tco = tl_cache_offset();
     if (SLABBY_LIKELY(bin_push(tco, cls, p))) {
       count_free(tco, cls);
       return;

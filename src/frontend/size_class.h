@@ -93,6 +93,18 @@ constexpr std::array<uint8_t, kMaxSmallSize / 16 + 1> make_class_table(
   return t;
 }
 
+// The fast path's table for the smallest requests: one byte per size up to
+// kMaxDirectSize, indexed by the size itself (no rounding step).
+constexpr std::array<uint8_t, 1024 + 1> make_direct_table(const std::array<uint32_t, kNumClasses>& sizes) {
+  std::array<uint8_t, 1024 + 1> t{};
+  unsigned c = 1;
+  for (size_t n = 0; n < t.size(); ++n) {
+    while (sizes[c] < n) ++c;
+    t[n] = static_cast<uint8_t>(c);
+  }
+  return t;
+}
+
 }  // namespace size_class_detail
 
 inline constexpr std::array<uint32_t, kNumClasses> kClassSize = size_class_detail::make_sizes();
@@ -106,6 +118,15 @@ static_assert(kNumClasses <= 64, "fits SLABBY_MAX_CLASSES");
 // n must be <= kMaxSmallSize. malloc(0) gets the 16-byte class. Full-width
 // result: the fast paths index with it (see frontend/allocator.h).
 SLABBY_INLINE uintptr_t size_class_of(size_t n) { return kClassTable[(n + 15) >> 4]; }
+
+// malloc's first test: requests up to kMaxDirectSize (most of a typical
+// program's) index a table by their size, two instructions fewer than
+// size_class_of's round-and-shift; the table is 1 KiB, 17 cache lines where
+// those sizes took one line of kClassTable.
+inline constexpr size_t kMaxDirectSize = 1024;
+inline constexpr auto kDirectClassTable = size_class_detail::make_direct_table(kClassSize);
+static_assert(kDirectClassTable.size() == kMaxDirectSize + 1, "one entry per size");
+SLABBY_INLINE uintptr_t direct_class_of(size_t n) { return kDirectClassTable[n]; }
 
 // kMaxSmallSize < n <= kMaxClassSize: four classes per power of two, so the
 // class follows from the position of n - 1's top bit and the two bits below it.

@@ -124,6 +124,8 @@ enum LargeFlags : unsigned {
   kLargePreferClean = 2,  // clean free spans first (mremap targets: the kernel discards the pages)
 };
 
+struct PageHeapLayout;
+
 class PageHeap {
  public:
   // Reserves the arena; tries smaller sizes (down to 256 MiB) when the OS
@@ -133,6 +135,9 @@ class PageHeap {
   uintptr_t base() const { return base_; }
   size_t size() const { return size_; }
   const uint8_t* class_map() const { return class_map_; }
+  // free()'s lookup, written in assembly, reads the three fields above at
+  // these offsets (frontend/allocator.h: page_class_of).
+  friend struct PageHeapLayout;
 
   bool owns(const void* p) const { return reinterpret_cast<uintptr_t>(p) - base_ < size_; }
 
@@ -315,6 +320,12 @@ class PageHeap {
 
   PageHeapStats stats_ = {};
   bool last_refusal_was_limit_ = false;  // set by alloc_pages_locked
+};
+
+struct PageHeapLayout {
+  static constexpr size_t kBaseAt = offsetof(PageHeap, base_);
+  static constexpr size_t kSizeAt = offsetof(PageHeap, size_);
+  static constexpr size_t kClassMapAt = offsetof(PageHeap, class_map_);
 };
 
 }  // namespace slabby

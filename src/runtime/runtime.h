@@ -45,6 +45,7 @@ struct Runtime {
   // threads without a cache (kCacheDead).
   uint64_t retired_allocs[kNumClasses] = {};
   uint64_t retired_frees[kNumClasses] = {};
+  int64_t retired_percpu_net[kNumClasses] = {};  // ThreadCache::percpu_net of exited threads
   std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
   std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
 
@@ -62,7 +63,9 @@ struct Runtime {
   std::atomic<uint64_t> foreign_frees{0};
 };
 
-extern constinit Runtime g_rt;
+// Named plainly (slabby_g_rt) so free()'s lookup (frontend/allocator.h) can
+// read the arena's bounds rip-relative; hidden, so nothing interposes it.
+extern constinit Runtime g_rt __asm__("slabby_g_rt") __attribute__((visibility("hidden")));
 
 bool init_slow();
 // True when slabby serves allocations (false: everything goes to glibc).

@@ -28,11 +28,13 @@ void collect_stats(slabby_stats* out) {
   }
 
   uint64_t allocs[kNumClasses] = {}, frees[kNumClasses] = {}, cached[kNumClasses] = {};
+  int64_t percpu_net[kNumClasses] = {};
   {
     LockGuard g(g_rt.registry_mu);
     for (unsigned c = 1; c < kNumClasses; ++c) {
       allocs[c] = g_rt.retired_allocs[c];
       frees[c] = g_rt.retired_frees[c];
+      percpu_net[c] = g_rt.retired_percpu_net[c];
     }
     // Other threads' counters are read while they run: each 64-bit load is
     // atomic on the platforms slabby supports, so a figure may be a moment
@@ -41,6 +43,7 @@ void collect_stats(slabby_stats* out) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
         allocs[c] += __atomic_load_n(&t->allocs[c], __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->frees[c], __ATOMIC_RELAXED);
+        percpu_net[c] += __atomic_load_n(&t->percpu_net[c], __ATOMIC_RELAXED);
         cached[c] += static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
                                            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
@@ -55,6 +58,15 @@ void collect_stats(slabby_stats* out) {
     out->threads_exited = g_rt.threads_exited;
   }
   percpu_cached_blocks(cached);
+  {
+    // The inline paths' hits on the CPU caches (counted in the regions).
+    uint64_t pops[kNumClasses] = {}, pushes[kNumClasses] = {};
+    percpu_fast_counts(percpu_net, pops, pushes);
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      allocs[c] += pops[c];
+      frees[c] += pushes[c];
+    }
+  }
   uint64_t resident[kNumClasses] = {};
   out->resident_bytes = g_rt.heap.resident(resident, kNumClasses);
 

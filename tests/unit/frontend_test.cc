@@ -279,7 +279,10 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
   }).join();
 }
 
-TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
+// (Since the fast paths try the CPU's cache first, a thread's calls after its
+// teardown may still hit that cache, which is not the thread's: its own bins
+// stay closed.)
+TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterCallsNeverReopenItsBins) {
   unsigned cls = size_class_of(200);
   slabby_stats before = stats();
   void* survivor = nullptr;
@@ -298,11 +301,12 @@ TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterFreesBypassTheCache) {
       void* q = malloc_fast(200);
       free_fast(q);
       EXPECT_EQ(bin_count(tl_cache.bins[size_class_of(200)]), 0u);
+      EXPECT_EQ(tl_cache.bins[size_class_of(200)].limit, 0u);
+      EXPECT_EQ(tl_cache.state, kCacheDead);
     });
     pthread_setspecific(key, &key);
   }).join();
   slabby_stats after = stats();
-  EXPECT_EQ(after.classes[cls - 1].cached_blocks, before.classes[cls - 1].cached_blocks);
   EXPECT_EQ(after.classes[cls - 1].live_blocks, before.classes[cls - 1].live_blocks + 1);
   free_fast(survivor);
 }
@@ -406,6 +410,32 @@ TEST_F(PerCpu, ACpusCacheNeverHoldsMoreThanItsCapacity) {
       // Other CPUs may hold some too; this one holds at most cap.
       ASSERT_LE(cached[cls], cap * allowed_cpus().size());
     }
+  }).join();
+}
+
+// The inline paths' hits are counted by the CPU regions (the inline free's
+// pushes in the cursor words, the inline malloc's pops derived from them):
+// the class's figures must come out exact, whichever path served each call.
+TEST_F(PerCpu, EveryHitOnTheCpusCacheIsCountedExactly) {
+  std::thread([] {
+    use_percpu_caches();
+    ASSERT_TRUE(pin_to(allowed_cpus()[0]));
+    unsigned cls = size_class_of(48);
+    slabby_stats before = stats();
+    // Past the cache's capacity both ways (refills and flushes), then hits.
+    std::vector<void*> v;
+    uint32_t many = 3 * percpu_max_capacity(cls) + 7;
+    for (uint32_t i = 0; i < many; ++i) v.push_back(malloc_fast(48));
+    slabby_stats mid = stats();
+    for (void* p : v) free_fast(p);
+    for (int i = 0; i < 10000; ++i) free_fast(malloc_fast(48));
+    slabby_stats after = stats();
+    const slabby_class_stats& b = before.classes[cls - 1];
+    EXPECT_EQ(mid.classes[cls - 1].allocations - b.allocations, many);
+    EXPECT_EQ(mid.classes[cls - 1].live_blocks - b.live_blocks, many);
+    EXPECT_EQ(after.classes[cls - 1].allocations - b.allocations, many + 10000);
+    EXPECT_EQ(after.classes[cls - 1].frees - b.frees, many + 10000);
+    EXPECT_EQ(after.classes[cls - 1].live_blocks, b.live_blocks);
   }).join();
 }
 

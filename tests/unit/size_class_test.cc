@@ -15,6 +15,11 @@ TEST(SizeClass, EverySizeGetsTheSmallestClassThatHoldsIt) {
   }
 }
 
+TEST(SizeClass, TheDirectTableAgreesWithTheRoundingTableForEverySizeItCovers) {
+  // malloc looks requests up to kMaxDirectSize up by their size itself.
+  for (size_t n = 0; n <= kMaxDirectSize; ++n) ASSERT_EQ(direct_class_of(n), size_class_of(n)) << n;
+}
+
 TEST(SizeClass, EveryMediumSizeGetsTheSmallestClassThatHoldsIt) {
   // Every size at the class edges, and a stride through the rest.
   for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c) {
