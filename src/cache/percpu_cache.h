@@ -59,7 +59,7 @@ struct SlotRange {
 static_assert(sizeof(SlotRange) == 8, "the asm indexes ranges by cls * 8");
 // Each class's cursor word, in an array after the ranges (at kCursorAt, also
 // indexed by cls * 8): cur in its low 16 bits, and above them the blocks the
-// inline free pushed (the push's commit adds 1 to both, one instruction).
+// inline free pushed (its commit adds kCursorPush: 1 to both at once).
 // The fast pops are not counted: they follow from the pushes, the blocks the
 // other sections moved (tl_cache.percpu_net) and the blocks cached now
 // (percpu_fast_counts). A pop never borrows from the count: cur > begin > 0.
@@ -148,9 +148,18 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
 // The critical sections. They return nullptr / false on any miss (empty or
 // full); the caller's slow path sorts out which. Volatile: with outputs, an
 // asm goto is not implicitly volatile, and GCC 12 deleted the push (whose
-// scratch outputs are unused) as dead code. The commit is a read-modify-write
-// of cur in memory (one instruction: it completes or the section restarts),
-// which saves writing the new index back from a register.
+// scratch outputs are unused) as dead code.
+// The commits write the whole 64-bit cursor word (2026-12-01, measured with
+// bench/fastpath on 2 cores, docs/benchmarks.md "The per-CPU pair at 40
+// instructions"):
+// - every store to it is 64 bits wide: the push reads it whole, and a load
+//   wider than the store before it cannot take its value from the store
+//   buffer (a 16-bit pop commit made the pair loop 1.58 x slower);
+// - the pop subtracts 1 in memory (one instruction: it completes or the
+//   section restarts); cur > begin > 0, so it never borrows from the count;
+// - the push adds to the word it loaded and stores it back: the same add
+//   in memory made malloc+free of mixed sizes 1.2 x slower (the pop's form
+//   cost nothing there and saves two instructions on the pair loop).
 // percpu_pop / percpu_push run on the slow paths' table; percpu_pop_fast /
 // percpu_push_fast, inlined in malloc and free, on the fast table.
 #define SLABBY_PERCPU_POP(name, start)                              \
@@ -162,7 +171,7 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
                       "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"    \
                       "je %l[miss]\n\t"                             \
                       "movq -8(%[region], %[tmp], 8), %[result]\n\t" \
-                      "subw $1, %c[cur](%[region], %[cls], 8)\n\t"  \
+                      "subq $1, %c[cur](%[region], %[cls], 8)\n\t"  \
                       SLABBY_RSEQ_SECTION_END                       \
                       : [result] "=&a"(result), [tmp] "=&r"(tmp),   \
                         [region] "=&r"(region)                      \
@@ -177,15 +186,18 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
   }
 #define SLABBY_PERCPU_PUSH(name, start, commit)                     \
   SLABBY_INLINE bool name(uintptr_t cls, void* p) {                 \
-    uintptr_t tmp, region;                                          \
+    uintptr_t tmp, region, w;                                       \
     asm volatile goto(start                                         \
-                      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t" \
-                      "cmpw 2(%[region], %[cls], 8), %w[tmp]\n\t"   \
+                      "movq %c[cur](%[region], %[cls], 8), %[w]\n\t" \
+                      "cmpw 2(%[region], %[cls], 8), %w[w]\n\t"    \
                       "je %l[miss]\n\t"                             \
+                      "movzwl %w[w], %k[tmp]\n\t"                   \
                       "movq %[p], (%[region], %[tmp], 8)\n\t"       \
-                      commit " %c[cur](%[region], %[cls], 8)\n\t"   \
+                      commit ", %[w]\n\t"                           \
+                      "movq %[w], %c[cur](%[region], %[cls], 8)\n\t" \
                       SLABBY_RSEQ_SECTION_END                       \
-                      : [tmp] "=&r"(tmp), [region] "=&r"(region)    \
+                      : [tmp] "=&r"(tmp), [region] "=&r"(region),   \
+                        [w] "=&r"(w)                                \
                       : [cls] "r"(cls), [p] "r"(p), [cur] "i"(kCursorAt), \
                         [count] "i"(kCursorPush)                    \
                       : "memory", "cc"                              \
@@ -195,10 +207,10 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
     return false;                                                   \
   }
 SLABBY_PERCPU_POP(percpu_pop_section, SLABBY_RSEQ_SECTION_START)
-SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addw $1,")
+SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addq $1")
 SLABBY_PERCPU_POP(percpu_pop_fast, SLABBY_RSEQ_FAST_SECTION_START)
 // The inline free's push counts itself in the cursor word.
-SLABBY_PERCPU_PUSH(percpu_push_fast, SLABBY_RSEQ_FAST_SECTION_START, "addq %[count],")
+SLABBY_PERCPU_PUSH(percpu_push_fast, SLABBY_RSEQ_FAST_SECTION_START, "addq %[count]")
 #undef SLABBY_PERCPU_POP
 #undef SLABBY_PERCPU_PUSH
 
