@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <sched.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -436,6 +439,34 @@ TEST_F(PerCpu, EveryHitOnTheCpusCacheIsCountedExactly) {
     EXPECT_EQ(after.classes[cls - 1].allocations - b.allocations, many + 10000);
     EXPECT_EQ(after.classes[cls - 1].frees - b.frees, many + 10000);
     EXPECT_EQ(after.classes[cls - 1].live_blocks, b.live_blocks);
+  }).join();
+}
+
+// The inline sections run on every thread, so one whose rseq area is not
+// registered must find the sentinel (its cpu_id is -1), never a CPU's region
+// it could corrupt unprotected: it stays on its own bins. The thread drops
+// its area's registration before its first call.
+TEST_F(PerCpu, AThreadWithoutARegisteredAreaNeverTouchesTheCpuCaches) {
+  std::thread([] {
+    auto* area = reinterpret_cast<struct rseq*>(static_cast<char*>(__builtin_thread_pointer()) +
+                                                g_percpu.rseq_offset);
+    // The length must be the one registered: glibc's area size, or the ABI's 32.
+    long r = syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    if (r != 0) r = syscall(SYS_rseq, area, sizeof(struct rseq), RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
+    if (r != 0) GTEST_SKIP() << "cannot unregister this thread's rseq area: " << strerror(errno);
+    ASSERT_LT(static_cast<int32_t>(area->cpu_id), 0);
+    unsigned cls = size_class_of(400);
+    uint64_t before[kNumClasses] = {};
+    percpu_cached_blocks(before);
+    std::vector<void*> v;
+    for (int i = 0; i < 50; ++i) v.push_back(malloc_fast(400));
+    for (void* p : v) free_fast(p);
+    uint64_t after[kNumClasses] = {};
+    percpu_cached_blocks(after);
+    EXPECT_EQ(after[cls], before[cls]) << "a CPU's cache changed";
+    EXPECT_FALSE(tl_cache.rseq_ok);
+    EXPECT_FALSE(tl_cache.percpu_ok);
+    EXPECT_GT(bin_count(tl_cache.bins[cls]), 0u) << "the frees went to the thread's bin";
   }).join();
 }
 
