@@ -196,7 +196,7 @@ void* percpu_alloc(unsigned cls) noexcept {
 }
 
 void percpu_free(void* p, unsigned cls) noexcept {
-  // Class 0 (a large block or a stray pointer) has an empty-and-full triple:
+  // Class 0 (a large block or a stray pointer) has an empty-and-full range:
   // the push misses and the slow path sorts it out.
   if (SLABBY_LIKELY(percpu_push(cls, p))) {
     tl_cache.frees[cls]++;

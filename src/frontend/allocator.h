@@ -300,7 +300,7 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t cls;
   if (SLABBY_LIKELY(page_class_of(p, &cls))) {
     // The CPU's cache first, as in malloc. Class 0 (large or stray pointer)
-    // has an empty-and-full triple in every region, and no bin: the push
+    // has an empty-and-full range in every region, and no bin: the push
     // misses and the slow path sorts it out.
     if constexpr (kHaveRseqSections) {
       if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
