@@ -338,7 +338,10 @@ void percpu_cached_blocks(uint64_t* per_class) {
 }
 
 void percpu_fast_counts(const int64_t* slow_net, uint64_t* pops, uint64_t* pushes) {
-  if (!g_percpu_mode) return;
+  // With a divert the inline sections never hit (the fast table stays all
+  // sentinel), and the divert counts each block in the thread's allocs and
+  // frees itself.
+  if (!g_percpu_mode || g_small_divert.alloc != nullptr) return;
   uint64_t cached[kNumClasses] = {};
   for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
     char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);

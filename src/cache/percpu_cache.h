@@ -349,7 +349,8 @@ SLABBY_INLINE bool percpu_shrink_end(uintptr_t, uint32_t) { return false; }
 // CPU caches in the calling thread's percpu_net: with the inline free's
 // pushes (in the cursor words) and the blocks cached now, that gives the
 // inline malloc's pops without a counter on its path (percpu_fast_counts).
-// The inline sections never count here.
+// The inline sections never count here. A divert's hit paths may use the
+// *_section forms: with a divert nothing is derived (percpu_fast_counts).
 SLABBY_INLINE void* percpu_pop(uintptr_t cls) {
   void* p = percpu_pop_section(cls);
   if (p != nullptr) tl_cache.percpu_net[cls]--;

@@ -478,7 +478,7 @@ void* lean_alloc(unsigned cls, size_t n) noexcept {
     size = class_size(cls);
   }
   if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);
-  uintptr_t p = reinterpret_cast<uintptr_t>(percpu_pop(cls));
+  uintptr_t p = reinterpret_cast<uintptr_t>(percpu_pop_section(cls));  // counted below
   if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
   verify_first_word(p, cls);
   return lean_hand_out<kBitguard, kZero>(p, cls, size);
@@ -501,7 +501,7 @@ void lean_free(void* ptr, unsigned cls) noexcept {
   tag_word(p, size) = freed_tag(p);
   if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_free_to_bin(p, cls);
   mark_cached(p);
-  if (SLABBY_UNLIKELY(!percpu_push(cls, ptr))) return free_tagged(p, cls);
+  if (SLABBY_UNLIKELY(!percpu_push_section(cls, ptr))) return free_tagged(p, cls);  // counted below
   tl_cache.frees[cls]++;
 }
 
