@@ -15,8 +15,9 @@
 // - A thread on the per-CPU caches (percpu_ok) holds nothing in its bins
 //   (limit 0). A thread starts on its bins and moves there at most once
 //   (cache_move_to_percpu, below), never back; one whose rseq area does not
-//   work stays on its bins. allocs/frees count every block of the thread,
-//   whichever cache served it.
+//   work stays on its bins. allocs/frees count the blocks its bins and slow
+//   paths served; the CPU caches' inline hits are counted in their regions
+//   (cache/percpu_cache.h: percpu_fast_counts).
 // - state kDead: the thread's TSD teardown ran; bins are empty with limit 0
 //   forever, so every later malloc/free of the thread goes straight to the
 //   central pools (glibc frees after our destructor; nothing is resurrected).
@@ -43,9 +44,11 @@ enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 
 
 struct ThreadCache {
   Bin bins[kNumClasses];
-  // Blocks of each class this thread was handed and freed, ever, whichever
-  // cache served them. Arrays of 8-byte counters, apart from the bins, so a
-  // fast path counts with one instruction (frontend/allocator.h count_alloc).
+  // Blocks of each class this thread was handed and freed, ever, by its bins
+  // and the slow paths (and a divert); the inline paths' hits on a CPU's
+  // cache are counted by that CPU's region instead. Arrays of 8-byte
+  // counters, apart from the bins, so a fast path counts with one
+  // instruction (frontend/allocator.h count_alloc).
   uint64_t allocs[kNumClasses];
   uint64_t frees[kNumClasses];
   // Blocks this thread's slow-path sections moved into the CPU caches minus
