@@ -327,38 +327,45 @@ void percpu_fork_prepare() { g_region_mu.lock(); }
 void percpu_fork_parent() { g_region_mu.unlock(); }
 void percpu_fork_child() { g_region_mu.reset_after_fork(); }
 
-void percpu_cached_blocks(uint64_t* per_class) {
-  if (!g_percpu_mode) return;
-  for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
-    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
-    if (r == reinterpret_cast<const char*>(kSentinel)) continue;
-    const SlotRange* hdr = region_ranges(r);
-    for (unsigned c = 1; c < kNumClasses; ++c) per_class[c] += region_cur(r, c) - hdr[c].begin;
-  }
-}
+namespace {
 
-void percpu_fast_counts(const int64_t* slow_net, uint64_t* pops, uint64_t* pushes) {
-  // With a divert the inline sections never hit (the fast table stays all
-  // sentinel), and the divert counts each block in the thread's allocs and
-  // frees itself.
-  if (!g_percpu_mode || g_small_divert.alloc != nullptr) return;
-  uint64_t cached[kNumClasses] = {};
+// Over every CPU's region: the blocks cached per class, added to cached, and
+// with pushes, the inline free's pushes (one load per class: cur and the
+// count from the same moment).
+void sum_regions(uint64_t* cached, uint64_t* pushes) {
   for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
     char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
     if (r == reinterpret_cast<const char*>(kSentinel)) continue;
     const SlotRange* hdr = region_ranges(r);
     const uint64_t* cursors = region_cursors(r);
     for (unsigned c = 1; c < kNumClasses; ++c) {
-      // One load: cur and the count from the same moment.
       uint64_t w = __atomic_load_n(&cursors[c], __ATOMIC_RELAXED);
-      pushes[c] += w >> kCursorCountShift;
       cached[c] += static_cast<uint16_t>(w) - hdr[c].begin;
+      if (pushes != nullptr) pushes[c] += w >> kCursorCountShift;
     }
   }
+}
+
+}  // namespace
+
+void percpu_cached_blocks(uint64_t* per_class) {
+  if (g_percpu_mode) sum_regions(per_class, nullptr);
+}
+
+void percpu_fast_counts(const int64_t* slow_net, uint64_t* cached, uint64_t* pops,
+                        uint64_t* pushes) {
+  if (!g_percpu_mode) return;
+  // With a divert the inline sections never hit (the fast table stays all
+  // sentinel), and the divert counts each block in the thread's allocs and
+  // frees itself: only the cached blocks.
+  if (g_small_divert.alloc != nullptr) return sum_regions(cached, nullptr);
+  uint64_t here[kNumClasses] = {};
+  sum_regions(here, pushes);
   // Blocks into the caches (fast pushes + slow_net) = blocks out (fast pops)
   // + blocks cached.
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    int64_t p = static_cast<int64_t>(pushes[c]) + slow_net[c] - static_cast<int64_t>(cached[c]);
+    cached[c] += here[c];
+    int64_t p = static_cast<int64_t>(pushes[c]) + slow_net[c] - static_cast<int64_t>(here[c]);
     pops[c] = p > 0 ? static_cast<uint64_t>(p) : 0;
   }
 }

@@ -426,10 +426,12 @@ void percpu_fork_child();
 void percpu_cached_blocks(uint64_t* per_class);
 // The blocks the inline paths took from (pops) and gave to (pushes) the CPU
 // caches, per class, ever: pushes from the cursor words, pops = pushes +
-// slow_net (the percpu_net of every thread, live and gone) - cached now.
-// Exact when no thread is inside malloc or free; a moment old otherwise
-// (pops clamped at 0).
-void percpu_fast_counts(const int64_t* slow_net, uint64_t* pops, uint64_t* pushes);
+// slow_net (the percpu_net of every thread, live and gone) - cached now;
+// adds the blocks cached now to cached, as percpu_cached_blocks does, from
+// the same walk. Exact when no thread is inside malloc or free; a moment old
+// otherwise (pops clamped at 0).
+void percpu_fast_counts(const int64_t* slow_net, uint64_t* cached, uint64_t* pops,
+                        uint64_t* pushes);
 // Capacity of class cls on CPU cpu now (0: the CPU has no cache yet), and
 // the most it may grow to.
 uint32_t percpu_capacity(int cpu, unsigned cls);

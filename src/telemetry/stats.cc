@@ -57,11 +57,11 @@ void collect_stats(slabby_stats* out) {
     out->threads_live = g_rt.threads_live;
     out->threads_exited = g_rt.threads_exited;
   }
-  percpu_cached_blocks(cached);
   {
-    // The inline paths' hits on the CPU caches (counted in the regions).
+    // The CPU caches' blocks, and the inline paths' hits on them (counted in
+    // the regions).
     uint64_t pops[kNumClasses] = {}, pushes[kNumClasses] = {};
-    percpu_fast_counts(percpu_net, pops, pushes);
+    percpu_fast_counts(percpu_net, cached, pops, pushes);
     for (unsigned c = 1; c < kNumClasses; ++c) {
       allocs[c] += pops[c];
       frees[c] += pushes[c];
