@@ -227,12 +227,15 @@ CXX_EXPORT void operator delete(void* p) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete[](void* p) noexcept { free_fast(p); }
 // Sized delete checks the size only with SLABBY_BITGUARD (secure/checks.h):
 // one predictable branch, the only test of a security flag on an exported
-// fast path (free and malloc have none).
+// fast path (free and malloc have none). The hardened library checks it
+// inline (frontend/allocator.h hardened_sized_free).
 CXX_EXPORT void operator delete(void* p, size_t n) noexcept {
+  if constexpr (kHardenedBuild) return hardened_sized_free(p, n);
   if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
   free_fast(p);
 }
 CXX_EXPORT void operator delete[](void* p, size_t n) noexcept {
+  if constexpr (kHardenedBuild) return hardened_sized_free(p, n);
   if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
   free_fast(p);
 }

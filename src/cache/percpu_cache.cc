@@ -86,8 +86,8 @@ char* ensure_region(int cpu) {
   }
   __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
   // A divert keeps the fast paths off the CPU caches (its blocks are checked
-  // on the way in and out).
-  if (g_small_divert.alloc == nullptr)
+  // on the way in and out), unless they check the blocks themselves.
+  if (g_small_divert.alloc == nullptr || g_small_divert.fast)
     __atomic_store_n(&g_fast_regions.at[2 + cpu], mem, __ATOMIC_RELEASE);
   return mem;
 }
@@ -357,8 +357,9 @@ void percpu_fast_counts(const int64_t* slow_net, uint64_t* cached, uint64_t* pop
   if (!g_percpu_mode) return;
   // With a divert the inline sections never hit (the fast table stays all
   // sentinel), and the divert counts each block in the thread's allocs and
-  // frees itself: only the cached blocks.
-  if (g_small_divert.alloc != nullptr) return sum_regions(cached, nullptr);
+  // frees itself: only the cached blocks. A fast divert's hits are the
+  // inline paths', counted as without one.
+  if (g_small_divert.alloc != nullptr && !g_small_divert.fast) return sum_regions(cached, nullptr);
   uint64_t here[kNumClasses] = {};
   sum_regions(here, pushes);
   // Blocks into the caches (fast pushes + slow_net) = blocks out (fast pops)

@@ -122,10 +122,14 @@ void uncached_free(void* p, unsigned cls) noexcept;
 // use the per-CPU caches itself (rseq_ok, and percpu_cache.h's
 // percpu_refill_admitting / percpu_flush_and_push). The default fast paths
 // never look at it.
+// With `fast` (the hardened library, whose inline paths check blocks
+// themselves: frontend/hardened_fast.h) the inline paths use the CPU caches
+// under a divert too, and count their hits as without one (percpu_cache.h).
 struct SmallDivert {
   void* (*alloc)(unsigned cls, size_t n) noexcept;  // n <= class_size(cls)
   void (*free)(void* p, unsigned cls) noexcept;
   void (*thread_exit)() noexcept;  // the thread's own blocks go back (its teardown)
+  bool fast;
 };
 extern constinit SmallDivert g_small_divert;
 

@@ -48,6 +48,16 @@ static_assert(kPageShift >= 12 && kPageShift <= 16, "SLABBY_PAGE_SIZE: 4 KiB to 
 // this target). Without them every thread uses its per-thread cache.
 inline constexpr bool kHaveRseqSections = SLABBY_ASM_X86_64;
 
+// The hardened library (libslabby_malloc_hardened.so, built from the same
+// sources with SLABBY_HARDENED=1): the bit guard is always on and checked on
+// the inline fast paths themselves (frontend/hardened_fast.h), where
+// libslabby_malloc.so reaches the same checks through its slow paths. Chosen
+// at build time, so neither library tests for it at run time.
+#ifndef SLABBY_HARDENED
+#define SLABBY_HARDENED 0
+#endif
+inline constexpr bool kHardenedBuild = SLABBY_HARDENED != 0;
+
 // glibc guarantees 16-byte alignment for every malloc (max_align_t) and
 // programs rely on it, so the smallest block is 16 bytes.
 inline constexpr size_t kMinAlign = 16;

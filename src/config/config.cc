@@ -266,6 +266,17 @@ void apply(ConfigResult& r, const char* name, size_t name_len, const char* shown
     case OptionKind::kBool: {
       bool b = false;
       ok = parse_bool(value, value_len, &b);
+      if (ok && kHardenedBuild && !b && o.flag == &Config::bitguard) {
+        // The hardened library's inline paths check every block.
+        Line line;
+        start_message(line, at);
+        line.str(shown, shown_len).str("=\"").value(value, value_len);
+        line.str("\": the hardened library always keeps the bit guard on (its fast paths check ");
+        line.str("every block); libslabby_malloc.so runs without it");
+        line.emit(sink, ctx);
+        note_problem(r, shown, shown_len);
+        return;
+      }
       if (ok) c.*o.flag = b;
       break;
     }

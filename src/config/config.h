@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/base.h"
+
 namespace slabby {
 
 // Values match StatsOutput + 1 (telemetry/stats.h).
@@ -36,7 +38,8 @@ struct Config {
   // Security and debugging (secure/checks.h); any of them on selects the
   // checked paths at init.
   size_t zero = 0;                        // SLABBY_ZERO: 0, 1 free, 2 alloc, 3 both
-  bool bitguard = false;                  // SLABBY_BITGUARD: canaries, tags, encoded links
+  bool bitguard = kHardenedBuild;         // SLABBY_BITGUARD: canaries, tags, encoded links
+                                          // (always on in the hardened library)
   bool guard_pages = false;               // SLABBY_GUARD_PAGES: PROT_NONE around large blocks
   size_t guard_sample = 0;                // SLABBY_GUARD_SAMPLE: 1 in N small blocks guarded
   size_t quarantine = 0;                  // SLABBY_QUARANTINE: freed bytes held per thread

@@ -12,6 +12,7 @@
 #include "cache/percpu_cache.h"
 #include "cache/thread_cache.h"
 #include "common/base.h"
+#include "frontend/hardened_fast.h"
 #include "frontend/size_class.h"
 #include "runtime/runtime.h"
 
@@ -209,6 +210,15 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #endif
 }
 
+// The hardened library's allocation from class cls, which holds n bytes and
+// the canary (frontend/hardened_fast.h).
+SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n) noexcept {
+  void* p = percpu_pop_fast(cls);
+  if (SLABBY_UNLIKELY(p == nullptr)) return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
+  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls))) return checked_hand_out_cached(p, static_cast<unsigned>(cls));
+  return hardened_hand_out(p, cls);
+}
+
 // malloc and free try the CPU's cache first, whatever the thread's mode:
 // the fast table (cache/percpu_cache.h) sends every section that must not
 // use it (a per-thread thread, an unregistered rseq area, the checked
@@ -224,6 +234,15 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n) noexcept {
+  if constexpr (kHardenedBuild) {
+    // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
+    // including a class whose slack cannot hold the canary, to the checked
+    // pair through the slow path.
+    (void)tco;
+    if (SLABBY_UNLIKELY(cls >= kNumSmallClasses || class_size(cls) - n < kCanaryBytes))
+      return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
+    return hardened_alloc_fitted(cls, n);
+  }
   if constexpr (kHaveRseqSections) {
     // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
     void* p = percpu_pop_fast(cls);
@@ -251,6 +270,18 @@ SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n) noexcept {
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
   uintptr_t cls;
+  if constexpr (kHardenedBuild) {
+    // The first class with room for the canary after n bytes.
+    if (SLABBY_LIKELY(n <= kMaxDirectSize - kCanaryBytes)) {
+      cls = direct_class_of(n + kCanaryBytes);
+    } else {
+      if (SLABBY_UNLIKELY(n > kMaxSmallSize - kCanaryBytes)) return alloc_large(n, 0);
+      cls = size_class_of(n + kCanaryBytes);
+    }
+    uintptr_t tco = tl_cache_offset();
+    if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
+    return hardened_alloc_fitted(cls, n);
+  }
   if (SLABBY_LIKELY(n <= kMaxDirectSize)) {
     cls = direct_class_of(n);
   } else {
@@ -296,8 +327,36 @@ foreign:
 #endif
 }
 
+// The hardened library's free of a block in a page of small class cls.
+SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
+  if (SLABBY_UNLIKELY(!hardened_plainly_live(p, cls))) return checked_free(p, static_cast<unsigned>(cls));
+  hardened_mark_freed(p, cls);
+  if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
+  return checked_free_validated(p, static_cast<unsigned>(cls));
+}
+
+// The hardened library's sized delete: a block of the class the size asks
+// for (with its canary) is freed inline; any other, and every large size,
+// goes to checked_sized_free, which reports a size the block was not
+// allocated with.
+SLABBY_INLINE void hardened_sized_free(void* p, size_t n) noexcept {
+  uintptr_t cls;
+  if (SLABBY_LIKELY(n <= kMaxDirectSize - kCanaryBytes && page_class_of(p, &cls) &&
+                    cls == direct_class_of(n + kCanaryBytes)))
+    return hardened_free_small(p, cls);
+  return checked_sized_free(p, n);
+}
+
 SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t cls;
+  if constexpr (kHardenedBuild) {
+    if (SLABBY_UNLIKELY(!page_class_of(p, &cls))) return free_foreign(p);
+    if (SLABBY_UNLIKELY(cls == 0)) return free_not_small(p);
+    // Medium blocks (only ever a thread's first allocation here) and the
+    // checked pair's own cases: its slow path, unchecked until there.
+    if (SLABBY_UNLIKELY(cls >= kNumSmallClasses)) return cache_flush_and_free(p, static_cast<unsigned>(cls));
+    return hardened_free_small(p, cls);
+  }
   if (SLABBY_LIKELY(page_class_of(p, &cls))) {
     // The CPU's cache first, as in malloc. Class 0 (large or stray pointer)
     // has an empty-and-full range in every region, and no bin: the push

@@ -49,9 +49,6 @@ extern __thread CheckedCache tl_checked __attribute__((tls_model("initial-exec")
 // Small blocks: a freed block (tag and zeros verified) back to the thread's
 // bin or the central pool.
 void checked_release_small(uintptr_t p, unsigned cls) noexcept;
-// Checks a small block taken from a bin or the quarantine is still as it was
-// freed; reports a write after free otherwise.
-void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept;
 // A large block leaving the quarantine (or freed without one).
 void checked_release_large(uintptr_t block) noexcept;
 // Holds a freed block back (g_checks.quarantine > 0); evicts the oldest.

@@ -436,6 +436,20 @@ namespace {
 // request too big for a small class with its canary) goes to the general
 // path above.
 
+// The lean pair's sections. Under a divert the CPU regions count nothing
+// (cache/percpu_cache.h percpu_fast_counts), so the plain sections do; the
+// hardened library's inline paths hit the same caches and are counted by
+// the regions, so its slow paths count what their sections move, as the
+// default's do.
+SLABBY_INLINE void* lean_pop(unsigned cls) {
+  if constexpr (kHardenedBuild) return percpu_pop(cls);
+  return percpu_pop_section(cls);
+}
+SLABBY_INLINE bool lean_push(unsigned cls, void* p) {
+  if constexpr (kHardenedBuild) return percpu_push(cls, p);
+  return percpu_push_section(cls, p);
+}
+
 // A block taken from a cache becomes the program's: as verify_free and
 // hand_out, for these modes.
 template <bool kBitguard, bool kZero>
@@ -478,7 +492,7 @@ void* lean_alloc(unsigned cls, size_t n) noexcept {
     size = class_size(cls);
   }
   if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);
-  uintptr_t p = reinterpret_cast<uintptr_t>(percpu_pop_section(cls));  // counted below
+  uintptr_t p = reinterpret_cast<uintptr_t>(lean_pop(cls));  // counted below
   if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
   verify_first_word(p, cls);
   return lean_hand_out<kBitguard, kZero>(p, cls, size);
@@ -501,13 +515,15 @@ void lean_free(void* ptr, unsigned cls) noexcept {
   tag_word(p, size) = freed_tag(p);
   if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_free_to_bin(p, cls);
   mark_cached(p);
-  if (SLABBY_UNLIKELY(!percpu_push_section(cls, ptr))) return free_tagged(p, cls);  // counted below
+  if (SLABBY_UNLIKELY(!lean_push(cls, ptr))) return free_tagged(p, cls);  // counted below
   tl_cache.frees[cls]++;
 }
 
+// In the hardened library the inline paths check the lean modes' blocks
+// themselves (frontend/hardened_fast.h) and so may use the CPU caches.
 template <bool kBitguard, bool kZero>
 constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard, kZero>,
-                               checked_thread_teardown};
+                               checked_thread_teardown, kHardenedBuild && kBitguard};
 
 }  // namespace
 
@@ -517,7 +533,19 @@ SmallDivert checked_small_divert() noexcept {
   if (!extras && k.bitguard && k.zero_free) return kLean<true, true>;
   if (!extras && k.bitguard) return kLean<true, false>;
   if (!extras && k.zero_free) return kLean<false, true>;
-  return {checked_alloc, checked_free, checked_thread_teardown};
+  return {checked_alloc, checked_free, checked_thread_teardown, false};
+}
+
+void checked_free_validated(void* ptr, unsigned cls) noexcept {
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
+  free_tagged(reinterpret_cast<uintptr_t>(ptr), cls);
+}
+
+void* checked_hand_out_cached(void* block, unsigned cls) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(block);
+  verify_first_word(p, cls);
+  verify_free(p, cls, "malloc");
+  return hand_out(p, cls);
 }
 
 void checked_thread_teardown() noexcept {

@@ -32,7 +32,9 @@ void checks_init(const Config& cfg) {
   bool secure = cfg.secure;
   c.zero_free = (cfg.zero & 1) != 0 || secure;
   c.zero_alloc = (cfg.zero & 2) != 0;
-  c.bitguard = cfg.bitguard || secure;
+  // The hardened library checks on its inline paths: the bit guard is
+  // always on there (config/config.cc refuses SLABBY_BITGUARD=0 there).
+  c.bitguard = cfg.bitguard || secure || kHardenedBuild;
   c.tags = c.zero_free || c.bitguard;
   c.guard_large = cfg.guard_pages;
   c.guard_sample = static_cast<uint32_t>(cfg.guard_sample);

@@ -95,6 +95,16 @@ void* checked_alloc_class(unsigned cls) noexcept;
 // verb names the call ("free", "realloc", "malloc_usable_size").
 void checked_validate_small(uintptr_t p, unsigned cls, const char* verb) noexcept;
 void checked_free(void* p, unsigned cls) noexcept;
+// Checks a small block taken from a cache or the quarantine is still as it
+// was freed (or never used); reports a write after free otherwise.
+void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) noexcept;
+// The hardened library's inline paths (frontend/hardened_fast.h): the rest of
+// a free whose block they validated and tagged (its CPU cache was full or
+// unusable) ...
+void checked_free_validated(void* p, unsigned cls) noexcept;
+// ... and a block popped from a CPU's cache that is not plainly as cached
+// (never used yet, zeros to check, or changed: reported): hands it out.
+void* checked_hand_out_cached(void* p, unsigned cls) noexcept;
 void* checked_alloc_large(size_t n, size_t align) noexcept;
 void checked_free_large(void* p) noexcept;
 void* checked_aligned(size_t align, size_t n) noexcept;

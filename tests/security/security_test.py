@@ -12,15 +12,19 @@ output and slabby's lines.
 
   security_test.py --list
   security_test.py --lib build/lib/libslabby_malloc.so --bugs build/bin/security_bugs CASE
+  security_test.py --hardened --lib build/lib/libslabby_malloc_hardened.so ... CASE
+    (the hardened library always checks: the checked runs only)
   (cross builds add --emulator scripts/qemu-aarch64 --fault-kind access --timeout-scale 4)
 """
 
 import argparse
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 
 H = r"0x[0-9a-f]+"
 CLS = r"\(size class \d+, \d+-byte blocks\)"
@@ -144,7 +148,7 @@ BUGS = {
 
 OUTCOMES = ["calloc_overflow", "huge_malloc", "zero_on_free", "zero_on_alloc",
             "zero_after_realloc_growth", "calloc_recycled_large", "leak_report", "leak_report_off",
-            "clean_run_secure"]
+            "clean_run_secure", "stats_exact", "stats_exact_secure", "bitguard_off"]
 
 
 def run(args, mode, extra):
@@ -179,6 +183,8 @@ def check_bug(args, name):
         errors.append("checked run: expected one line matching\n  %s\ngot:\n%s" % (message, r.stderr))
     if "survived" in r.stdout:
         errors.append("checked run: the program went on past the bug")
+    if args.hardened:
+        return errors, "checked: %s" % lines
     off = run(args, mode, {k: v for k, v in env.items() if not k.startswith("SLABBY_") or
                            k == "SLABBY_THREAD_CACHE_BYTES"})
     if any(re.fullmatch(message, l) for l in slabby_lines(off.stderr)):
@@ -195,8 +201,10 @@ def check_outcome(args, name):
                        if what == "calloc" else
                        r"slabby: allocation of \d+ bytes can never succeed: returning NULL with ENOMEM")
         on = run(args, name, BITGUARD)
-        off = run(args, name, {})
-        for label, r, want in (("checked", on, [expect_line]), ("unchecked", off, [])):
+        runs = [("checked", on, [expect_line])]
+        if not args.hardened:
+            runs.append(("unchecked", run(args, name, {}), []))
+        for label, r, want in runs:
             if r.returncode != 0 or r.stdout != "%s NULL ENOMEM\n" % what:
                 errors.append("%s run: exit %d, stdout %r" % (label, r.returncode, r.stdout))
             got = slabby_lines(r.stderr)
@@ -207,6 +215,8 @@ def check_outcome(args, name):
         r = run(args, name, {"SLABBY_ZERO": "free"})
         if r.returncode != 0 or r.stdout != "reused 1 freed-nonzero 0 reused-nonzero 0\n":
             errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+        if args.hardened:
+            return errors, r.stdout
         off = run(args, name, {})
         if "freed-nonzero 0 " in off.stdout:
             errors.append("without SLABBY_ZERO the freed bytes were zero too: the test proves nothing")
@@ -215,6 +225,8 @@ def check_outcome(args, name):
         r = run(args, name, {"SLABBY_ZERO": "alloc"})
         if r.returncode != 0 or r.stdout != "nonzero 0\n" or r.stderr:
             errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+        if args.hardened:
+            return errors, r.stdout
         off = run(args, name, {})
         if off.stdout == "nonzero 0\n":
             errors.append("without SLABBY_ZERO blocks came back zero too: the test proves nothing")
@@ -226,6 +238,8 @@ def check_outcome(args, name):
         r = run(args, name, dict(quiet, SLABBY_ZERO="alloc"))
         if r.returncode != 0 or r.stdout != "lost 0 nonzero 0\n" or r.stderr:
             errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+        if args.hardened:
+            return errors, r.stdout
         off = run(args, name, quiet)
         if off.returncode != 0 or not off.stdout.startswith("lost 0 "):
             errors.append("unchecked run: exit %d, stdout %r" % (off.returncode, off.stdout))
@@ -267,6 +281,40 @@ def check_outcome(args, name):
             if not any("security_bugs" in f for f in frames):
                 errors.append("the site's first frames are not in the program:\n" + r.stderr)
         return errors, r.stderr
+    if name in ("stats_exact", "stats_exact_secure"):
+        # The exit report counts every block, the CPU caches' hits included
+        # (counted by the regions, and by the checked paths under a divert).
+        # 40 bytes take the 48-byte class, canary or not; the program and
+        # libc may add a few blocks of their own.
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "stats.json")
+            env = {"SLABBY_STATS": "json", "SLABBY_STATS_FILE": out}
+            if name == "stats_exact_secure":
+                env["SLABBY_SECURE"] = "1"
+            r = run(args, "counted", env)
+            if r.returncode != 0 or r.stdout != "kept 1000\n" or slabby_lines(r.stderr):
+                errors.append("exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+                return errors, ""
+            with open(out) as f:
+                c = [c for c in json.load(f)["classes"] if c["block_size"] == 48][0]
+        if not 101000 <= c["allocations"] <= 101020:
+            errors.append("48-byte class: %d allocations, expected 101000 (+ a few)" % c["allocations"])
+        if not 1000 <= c["live_blocks"] <= 1020:
+            errors.append("48-byte class: %d live blocks, expected 1000 (+ a few)" % c["live_blocks"])
+        return errors, "%r" % c
+    if name == "bitguard_off":
+        # SLABBY_BITGUARD=0: the default library's default, one line from the
+        # hardened library, which keeps the bit guard on.
+        r = run(args, "counted", {"SLABBY_BITGUARD": "0"})
+        want = ([r'slabby: SLABBY_BITGUARD="0": the hardened library always keeps the bit guard '
+                 r'on \(its fast paths check every block\); libslabby_malloc\.so runs without it']
+                if args.hardened else [])
+        got = slabby_lines(r.stderr)
+        if r.returncode != 0 or r.stdout != "kept 1000\n":
+            errors.append("exit %d, stdout %r" % (r.returncode, r.stdout))
+        if len(got) != len(want) or not all(re.fullmatch(w, g) for w, g in zip(want, got)):
+            errors.append("slabby lines %r, expected %r" % (got, want))
+        return errors, r.stderr
     if name == "clean_run_secure":
         # Every mode on, no bug: nothing reported, output as without slabby.
         env = {"SLABBY_CONFIG": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
@@ -288,6 +336,8 @@ def main():
     ap.add_argument("--fault-kind", default="write",
                     help="what a guard page hit by a write is called (access: the kind is unknown)")
     ap.add_argument("--timeout-scale", type=int, default=1)
+    ap.add_argument("--hardened", action="store_true",
+                    help="the library always checks (libslabby_malloc_hardened.so): no unchecked runs")
     ap.add_argument("case", nargs="?")
     args = ap.parse_args()
     if args.list:
