@@ -187,7 +187,8 @@ void print_report(int fd) {
   };
   w.str("slabby: stats for pid ").u64(static_cast<uint64_t>(getpid()));
   w.str(" (slabby " SLABBY_VERSION_STRING ", ");
-  w.str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-CPU caches" : "per-thread caches").str(")\n");
+  w.str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-CPU caches" : "per-thread caches");
+  w.str(kHardenedBuild ? ", hardened library)\n" : ")\n");
   row("total_allocations", s.total_allocations);
   row("total_deallocations", s.total_deallocations);
   row("current_allocations", s.current_allocations);
