@@ -329,7 +329,8 @@ foreign:
 
 // The hardened library's free of a block in a page of small class cls.
 SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
-  if (SLABBY_UNLIKELY(!hardened_plainly_live(p, cls))) return checked_free(p, static_cast<unsigned>(cls));
+  if (SLABBY_UNLIKELY(!hardened_plainly_live(p, cls)))
+    return checked_free_hardened(p, static_cast<unsigned>(cls));
   hardened_mark_freed(p, cls);
   if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
   return checked_free_validated(p, static_cast<unsigned>(cls));
