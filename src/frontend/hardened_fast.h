@@ -9,10 +9,11 @@
 //           cached (first word: the encoded end of list; last word: the
 //           freed or never-used tag); it leaves with its canary written;
 //   free    the block must be live (its canary intact, and the canary's
-//           word in a slab of the block's class), then is tagged freed,
-//           zeroed with SLABBY_SECURE, and pushed.
+//           word in a slab of the block's class), then is tagged freed
+//           and pushed.
 // So a hit costs a few loads and stores more than the default's, and no
 // call. Everything else (an empty or full cache, a thread without rseq,
+// a never-used block, SLABBY_SECURE's zeroing and its check, any failed test,
 // the modes with per-call extras: quarantine, leak check, zero on
 // allocation, guard sampling) takes the slow paths, into the same checked
 // pair as libslabby_malloc.so. The block format and the reports are
