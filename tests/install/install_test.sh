@@ -53,4 +53,8 @@ cc "$tmp/app.c" -o "$tmp/app_pc_static" -static-libgcc $(pkg-config --cflags sla
   "$tmp/prefix/lib/libslabby_malloc.a" $(pkg-config --libs-only-other --static slabby_malloc) \
   -lpthread -lstdc++
 "$tmp/app_pc_static"
+# The hardened library is installed beside it and runs a program (its
+# report names it).
+report=$(SLABBY_STATS=1 LD_PRELOAD="$tmp/prefix/lib/libslabby_malloc_hardened.so" ls "$tmp" 2>&1 >/dev/null)
+grep -q 'hardened library' <<<"$report"
 echo "install test passed"
