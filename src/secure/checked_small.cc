@@ -128,13 +128,28 @@ SLABBY_INLINE uintptr_t pop(CheckedBin& b, unsigned cls) {
   return p;
 }
 
+// Reads a word about to be written, as one read-modify-write instruction on
+// x86-64 (xadd of 0): a page never touched yet then takes one write fault,
+// where a plain load took a read fault (the shared zero page) and the store
+// a second one (checked modes faulted twice as many pages as the default
+// on a growing heap: fragmentation, 200,000 minor faults against 104,000).
+SLABBY_INLINE uint64_t load_for_store(uint64_t& w) {
+#if SLABBY_ASM_X86_64
+  uint64_t v = 0;
+  asm volatile("xaddq %0, %1" : "+r"(v), "+m"(w));
+  return v;
+#else
+  return w;
+#endif
+}
+
 // A block fresh from the central pool: those the program freed before keep
 // their tag (and zeros, checked here); the others are marked never used.
 void format_from_pool(uintptr_t p, unsigned cls) {
   if (!g_checks.tags) return;
   size_t size = class_size(cls);
   uint64_t& tag = tag_word(p, size);
-  if (tag == freed_tag(p)) {
+  if (load_for_store(tag) == freed_tag(p)) {
     // The transfer stack links batches through the second word.
     if (size > 16) words(p)[1] = 0;
     if (g_checks.zero_free) {
