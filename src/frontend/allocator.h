@@ -215,7 +215,8 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n) noexcept {
   void* p = percpu_pop_fast(cls);
   if (SLABBY_UNLIKELY(p == nullptr)) return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
-  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls))) return checked_hand_out_cached(p, static_cast<unsigned>(cls));
+  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls)))
+    return checked_hand_out_cached(p, static_cast<unsigned>(cls));
   return hardened_hand_out(p, cls);
 }
 
@@ -355,7 +356,8 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
     if (SLABBY_UNLIKELY(cls == 0)) return free_not_small(p);
     // Medium blocks (only ever a thread's first allocation here) and the
     // checked pair's own cases: its slow path, unchecked until there.
-    if (SLABBY_UNLIKELY(cls >= kNumSmallClasses)) return cache_flush_and_free(p, static_cast<unsigned>(cls));
+    if (SLABBY_UNLIKELY(cls >= kNumSmallClasses))
+      return cache_flush_and_free(p, static_cast<unsigned>(cls));
     return hardened_free_small(p, cls);
   }
   if (SLABBY_LIKELY(page_class_of(p, &cls))) {

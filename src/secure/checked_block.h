@@ -170,7 +170,8 @@ SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
 
 // The report for a block that failed checked_validate_small's quick tests:
 // works out which bug it is, names it, aborts.
-[[noreturn]] SLABBY_COLD inline void report_invalid_small(uintptr_t p, unsigned cls, const char* verb) {
+[[noreturn]] SLABBY_COLD inline void report_invalid_small(uintptr_t p, unsigned cls,
+                                                        const char* verb) {
   size_t size = class_size(cls);
   Span* s = g_rt.heap.span_of(reinterpret_cast<void*>(p));
   uintptr_t off = p - s->start;
