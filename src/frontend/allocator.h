@@ -330,8 +330,10 @@ foreign:
 
 // The hardened library's free of a block in a page of small class cls.
 SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
+  // Anything else goes to the divert's free: the lean pair (which zeroes for
+  // SLABBY_SECURE) or the general one, both validating in full and reporting.
   if (SLABBY_UNLIKELY(!hardened_plainly_live(p, cls)))
-    return checked_free_hardened(p, static_cast<unsigned>(cls));
+    return cache_flush_and_free(p, static_cast<unsigned>(cls));
   hardened_mark_freed(p, cls);
   if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
   return checked_free_validated(p, static_cast<unsigned>(cls));

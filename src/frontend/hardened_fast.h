@@ -50,8 +50,8 @@ SLABBY_INLINE void* hardened_hand_out(void* block, uintptr_t cls) noexcept {
 
 // Whether a block the program frees is plainly live: its canary intact, in
 // a page of the block's class (an interior pointer near a slab's end would
-// put the word read past the slab). Otherwise checked_free_hardened checks
-// it in full (secure/checks.h), and zeroes it for SLABBY_SECURE.
+// put the word read past the slab). Otherwise the divert's free checks it in
+// full (secure/checks.h), and zeroes it for SLABBY_SECURE.
 // (Loading the class of the canary's page every time costs less than a test
 // of whether it is p's page: blocks above a few hundred bytes often cross a
 // page, so that branch mispredicted, and fastpath-mixed took 1.6 x the

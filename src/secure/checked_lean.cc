@@ -25,12 +25,6 @@ namespace {
 // request too big for a small class with its canary) goes to the general
 // pair (checked_small.cc).
 
-// Modes with per-call extras (zero on allocation, guard sampling, leak
-// tracing, quarantine) take the general pair; the others the lean one.
-SLABBY_INLINE bool has_extras(const Checks& k) {
-  return k.zero_alloc || k.guard_sample != 0 || k.leak_check || k.quarantine != 0;
-}
-
 // The lean pair's sections. Under a divert the CPU regions count nothing
 // (cache/percpu_cache.h percpu_fast_counts), so the plain sections do; the
 // hardened library's inline paths hit the same caches and are counted by
@@ -124,7 +118,7 @@ constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard
 
 SmallDivert checked_small_divert() noexcept {
   const Checks& k = g_checks;
-  bool extras = has_extras(k);
+  bool extras = k.zero_alloc || k.guard_sample != 0 || k.leak_check || k.quarantine != 0;
   if (!extras && k.bitguard && k.zero_free) return kLean<true, true>;
   if (!extras && k.bitguard) return kLean<true, false>;
   if (!extras && k.zero_free) return kLean<false, true>;
@@ -134,26 +128,6 @@ SmallDivert checked_small_divert() noexcept {
 void checked_free_validated(void* ptr, unsigned cls) noexcept {
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
   free_tagged(reinterpret_cast<uintptr_t>(ptr), cls);
-}
-
-void checked_free_hardened(void* ptr, unsigned cls) noexcept {
-  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  size_t size = class_size(cls);
-  // SLABBY_SECURE's lean pair, the block otherwise plainly live: zeroed,
-  // tagged and pushed here, as lean_free does.
-  if (g_checks.zero_free && !has_extras(g_checks) &&
-      g_rt.heap.class_of(reinterpret_cast<void*>(p + size - 8)) == cls &&
-      tag_word(p, size) == live_canary(p)) {
-    zero_body(p, size);
-    tag_word(p, size) = freed_tag(p);
-    mark_cached(p);
-    if (SLABBY_LIKELY(tl_cache.rseq_ok && percpu_push(cls, ptr))) {
-      tl_cache.frees[cls]++;
-      return;
-    }
-    return free_tagged(p, cls);
-  }
-  checked_free(ptr, cls);
 }
 
 void* checked_hand_out_cached(void* block, unsigned cls) noexcept {

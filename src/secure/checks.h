@@ -102,10 +102,6 @@ void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) 
 // a free whose block they validated and tagged (its CPU cache was full or
 // unusable) ...
 void checked_free_validated(void* p, unsigned cls) noexcept;
-// ... a free they could not take as plainly live: SLABBY_SECURE's (zeroed
-// here, on the lean path), or a block checked_free checks in full and
-// reports ...
-void checked_free_hardened(void* p, unsigned cls) noexcept;
 // ... and a block popped from a CPU's cache that is not plainly as cached
 // (never used yet, zeros to check, or changed: reported): hands it out.
 void* checked_hand_out_cached(void* p, unsigned cls) noexcept;
