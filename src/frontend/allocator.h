@@ -18,6 +18,13 @@
 
 namespace slabby {
 
+// The hardened library's inline paths when the CPU's cache missed
+// (frontend/hardened_bins.cc): a thread without rseq takes its checked bin;
+// otherwise, or when the bin misses too, the slow paths. free's block is
+// validated and marked freed. (n first: malloc's argument stays where it is.)
+void* hardened_alloc_missed(size_t n, uintptr_t cls) noexcept;
+void hardened_free_missed(void* p, uintptr_t cls) noexcept;
+
 // Requests above PTRDIFF_MAX can never succeed (glibc refuses them too).
 inline constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
 
@@ -214,7 +221,7 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 // the canary (frontend/hardened_fast.h).
 SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n) noexcept {
   void* p = percpu_pop_fast(cls);
-  if (SLABBY_UNLIKELY(p == nullptr)) return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
+  if (SLABBY_UNLIKELY(p == nullptr)) return hardened_alloc_missed(n, cls);
   if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls)))
     return checked_hand_out_cached(p, static_cast<unsigned>(cls));
   return hardened_hand_out(p, cls);
@@ -336,7 +343,7 @@ SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
     return cache_flush_and_free(p, static_cast<unsigned>(cls));
   hardened_mark_freed(p, cls);
   if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
-  return checked_free_validated(p, static_cast<unsigned>(cls));
+  return hardened_free_missed(p, cls);
 }
 
 // The hardened library's sized delete: a block of the class the size asks

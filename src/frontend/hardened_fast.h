@@ -12,8 +12,8 @@
 //           word in a slab of the block's class), then is tagged freed
 //           and pushed.
 // So a hit costs a few loads and stores more than the default's, and no
-// call. Everything else (an empty or full cache, a thread without rseq,
-// a never-used block, SLABBY_SECURE's zeroing and its check, any failed test,
+// call. A thread without rseq uses its checked bins the same way (below).
+// Everything else (an empty or full cache, a never-used block, SLABBY_SECURE's zeroing and its check, any failed test,
 // the modes with per-call extras: quarantine, leak check, zero on
 // allocation, guard sampling) takes the slow paths, into the same checked
 // pair as libslabby_malloc.so. The block format and the reports are
@@ -22,9 +22,11 @@
 
 #include <cstdint>
 
+#include "cache/thread_cache.h"
 #include "common/base.h"
 #include "frontend/size_class.h"
 #include "runtime/runtime.h"
+#include "secure/checked_cache.h"
 #include "secure/checks.h"
 
 namespace slabby {
@@ -70,6 +72,50 @@ SLABBY_INLINE void hardened_mark_freed(void* block, uintptr_t cls) noexcept {
   uint64_t* w = static_cast<uint64_t*>(block);
   w[class_size(cls) / 8 - 1] = freed_tag(p);
   w[0] = encode_link(p, 0);
+}
+
+// A thread without rseq (SLABBY_PERCPU=0, a kernel or libc without it, a
+// build without critical sections) keeps its free blocks in its checked bins
+// (secure/checked_cache.h), linked through their first words, encoded. With
+// the bit guard alone (g_checks.inline_bins) the paths a jump away from the
+// inline ones (frontend/hardened_bins.cc) serve them as the lean pair would
+// (secure/checked_lean.cc), counted by the thread:
+//   alloc  the bin's head, when its link decodes to null or to a block of
+//          the class and its tag says freed; anything else (an empty bin, a
+//          never-used block, a changed one) leaves the bin as it was for the
+//          slow path, which pops the same head and checks it in full;
+//   free   a block marked freed, while the bin has room (its limit is 0
+//          until the slow path's first release into it, and after the
+//          thread's teardown).
+SLABBY_INLINE bool hardened_on_bins() noexcept {
+  return !tl_cache.rseq_ok && g_checks.inline_bins;
+}
+
+SLABBY_INLINE void* hardened_bin_alloc(uintptr_t cls) noexcept {
+  CheckedBin& b = tl_checked.bins[cls];
+  uintptr_t p = b.head;
+  if (p == 0) return nullptr;
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  uintptr_t next = encode_link(p, w[0]);
+  const PageHeap& h = g_rt.heap;
+  void* at = reinterpret_cast<void*>(next);
+  bool link_ok = next == 0 || (h.owns(at) && h.class_of(at) == cls && next % kMinAlign == 0);
+  if (SLABBY_UNLIKELY(!link_ok || w[class_size(cls) / 8 - 1] != freed_tag(p))) return nullptr;
+  b.head = next;
+  b.count--;
+  tl_cache.allocs[cls]++;
+  return hardened_hand_out(reinterpret_cast<void*>(p), cls);
+}
+
+SLABBY_INLINE bool hardened_bin_free(uintptr_t cls, void* block) noexcept {
+  CheckedBin& b = tl_checked.bins[cls];
+  if (SLABBY_UNLIKELY(b.count >= b.limit)) return false;
+  uintptr_t p = reinterpret_cast<uintptr_t>(block);
+  *static_cast<uint64_t*>(block) = encode_link(p, b.head);
+  b.head = p;
+  b.count++;
+  tl_cache.frees[cls]++;
+  return true;
 }
 
 }  // namespace slabby

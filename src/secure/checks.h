@@ -54,6 +54,10 @@ struct Checks {
   size_t quarantine;      // bytes held per thread
   bool leak_check;
   uint32_t leak_sample;
+  // The hardened library's inline paths may use a thread's checked bins
+  // (frontend/hardened_fast.h): the bit guard alone, no zeroing and none of
+  // the per-call extras above, whose bins only the checked pair may serve.
+  bool inline_bins;
   // Per process, from getrandom (or the clock), all different.
   uint64_t key_live, key_freed, key_fresh, key_link;
 };

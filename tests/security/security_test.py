@@ -14,6 +14,8 @@ output and slabby's lines.
   security_test.py --lib build/lib/libslabby_malloc.so --bugs build/bin/security_bugs CASE
   security_test.py --hardened --lib build/lib/libslabby_malloc_hardened.so ... CASE
     (the hardened library always checks: the checked runs only)
+  security_test.py --per-thread ... CASE
+    (every run with SLABBY_PERCPU=0: the per-thread caches' paths)
   (cross builds add --emulator scripts/qemu-aarch64 --fault-kind access --timeout-scale 4)
 """
 
@@ -154,6 +156,8 @@ OUTCOMES = ["calloc_overflow", "huge_malloc", "zero_on_free", "zero_on_alloc",
 def run(args, mode, extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("SLABBY_") and k not in ("GLIBC_TUNABLES",)}
+    if args.per_thread:
+        env["SLABBY_PERCPU"] = "0"
     env.update(extra)
     cmd = [args.bugs, mode]
     if args.emulator:
@@ -338,6 +342,8 @@ def main():
     ap.add_argument("--timeout-scale", type=int, default=1)
     ap.add_argument("--hardened", action="store_true",
                     help="the library always checks (libslabby_malloc_hardened.so): no unchecked runs")
+    ap.add_argument("--per-thread", action="store_true",
+                    help="run with SLABBY_PERCPU=0: the threads use per-thread caches")
     ap.add_argument("case", nargs="?")
     args = ap.parse_args()
     if args.list:
