@@ -213,11 +213,11 @@ namespace {
 // not read here, so blocks freed on another CPU cost this one no cache miss
 // until the program touches them. With `admit`, each block is admitted
 // before it enters the cache (percpu_cache.h).
-void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit) {
+void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit, uint32_t max_fresh = kMaxBatch) {
   CentralPool& pool = g_rt.pools[cls];
   void* blocks[kMaxBatch];
-  uint32_t n =
-      pool.take_blocks(blocks, pool.batch_size(), static_cast<unsigned>(cpu) % pool.num_shards());
+  uint32_t n = pool.take_blocks(blocks, pool.batch_size(),
+                                static_cast<unsigned>(cpu) % pool.num_shards(), max_fresh);
   if (n == 0) return nullptr;
   if (admit != nullptr) {
     for (uint32_t i = 0; i < n; ++i) admit(blocks[i], cls);
@@ -257,14 +257,14 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   tl_cache.frees[cls]++;
 }
 
-void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept {
+void* percpu_refill_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept {
   int cpu;
   char* region;
   if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return nullptr;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
   sizing_note_miss(region, cls, kMissEmpty);
-  return refill_from_pool(cls, cpu, admit);
+  return refill_from_pool(cls, cpu, admit, max_fresh);
 }
 
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept {

@@ -400,8 +400,9 @@ void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 using BlockAdmit = void (*)(void* block, unsigned cls) noexcept;
 // Refills the calling thread's CPU cache of class cls from the pool, each
 // block admitted on the way, and returns one block (admitted). nullptr when
-// the thread cannot use a CPU cache now or the pool has nothing.
-void* percpu_refill_admitting(unsigned cls, BlockAdmit admit) noexcept;
+// the thread cannot use a CPU cache now or the pool has nothing. At most
+// max_fresh of the blocks are never-used ones (CentralPool::take_blocks).
+void* percpu_refill_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept;
 // The CPU cache of class cls is full: moves one batch to the pool, then
 // pushes p. false (nothing done) when the thread cannot use a CPU cache now.
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept;

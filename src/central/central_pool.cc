@@ -94,9 +94,9 @@ uint32_t CentralPool::take_side_by_side(Shard& sh, void** out, uint32_t k, uint3
 // runs dry. Follows the slabs' free lists (several side by side first);
 // never touches a block not carved yet.
 void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
-                              uint32_t* count) {
+                              uint32_t* count, uint32_t* fresh_left) {
   uint32_t k = take_side_by_side(sh, out, *count, n);
-  while (k < n) {
+  while (k < n && *fresh_left > 0) {
     Span* s = sh.partial;
     if (s == nullptr) {
       if (!may_grow) break;
@@ -121,6 +121,8 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
     }
     uint32_t fresh = blocks_per_slab_ - s->carved;
     if (fresh > n - k) fresh = n - k;
+    if (fresh > *fresh_left) fresh = *fresh_left;
+    *fresh_left -= fresh;
     for (uint32_t i = 0; i < fresh; ++i)
       out[k++] = reinterpret_cast<void*>(s->start + uintptr_t{s->carved + i} * block_size_);
     // Atomic store (a plain mov): the checked free path reads `carved`
@@ -132,7 +134,7 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
   *count = k;
 }
 
-uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home) {
+uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home, uint32_t max_fresh) {
   refills_.fetch_add(1, std::memory_order_relaxed);
   if (n > kMaxBatch) n = kMaxBatch;
   if (stack_.pop(out)) {
@@ -146,22 +148,22 @@ uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home) {
   {
     Shard& sh = shard(home);
     LockGuard g(sh.mu);
-    take_locked(sh, home, n, false, out, &count);
+    take_locked(sh, home, n, false, out, &count, &max_fresh);
   }
-  for (unsigned i = 1; i < num_shards_ && count < n; ++i) {
+  for (unsigned i = 1; i < num_shards_ && count < n && max_fresh > 0; ++i) {
     unsigned idx = (home + i) % num_shards_;
     Shard& sh = shard(idx);
     if (!sh.mu.try_lock()) continue;
-    take_locked(sh, idx, n, false, out, &count);
+    take_locked(sh, idx, n, false, out, &count, &max_fresh);
     sh.mu.unlock();
   }
-  if (count > 0 && count == n) {
+  if (count > 0 && (count == n || max_fresh == 0)) {
     shard_hits_.fetch_add(1, std::memory_order_relaxed);
     return count;
   }
   Shard& sh = shard(home);
   LockGuard g(sh.mu);
-  take_locked(sh, home, n, true, out, &count);
+  take_locked(sh, home, n, true, out, &count, &max_fresh);
   return count;
 }
 
@@ -177,12 +179,12 @@ static BlockChain link_chain(void* const* blocks, uint32_t n) {
   return chain;
 }
 
-BlockChain CentralPool::take(uint32_t n, unsigned home) {
+BlockChain CentralPool::take(uint32_t n, unsigned home, uint32_t max_fresh) {
   void* blocks[kMaxBatch];
   BlockChain chain;
   while (chain.count < n) {
     uint32_t want = n - chain.count < kMaxBatch ? n - chain.count : kMaxBatch;
-    uint32_t got = take_blocks(blocks, want, home);
+    uint32_t got = take_blocks(blocks, want, home, max_fresh);
     BlockChain part = link_chain(blocks, got);
     if (chain.head == nullptr) {
       chain = part;

@@ -79,10 +79,15 @@ class alignas(128) CentralPool {
 
   // Up to n blocks (a transfer batch may give batch_size instead; fewer only
   // when memory is exhausted: 0 then). home: the caller's shard hint.
-  BlockChain take(uint32_t n, unsigned home);
+  // max_fresh: at most that many never-used blocks (carved from a slab now);
+  // the take stops there, with fewer blocks (at least one when max_fresh >=
+  // 1). The checked modes write into every block they take (its tag), so
+  // each one they carve costs resident memory, where the others' pointers
+  // do not. (take counts max_fresh per kMaxBatch blocks.)
+  BlockChain take(uint32_t n, unsigned home, uint32_t max_fresh = kMaxBatch);
   // The same into out, which has room for kMaxBatch: returns the count.
   // Neither reads nor writes the blocks.
-  uint32_t take_blocks(void** out, uint32_t n, unsigned home);
+  uint32_t take_blocks(void** out, uint32_t n, unsigned home, uint32_t max_fresh = kMaxBatch);
   // Gives back a null-terminated chain of `count` blocks of this class.
   void give(void* head, uint32_t count);
   // Gives back n blocks (any n); whole batches never touch the blocks.
@@ -117,8 +122,9 @@ class alignas(128) CentralPool {
   // Appends blocks of the shard's slabs to out[*count, n); the first from
   // several slabs' free lists side by side (out[k, n) of up to kTakeWays).
   uint32_t take_side_by_side(Shard& sh, void** out, uint32_t k, uint32_t n);
+  // *fresh_left: never-used blocks it may still carve (the take stops at 0).
   void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
-                   uint32_t* count);
+                   uint32_t* count, uint32_t* fresh_left);
   void give_locked(Shard& sh, void* head);
   // A null-terminated chain back to its slabs' shards, each lock taken once.
   void give_to_shards(void* head);

@@ -131,6 +131,35 @@ TEST_F(PoolFixture, BatchesMoveAsPointersWithoutTouchingTheBlocks) {
   pool->give_blocks(x.data(), 8);
 }
 
+// A take with max_fresh carves at most that many never-used blocks and stops
+// there: blocks freed back to the slabs come first and do not count, and a
+// take always yields at least one block.
+TEST_F(PoolFixture, MaxFreshBoundsTheBlocksCarvedByOneTake) {
+  unsigned cls = 9;
+  auto pool = make_pool(cls, 2, 32, /*max_batches=*/0);
+  void* v[kMaxBatch];
+  ASSERT_EQ(pool->take_blocks(v, 32, 0, 3), 3u);
+  ASSERT_EQ(pool->take_blocks(v + 3, 32, 0, 1), 1u);
+  EXPECT_EQ(pool->stats().slabs, 1u) << "one slab carved from, no other grown";
+  // Two blocks back to their slab: a take finds them, then carves two more.
+  pool->give_blocks(v + 2, 2);
+  void* w[kMaxBatch];
+  ASSERT_EQ(pool->take_blocks(w, 32, 0, 2), 4u);
+  EXPECT_EQ(std::set<void*>(w, w + 4).count(v[2]) + std::set<void*>(w, w + 4).count(v[3]), 2u);
+  std::set<void*> all(v, v + 2);
+  all.insert(w, w + 4);
+  EXPECT_EQ(all.size(), 6u) << "a block handed out twice";
+  // The chain interface bounds the same way; without max_fresh, whole batches.
+  BlockChain c = pool->take(32, 0, 5);
+  EXPECT_EQ(c.count, 5u);
+  std::vector<void*> x = to_vector(c);
+  EXPECT_EQ(pool->take_blocks(v + 2, 20, 0), 20u);
+  pool->give_blocks(v, 22);
+  pool->give_blocks(w, 4);
+  pool->give(link(x), 5);
+  EXPECT_EQ(pool->stats().slabs, 1u) << "every block came back: the spare slab only";
+}
+
 // A refill from slabs whose free blocks are scattered walks several slabs'
 // free lists side by side (their cache misses overlap): a batch draws on
 // four slabs, each slab's blocks together, every free block comes back
