@@ -128,6 +128,7 @@ void CentralPool::take_locked(Shard& sh, unsigned index, uint32_t n, bool may_gr
     // Atomic store (a plain mov): the checked free path reads `carved`
     // without the lock to tell a never-used block (secure/checked_small.cc).
     __atomic_store_n(&s->carved, s->carved + fresh, __ATOMIC_RELAXED);
+    if (s->carved > s->written) s->written = s->carved;
     s->used += k - before;
     if (s->freelist == nullptr && s->carved == blocks_per_slab_) remove_partial(sh, s);
   }
@@ -228,18 +229,20 @@ void CentralPool::give_locked(Shard& sh, void* head) {
 }
 
 void CentralPool::release_slab(Span* s) {
+  // Only blocks [0, written) were ever carved from this slab: the rest hold
+  // what the page heap gave, and stay untouched (not faulted in).
   // SLABBY_ZERO=free: every free page of the heap reads zero (the large
   // checked path relies on it to find writes after free); the blocks are
   // zero already but for their links and tags.
   if (SLABBY_UNLIKELY(g_checks.zero_free)) {
-    memset(reinterpret_cast<void*>(s->start), 0, slab_bytes(cls_));
+    memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
     return heap_->free_slab(s);
   }
   // The checked paths tell a freed block from a never-used one by a tag in its
   // last word; the page heap may hand these pages to another owner, who must
   // not inherit tags that would make old data look like a freed block.
   if (SLABBY_UNLIKELY(g_checks.tags)) {
-    for (uint32_t i = 0; i < blocks_per_slab_; ++i)
+    for (uint32_t i = 0; i < s->written; ++i)
       reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
   }
   heap_->free_slab(s);

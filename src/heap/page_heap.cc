@@ -419,6 +419,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     s->freelist = nullptr;
     s->used = 0;
     s->carved = 0;
+    s->written = 0;
     s->in_partial = false;
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);

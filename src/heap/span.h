@@ -13,7 +13,9 @@
 //   clean one, so purging touches only pages that may hold data.
 // - state == kSlab: fields below "slab" are owned by the central pool of
 //   `cls` and change only under its lock. used == blocks not on `freelist` and
-//   carved; carved <= blocks_per_slab(cls).
+//   carved; carved <= written <= blocks_per_slab(cls), where written is the
+//   highest carved since the slab left the page heap: blocks past it hold
+//   what the page heap gave (zeros in the checked modes that zero).
 // - state == kLarge: one allocation starting at `start`, of pages * kPageSize
 //   usable bytes; or, from the checked paths (secure/), starting at `block`
 //   with guard pages and/or a canary (then every page's PageMap entry points
@@ -65,6 +67,7 @@ struct Span {
 
   bool in_partial;    // on its shard's list of slabs with free blocks
   uint8_t shard;      // the central pool shard that owns this slab
+  uint32_t written;   // blocks that may have been written (see the invariants)
 
   uintptr_t end() const { return start + (uintptr_t{pages} << kPageShift); }
 };

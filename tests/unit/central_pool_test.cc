@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "frontend/size_class.h"
+#include "secure/checks.h"
 
 namespace slabby {
 namespace {
@@ -158,6 +159,43 @@ TEST_F(PoolFixture, MaxFreshBoundsTheBlocksCarvedByOneTake) {
   pool->give_blocks(w, 4);
   pool->give(link(x), 5);
   EXPECT_EQ(pool->stats().slabs, 1u) << "every block came back: the spare slab only";
+}
+
+// In the checked modes an empty slab going back to the page heap has its
+// blocks' tags cleared (or, zeroing, its blocks zeroed): only the blocks ever
+// carved from it. The pages past them were never used and stay so: here they
+// are PROT_NONE while the slab goes back, so touching one faults.
+TEST_F(PoolFixture, ReleasingASlabTouchesOnlyTheBlocksCarvedFromIt) {
+  unsigned cls = 1;
+  while (class_size(cls) < kPageSize || blocks_per_slab(cls) < 4) ++cls;
+  ASSERT_LT(cls, kNumSmallClasses);
+  uint32_t per_slab = blocks_per_slab(cls);
+  ASSERT_LE(per_slab, kMaxBatch);
+  Checks saved = g_checks;
+  for (bool zero : {false, true}) {
+    g_checks.tags = true;
+    g_checks.zero_free = zero;
+    auto pool = make_pool(cls, 1, 1, /*max_batches=*/0);
+    // A whole slab, then two blocks of a second one; the first, emptied,
+    // becomes the shard's spare, so the second, emptied, goes back.
+    void* a[kMaxBatch];
+    ASSERT_EQ(pool->take_blocks(a, per_slab, 0), per_slab);
+    void* b[2];
+    ASSERT_EQ(pool->take_blocks(b, 2, 0, 2), 2u);
+    Span* s = heap->span_of(b[0]);
+    ASSERT_NE(s, heap->span_of(a[0]));
+    uintptr_t used_end = s->start + 2 * uintptr_t{class_size(cls)};
+    uintptr_t from = (used_end + kPageSize - 1) & ~(kPageSize - 1);
+    size_t bytes = s->end() - from;
+    ASSERT_GT(bytes, 0u);
+    pool->give_blocks(a, per_slab);
+    ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), bytes, PROT_NONE), 0);
+    pool->give_blocks(b, 2);  // faults here if the release touches the rest
+    ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), bytes, PROT_READ | PROT_WRITE), 0);
+    EXPECT_EQ(pool->stats().slabs, 1u) << "the second slab went back to the page heap";
+    pool->reclaim();
+  }
+  g_checks = saved;
 }
 
 // A refill from slabs whose free blocks are scattered walks several slabs'
