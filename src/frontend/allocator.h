@@ -279,12 +279,13 @@ SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n) noexcept {
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
   uintptr_t cls;
   if constexpr (kHardenedBuild) {
-    // The first class with room for the canary after n bytes.
-    if (SLABBY_LIKELY(n <= kMaxDirectSize - kCanaryBytes)) {
-      cls = direct_class_of(n + kCanaryBytes);
+    // The first class with room for the canary after n bytes
+    // (secure/checks.h class_with_canary_of, its large case a branch here).
+    if (SLABBY_LIKELY(n <= kMaxDirectCanary)) {
+      cls = direct_class_with_canary_of(n);
     } else {
       if (SLABBY_UNLIKELY(n > kMaxSmallSize - kCanaryBytes)) return alloc_large(n, 0);
-      cls = size_class_of(n + kCanaryBytes);
+      cls = class_with_canary_of(n);
     }
     uintptr_t tco = tl_cache_offset();
     if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
@@ -352,8 +353,8 @@ SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
 // allocated with.
 SLABBY_INLINE void hardened_sized_free(void* p, size_t n) noexcept {
   uintptr_t cls;
-  if (SLABBY_LIKELY(n <= kMaxDirectSize - kCanaryBytes && page_class_of(p, &cls) &&
-                    cls == direct_class_of(n + kCanaryBytes)))
+  if (SLABBY_LIKELY(n <= kMaxDirectCanary && page_class_of(p, &cls) &&
+                    cls == direct_class_with_canary_of(n)))
     return hardened_free_small(p, cls);
   return checked_sized_free(p, n);
 }

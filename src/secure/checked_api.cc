@@ -22,8 +22,8 @@ size_t canary_room() { return g_checks.bitguard ? kCanaryBytes : 0; }
 // first whose size holds the request and the canary (checked_small.cc
 // class_with_canary gives the same answer from the fast path's class).
 unsigned checked_class_of(size_t n) {
-  size_t need = n + canary_room();
-  return need > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(need));
+  if (g_checks.bitguard) return static_cast<unsigned>(class_with_canary_of(n));
+  return n > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(n));
 }
 
 }  // namespace

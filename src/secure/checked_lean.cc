@@ -76,8 +76,9 @@ template <bool kBitguard, bool kZero>
 void* lean_alloc(unsigned cls, size_t n) noexcept {
   size_t size = class_size(cls);
   if (kBitguard && size - n < kCanaryBytes) {  // the canary needs the next class
-    if (SLABBY_UNLIKELY(n + kCanaryBytes > kMaxSmallSize)) return checked_alloc(cls, n);
-    cls = static_cast<unsigned>(size_class_of(n + kCanaryBytes));
+    uintptr_t up = class_with_canary_of(n);
+    if (SLABBY_UNLIKELY(up == 0)) return checked_alloc(cls, n);
+    cls = static_cast<unsigned>(up);
     size = class_size(cls);
   }
   if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);

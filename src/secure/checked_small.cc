@@ -179,7 +179,7 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
 // the canary, else the next class that does (0: none, a large block).
 SLABBY_INLINE unsigned class_with_canary(unsigned cls, size_t n) {
   if (!g_checks.bitguard || class_size(cls) - n >= kCanaryBytes) return cls;
-  return n + kCanaryBytes > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(n + kCanaryBytes));
+  return static_cast<unsigned>(class_with_canary_of(n));
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include <cstdint>
 
 #include "common/base.h"
+#include "frontend/size_class.h"
 
 namespace slabby {
 
@@ -68,6 +69,21 @@ extern constinit Checks g_checks;
 void checks_init(const Config& cfg);
 
 inline constexpr size_t kCanaryBytes = 8;
+
+// The class of a request of n bytes with the bit guard: the first small
+// class whose size holds n and the canary after them (0: none, a large
+// block). Its own class when the slack holds the canary, else the next one
+// up. Requests up to kMaxDirectCanary take the direct table, as malloc's
+// (the hardened library's inline paths use that part alone, branching
+// straight to the large path above it: frontend/allocator.h).
+inline constexpr size_t kMaxDirectCanary = kMaxDirectSize - kCanaryBytes;
+SLABBY_INLINE uintptr_t direct_class_with_canary_of(size_t n) {
+  return direct_class_of(n + kCanaryBytes);
+}
+SLABBY_INLINE uintptr_t class_with_canary_of(size_t n) {
+  if (SLABBY_LIKELY(n <= kMaxDirectCanary)) return direct_class_with_canary_of(n);
+  return n > kMaxSmallSize - kCanaryBytes ? 0 : size_class_of(n + kCanaryBytes);
+}
 
 // Tags, canaries and links are the address XOR a per-process key: one
 // instruction each on the checked paths, and without the key (random, never
