@@ -204,27 +204,30 @@ void CentralPool::give_locked(Shard& sh, void* head) {
   while (head != nullptr) {
     void* b = head;
     head = *static_cast<void**>(b);
-    Span* s = heap_->span_of(b);
-    *static_cast<void**>(b) = s->freelist;
-    s->freelist = b;
-    s->used--;
-    if (s->used == 0) {
-      if (s->in_partial) remove_partial(sh, s);
-      // All blocks are free: forget them and start carving afresh if reused.
-      s->freelist = nullptr;
-      __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
-      // A medium slab is one block: the transfer stack already holds such
-      // blocks for reuse, so a spare would only add a block's worth of idle
-      // memory per shard.
-      if (sh.spare == nullptr && blocks_per_slab_ > 1) {
-        sh.spare = s;
-      } else {
-        sh.slabs--;
-        release_slab(s);
-      }
-    } else if (!s->in_partial) {
-      push_partial(sh, s);
+    put_back_locked(sh, b, heap_->span_of(b));
+  }
+}
+
+void CentralPool::put_back_locked(Shard& sh, void* b, Span* s) {
+  *static_cast<void**>(b) = s->freelist;
+  s->freelist = b;
+  s->used--;
+  if (s->used == 0) {
+    if (s->in_partial) remove_partial(sh, s);
+    // All blocks are free: forget them and start carving afresh if reused.
+    s->freelist = nullptr;
+    __atomic_store_n(&s->carved, 0, __ATOMIC_RELAXED);
+    // A medium slab is one block: the transfer stack already holds such
+    // blocks for reuse, so a spare would only add a block's worth of idle
+    // memory per shard.
+    if (sh.spare == nullptr && blocks_per_slab_ > 1) {
+      sh.spare = s;
+    } else {
+      sh.slabs--;
+      release_slab(s);
     }
+  } else if (!s->in_partial) {
+    push_partial(sh, s);
   }
 }
 
@@ -273,7 +276,33 @@ void CentralPool::give_blocks(void* const* blocks, uint32_t n) {
     lock_free_pushes_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  give_to_shards(link_chain(blocks, n).head);
+  for (uint32_t i = 0; i < n; i += kMaxBatch)
+    give_array_to_shards(blocks + i, n - i < kMaxBatch ? n - i : kMaxBatch);
+}
+
+// From the array, not through a chain: every block's span is looked up
+// before any lock is taken, and the lookups (page map, span: cache misses
+// when the blocks were freed in random order) do not wait on one another,
+// where walking a chain waits on each link. Each shard's lock is then taken
+// once, for its blocks. (A chain first cost a write to every block, then
+// two walks of it: fragmentation spent 15.6% of its time here, 7.1% in
+// give_blocks' linking alone.)
+void CentralPool::give_array_to_shards(void* const* blocks, uint32_t n) {
+  Span* spans[kMaxBatch];
+  uint64_t shards = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    spans[i] = heap_->span_of(blocks[i]);
+    shards |= uint64_t{1} << spans[i]->shard;
+  }
+  static_assert(kMaxShards <= 64, "shards present: one bit each");
+  while (shards != 0) {
+    unsigned idx = static_cast<unsigned>(__builtin_ctzll(shards));
+    shards &= shards - 1;
+    Shard& sh = shard(idx);
+    LockGuard g(sh.mu);
+    for (uint32_t i = 0; i < n; ++i)
+      if (spans[i]->shard == idx) put_back_locked(sh, blocks[i], spans[i]);
+  }
 }
 
 void CentralPool::give_to_slabs(void* head) {
