@@ -12,11 +12,12 @@
 //           word in a slab of the block's class), then is tagged freed
 //           and pushed.
 // So a hit costs a few loads and stores more than the default's, and no
-// call. A thread without rseq uses its checked bins the same way (below).
-// Everything else (an empty or full cache, a never-used block, SLABBY_SECURE's zeroing and its check, any failed test,
-// the modes with per-call extras: quarantine, leak check, zero on
-// allocation, guard sampling) takes the slow paths, into the same checked
-// pair as libslabby_malloc.so. The block format and the reports are
+// call. A thread without rseq has its checked bins served the same way, a
+// jump away (below). Everything else (an empty or full cache, a never-used
+// block, SLABBY_SECURE's zeroing and its check, any failed test, the modes
+// with per-call extras: quarantine, leak check, zero on allocation, guard
+// sampling) takes the slow paths, into the same checked pair as
+// libslabby_malloc.so. The block format and the reports are
 // secure/checks.h's; only the places the checks run differ.
 #pragma once
 

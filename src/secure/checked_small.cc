@@ -63,7 +63,7 @@ void format_from_pool(uintptr_t p, unsigned cls) {
 // memory at once, where the default's cached pointers cost none until the
 // program uses them: 8 KiB of them per refill (at least one), so classes up
 // to 64 bytes keep whole batches and a 4 KiB class takes two at a time.
-// (Whole 32 KiB batches cost the thread benchmarks' small heaps 15-25% more
+// (Whole 32 KiB batches cost the thread benchmarks' small heaps 15-30% more
 // peak RSS than the default's.)
 SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
   uint32_t n = static_cast<uint32_t>((8u << 10) / class_size(cls));
