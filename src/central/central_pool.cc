@@ -200,14 +200,6 @@ BlockChain CentralPool::take(uint32_t n, unsigned home, uint32_t max_fresh) {
   return chain;
 }
 
-void CentralPool::give_locked(Shard& sh, void* head) {
-  while (head != nullptr) {
-    void* b = head;
-    head = *static_cast<void**>(b);
-    put_back_locked(sh, b, heap_->span_of(b));
-  }
-}
-
 void CentralPool::put_back_locked(Shard& sh, void* b, Span* s) {
   *static_cast<void**>(b) = s->freelist;
   s->freelist = b;
@@ -311,25 +303,14 @@ void CentralPool::give_to_slabs(void* head) {
   give_to_shards(head);
 }
 
+// A chain is read into arrays of up to kMaxBatch blocks (each block's link
+// read before it is put back), each given as above.
 void CentralPool::give_to_shards(void* head) {
-  if (num_shards_ == 1) {
-    LockGuard g(shard(0).mu);
-    give_locked(shard(0), head);
-    return;
-  }
-  // Sort the blocks by the shard of their slab, then take each lock once.
-  void* heads[kMaxShards] = {};
+  void* blocks[kMaxBatch];
   while (head != nullptr) {
-    void* b = head;
-    head = *static_cast<void**>(b);
-    unsigned idx = heap_->span_of(b)->shard;
-    *static_cast<void**>(b) = heads[idx];
-    heads[idx] = b;
-  }
-  for (unsigned i = 0; i < num_shards_; ++i) {
-    if (heads[i] == nullptr) continue;
-    LockGuard g(shard(i).mu);
-    give_locked(shard(i), heads[i]);
+    uint32_t n = 0;
+    for (; head != nullptr && n < kMaxBatch; head = *static_cast<void**>(head)) blocks[n++] = head;
+    give_array_to_shards(blocks, n);
   }
 }
 
@@ -338,7 +319,7 @@ uint64_t CentralPool::reclaim() {
   void* blocks[kMaxBatch];
   while (stack_.pop(blocks)) {
     // Not give_blocks(): it would push the batch straight back onto the stack.
-    give_to_shards(link_chain(blocks, batch_size_).head);
+    give_array_to_shards(blocks, batch_size_);
     drained += batch_size_;
   }
   for (unsigned i = 0; i < num_shards_; ++i) {

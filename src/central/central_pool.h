@@ -125,12 +125,12 @@ class alignas(128) CentralPool {
   // *fresh_left: never-used blocks it may still carve (the take stops at 0).
   void take_locked(Shard& sh, unsigned index, uint32_t n, bool may_grow, void** out,
                    uint32_t* count, uint32_t* fresh_left);
-  void give_locked(Shard& sh, void* head);
   // One block back onto its slab s's free list (the shard's lock held).
   void put_back_locked(Shard& sh, void* b, Span* s);
   // blocks[0, n) (n <= kMaxBatch) back to their slabs, from the array.
   void give_array_to_shards(void* const* blocks, uint32_t n);
-  // A null-terminated chain back to its slabs' shards, each lock taken once.
+  // A null-terminated chain back to its slabs (give_array_to_shards, a
+  // kMaxBatch at a time).
   void give_to_shards(void* head);
   void push_partial(Shard& sh, Span* s);
   // An empty slab back to the page heap.
