@@ -98,9 +98,7 @@ SLABBY_INLINE void* hardened_bin_alloc(uintptr_t cls) noexcept {
   if (p == 0) return nullptr;
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
   uintptr_t next = encode_link(p, w[0]);
-  const PageHeap& h = g_rt.heap;
-  void* at = reinterpret_cast<void*>(next);
-  bool link_ok = next == 0 || (h.owns(at) && h.class_of(at) == cls && next % kMinAlign == 0);
+  bool link_ok = next == 0 || g_rt.heap.may_be_block_of(next, static_cast<unsigned>(cls));
   if (SLABBY_UNLIKELY(!link_ok || w[class_size(cls) / 8 - 1] != freed_tag(p))) return nullptr;
   b.head = next;
   b.count--;

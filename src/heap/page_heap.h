@@ -149,6 +149,13 @@ class PageHeap {
   uint8_t class_of(const void* p) const {
     return class_map_[(reinterpret_cast<uintptr_t>(p) - base_) >> kPageShift];
   }
+  // Whether p may be a block of class cls: in the arena, in a page of a
+  // slab of the class, aligned as blocks are. What a free-list link read
+  // from the heap must pass before it is followed (the checked modes).
+  bool may_be_block_of(uintptr_t p, unsigned cls) const {
+    const void* at = reinterpret_cast<const void*>(p);
+    return owns(at) && class_of(at) == cls && p % kMinAlign == 0;
+  }
 
   // A slab of `pages` pages for class cls, page map and class map filled.
   Span* alloc_slab(unsigned cls, size_t pages);

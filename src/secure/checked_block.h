@@ -107,10 +107,7 @@ SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
 
 SLABBY_INLINE void check_link(uintptr_t block, uintptr_t next, unsigned cls) {
   if (next == 0) return;
-  const PageHeap& h = g_rt.heap;
-  if (SLABBY_LIKELY(h.owns(reinterpret_cast<void*>(next)) &&
-                    h.class_of(reinterpret_cast<void*>(next)) == cls && next % kMinAlign == 0))
-    return;
+  if (SLABBY_LIKELY(g_rt.heap.may_be_block_of(next, cls))) return;
   corrupted_link(block, next, cls);
 }
 

@@ -119,10 +119,9 @@ constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard
 
 SmallDivert checked_small_divert() noexcept {
   const Checks& k = g_checks;
-  bool extras = k.zero_alloc || k.guard_sample != 0 || k.leak_check || k.quarantine != 0;
-  if (!extras && k.bitguard && k.zero_free) return kLean<true, true>;
-  if (!extras && k.bitguard) return kLean<true, false>;
-  if (!extras && k.zero_free) return kLean<false, true>;
+  if (!k.extras && k.bitguard && k.zero_free) return kLean<true, true>;
+  if (!k.extras && k.bitguard) return kLean<true, false>;
+  if (!k.extras && k.zero_free) return kLean<false, true>;
   return {checked_alloc, checked_free, checked_thread_teardown, false};
 }
 

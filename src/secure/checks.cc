@@ -43,8 +43,8 @@ void checks_init(const Config& cfg) {
   c.leak_sample = static_cast<uint32_t>(cfg.leak_sample == 0 ? 1 : cfg.leak_sample);
   c.small = c.zero_free || c.zero_alloc || c.bitguard || c.guard_sample != 0 || c.quarantine != 0 ||
             c.leak_check;
-  c.inline_bins = kHardenedBuild && c.bitguard && !c.zero_free && !c.zero_alloc &&
-                  c.guard_sample == 0 && c.quarantine == 0 && !c.leak_check;
+  c.extras = c.zero_alloc || c.guard_sample != 0 || c.leak_check || c.quarantine != 0;
+  c.inline_bins = kHardenedBuild && c.bitguard && !c.zero_free && !c.extras;
   c.on = c.zero_free || c.zero_alloc || c.bitguard || c.guard_large || c.guard_sample != 0 ||
          c.quarantine != 0 || c.leak_check;
   if (c.on) {

@@ -55,6 +55,10 @@ struct Checks {
   size_t quarantine;      // bytes held per thread
   bool leak_check;
   uint32_t leak_sample;
+  // Per-call extras (zero on allocation, guard sampling, leak tracing,
+  // quarantine): such modes take the general checked pair, the others the
+  // lean one (checked_small_divert).
+  bool extras;
   // The hardened library's inline paths may use a thread's checked bins
   // (frontend/hardened_fast.h): the bit guard alone, no zeroing and none of
   // the per-call extras above, whose bins only the checked pair may serve.
