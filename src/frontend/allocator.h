@@ -363,11 +363,13 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
   uintptr_t cls;
   if constexpr (kHardenedBuild) {
     if (SLABBY_UNLIKELY(!page_class_of(p, &cls))) return free_foreign(p);
-    if (SLABBY_UNLIKELY(cls == 0)) return free_not_small(p);
-    // Medium blocks (only ever a thread's first allocation here) and the
-    // checked pair's own cases: its slow path, unchecked until there.
-    if (SLABBY_UNLIKELY(cls >= kNumSmallClasses))
+    // One test for class 0 (a large block or a stray pointer) and the medium
+    // blocks (only ever a thread's first allocation here, the checked pair's
+    // own cases: its slow path, unchecked until there).
+    if (SLABBY_UNLIKELY(cls - 1 >= kNumSmallClasses - 1)) {
+      if (cls == 0) return free_not_small(p);
       return cache_flush_and_free(p, static_cast<unsigned>(cls));
+    }
     return hardened_free_small(p, cls);
   }
   if (SLABBY_LIKELY(page_class_of(p, &cls))) {

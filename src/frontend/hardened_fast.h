@@ -33,46 +33,45 @@
 namespace slabby {
 
 // Whether a block just popped from a CPU's cache may go to the program
-// as is: still as it was cached (a freed block's tag) and no zeros to check.
+// as is: still as it was cached (a freed block's tag) and no zeros to check
+// (with zeroing on, the inline link key matches no block: secure/checks.h).
 // Otherwise checked_hand_out_cached (secure/checks.h) checks it in full.
 SLABBY_INLINE bool hardened_cached_intact(void* block, uintptr_t cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
   const uint64_t* w = static_cast<const uint64_t*>(block);
-  return w[0] == encode_link(p, 0) && w[class_size(cls) / 8 - 1] == freed_tag(p) &&
-         !g_checks.zero_free;
+  return w[0] == (p ^ g_checks.inline_key_link) && *tag_at(p, class_size(cls)) == freed_tag(p);
 }
 
 // The block becomes the program's: its canary written.
 SLABBY_INLINE void* hardened_hand_out(void* block, uintptr_t cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
-  uint64_t* w = static_cast<uint64_t*>(block);
-  w[0] = 0;
-  w[class_size(cls) / 8 - 1] = live_canary(p);
+  *static_cast<uint64_t*>(block) = 0;
+  *tag_at(p, class_size(cls)) = live_canary(p);
   return block;
 }
 
 // Whether a block the program frees is plainly live: its canary intact, in
 // a page of the block's class (an interior pointer near a slab's end would
 // put the word read past the slab). Otherwise the divert's free checks it in
-// full (secure/checks.h), and zeroes it for SLABBY_SECURE.
+// full (secure/checks.h), and zeroes it for SLABBY_SECURE (whose inline
+// canary key matches no block).
 // (Loading the class of the canary's page every time costs less than a test
 // of whether it is p's page: blocks above a few hundred bytes often cross a
 // page, so that branch mispredicted, and fastpath-mixed took 1.6 x the
 // default's time.)
 SLABBY_INLINE bool hardened_plainly_live(void* block, uintptr_t cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
-  uintptr_t canary_at = p + class_size(cls) - 8;
-  return g_rt.heap.class_of(reinterpret_cast<void*>(canary_at)) == cls &&
-         *reinterpret_cast<const uint64_t*>(canary_at) == live_canary(p) && !g_checks.zero_free;
+  const uint64_t* canary = tag_at(p, class_size(cls));
+  return g_rt.heap.class_of(canary) == cls &&
+         *canary == live_canary_with(p, g_checks.inline_key_live);
 }
 
 // ... then it is formatted as a cached free block: tagged freed, its first
 // word the encoded end of list.
 SLABBY_INLINE void hardened_mark_freed(void* block, uintptr_t cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
-  uint64_t* w = static_cast<uint64_t*>(block);
-  w[class_size(cls) / 8 - 1] = freed_tag(p);
-  w[0] = encode_link(p, 0);
+  *tag_at(p, class_size(cls)) = freed_tag(p);
+  *static_cast<uint64_t*>(block) = encode_link(p, 0);
 }
 
 // A thread without rseq (SLABBY_PERCPU=0, a kernel or libc without it, a
@@ -99,7 +98,7 @@ SLABBY_INLINE void* hardened_bin_alloc(uintptr_t cls) noexcept {
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
   uintptr_t next = encode_link(p, w[0]);
   bool link_ok = next == 0 || g_rt.heap.may_be_block_of(next, static_cast<unsigned>(cls));
-  if (SLABBY_UNLIKELY(!link_ok || w[class_size(cls) / 8 - 1] != freed_tag(p))) return nullptr;
+  if (SLABBY_UNLIKELY(!link_ok || *tag_at(p, class_size(cls)) != freed_tag(p))) return nullptr;
   b.head = next;
   b.count--;
   tl_cache.allocs[cls]++;

@@ -20,7 +20,7 @@
 namespace slabby::checked {
 
 SLABBY_INLINE uint64_t* words(uintptr_t p) { return reinterpret_cast<uint64_t*>(p); }
-SLABBY_INLINE uint64_t& tag_word(uintptr_t p, size_t size) { return words(p)[size / 8 - 1]; }
+SLABBY_INLINE uint64_t& tag_word(uintptr_t p, size_t size) { return *tag_at(p, size); }
 SLABBY_INLINE size_t usable_of(unsigned cls) {
   return class_size(cls) - (g_checks.bitguard ? kCanaryBytes : 0);
 }

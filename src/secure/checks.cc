@@ -59,6 +59,9 @@ void checks_init(const Config& cfg) {
       *k = z ^ (z >> 31);
     }
   }
+  uint64_t never = c.zero_free ? uint64_t{1} << 63 : 0;
+  c.inline_key_live = c.key_live ^ never;
+  c.inline_key_link = c.key_link ^ never;
   g_checks = c;
   if (c.guard_large || c.guard_sample != 0) guard_fault_install();
 }

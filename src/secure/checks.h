@@ -65,6 +65,11 @@ struct Checks {
   bool inline_bins;
   // Per process, from getrandom (or the clock), all different.
   uint64_t key_live, key_freed, key_fresh, key_link;
+  // The keys the hardened library's inline tests use (frontend/hardened_fast.h):
+  // key_live and key_link, or with zeroing on, keys that differ from them in
+  // the top bit, so no block passes and the lean pair checks and zeroes every
+  // one; the inline paths need no test of the mode.
+  uint64_t inline_key_live, inline_key_link;
 };
 
 extern constinit Checks g_checks;
@@ -97,10 +102,11 @@ SLABBY_INLINE uintptr_t class_with_canary_of(size_t n) {
 // one an off-by-one overwrites, is forced into 0x80..0xfe: never 0 (a string
 // terminator), 0xff or ASCII text, so those one-byte overflows are always
 // caught; any other byte value is missed with odds of 1 in 127.
-SLABBY_INLINE uint64_t live_canary(uintptr_t p) {
-  uint64_t x = p ^ g_checks.key_live;
+SLABBY_INLINE uint64_t live_canary_with(uintptr_t p, uint64_t key) {
+  uint64_t x = p ^ key;
   return (x & ~uint64_t{0xff}) | 0x80 | (x & 0x7e);
 }
+SLABBY_INLINE uint64_t live_canary(uintptr_t p) { return live_canary_with(p, g_checks.key_live); }
 // What the tag word holds while the block is free after the program freed it.
 SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return p ^ g_checks.key_freed; }
 // ... and while free but never handed out yet.
@@ -108,6 +114,12 @@ SLABBY_INLINE uint64_t fresh_tag(uintptr_t p) { return p ^ g_checks.key_fresh; }
 // Free-list link of the block at `slot` pointing to `next` (its own inverse).
 SLABBY_INLINE uintptr_t encode_link(uintptr_t slot, uintptr_t next) {
   return next ^ slot ^ g_checks.key_link;
+}
+
+// The tag (free) or canary (live) word of a block of `size` bytes: its last
+// eight (class sizes are multiples of 8, so no rounding on the inline paths).
+SLABBY_INLINE uint64_t* tag_at(uintptr_t p, size_t size) {
+  return reinterpret_cast<uint64_t*>(p + size - kCanaryBytes);
 }
 
 // Checked paths (secure/checked_small.cc, checked_large.cc, checked_api.cc).
