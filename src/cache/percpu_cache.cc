@@ -11,9 +11,7 @@
 #include "cache/percpu_region.h"
 #include "cache/thread_cache.h"
 #include "common/lock.h"
-#include "frontend/allocator.h"
 #include "os/os.h"
-#include "runtime/background.h"
 #include "runtime/runtime.h"
 
 // glibc >= 2.35 exports where its per-thread rseq area is (declared in
@@ -226,7 +224,7 @@ void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit, uint32_t max_fre
   // the thread migrated to a CPU whose cache is full) goes back.
   uint32_t pushed = n > 1 ? percpu_push_n(cls, blocks + 1, n - 1) : 0;
   if (pushed < n - 1) pool.give_blocks(blocks + 1 + pushed, n - 1 - pushed);
-  maybe_start_background();
+  g_cache_upcalls.slow_path_done();
   return blocks[0];
 }
 
@@ -246,13 +244,13 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
     sizing_note_miss(region, cls, kMissEmpty);
     p = refill_from_pool(cls, cpu, nullptr);
   }
-  if (p == nullptr) return fallback_alloc(class_size(cls), 0);  // arena exhausted
+  if (p == nullptr) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
   tl_cache.allocs[cls]++;
   return p;
 }
 
 void percpu_flush_and_free(void* p, unsigned cls) noexcept {
-  if (cls == 0) return free_not_small(p);
+  if (cls == 0) return g_cache_upcalls.not_small(p);
   if (!percpu_flush_and_push(p, cls)) return uncached_free(p, cls);
   tl_cache.frees[cls]++;
 }
@@ -281,7 +279,7 @@ bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
     *static_cast<void**>(p) = nullptr;
     pool.give(p, 1);
   }
-  maybe_start_background();
+  g_cache_upcalls.slow_path_done();
   return true;
 }
 

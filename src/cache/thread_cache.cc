@@ -3,8 +3,6 @@
 #include <cerrno>
 
 #include "cache/percpu_cache.h"
-#include "frontend/allocator.h"
-#include "runtime/background.h"
 #include "runtime/runtime.h"
 
 namespace slabby {
@@ -31,7 +29,7 @@ void* uncached_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
   CentralPool& pool = g_rt.pools[cls];
   BlockChain c = pool.take(1, current_shard(pool.num_shards()));
-  if (c.count == 0) return fallback_alloc(class_size(cls), 0);
+  if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));
   if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);  // a whole batch came
   g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
   return c.head;
@@ -99,7 +97,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
   }
   CentralPool& pool = g_rt.pools[cls];
   BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
-  if (c.count == 0) return fallback_alloc(class_size(cls), 0);  // arena exhausted
+  if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
   void* p = c.head;
   void* rest = *static_cast<void**>(p);
   uint32_t kept = c.count - 1;
@@ -111,7 +109,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
   b.head = rest;
   b.space = static_cast<int32_t>(b.limit - kept);
   tc.allocs[cls]++;
-  maybe_start_background();
+  g_cache_upcalls.slow_path_done();
   return p;
 }
 
@@ -146,7 +144,7 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     *static_cast<void**>(last) = nullptr;
     b.space += static_cast<int32_t>(n);
     pool.give(first, n);
-    maybe_start_background();
+    g_cache_upcalls.slow_path_done();
   }
   *static_cast<void**>(p) = b.head;
   b.head = p;

@@ -113,6 +113,20 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept;
 void* uncached_alloc(unsigned cls, size_t n) noexcept;
 void uncached_free(void* p, unsigned cls) noexcept;
 
+// What the caches hand up to the layers above them, which decide: set by
+// runtime/cache_upcalls.cc and constant-initialised (valid before init), so
+// cache/ includes nothing of frontend/ or runtime/background.h.
+struct CacheUpcalls {
+  // The central pools are out of memory (the arena is exhausted): a block of
+  // `bytes` from elsewhere (glibc, counted as a heap fallback), or nullptr.
+  void* (*exhausted)(size_t bytes) noexcept;
+  // A pointer whose page has no small class (class 0) reached a cache's free.
+  void (*not_small)(void* p) noexcept;
+  // A slow path is done and holds no lock (the background thread may start).
+  void (*slow_path_done)() noexcept;
+};
+extern const CacheUpcalls g_cache_upcalls;
+
 // Another owner for every small block, chosen once at init (the checked
 // paths of secure/, set by runtime/init.cc before any thread caches a block).
 // While `alloc` is set every bin has limit 0 and no thread's percpu_ok is
