@@ -39,7 +39,8 @@ namespace slabby {
 SLABBY_INLINE bool hardened_cached_intact(void* block, uintptr_t cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
   const uint64_t* w = static_cast<const uint64_t*>(block);
-  return w[0] == (p ^ g_checks.inline_key_link) && *tag_at(p, class_size(cls)) == freed_tag(p);
+  return w[0] == encode_link_with(p, 0, g_checks.inline_key_link) &&
+         *tag_at(p, class_size(cls)) == freed_tag(p);
 }
 
 // The block becomes the program's: its canary written.

@@ -112,8 +112,11 @@ SLABBY_INLINE uint64_t freed_tag(uintptr_t p) { return p ^ g_checks.key_freed; }
 // ... and while free but never handed out yet.
 SLABBY_INLINE uint64_t fresh_tag(uintptr_t p) { return p ^ g_checks.key_fresh; }
 // Free-list link of the block at `slot` pointing to `next` (its own inverse).
+SLABBY_INLINE uintptr_t encode_link_with(uintptr_t slot, uintptr_t next, uint64_t key) {
+  return next ^ slot ^ key;
+}
 SLABBY_INLINE uintptr_t encode_link(uintptr_t slot, uintptr_t next) {
-  return next ^ slot ^ g_checks.key_link;
+  return encode_link_with(slot, next, g_checks.key_link);
 }
 
 // The tag (free) or canary (live) word of a block of `size` bytes: its last
