@@ -77,13 +77,10 @@ char* ensure_region(int cpu) {
   char* mem = static_cast<char*>(os::map_rw(g_region_layout.bytes));
   if (mem == nullptr) return nullptr;
   auto* hdr = region_ranges(mem);
+  uint64_t* cursors = region_cursors(mem);
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    // Only begin is read in a region (the live end is in the alloc word).
-    const SlotRange& base = g_region_layout.base[c];
-    hdr[c] = SlotRange{base.begin, 0, 0};
-    uint64_t* pair = region_cursor_pair(mem, c);
-    pair[0] = base.begin | uint64_t{base.end} << kAllocEndShift;  // both stacks empty,
-    pair[1] = base.end;                                            // nothing pushed yet
+    hdr[c] = g_region_layout.base[c];
+    cursors[c] = g_region_layout.base[c].begin;  // empty, nothing pushed yet
   }
   __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
   // A divert keeps the fast paths off the CPU caches (its blocks are checked
@@ -241,11 +238,9 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   // 0 for a per-CPU thread, and that path would come back here.
   if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr)
     return uncached_alloc(cls, class_size(cls));
-  // The free stack moved onto the empty alloc stack (no miss: the block
-  // comes from this CPU's cache, as a hit's would), or another thread refilled.
-  void* p = percpu_pop(cls);
+  g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
+  void* p = percpu_pop(cls);  // another thread refilled it
   if (p == nullptr) {
-    g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
     sizing_note_miss(region, cls, kMissEmpty);
     p = refill_from_pool(cls, cpu, nullptr);
   }
@@ -264,9 +259,8 @@ void* percpu_refill_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh
   int cpu;
   char* region;
   if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return nullptr;
-  // The free stack moved over, or another thread refilled (admitted then).
-  if (void* p = percpu_pop(cls)) return p;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
+  if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
   sizing_note_miss(region, cls, kMissEmpty);
   return refill_from_pool(cls, cpu, admit, max_fresh);
 }
@@ -334,13 +328,19 @@ void percpu_fork_child() { g_region_mu.reset_after_fork(); }
 namespace {
 
 // Over every CPU's region: the blocks cached per class, added to cached, and
-// with pushes, the inline free's pushes.
+// with pushes, the inline free's pushes (one load per class: cur and the
+// count from the same moment).
 void sum_regions(uint64_t* cached, uint64_t* pushes) {
   for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
     char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
     if (r == reinterpret_cast<const char*>(kSentinel)) continue;
-    for (unsigned c = 1; c < kNumClasses; ++c)
-      cached[c] += region_cached(r, c, pushes != nullptr ? &pushes[c] : nullptr);
+    const SlotRange* hdr = region_ranges(r);
+    const uint64_t* cursors = region_cursors(r);
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      uint64_t w = __atomic_load_n(&cursors[c], __ATOMIC_RELAXED);
+      cached[c] += static_cast<uint16_t>(w) - hdr[c].begin;
+      if (pushes != nullptr) pushes[c] += w >> kCursorCountShift;
+    }
   }
 }
 

@@ -4,20 +4,19 @@
 // may use on each CPU). Internal to cache/.
 //
 // A region, mapped on a CPU's first use:
-//   [SlotRange per class][cursor pair per class][ClassDemand per class][slots ...]
-// The ranges and cursor pairs are the header (kRegionHeaderBytes,
-// percpu_cache.h: each cursor pair holds acur and end in its alloc word,
-// fcur and the inline free's pushes in its free word, the hardened inline
-// free's in the alloc word's top half). Each part starts on
+//   [SlotRange per class][cursor word per class][ClassDemand per class][slots ...]
+// The ranges and cursors are the header (kRegionHeaderBytes, percpu_cache.h:
+// a cursor word holds cur and the inline free's pushes). Each part starts on
 // a 64-byte boundary; slot indices count 8-byte words from the region's
-// start. Class c owns slots [base[c].begin, max_end[c]); its capacity on a
-// CPU is end - begin, between base[c].end - begin (the base capacity,
-// SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin.
+// start. Class c owns slots [base[c].begin, max_end[c]);
+// its capacity on a CPU is end - begin, between base[c].end - begin (the
+// base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin.
 //
 // Invariants, on top of percpu_cache.h's:
-// - 0 < begin <= acur <= fcur <= end <= max_end for every class of every
-//   region; begin never changes; end changes only in percpu_reshape, which
-//   first moves the free stack onto the alloc stack (fcur = end after it).
+// - 0 < begin <= cur <= end <= max_end for every class of every region; begin
+//   never changes; end changes only in a critical section on that CPU
+//   (percpu_grow_end / percpu_shrink_end), so the push and pop sections,
+//   which read it, always see one value.
 // - A real region's begin is above 0 (the header comes first), so the
 //   sentinel (all zeros) is told apart inside a section: nothing is ever
 //   written to it.
@@ -43,8 +42,7 @@ struct ClassDemand {
 };
 
 struct RegionLayout {
-  // Each class's begin and base end (a new region: acur = begin, fcur = end = base end).
-  SlotRange base[kNumClasses];
+  SlotRange base[kNumClasses];    // a new region's ranges: begin, base end (and cur = begin)
   uint16_t max_end[kNumClasses];  // the most end may grow to
   uint32_t demand_at;             // byte offset of the ClassDemand array
   size_t bytes;                   // the region's size (whole pages)
@@ -53,28 +51,12 @@ struct RegionLayout {
 extern RegionLayout g_region_layout;
 
 inline SlotRange* region_ranges(char* region) { return reinterpret_cast<SlotRange*>(region); }
-// Class cls's cursor pair: [0] the alloc word, [1] the free word.
-inline uint64_t* region_cursor_pair(char* region, unsigned cls) {
-  return reinterpret_cast<uint64_t*>(region + kCursorAt) + 2 * cls;
+inline uint64_t* region_cursors(char* region) {
+  return reinterpret_cast<uint64_t*>(region + kCursorAt);
 }
-// Class cls's end in the region now (racy read, for the slow paths and stats).
-inline uint32_t region_end(char* region, unsigned cls) {
-  uint64_t w = __atomic_load_n(&region_cursor_pair(region, cls)[0], __ATOMIC_RELAXED);
-  return static_cast<uint16_t>(w >> kAllocEndShift);
-}
-// Blocks class cls's cache holds, both stacks (racy: the two words are read
-// apart, so a section in between may skew it, never below 0), and, with
-// pushes, the inline free's pushes so far.
-inline uint32_t region_cached(char* region, unsigned cls, uint64_t* pushes = nullptr) {
-  uint64_t* pair = region_cursor_pair(region, cls);
-  uint64_t aw = __atomic_load_n(&pair[0], __ATOMIC_RELAXED);
-  uint64_t fw = __atomic_load_n(&pair[1], __ATOMIC_RELAXED);
-  if (pushes != nullptr) *pushes += (fw >> kFreeCountShift) + (aw >> kAllocCountShift);
-  uint32_t begin = region_ranges(region)[cls].begin;
-  uint32_t acur = static_cast<uint16_t>(aw), end = static_cast<uint16_t>(aw >> kAllocEndShift);
-  uint32_t fcur = static_cast<uint16_t>(fw);
-  uint32_t held = acur > begin ? acur - begin : 0;
-  return held + (end > fcur ? end - fcur : 0);
+// Class cls's cur in the region now (racy read, for the slow paths and stats).
+inline uint32_t region_cur(char* region, unsigned cls) {
+  return static_cast<uint16_t>(__atomic_load_n(&region_cursors(region)[cls], __ATOMIC_RELAXED));
 }
 inline ClassDemand* region_demand(char* region) {
   return reinterpret_cast<ClassDemand*>(region + g_region_layout.demand_at);

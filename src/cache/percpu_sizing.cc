@@ -28,12 +28,15 @@ constexpr uint32_t kMaxGrownSlots = 2048;
 std::atomic<uint64_t> g_grows{0};
 std::atomic<uint64_t> g_shrinks{0};
 
+uint16_t load16(const uint16_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
 // Bytes of capacity above the base, over the region's classes.
 size_t grown_bytes(char* region) {
+  const SlotRange* r = region_ranges(region);
   size_t total = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) {
     uint32_t base = g_region_layout.base[c].end;
-    uint32_t end = region_end(region, c);
+    uint32_t end = load16(&r[c].end);
     if (end > base) total += size_t{end - base} * class_size(c);
   }
   return total;
@@ -86,8 +89,8 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   __atomic_fetch_add(&d.misses, 1, __ATOMIC_RELAXED);
   uint32_t last = __atomic_exchange_n(&d.last, kind, __ATOMIC_RELAXED);
   if (last == kMissNone || last == kind) return false;
-  uint32_t begin = region_ranges(region)[cls].begin, end = region_end(region, cls);
-  uint32_t max = g_region_layout.max_end[cls];
+  const SlotRange& r = region_ranges(region)[cls];
+  uint32_t begin = r.begin, end = load16(&r.end), max = g_region_layout.max_end[cls];
   if (end >= max) return false;
   uint32_t add = end - begin;  // doubling
   if (add > max - end) add = max - end;
@@ -97,14 +100,14 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   if (add == 0) return false;
   // On whatever CPU the thread runs now: if it moved, that CPU's class grows
   // instead (or nothing, if that CPU has no region yet), as it would on its
-  // own next alternation. The same section moves the free stack onto the
-  // alloc stack, so the new slots are free ones between them.
-  if (!percpu_reshape(cls, add, max)) return false;
+  // own next alternation.
+  percpu_grow_end(cls, add, max);
   g_grows.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 uint64_t sizing_decay(char* region, bool reset) {
+  SlotRange* r = region_ranges(region);
   ClassDemand* demand = region_demand(region);
   uint64_t moved = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) {
@@ -113,17 +116,15 @@ uint64_t sizing_decay(char* region, bool reset) {
     __atomic_store_n(&demand[c].seen, misses, __ATOMIC_RELAXED);
     // A reset forgets the last miss too: the next one starts a new history.
     if (reset) __atomic_store_n(&demand[c].last, kMissNone, __ATOMIC_RELAXED);
-    uint32_t base = g_region_layout.base[c].end, end = region_end(region, c);
+    uint32_t base = g_region_layout.base[c].end, end = load16(&r[c].end);
     if (end <= base || (!quiet && !reset)) continue;
     uint32_t target = reset ? base : base + (end - base) / 2;
-    // The blocks that would not fit below the new end go to the pool first
-    // (the shrink gathers the rest on the alloc stack); a thread on this CPU
+    // Blocks above the new end go to the pool first; a thread on this CPU
     // may push more meanwhile, so a few tries, then leave it for next time.
-    uint32_t begin = region_ranges(region)[c].begin;
     for (int tries = 0; tries < 4; ++tries) {
-      uint32_t held = begin + region_cached(region, c);
-      if (held > target) moved += percpu_pop_to_pool(c, held - target);
-      if (percpu_reshape(c, 0, target)) {
+      uint32_t cur = region_cur(region, c);
+      if (cur > target) moved += percpu_pop_to_pool(c, cur - target);
+      if (percpu_shrink_end(c, target)) {
         g_shrinks.fetch_add(1, std::memory_order_relaxed);
         break;
       }
@@ -133,13 +134,15 @@ uint64_t sizing_decay(char* region, bool reset) {
 }
 
 bool sizing_grown(char* region) {
+  const SlotRange* r = region_ranges(region);
   for (unsigned c = 1; c < kNumClasses; ++c)
-    if (region_end(region, c) > g_region_layout.base[c].end) return true;
+    if (load16(&r[c].end) > g_region_layout.base[c].end) return true;
   return false;
 }
 
 uint32_t sizing_capacity(char* region, unsigned cls) {
-  return region_end(region, cls) - region_ranges(region)[cls].begin;
+  const SlotRange& r = region_ranges(region)[cls];
+  return static_cast<uint32_t>(load16(&r.end) - r.begin);
 }
 
 uint64_t percpu_grows() { return g_grows.load(std::memory_order_relaxed); }

@@ -252,7 +252,7 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t 
     return hardened_alloc_fitted(cls, n);
   }
   if constexpr (kHaveRseqSections) {
-    // A hit is counted by the CPU's region (percpu_cache.h: kFreeWord).
+    // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
     void* p = percpu_pop_fast(cls);
     if (SLABBY_LIKELY(p != nullptr)) return p;
     if (on_percpu_caches(tco)) return percpu_refill_and_alloc(cls);

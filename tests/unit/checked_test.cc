@@ -174,10 +174,8 @@ TEST(CheckedSecure, ThreadsFreeingEachOthersBlocksKeepEveryByte) {
 TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
   // The freed block waits in this CPU's cache (or this thread's bin): stay
-  // on one CPU, here and in the death test's child, so that the mallocs of
-  // the class take it back: at once from a bin (LIFO), from a CPU's cache
-  // once the blocks on its alloc stack are handed out (its free stack, p on
-  // top, then moves over).
+  // on one CPU, here and in the death test's child, so the next malloc of
+  // the class takes it back.
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(static_cast<unsigned>(sched_getcpu()), &one);
@@ -187,7 +185,7 @@ TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
   EXPECT_EXIT(
       {
         p[20] = 1;
-        for (int i = 0; i < 100000; ++i) (void)malloc_fast(64);
+        (void)malloc_fast(64);  // the bin is LIFO: p comes back
       },
       testing::KilledBySignal(SIGABRT),
       "slabby: write after free of 0x[0-9a-f]+ .*: byte 20 changed after it was freed "

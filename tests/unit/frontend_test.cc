@@ -21,7 +21,6 @@
 #include <thread>
 #include <vector>
 
-#include "cache/percpu_region.h"
 #include "frontend/glibc.h"
 #include "telemetry/stats.h"
 
@@ -389,17 +388,9 @@ TEST_F(PerCpu, FreedBlocksWaitInTheCpusCacheAndComeBackFromIt) {
     uint64_t after[kNumClasses] = {};
     percpu_cached_blocks(after);
     EXPECT_EQ(after[cls], before[cls] + 20);
-    // The frees wait on the free stack while the blocks cached before them
-    // are handed out; then the last block freed comes back first.
-    std::vector<void*> got;
-    void* first_back = nullptr;
-    for (uint64_t i = 0; i <= before[cls] && first_back == nullptr; ++i) {
-      void* p = malloc_fast(300);
-      got.push_back(p);
-      if (std::find(v.begin(), v.end(), p) != v.end()) first_back = p;
-    }
-    EXPECT_EQ(first_back, v.back()) << "within the " << before[cls] + 1 << " allocations after";
-    for (void* p : got) free_fast(p);
+    // LIFO: the last block freed on this CPU is the next one handed out.
+    EXPECT_EQ(malloc_fast(300), v.back());
+    free_fast(v.back());
     EXPECT_EQ(stats().cache_mode, static_cast<uint32_t>(SLABBY_CACHE_PER_CPU));
   }).join();
 }
@@ -522,96 +513,6 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     std::vector<void*> out(cap);
     EXPECT_EQ(percpu_pop_n(cls, out.data(), cap), cap - 4);
     for (uint32_t i = 0; i < cap - 4; ++i) EXPECT_EQ(out[i], v[i]) << i;
-    g_rt.pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
-    give_back(cls, held);
-  }).join();
-}
-
-// The two stacks of a class (cache/percpu_cache.h): the alloc stack (refills,
-// the pops) and the free stack (the pushes) share the class's slots and meet
-// when the cache is full; when the alloc stack is empty, a pop moves the
-// free stack over (percpu_reshape). Both ways of moving it (the free slots
-// between the stacks hold it, or not) must hand back exactly the blocks
-// pushed, each once, the last one pushed first when it can.
-void take_distinct(unsigned cls, uint32_t n, std::vector<void*>* v) {
-  while (v->size() < n) {
-    void* b[kMaxBatch];
-    uint32_t got = g_rt.pools[cls].take_blocks(b, 1, 0);
-    ASSERT_GE(got, 1u);
-    v->insert(v->end(), b, b + got);
-  }
-}
-
-std::vector<void*> drain_class(unsigned cls) {
-  std::vector<void*> held;
-  void* drained[kMaxBatch];
-  for (uint32_t n; (n = percpu_pop_n(cls, drained, kMaxBatch)) > 0;)
-    held.insert(held.end(), drained, drained + n);
-  return held;
-}
-
-TEST_F(PerCpu, TheTwoStacksMeetWhenFullAndTheFreeStackMovesOverWhole) {
-  std::thread([] {
-    use_percpu_caches();
-    int cpu = allowed_cpus()[0];
-    ASSERT_TRUE(pin_to(cpu));
-    unsigned cls = size_class_of(900);
-    free_fast(malloc_fast(900));  // this CPU's cache of the class exists
-    std::vector<void*> held = drain_class(cls);
-    uint32_t cap = percpu_capacity(cpu, cls);
-    ASSERT_GE(cap, 10u);
-    std::vector<void*> v;
-    take_distinct(cls, cap + 1, &v);
-
-    // Three on the alloc stack, then single pushes (the free stack) until
-    // the stacks meet: exactly cap blocks fit.
-    ASSERT_EQ(percpu_push_n(cls, v.data(), 3), 3u);
-    uint32_t pushed = 0;
-    while (pushed < cap && percpu_push(cls, v[3 + pushed])) ++pushed;
-    EXPECT_EQ(pushed, cap - 3) << "full when the stacks meet";
-    EXPECT_FALSE(percpu_push(cls, v[cap])) << "a full cache misses";
-    uint64_t cached[kNumClasses] = {};
-    percpu_cached_blocks(cached);
-    EXPECT_GE(cached[cls], cap);
-
-    // The alloc stack first, last pushed first; then it is empty.
-    EXPECT_EQ(percpu_pop_alloc_section(cls), v[2]);
-    EXPECT_EQ(percpu_pop_alloc_section(cls), v[1]);
-    EXPECT_EQ(percpu_pop_alloc_section(cls), v[0]);
-    EXPECT_EQ(percpu_pop_alloc_section(cls), nullptr);
-    // cap - 3 on the free stack, 3 free slots below it: it moves over in
-    // part by copy, in part where it lies. Every block comes back once.
-    std::vector<void*> out;
-    while (void* p = percpu_pop_section(cls)) out.push_back(p);
-    std::vector<void*> want(v.begin() + 3, v.begin() + cap);
-    std::sort(out.begin(), out.end());
-    std::sort(want.begin(), want.end());
-    EXPECT_EQ(out, want);
-
-    // Five on the free stack of an empty cache: they move over whole, the
-    // last freed on top, so they come back in reverse order of the frees.
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(percpu_push(cls, v[i]));
-    EXPECT_EQ(percpu_pop_alloc_section(cls), nullptr);
-    for (int i = 4; i >= 0; --i) EXPECT_EQ(percpu_pop_section(cls), v[i]) << i;
-    EXPECT_EQ(percpu_pop_section(cls), nullptr);
-
-    // A capacity change gathers both stacks below the new end, and misses
-    // when they would not fit.
-    ASSERT_EQ(percpu_push_n(cls, v.data(), 2), 2u);
-    for (int i = 2; i < 6; ++i) ASSERT_TRUE(percpu_push(cls, v[i]));
-    uint32_t begin = region_ranges(g_percpu.regions[cpu])[cls].begin;
-    EXPECT_FALSE(percpu_reshape(cls, 0, begin + 5)) << "6 blocks do not fit in 5 slots";
-    ASSERT_TRUE(percpu_reshape(cls, 0, begin + 6));
-    EXPECT_EQ(percpu_capacity(cpu, cls), 6u);
-    EXPECT_FALSE(percpu_push(cls, v[6])) << "full at the new end";
-    ASSERT_TRUE(percpu_reshape(cls, cap - 6, begin + cap));
-    EXPECT_EQ(percpu_capacity(cpu, cls), cap);
-    std::vector<void*> rest = drain_class(cls);
-    std::sort(rest.begin(), rest.end());
-    std::vector<void*> six(v.begin(), v.begin() + 6);
-    std::sort(six.begin(), six.end());
-    EXPECT_EQ(rest, six);
-
     g_rt.pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
     give_back(cls, held);
   }).join();
