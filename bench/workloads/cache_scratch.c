@@ -1,14 +1,20 @@
 /* slabby bench: passive false sharing, after Hoard's cache-scratch
  * (Berger et al., ASPLOS 2000).
  *
- *   cache_scratch THREADS ITERATIONS OBJSIZE REPETITIONS
+ *   cache_scratch THREADS ITERATIONS OBJSIZE REPETITIONS [WARM]
  *
  * The main thread allocates THREADS small objects back to back and hands
  * one to each thread. Each thread frees it, then ITERATIONS times: mallocs
  * OBJSIZE bytes, writes every byte REPETITIONS times, frees it. An allocator
  * that gives a thread the block another thread freed, or that carves
  * neighbouring blocks of one cache line out for different threads, makes
- * the threads' writes fight over cache lines. Prints its own time. */
+ * the threads' writes fight over cache lines. Prints its own time.
+ *
+ * WARM=1: each thread mallocs and frees one block of its own before it
+ * frees the one it was given. jemalloc sends a thread's very first call,
+ * when it is a free, past its thread cache to the block's arena, so in
+ * the plain form its threads never get the main thread's blocks back;
+ * warm, they do, as under every allocator that caches remote frees. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,8 +23,13 @@
 
 static long g_iterations, g_repetitions;
 static size_t g_size;
+static int g_warm;
 
 static void* worker(void* arg) {
+  if (g_warm) {
+    void* volatile own = malloc(g_size); /* volatile: kept by the compiler */
+    free(own);
+  }
   free(arg);
   for (long i = 0; i < g_iterations; i++) {
     volatile char* p = malloc(g_size);
@@ -30,14 +41,15 @@ static void* worker(void* arg) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s THREADS ITERATIONS OBJSIZE REPETITIONS\n", argv[0]);
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: %s THREADS ITERATIONS OBJSIZE REPETITIONS [WARM]\n", argv[0]);
     return 2;
   }
   int threads = atoi(argv[1]);
   g_iterations = atol(argv[2]);
   g_size = (size_t)atol(argv[3]);
   g_repetitions = atol(argv[4]);
+  g_warm = argc == 6 ? atoi(argv[5]) : 0;
   if (threads < 1 || threads > 1024 || g_size < 1) return 2;
 
   struct timespec t0, t1;
