@@ -10,9 +10,16 @@
 // All printed figures are order-independent (sums, xors, final sorted maps),
 // so the output does not depend on scheduling.
 //
-// Usage: threaded_workload [ROUNDS]   (default 60)
+// Usage: threaded_workload [ROUNDS] [placement]   (default 60)
+//
+// "placement" also prints to stderr, per thread, how many 4 KiB and 2 MiB
+// pages hold its std::map's nodes at the end and how long 20 walks of that
+// map take (the walk is most of the program's time, and how densely the
+// allocator packed one thread's nodes decides it: docs/benchmarks.md).
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +36,7 @@
 namespace {
 
 constexpr int kThreads = 8;
+bool g_placement = false;
 
 struct Rng {
   uint64_t s;
@@ -109,6 +117,27 @@ struct Result {
 };
 Result g_results[kThreads];
 
+// Pages holding the map's nodes (each element sits in its node) and the
+// time of 20 in-order walks that hash every key, to stderr.
+void report_placement(int id, const std::map<std::string, std::string>& m) {
+  std::vector<uintptr_t> small, huge;
+  for (const auto& kv : m) {
+    small.push_back(reinterpret_cast<uintptr_t>(&kv) >> 12);
+    huge.push_back(reinterpret_cast<uintptr_t>(&kv) >> 21);
+  }
+  std::sort(small.begin(), small.end());
+  std::sort(huge.begin(), huge.end());
+  size_t pages = std::unique(small.begin(), small.end()) - small.begin();
+  size_t huge_pages = std::unique(huge.begin(), huge.end()) - huge.begin();
+  auto t0 = std::chrono::steady_clock::now();
+  uint64_t h = 0;
+  for (int rep = 0; rep < 20; ++rep)
+    for (const auto& kv : m) h = fnv1a(kv.first, h);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "placement thread %d nodes %zu pages %zu huge_pages %zu walk_ms %.1f (%llx)\n",
+               id, m.size(), pages, huge_pages, ms, static_cast<unsigned long long>(h & 0xff));
+}
+
 void worker(int id, int rounds) {
   Rng r(0xC0FFEEull * (id + 1));
   Result& res = g_results[id];
@@ -178,6 +207,7 @@ void worker(int id, int rounds) {
     }
   }
 
+  if (g_placement) report_placement(id, m);
   uint64_t h = 0;
   for (const auto& [k, v] : m) h = fnv1a(v, fnv1a(k, h));
   std::map<uint64_t, std::string> sorted_um(um.begin(), um.end());
@@ -190,6 +220,7 @@ void worker(int id, int rounds) {
 
 int main(int argc, char** argv) {
   int rounds = argc > 1 ? std::atoi(argv[1]) : 60;
+  g_placement = argc > 2 && std::string(argv[2]) == "placement";
   std::vector<std::thread> threads;
   threads.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, i, rounds);
