@@ -21,6 +21,7 @@ std::atomic<uint64_t> g_madvise_calls{0};
 std::atomic<uint64_t> g_huge_marks{0};
 std::atomic<uint64_t> g_purged_bytes{0};
 std::atomic<uint64_t> g_mappings{0};
+std::atomic<int> g_last_map_errno{0};
 
 // Saves errno for the lifetime of a scope: the allocator's own system calls
 // must never leak an errno into the program (free preserves errno).
@@ -77,7 +78,10 @@ void* reserve(size_t bytes, size_t align) {
   ErrnoKeeper keep;
   size_t span = bytes + align;
   void* raw = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
+  if (raw == MAP_FAILED) {
+    g_last_map_errno.store(errno, std::memory_order_relaxed);
+    return nullptr;
+  }
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   uintptr_t aligned = round_up(start, align);
   if (aligned > start) munmap(raw, aligned - start);
@@ -219,10 +223,15 @@ size_t resident_bytes(const void* p, size_t bytes) {
 void* map_rw(size_t bytes) {
   ErrnoKeeper keep;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
+  if (p == MAP_FAILED) {
+    g_last_map_errno.store(errno, std::memory_order_relaxed);
+    return nullptr;
+  }
   g_mappings.fetch_add(1, std::memory_order_relaxed);
   return p;
 }
+
+int last_map_errno() { return g_last_map_errno.load(std::memory_order_relaxed); }
 
 unsigned usable_cpus() {
   ErrnoKeeper keep;

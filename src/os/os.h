@@ -82,6 +82,9 @@ uint64_t now_ms();
 // Mappings slabby holds now (each reserve/map_rw is one; a region split by
 // mprotect counts once). Reported in the stats (max_map_count is finite).
 uint64_t mappings();
+// errno of the last reserve or map_rw that failed, in any thread (0: none);
+// for messages only (the calls themselves leave errno as it was).
+int last_map_errno();
 
 // kLarge: none for the arena as a whole (as kNever); the page heap marks
 // large spans with mark_huge.

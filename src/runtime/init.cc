@@ -243,10 +243,19 @@ bool init_slow() {
       w.flush();
       os::fatal("slabby: invalid configuration");
     }
-    if (!page_size_supported() || !g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
-      // Every allocation goes to glibc instead (counted as heap fallbacks).
-      if (cfg.verbose)
-        os::write_stderr("slabby: cannot reserve the arena; using glibc malloc\n", 53);
+    // A failure here leaves every allocation to glibc (counted as heap
+    // fallbacks); it is said once, whatever SLABBY_VERBOSE, since the
+    // stats, checks and profile the user asked for will not come.
+    if (!page_size_supported()) {
+      g_rt.init_state.store(kInitFailed, std::memory_order_release);
+      return false;
+    }
+    if (!g_rt.heap.init(cfg.arena_size, cfg.retain_max)) {
+      int err = os::last_map_errno();
+      Writer w(2);
+      w.str("slabby: cannot reserve the heap's address space (tried SLABBY_ARENA_SIZE=");
+      w.bytes(cfg.arena_size).str(" down to 256 MiB: ").errno_text(err);
+      w.str("; is ulimit -v set?); glibc malloc serves every allocation\n");
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
@@ -260,6 +269,10 @@ bool init_slow() {
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
     g_rt.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
     if (!init_pools(cfg)) {
+      int err = os::last_map_errno();
+      Writer w(2);
+      w.str("slabby: cannot map the size classes' shards and transfer stacks: ").errno_text(err);
+      w.str("; glibc malloc serves every allocation\n");
       g_rt.init_state.store(kInitFailed, std::memory_order_release);
       return false;
     }
