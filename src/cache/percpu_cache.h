@@ -43,7 +43,7 @@
 
 #include "cache/thread_cache.h"
 #include "common/base.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

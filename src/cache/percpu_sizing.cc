@@ -15,7 +15,7 @@
 #include <atomic>
 
 #include "cache/percpu_region.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

@@ -26,7 +26,7 @@
 #include <cstdint>
 
 #include "common/prof_thread.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

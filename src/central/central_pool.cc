@@ -5,8 +5,7 @@
 #include <cstring>
 #include <new>
 
-#include "frontend/size_class.h"
-#include "secure/checks.h"
+#include "common/size_class.h"
 
 namespace slabby {
 
@@ -19,8 +18,9 @@ unsigned current_shard(unsigned num_shards) {
 
 void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards,
                        size_t stride, uint32_t batch_size, uint32_t max_stack_batches,
-                       char* batches) {
+                       char* batches, SlabScrub scrub) {
   heap_ = heap;
+  scrub_ = scrub;
   cls_ = cls;
   block_size_ = static_cast<uint32_t>(class_size(cls));
   blocks_per_slab_ = blocks_per_slab(cls);
@@ -225,20 +225,15 @@ void CentralPool::put_back_locked(Shard& sh, void* b, Span* s) {
 
 void CentralPool::release_slab(Span* s) {
   // Only blocks [0, written) were ever carved from this slab: the rest hold
-  // what the page heap gave, and stay untouched (not faulted in).
-  // SLABBY_ZERO=free: every free page of the heap reads zero (the large
-  // checked path relies on it to find writes after free); the blocks are
-  // zero already but for their links and tags.
-  if (SLABBY_UNLIKELY(g_checks.zero_free)) {
-    memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
-    return heap_->free_slab(s);
-  }
-  // The checked paths tell a freed block from a never-used one by a tag in its
-  // last word; the page heap may hand these pages to another owner, who must
-  // not inherit tags that would make old data look like a freed block.
-  if (SLABBY_UNLIKELY(g_checks.tags)) {
-    for (uint32_t i = 0; i < s->written; ++i)
-      reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
+  // what the page heap gave, and stay untouched (not faulted in). What the
+  // carved ones get first: SlabScrub (central_pool.h).
+  if (SLABBY_UNLIKELY(scrub_ != SlabScrub::kNone)) {
+    if (scrub_ == SlabScrub::kZero) {
+      memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
+    } else {
+      for (uint32_t i = 0; i < s->written; ++i)
+        reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
+    }
   }
   heap_->free_slab(s);
 }

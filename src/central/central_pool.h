@@ -68,6 +68,16 @@ struct Shard {
   uint64_t slabs = 0;
 };
 
+// What a slab's carved blocks get before the slab goes back to the page
+// heap, chosen once at init by the layer that knows the checked modes:
+//   kNone       nothing (the default: blocks keep whatever they hold);
+//   kClearTags  each block's last word (its state tag) cleared, so the page
+//               heap's next owner does not inherit tags that would make old
+//               data look like a freed block (the bit guard);
+//   kZero       every carved byte zeroed, so every free page reads zero
+//               (SLABBY_ZERO=free: the large checked path relies on it).
+enum class SlabScrub : uint8_t { kNone, kClearTags, kZero };
+
 class alignas(128) CentralPool {
  public:
   // shards: num_shards Shard objects placed `stride` bytes apart (the cache
@@ -75,7 +85,8 @@ class alignas(128) CentralPool {
   // descriptors, BatchStack::bytes_for(batch_size, max_stack_batches)
   // bytes (nullptr when max_stack_batches is 0). batch_size <= kMaxBatch.
   void init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards, size_t stride,
-            uint32_t batch_size, uint32_t max_stack_batches, char* batches);
+            uint32_t batch_size, uint32_t max_stack_batches, char* batches,
+            SlabScrub scrub = SlabScrub::kNone);
 
   // Up to n blocks (a transfer batch may give batch_size instead; fewer only
   // when memory is exhausted: 0 then). home: the caller's shard hint.
@@ -147,6 +158,7 @@ class alignas(128) CentralPool {
   uint32_t blocks_per_slab_ = 0;
   uint32_t slab_pages_ = 0;
   uint32_t batch_size_ = 1;
+  SlabScrub scrub_ = SlabScrub::kNone;
 
   std::atomic<uint64_t> refills_{0}, flushes_{0}, lock_free_hits_{0}, lock_free_pushes_{0},
       shard_hits_{0}, new_slabs_{0};

@@ -13,7 +13,7 @@
 #include "cache/thread_cache.h"
 #include "common/base.h"
 #include "frontend/hardened_fast.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "runtime/runtime.h"
 
 namespace slabby {

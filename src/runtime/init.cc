@@ -125,11 +125,15 @@ bool init_pools(const Config& c) {
   // per class, its pages touched only as batches are first stacked.
   char* descriptors = static_cast<char*>(os::map_rw(round_up(descriptor_bytes, kPageSize)));
   if (descriptors == nullptr) return false;
+  // The checked modes' format must not outlive a slab (central_pool.h).
+  SlabScrub scrub = g_checks.zero_free ? SlabScrub::kZero
+                    : g_checks.tags    ? SlabScrub::kClearTags
+                                       : SlabScrub::kNone;
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
     g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
                          class_batch[cls], class_max_batches[cls],
-                         bytes == 0 ? nullptr : descriptors);
+                         bytes == 0 ? nullptr : descriptors, scrub);
     descriptors += round_up(bytes, 64);
   }
   return true;

@@ -12,7 +12,7 @@
 #include "cache/thread_cache.h"
 #include "common/lock.h"
 #include "config/config.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "heap/page_heap.h"
 #include "central/central_pool.h"
 

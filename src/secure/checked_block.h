@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "common/base.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"

@@ -19,7 +19,7 @@
 
 #include <cstdint>
 
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

@@ -37,7 +37,7 @@
 #include <cstdint>
 
 #include "common/base.h"
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 namespace slabby {
 

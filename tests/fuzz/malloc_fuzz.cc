@@ -43,7 +43,7 @@
 #include <thread>
 #include <vector>
 
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "fuzz_common.h"
 
 using fuzzcheck::fail;

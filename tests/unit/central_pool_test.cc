@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "secure/checks.h"
 
 namespace slabby {

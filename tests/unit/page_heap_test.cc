@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 #include "os/os.h"
 
 namespace slabby {

@@ -1,4 +1,4 @@
-#include "frontend/size_class.h"
+#include "common/size_class.h"
 
 #include <gtest/gtest.h>
 
