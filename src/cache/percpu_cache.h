@@ -88,11 +88,19 @@ extern bool g_percpu_mode;
 // fast paths need no mode test before it. Static, all sentinel until then;
 // g_percpu.rseq_offset points at a real area (glibc's, or slabby's own,
 // whose cpu_id stays -1 until registered) before init hands out a block.
+// After it, a copy of malloc's size-to-class table (common/size_class.h
+// kDirectClassTable, never written): malloc looks up the class, then the
+// CPU's region, from one base register (percpu_pop_fast's `fast`), where
+// two tables needed a rip-relative address each, one instruction more.
 struct FastRegionTable {
   const void* at[kMaxCpus + 2];
-  constexpr explicit FastRegionTable(const void* sentinel) : at() {
+  uint8_t direct_class[kMaxDirectSize + 1];
+  constexpr explicit FastRegionTable(const void* sentinel) : at(), direct_class() {
     for (const void*& a : at) a = sentinel;
+    for (size_t n = 0; n <= kMaxDirectSize; ++n) direct_class[n] = kDirectClassTable[n];
   }
+  // The class of a request of n <= kMaxDirectSize bytes.
+  SLABBY_INLINE uintptr_t class_of(size_t n) const { return direct_class[n]; }
 };
 extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
     __attribute__((visibility("hidden")));
@@ -208,7 +216,30 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
   }
 SLABBY_PERCPU_POP(percpu_pop_section, SLABBY_RSEQ_SECTION_START)
 SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addq $1")
-SLABBY_PERCPU_POP(percpu_pop_fast, SLABBY_RSEQ_FAST_SECTION_START)
+// The inline pop, given the fast table's address (the register malloc
+// already holds it in, for the class): FastRegionTable above.
+SLABBY_INLINE void* percpu_pop_fast(uintptr_t cls, const FastRegionTable* fast = &g_fast_regions) {
+  void* result;
+  uintptr_t tmp, region;
+  asm volatile goto(SLABBY_RSEQ_ARM
+                    "movslq %%fs:4(%[region]), %[tmp]\n\t"
+                    "movq %c[at](%[fast], %[tmp], 8), %[region]\n\t"
+                    "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"
+                    "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"
+                    "je %l[miss]\n\t"
+                    "movq -8(%[region], %[tmp], 8), %[result]\n\t"
+                    "subq $1, %c[cur](%[region], %[cls], 8)\n\t"
+                    SLABBY_RSEQ_SECTION_END
+                    : [result] "=&a"(result), [tmp] "=&r"(tmp), [region] "=&r"(region)
+                    : [cls] "r"(cls), [fast] "r"(fast), [cur] "i"(kCursorAt),
+                      [at] "i"(2 * sizeof(void*))
+                    : "memory", "cc"
+                    : miss);
+  if (result == nullptr) __builtin_unreachable();
+  return result;
+miss:
+  return nullptr;
+}
 // The inline free's push counts itself in the cursor word.
 SLABBY_PERCPU_PUSH(percpu_push_fast, SLABBY_RSEQ_FAST_SECTION_START, "addq %[count]")
 #undef SLABBY_PERCPU_POP
@@ -337,7 +368,7 @@ miss:
 // usable CPU and go to the central pools.
 SLABBY_INLINE void* percpu_pop_section(uintptr_t) { return nullptr; }
 SLABBY_INLINE bool percpu_push_section(uintptr_t, void*) { return false; }
-SLABBY_INLINE void* percpu_pop_fast(uintptr_t) { return nullptr; }
+SLABBY_INLINE void* percpu_pop_fast(uintptr_t, const FastRegionTable* = nullptr) { return nullptr; }
 SLABBY_INLINE bool percpu_push_fast(uintptr_t, void*) { return false; }
 SLABBY_INLINE uint32_t percpu_push_n_section(uintptr_t, void* const*, uint32_t) { return 0; }
 SLABBY_INLINE uint32_t percpu_pop_n_section(uintptr_t, void**, uint32_t) { return 0; }

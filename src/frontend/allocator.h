@@ -219,8 +219,9 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 
 // The hardened library's allocation from class cls, which holds n bytes and
 // the canary (frontend/hardened_fast.h).
-SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n) noexcept {
-  void* p = percpu_pop_fast(cls);
+SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
+                                          const FastRegionTable* fast = &g_fast_regions) noexcept {
+  void* p = percpu_pop_fast(cls, fast);
   if (SLABBY_UNLIKELY(p == nullptr)) return hardened_alloc_missed(n, cls);
   if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls)))
     return checked_hand_out_cached(p, static_cast<unsigned>(cls));
@@ -241,7 +242,8 @@ SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n) noexcept {
 // between registers three times per call.
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
-SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n) noexcept {
+SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n,
+                                           const FastRegionTable* fast = &g_fast_regions) noexcept {
   if constexpr (kHardenedBuild) {
     // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
     // including a class whose slack cannot hold the canary, to the checked
@@ -249,11 +251,11 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t 
     (void)tco;
     if (SLABBY_UNLIKELY(cls >= kNumSmallClasses || class_size(cls) - n < kCanaryBytes))
       return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
-    return hardened_alloc_fitted(cls, n);
+    return hardened_alloc_fitted(cls, n, fast);
   }
   if constexpr (kHaveRseqSections) {
     // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
-    void* p = percpu_pop_fast(cls);
+    void* p = percpu_pop_fast(cls, fast);
     if (SLABBY_LIKELY(p != nullptr)) return p;
     if (on_percpu_caches(tco)) return percpu_refill_and_alloc(cls);
   }
@@ -270,34 +272,49 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
 
 // Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
 // countdown is the only cost of sampling on the fast path).
-SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n) noexcept {
+SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n,
+                                   const FastRegionTable* fast = &g_fast_regions) noexcept {
   uintptr_t tco = tl_cache_offset();
   if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
-  return alloc_in_class_untimed(tco, cls, n);
+  return alloc_in_class_untimed(tco, cls, n, fast);
+}
+
+// The fast table's address (cache/percpu_cache.h FastRegionTable), formed
+// once per malloc: GCC, given &g_fast_regions twice, formed it twice (one
+// instruction more), so it goes through an asm GCC cannot see into.
+SLABBY_INLINE const FastRegionTable* fast_table() noexcept {
+#if SLABBY_ASM_X86_64
+  const FastRegionTable* t;
+  asm("leaq slabby_g_fast_regions(%%rip), %0" : "=r"(t));
+  return t;
+#else
+  return &g_fast_regions;
+#endif
 }
 
 SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
   uintptr_t cls;
+  const FastRegionTable* fast = fast_table();  // the class's table and the pop's
   if constexpr (kHardenedBuild) {
     // The first class with room for the canary after n bytes
     // (secure/checks.h class_with_canary_of, its large case a branch here).
     if (SLABBY_LIKELY(n <= kMaxDirectCanary)) {
-      cls = direct_class_with_canary_of(n);
+      cls = fast->class_of(n + kCanaryBytes);  // direct_class_with_canary_of
     } else {
       if (SLABBY_UNLIKELY(n > kMaxSmallSize - kCanaryBytes)) return alloc_large(n, 0);
       cls = class_with_canary_of(n);
     }
     uintptr_t tco = tl_cache_offset();
     if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
-    return hardened_alloc_fitted(cls, n);
+    return hardened_alloc_fitted(cls, n, fast);
   }
   if (SLABBY_LIKELY(n <= kMaxDirectSize)) {
-    cls = direct_class_of(n);
+    cls = fast->class_of(n);  // direct_class_of
   } else {
     if (SLABBY_UNLIKELY(n > kMaxSmallSize)) return alloc_large(n, 0);
     cls = size_class_of(n);
   }
-  return alloc_in_class(cls, n);
+  return alloc_in_class(cls, n, fast);
 }
 
 // free()'s first step: false when p is not in the arena, else the class of
@@ -377,6 +394,13 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
     // has an empty-and-full range in every region, and no bin: the push
     // misses and the slow path sorts it out.
     if constexpr (kHaveRseqSections) {
+      // The block is on top of the CPU's cache now, so the next malloc of
+      // its class returns it, and the program writes it: its line starts
+      // coming in here. The free itself never reads the block, and a block
+      // freed long after it was last touched (a replay of python's trace,
+      // fragmentation's survivors) otherwise misses at the program's first
+      // store (docs/benchmarks.md, "Prefetching the freed block").
+      __builtin_prefetch(p, 1, 3);
       if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
       if (on_percpu_caches(tl_cache_offset())) return percpu_flush_and_free(p, cls);
     }
