@@ -28,10 +28,10 @@
 #include <atomic>
 #include <cstdint>
 
+#include "central/batch_stack.h"
 #include "common/base.h"
 #include "common/lock.h"
 #include "heap/page_heap.h"
-#include "central/batch_stack.h"
 
 namespace slabby {
 

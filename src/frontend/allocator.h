@@ -12,8 +12,8 @@
 #include "cache/percpu_cache.h"
 #include "cache/thread_cache.h"
 #include "common/base.h"
-#include "frontend/hardened_fast.h"
 #include "common/size_class.h"
+#include "frontend/hardened_fast.h"
 #include "runtime/runtime.h"
 
 namespace slabby {

@@ -10,11 +10,11 @@
 #include <cstdint>
 
 #include "cache/thread_cache.h"
-#include "common/lock.h"
-#include "config/config.h"
-#include "common/size_class.h"
-#include "heap/page_heap.h"
 #include "central/central_pool.h"
+#include "common/lock.h"
+#include "common/size_class.h"
+#include "config/config.h"
+#include "heap/page_heap.h"
 
 namespace slabby {
 
