@@ -170,17 +170,19 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
 //   cost nothing there and saves two instructions on the pair loop).
 // percpu_pop / percpu_push run on the slow paths' table; percpu_pop_fast /
 // percpu_push_fast, inlined in malloc and free, on the fast table.
+// A pop's body, after its start has put the CPU's region in [region].
+#define SLABBY_PERCPU_POP_BODY                                      \
+  "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"               \
+  "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"                        \
+  "je %l[miss]\n\t"                                                 \
+  "movq -8(%[region], %[tmp], 8), %[result]\n\t"                    \
+  "subq $1, %c[cur](%[region], %[cls], 8)\n\t"                      \
+  SLABBY_RSEQ_SECTION_END
 #define SLABBY_PERCPU_POP(name, start)                              \
   SLABBY_INLINE void* name(uintptr_t cls) {                         \
     void* result;                                                   \
     uintptr_t tmp, region;                                          \
-    asm volatile goto(start                                         \
-                      "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t" \
-                      "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"    \
-                      "je %l[miss]\n\t"                             \
-                      "movq -8(%[region], %[tmp], 8), %[result]\n\t" \
-                      "subq $1, %c[cur](%[region], %[cls], 8)\n\t"  \
-                      SLABBY_RSEQ_SECTION_END                       \
+    asm volatile goto(start SLABBY_PERCPU_POP_BODY                  \
                       : [result] "=&a"(result), [tmp] "=&r"(tmp),   \
                         [region] "=&r"(region)                      \
                       : [cls] "r"(cls), [cur] "i"(kCursorAt)        \
@@ -221,15 +223,11 @@ SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addq $1")
 SLABBY_INLINE void* percpu_pop_fast(uintptr_t cls, const FastRegionTable* fast = &g_fast_regions) {
   void* result;
   uintptr_t tmp, region;
+  // SLABBY_RSEQ_FAST_SECTION_START, with the table's address given.
   asm volatile goto(SLABBY_RSEQ_ARM
                     "movslq %%fs:4(%[region]), %[tmp]\n\t"
                     "movq %c[at](%[fast], %[tmp], 8), %[region]\n\t"
-                    "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"
-                    "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"
-                    "je %l[miss]\n\t"
-                    "movq -8(%[region], %[tmp], 8), %[result]\n\t"
-                    "subq $1, %c[cur](%[region], %[cls], 8)\n\t"
-                    SLABBY_RSEQ_SECTION_END
+                    SLABBY_PERCPU_POP_BODY
                     : [result] "=&a"(result), [tmp] "=&r"(tmp), [region] "=&r"(region)
                     : [cls] "r"(cls), [fast] "r"(fast), [cur] "i"(kCursorAt),
                       [at] "i"(2 * sizeof(void*))
@@ -243,6 +241,7 @@ miss:
 // The inline free's push counts itself in the cursor word.
 SLABBY_PERCPU_PUSH(percpu_push_fast, SLABBY_RSEQ_FAST_SECTION_START, "addq %[count]")
 #undef SLABBY_PERCPU_POP
+#undef SLABBY_PERCPU_POP_BODY
 #undef SLABBY_PERCPU_PUSH
 
 // The bulk sections' copy: k (> 0) pointers from [src] to [dst], counting

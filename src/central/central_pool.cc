@@ -227,13 +227,11 @@ void CentralPool::release_slab(Span* s) {
   // Only blocks [0, written) were ever carved from this slab: the rest hold
   // what the page heap gave, and stay untouched (not faulted in). What the
   // carved ones get first: SlabScrub (central_pool.h).
-  if (SLABBY_UNLIKELY(scrub_ != SlabScrub::kNone)) {
-    if (scrub_ == SlabScrub::kZero) {
-      memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
-    } else {
-      for (uint32_t i = 0; i < s->written; ++i)
-        reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
-    }
+  if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kZero)) {
+    memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
+  } else if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kClearTags)) {
+    for (uint32_t i = 0; i < s->written; ++i)
+      reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;
   }
   heap_->free_slab(s);
 }
