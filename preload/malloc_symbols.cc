@@ -37,6 +37,32 @@ EXPORT void free(void* p) noexcept { free_fast(p); }
 
 EXPORT void cfree(void* p) noexcept { free_fast(p); }
 
+namespace {
+
+// A free that names the block's size (sized delete, free_sized) checks it only
+// with SLABBY_BITGUARD (secure/checks.h): one predictable branch, the only
+// test of a security flag on an exported fast path (free and malloc have
+// none). The hardened library checks it inline (frontend/allocator.h
+// hardened_sized_free). call: the caller's name, for the report.
+SLABBY_INLINE void sized_free(void* p, size_t n, const char* call) noexcept {
+  if constexpr (kHardenedBuild) return hardened_sized_free(p, n, call);
+  if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n, call);
+  free_fast(p);
+}
+
+}  // namespace
+
+// C23's frees that name the size (and the alignment) the block was allocated
+// with; glibc has them from 2.43. A program built against such a glibc calls
+// them for blocks slabby handed out, so they must be slabby's: glibc's would
+// take slabby's blocks for its own. free_sized is for blocks of malloc,
+// calloc and realloc; free_aligned_sized for those of aligned_alloc, freed
+// like an aligned sized delete (the size is not checked: the block's class
+// follows the alignment as well).
+EXPORT void free_sized(void* p, size_t n) noexcept { sized_free(p, n, "free_sized"); }
+
+EXPORT void free_aligned_sized(void* p, size_t, size_t) noexcept { free_fast(p); }
+
 EXPORT void* calloc(size_t count, size_t size) noexcept { return calloc_impl(count, size); }
 
 EXPORT void* realloc(void* p, size_t n) noexcept { return realloc_impl(p, n); }
@@ -225,20 +251,8 @@ CXX_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow
 
 CXX_EXPORT void operator delete(void* p) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete[](void* p) noexcept { free_fast(p); }
-// Sized delete checks the size only with SLABBY_BITGUARD (secure/checks.h):
-// one predictable branch, the only test of a security flag on an exported
-// fast path (free and malloc have none). The hardened library checks it
-// inline (frontend/allocator.h hardened_sized_free).
-CXX_EXPORT void operator delete(void* p, size_t n) noexcept {
-  if constexpr (kHardenedBuild) return hardened_sized_free(p, n);
-  if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
-  free_fast(p);
-}
-CXX_EXPORT void operator delete[](void* p, size_t n) noexcept {
-  if constexpr (kHardenedBuild) return hardened_sized_free(p, n);
-  if (SLABBY_UNLIKELY(g_checks.bitguard)) return checked_sized_free(p, n);
-  free_fast(p);
-}
+CXX_EXPORT void operator delete(void* p, size_t n) noexcept { sized_free(p, n, "sized delete"); }
+CXX_EXPORT void operator delete[](void* p, size_t n) noexcept { sized_free(p, n, "sized delete"); }
 CXX_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { free_fast(p); }
 CXX_EXPORT void operator delete(void* p, std::align_val_t) noexcept { free_fast(p); }

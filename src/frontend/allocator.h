@@ -367,13 +367,13 @@ SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
 // The hardened library's sized delete: a block of the class the size asks
 // for (with its canary) is freed inline; any other, and every large size,
 // goes to checked_sized_free, which reports a size the block was not
-// allocated with.
-SLABBY_INLINE void hardened_sized_free(void* p, size_t n) noexcept {
+// allocated with (call: which free named the size, for the report).
+SLABBY_INLINE void hardened_sized_free(void* p, size_t n, const char* call) noexcept {
   uintptr_t cls;
   if (SLABBY_LIKELY(n <= kMaxDirectCanary && page_class_of(p, &cls) &&
                     cls == direct_class_with_canary_of(n)))
     return hardened_free_small(p, cls);
-  return checked_sized_free(p, n);
+  return checked_sized_free(p, n, call);
 }
 
 SLABBY_INLINE void free_fast(void* p) noexcept {

@@ -73,15 +73,15 @@ void* checked_realloc(void* ptr, size_t n) noexcept {
   return q;
 }
 
-void checked_sized_free(void* ptr, size_t size) noexcept {
+void checked_sized_free(void* ptr, size_t size, const char* call) noexcept {
   if (ptr != nullptr && g_rt.heap.owns(ptr)) {
-    size_t usable = usable_of_live(ptr, "sized delete");
+    size_t usable = usable_of_live(ptr, call);
     unsigned cls = g_rt.heap.class_of(ptr);
     // A block from the guarded sample is large whatever its size: only the
     // size bound holds for it.
     if (size > usable || (cls != 0 && checked_class_of(size) != cls)) {
       Report r;
-      r.str("sized delete of ").ptr(ptr).str(" with size ").u64(size);
+      r.str(call).str(" of ").ptr(ptr).str(" with size ").u64(size);
       r.str(", but it was allocated with a different size").where(cls, usable);
       r.abort_now();
     }

@@ -149,7 +149,9 @@ void checked_free_large(void* p) noexcept;
 void* checked_aligned(size_t align, size_t n) noexcept;
 void* checked_realloc(void* p, size_t n) noexcept;
 size_t checked_usable_size(const void* p) noexcept;
-void checked_sized_free(void* p, size_t size) noexcept;
+// A free that names the block's size (sized delete, C23 free_sized; call:
+// which, for the report): reports a size the block was not allocated with.
+void checked_sized_free(void* p, size_t size, const char* call) noexcept;
 void checked_calloc_overflow(size_t count, size_t size) noexcept;
 void checked_huge_request(size_t n) noexcept;
 // Thread exit: the thread's checked cache and quarantine go back.

@@ -8,6 +8,7 @@
 // returns NULL, malloc(0) returns a unique pointer, ENOMEM on impossible sizes, ...) the tests
 // check exactly that behaviour. Every test here also passes on plain glibc, except those that
 // read slabby's own statistics.
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -337,6 +338,86 @@ TEST(Cfree, FreesSlabbyAndForeignBlocks) {
   EXPECT_EQ(after.current_allocations, before.current_allocations);
   cfree(nullptr);
   cfree(__libc_malloc(V(100)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// C23's free_sized and free_aligned_sized. glibc has them from 2.43 (Debian 12's 2.36 does not),
+// so they are reached by their symbol names here, under names of their own: a newer <stdlib.h>
+// declares them too. A program built against glibc 2.43 calls them for slabby's blocks, which
+// glibc's would take for its own: they must be slabby's.
+
+extern "C" void test_free_sized(void*, size_t) __asm__("free_sized") __attribute__((weak));
+extern "C" void test_free_aligned_sized(void*, size_t, size_t) __asm__("free_aligned_sized")
+    __attribute__((weak));
+
+// The library that defines the function at f.
+std::string DefiningObject(void* f) {
+  Dl_info info;
+  if (dladdr(f, &info) == 0 || info.dli_fname == nullptr) return "(none)";
+  return info.dli_fname;
+}
+
+TEST(FreeSized, IsSlabbysAndFreesEveryMallocFamilyBlock) {
+  ASSERT_NE(&test_free_sized, nullptr) << "free_sized is not exported";
+  EXPECT_NE(DefiningObject(reinterpret_cast<void*>(&test_free_sized)).find("libslabby_malloc"),
+            std::string::npos)
+      << DefiningObject(reinterpret_cast<void*>(&test_free_sized));
+  for (size_t n : {size_t{0}, size_t{1}, size_t{48}, size_t{1000}, size_t{3000}, size_t{100000},
+                   3 * kMiB}) {
+    for (int how = 0; how < 3; ++how) {
+      slabby_stats s0 = Stats();
+      size_t asked = n;
+      void* p = nullptr;
+      if (how == 0) {
+        p = malloc(V(n));
+      } else if (how == 1) {
+        asked = 3 * n;
+        p = calloc(V(3), V(n));
+      } else {
+        void* q = malloc(V(n / 2 + 1));
+        ASSERT_NE(q, nullptr);
+        p = realloc(q, V(n));  // realloc(q, 0) frees q and returns NULL
+        if (n == 0) {
+          EXPECT_EQ(p, nullptr);
+          continue;
+        }
+      }
+      ASSERT_NE(p, nullptr) << how << " " << n;
+      memset(p, 7, asked);
+      slabby_stats s1 = Stats();
+      errno = 4321;
+      test_free_sized(p, V(asked));
+      EXPECT_EQ(errno, 4321);
+      slabby_stats s2 = Stats();
+      EXPECT_EQ(s2.total_deallocations, s1.total_deallocations + 1) << how << " " << n;
+      EXPECT_EQ(s2.current_allocations, s0.current_allocations) << how << " " << n;
+    }
+  }
+  test_free_sized(nullptr, V(0));
+  test_free_sized(nullptr, V(100));
+}
+
+TEST(FreeAlignedSized, IsSlabbysAndFreesAlignedAllocBlocks) {
+  ASSERT_NE(&test_free_aligned_sized, nullptr) << "free_aligned_sized is not exported";
+  EXPECT_NE(
+      DefiningObject(reinterpret_cast<void*>(&test_free_aligned_sized)).find("libslabby_malloc"),
+      std::string::npos);
+  for (size_t align : {size_t{8}, size_t{16}, size_t{64}, size_t{4096}, size_t{65536}}) {
+    for (size_t n : {align, 3 * align, 40 * align, 2 * kMiB}) {
+      slabby_stats s0 = Stats();
+      void* p = aligned_alloc(V(align), V(n));
+      ASSERT_NE(p, nullptr) << align << " " << n;
+      ASSERT_TRUE(Aligned(p, align));
+      memset(p, 5, n);
+      errno = 4321;
+      test_free_aligned_sized(p, V(align), V(n));
+      EXPECT_EQ(errno, 4321);
+      slabby_stats s1 = Stats();
+      EXPECT_EQ(s1.total_deallocations, s0.total_deallocations + 1) << align << " " << n;
+      EXPECT_EQ(s1.current_allocations, s0.current_allocations) << align << " " << n;
+    }
+  }
+  test_free_aligned_sized(nullptr, V(64), V(0));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@
 //   malloc_usable_size, and by posix_memalign always;
 // - operator new throws std::bad_alloc (after calling the new_handler) where
 //   malloc would fail; the nothrow forms return NULL; each delete form takes
-//   what its new gave (sized delete with the size asked).
+//   what its new gave (sized delete with the size asked); blocks of malloc,
+//   calloc and realloc may go to C23's free_sized, those of aligned_alloc to
+//   free_aligned_sized, with the size (and alignment) asked.
 // Blocks move between threads through a shared mailbox, so frees are remote
 // too.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -62,6 +64,8 @@ void* fz_memalign(size_t, size_t);
 void* fz_valloc(size_t);
 void* fz_pvalloc(size_t);
 size_t fz_malloc_usable_size(void*);
+void fz_free_sized(void*, size_t);
+void fz_free_aligned_sized(void*, size_t, size_t);
 int fz_malloc_trim(size_t);
 // C++ operators by their mangled names; align_val_t is a size_t, a
 // reference to nothrow_t a pointer.
@@ -101,6 +105,11 @@ bool g_zero_alloc = false;  // SLABBY_ZERO=alloc or both
 bool g_no_aligned = false;
 
 enum class Kind : uint8_t { kMalloc, kNew, kNewArray, kNewAligned };
+// Which C call gave a kMalloc block, for C23's sized frees: free_sized takes
+// those of malloc, calloc and realloc, free_aligned_sized those of
+// aligned_alloc; the others (posix_memalign, memalign, valloc, pvalloc) only
+// free and cfree.
+enum class From : uint8_t { kOther, kMallocFamily, kAlignedAlloc };
 
 struct Block {
   unsigned char* p = nullptr;
@@ -109,6 +118,7 @@ struct Block {
   size_t align = 16;   // alignment asked (new aligned: also the delete's)
   uint8_t tag = 0;     // pattern seed
   Kind kind = Kind::kMalloc;
+  From from = From::kOther;
 };
 
 std::mutex g_live_mu;
@@ -269,7 +279,11 @@ void release(Block& b, FuzzedDataProvider& in) {
   errno = kSentinelErrno;
   switch (b.kind) {
     case Kind::kMalloc:
+      // The sized frees take the tag's odd half of the cfree branch: no more
+      // input is read, so saved inputs decode as they did.
       if (in.ConsumeBool()) fz_free(b.p);
+      else if ((b.tag & 1) && b.from == From::kMallocFamily) fz_free_sized(b.p, b.n);
+      else if ((b.tag & 1) && b.from == From::kAlignedAlloc) fz_free_aligned_sized(b.p, b.align, b.n);
       else fz_cfree(b.p);
       check_errno_kept("free");
       break;
@@ -324,7 +338,7 @@ void run_ops(ThreadState& t) {
           break;
         }
         if (p == nullptr) { unexpected_null("malloc", n); break; }
-        nb.p = static_cast<unsigned char*>(p), nb.n = n;
+        nb.p = static_cast<unsigned char*>(p), nb.n = n, nb.from = From::kMallocFamily;
         accept(nb, "malloc", false, t.next_tag++);
         b = nb, t.used[i] = true;
         break;
@@ -343,7 +357,7 @@ void run_ops(ThreadState& t) {
           break;
         }
         if (p == nullptr) { unexpected_null("calloc", total); break; }
-        nb.p = static_cast<unsigned char*>(p), nb.n = total;
+        nb.p = static_cast<unsigned char*>(p), nb.n = total, nb.from = From::kMallocFamily;
         accept(nb, "calloc", true, t.next_tag++);
         b = nb, t.used[i] = true;
         break;
@@ -397,7 +411,7 @@ void run_ops(ThreadState& t) {
         }
         // The old block's bytes, up to the new size, moved with it.
         if (old) verify(b, n < b.usable ? n : b.usable, static_cast<unsigned char*>(p), "by realloc");
-        nb.p = static_cast<unsigned char*>(p), nb.n = n;
+        nb.p = static_cast<unsigned char*>(p), nb.n = n, nb.from = From::kMallocFamily;
         accept(nb, call, false, t.next_tag++, /*fresh=*/old == nullptr);
         b = nb, t.used[i] = true;
         break;
@@ -419,6 +433,7 @@ void run_ops(ThreadState& t) {
           if (impossible) { check_failure(p, "aligned_alloc", n, ENOMEM); break; }
           if (p == nullptr) { unexpected_null("aligned_alloc", n); break; }
           nb.p = static_cast<unsigned char*>(p), nb.n = n, nb.align = align;
+          nb.from = From::kAlignedAlloc;
           accept(nb, "aligned_alloc", false, t.next_tag++);
         } else {
           void* out = reinterpret_cast<void*>(0x5eed);

@@ -2,6 +2,7 @@
 // -fno-builtin so the compiler keeps every bug as written. Each mode prints
 // "survived" if the bug went unnoticed; with the matching SLABBY_* check on,
 // the process dies first with one "slabby: ..." line.
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <sched.h>
@@ -15,6 +16,17 @@
 static volatile char sink;
 
 static char* alloc(size_t n) { return static_cast<char*>(malloc(n)); }
+
+// C23's free_sized, looked up at run time: glibc has it from 2.43 (Debian
+// 12's does not), and under LD_PRELOAD it must be slabby's.
+static void (*c23_free_sized())(void*, size_t) {
+  auto fs = reinterpret_cast<void (*)(void*, size_t)>(dlsym(RTLD_DEFAULT, "free_sized"));
+  if (fs == nullptr) {
+    printf("free_sized not found\n");
+    exit(3);
+  }
+  return fs;
+}
 
 static int run(const char* mode) {
   if (!strcmp(mode, "double_free_small")) {
@@ -121,6 +133,25 @@ static int run(const char* mode) {
   } else if (!strcmp(mode, "sized_delete_mismatch")) {
     void* p = ::operator new(64);
     ::operator delete(p, 200);
+  } else if (!strcmp(mode, "free_sized_mismatch")) {
+    char* p = alloc(64);
+    c23_free_sized()(p, 200);
+  } else if (!strcmp(mode, "free_sized_exact")) {
+    // Every block of malloc, calloc and realloc freed by free_sized with the
+    // size it was asked with: no report in any mode.
+    void (*fs)(void*, size_t) = c23_free_sized();
+    int freed = 0;
+    for (size_t n = 0; n <= 70000; n += (n < 1100 ? 1 : 997)) {
+      fs(malloc(n), n), ++freed;
+      fs(calloc(3, n), 3 * n), ++freed;
+      void* q = realloc(malloc(n + 1), n + 1 + n / 3);  // grown
+      fs(q, n + 1 + n / 3), ++freed;
+      q = realloc(malloc(2 * n + 1), n + 1);  // shrunk
+      fs(q, n + 1), ++freed;
+    }
+    fs(nullptr, 10);
+    printf("freed %d\n", freed);
+    return 0;
   } else if (!strcmp(mode, "calloc_overflow")) {
     errno = 0;
     void* p = calloc(SIZE_MAX / 2, 4);

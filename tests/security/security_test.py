@@ -146,11 +146,15 @@ BUGS = {
     "sized_delete_mismatch": ("sized_delete_mismatch", BITGUARD, signal.SIGABRT,
                               rf"slabby: sized delete of {H} with size 200, but it was allocated "
                               rf"with a different size {CLS}"),
+    "free_sized_mismatch": ("free_sized_mismatch", BITGUARD, signal.SIGABRT,
+                            rf"slabby: free_sized of {H} with size 200, but it was allocated "
+                            rf"with a different size {CLS}"),
 }
 
 OUTCOMES = ["calloc_overflow", "huge_malloc", "zero_on_free", "zero_on_alloc",
             "zero_after_realloc_growth", "calloc_recycled_large", "leak_report", "leak_report_off",
-            "clean_run_secure", "stats_exact", "stats_exact_secure", "bitguard_off"]
+            "clean_run_secure", "stats_exact", "stats_exact_secure", "bitguard_off",
+            "free_sized_exact"]
 
 
 def run(args, mode, extra):
@@ -319,6 +323,20 @@ def check_outcome(args, name):
         if len(got) != len(want) or not all(re.fullmatch(w, g) for w, g in zip(want, got)):
             errors.append("slabby lines %r, expected %r" % (got, want))
         return errors, r.stderr
+    if name == "free_sized_exact":
+        # C23's free_sized with the sizes asked (malloc, calloc, realloc grown
+        # and shrunk): no false report in any checked mode, nor unchecked.
+        envs = [BITGUARD, {"SLABBY_SECURE": "1"}, dict(BITGUARD, SLABBY_GUARD_SAMPLE="3"), GUARDS] + \
+            ([] if args.hardened else [{}])
+        out = ""
+        for env in envs:
+            r = run(args, name, env)
+            out += "%r: %s" % (env, r.stdout)
+            if r.returncode != 0 or not re.fullmatch(r"freed \d+\n", r.stdout) or \
+                    slabby_lines(r.stderr):
+                errors.append("%r: exit %d, stdout %r, stderr %r" % (env, r.returncode, r.stdout,
+                                                                   r.stderr))
+        return errors, out
     if name == "clean_run_secure":
         # Every mode on, no bug: nothing reported, output as without slabby.
         env = {"SLABBY_CONFIG": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",

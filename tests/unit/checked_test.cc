@@ -160,7 +160,7 @@ TEST(CheckedSecure, TheLeanPathFitsTheCanaryInTheSlackAndKeepsSizedDeleteExact) 
     ASSERT_EQ(usable_size_impl(p), want) << "malloc(" << n << ")";
     for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], 0) << "freed blocks are zeroed";
     memset(p, 0x5a, want);
-    checked_sized_free(p, n);  // aborts if the size maps to another class
+    checked_sized_free(p, n, "sized delete");  // aborts if the size maps to another class
   }
 }
 
