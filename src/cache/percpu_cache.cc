@@ -10,9 +10,9 @@
 
 #include "cache/percpu_region.h"
 #include "cache/thread_cache.h"
+#include "central/central_pool.h"
 #include "common/lock.h"
 #include "os/os.h"
-#include "runtime/runtime.h"
 
 // glibc >= 2.35 exports where its per-thread rseq area is (declared in
 // <sys/rseq.h>); weak, so slabby still loads on an older glibc (and then
@@ -94,7 +94,7 @@ char* ensure_region(int cpu) {
 
 // Pointers only: the blocks are not touched.
 uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max) {
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   void* blocks[kMaxBatch];
   uint32_t moved = 0;
   while (moved < max) {
@@ -112,7 +112,7 @@ namespace {
 // True when this thread can use the per-CPU caches right now; sets *cpu.
 bool usable_cpu(int* cpu) {
   ThreadCache& tc = tl_cache;
-  if (tc.state != kCacheActive) thread_init();
+  if (tc.state != kCacheActive) g_cache_upcalls.thread_init();
   if (tc.state != kCacheActive || !tc.rseq_ok) return false;
   *cpu = percpu_current_cpu();
   return *cpu >= 0 && *cpu < static_cast<int>(kMaxCpus);
@@ -212,7 +212,7 @@ namespace {
 // until the program touches them. With `admit`, each block is admitted
 // before it enters the cache (percpu_cache.h).
 void* refill_from_pool(unsigned cls, int cpu, BlockAdmit admit, uint32_t max_fresh = kMaxBatch) {
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   void* blocks[kMaxBatch];
   uint32_t n = pool.take_blocks(blocks, pool.batch_size(),
                                 static_cast<unsigned>(cpu) % pool.num_shards(), max_fresh);
@@ -273,7 +273,7 @@ bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
   if (percpu_push(cls, p)) return true;  // the region was just created
   // Full: room if the class grew, else move one batch out, then push.
   if (sizing_note_miss(region, cls, kMissFull) && percpu_push(cls, p)) return true;
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   percpu_pop_to_pool(cls, pool.batch_size());
   if (!percpu_push(cls, p)) {
     *static_cast<void**>(p) = nullptr;

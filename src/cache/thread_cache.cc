@@ -3,12 +3,13 @@
 #include <cerrno>
 
 #include "cache/percpu_cache.h"
-#include "runtime/runtime.h"
+#include "central/central_pool.h"
 
 namespace slabby {
 
 __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
 constinit SmallDivert g_small_divert = {};
+constinit ThreadRegistry g_threads;
 
 namespace {
 
@@ -27,19 +28,19 @@ uint32_t next_fill(Bin& b) {
 
 void* uncached_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   BlockChain c = pool.take(1, current_shard(pool.num_shards()));
   if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));
   if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);  // a whole batch came
-  g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
+  g_threads.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
   return c.head;
 }
 
 void uncached_free(void* p, unsigned cls) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.free != nullptr)) return g_small_divert.free(p, cls);
   *static_cast<void**>(p) = nullptr;
-  g_rt.pools[cls].give(p, 1);
-  g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+  g_central_pools[cls].give(p, 1);
+  g_threads.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -49,7 +50,7 @@ namespace {
 void close_bins(ThreadCache& tc) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc.bins[c];
-    if (bin_count(b) > 0) g_rt.pools[c].give(b.head, bin_count(b));
+    if (bin_count(b) > 0) g_central_pools[c].give(b.head, bin_count(b));
     b.head = nullptr;
     b.space = 0;
     b.limit = 0;
@@ -60,7 +61,7 @@ void close_bins(ThreadCache& tc) {
 
 bool cache_percpu_due(const ThreadCache& tc) {
   return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr &&
-         __atomic_load_n(&g_rt.threads_live, __ATOMIC_RELAXED) >= g_rt.percpu_threads;
+         __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) >= g_threads.percpu_threads;
 }
 
 bool cache_move_to_percpu() {
@@ -80,7 +81,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
   if (tc.percpu_ok) return percpu_alloc(cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
     if (tc.state == kCacheDead) return uncached_alloc(cls, n);
-    thread_init();
+    g_cache_upcalls.thread_init();
     if (tc.state != kCacheActive) return uncached_alloc(cls, n);
     if (tc.percpu_ok) return percpu_alloc(cls);
     // Init may have set a divert.
@@ -95,7 +96,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     tc.allocs[cls]++;
     return p;
   }
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
   if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
   void* p = c.head;
@@ -118,7 +119,7 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
   if (tc.percpu_ok) return percpu_free(p, cls);
   if (SLABBY_UNLIKELY(tc.state != kCacheActive)) {
     if (tc.state == kCacheDead) return uncached_free(p, cls);
-    thread_init();
+    g_cache_upcalls.thread_init();
     if (tc.state != kCacheActive) return uncached_free(p, cls);
     if (tc.percpu_ok) return percpu_free(p, cls);
     if (g_small_divert.free != nullptr) return g_small_divert.free(p, cls);
@@ -128,13 +129,13 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     tc.frees[cls]++;
     *static_cast<void**>(p) = nullptr;
-    g_rt.pools[cls].give(p, 1);
+    g_central_pools[cls].give(p, 1);
     return;
   }
   if (b.space <= 0) {
     // Flush one batch (the first `n` blocks of the bin) as a null-terminated
     // chain: exactly batch_size blocks, so it can go to the transfer stack.
-    CentralPool& pool = g_rt.pools[cls];
+    CentralPool& pool = g_central_pools[cls];
     uint32_t held = bin_count(b);
     uint32_t n = pool.batch_size() < held ? pool.batch_size() : held;
     void* first = b.head;
@@ -173,22 +174,22 @@ void cache_teardown(ThreadCache* tc) {
   tc->percpu_ok = 0;  // from now on every call goes to the slow path, uncached
   tc->rseq_ok = 0;
   close_bins(*tc);
-  LockGuard g(g_rt.registry_mu);
+  LockGuard g(g_threads.mu);
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    g_rt.retired_allocs[c] += tc->allocs[c];
-    g_rt.retired_frees[c] += tc->frees[c];
-    g_rt.retired_percpu_net[c] += tc->percpu_net[c];
+    g_threads.retired_allocs[c] += tc->allocs[c];
+    g_threads.retired_frees[c] += tc->frees[c];
+    g_threads.retired_percpu_net[c] += tc->percpu_net[c];
     tc->allocs[c] = tc->frees[c] = 0;
     tc->percpu_net[c] = 0;
   }
-  g_rt.retired_realloc_copies += tc->realloc_copies;
-  g_rt.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
+  g_threads.retired_realloc_copies += tc->realloc_copies;
+  g_threads.retired_realloc_copied_bytes += tc->realloc_copied_bytes;
   tc->realloc_copies = tc->realloc_copied_bytes = 0;
-  if (tc->prev) tc->prev->next = tc->next; else g_rt.threads = tc->next;
+  if (tc->prev) tc->prev->next = tc->next; else g_threads.list = tc->next;
   if (tc->next) tc->next->prev = tc->prev;
   tc->next = tc->prev = nullptr;
-  __atomic_store_n(&g_rt.threads_live, g_rt.threads_live - 1, __ATOMIC_RELAXED);
-  g_rt.threads_exited++;
+  __atomic_store_n(&g_threads.live, g_threads.live - 1, __ATOMIC_RELAXED);
+  g_threads.exited++;
   tc->state = kCacheDead;
 }
 
@@ -198,19 +199,19 @@ void cache_forget_other_threads() {
   // interrupt their lock-free fast path mid-update, so walking their bins is
   // not safe); their counters are kept.
   ThreadCache* self = tl_cache.state == kCacheActive ? &tl_cache : nullptr;
-  for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
+  for (ThreadCache* t = g_threads.list; t != nullptr; t = t->next) {
     if (t == self) continue;
     for (unsigned c = 1; c < kNumClasses; ++c) {
-      g_rt.retired_allocs[c] += t->allocs[c];
-      g_rt.retired_frees[c] += t->frees[c];
-      g_rt.retired_percpu_net[c] += t->percpu_net[c];
+      g_threads.retired_allocs[c] += t->allocs[c];
+      g_threads.retired_frees[c] += t->frees[c];
+      g_threads.retired_percpu_net[c] += t->percpu_net[c];
     }
-    g_rt.retired_realloc_copies += t->realloc_copies;
-    g_rt.retired_realloc_copied_bytes += t->realloc_copied_bytes;
+    g_threads.retired_realloc_copies += t->realloc_copies;
+    g_threads.retired_realloc_copied_bytes += t->realloc_copied_bytes;
   }
-  g_rt.threads = self;
+  g_threads.list = self;
   if (self) self->next = self->prev = nullptr;
-  __atomic_store_n(&g_rt.threads_live, self ? 1 : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_threads.live, self ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 uint64_t cache_flush_all() noexcept {
@@ -221,7 +222,7 @@ uint64_t cache_flush_all() noexcept {
     Bin& b = tc.bins[c];
     uint32_t n = bin_count(b);
     if (n == 0) continue;
-    g_rt.pools[c].give(b.head, n);
+    g_central_pools[c].give(b.head, n);
     b.head = nullptr;
     b.space = b.limit;
     moved += n;

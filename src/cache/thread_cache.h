@@ -23,8 +23,10 @@
 //   central pools (glibc frees after our destructor; nothing is resurrected).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
+#include "common/lock.h"
 #include "common/prof_thread.h"
 #include "common/size_class.h"
 
@@ -89,10 +91,33 @@ inline void bin_set_limit(Bin& b, uint32_t limit) {
 extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
     __attribute__((tls_model("initial-exec")));
 
+// The live threads' caches, and the counts of those that exited.
+// Constant-initialised; runtime/init.cc sets percpu_threads and binds each
+// thread (thread_init), cache_teardown unbinds it. Lock order: mu after the
+// per-CPU regions' locks, before any central pool's (runtime/init.cc, fork).
+struct ThreadRegistry {
+  Mutex mu;
+  ThreadCache* list = nullptr;  // under mu
+  uint64_t live = 0;            // written under mu; read racily (atomic builtins)
+  // Live threads from which threads use the per-CPU caches (SLABBY_PERCPU_THREADS).
+  uint64_t percpu_threads = 1;
+  uint64_t exited = 0;  // under mu
+  // Counters of threads that exited (merged at teardown, under mu) and of
+  // operations of threads without a cache (kCacheDead).
+  uint64_t retired_allocs[kNumClasses] = {};
+  uint64_t retired_frees[kNumClasses] = {};
+  int64_t retired_percpu_net[kNumClasses] = {};  // ThreadCache::percpu_net of exited threads
+  uint64_t retired_realloc_copies = 0;           // ThreadCache::realloc_copies of exited threads
+  uint64_t retired_realloc_copied_bytes = 0;
+  std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
+  std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
+};
+extern constinit ThreadRegistry g_threads __attribute__((visibility("hidden")));
+
 // Per-thread or per-CPU, per thread. Its own bins are the faster cache (no
 // critical section); the per-CPU caches bound the memory cached by the
 // CPUs rather than the threads. A thread moves to the per-CPU caches, once
-// and for good, when the process has g_rt.percpu_threads live threads
+// and for good, when the process has g_threads.percpu_threads live threads
 // (SLABBY_PERCPU_THREADS: 1 by default, every thread at once): at its
 // init, or later in a slow path (a bin empty or full).
 // True when the calling thread should move now: it can run the critical
@@ -115,7 +140,7 @@ void uncached_free(void* p, unsigned cls) noexcept;
 
 // What the caches hand up to the layers above them, which decide: set by
 // runtime/cache_upcalls.cc and constant-initialised (valid before init), so
-// cache/ includes nothing of frontend/ or runtime/background.h.
+// cache/ includes nothing of frontend/ or runtime/.
 struct CacheUpcalls {
   // The central pools are out of memory (the arena is exhausted): a block of
   // `bytes` from elsewhere (glibc, counted as a heap fallback), or nullptr.
@@ -124,6 +149,9 @@ struct CacheUpcalls {
   void (*not_small)(void* p) noexcept;
   // A slow path is done and holds no lock (the background thread may start).
   void (*slow_path_done)() noexcept;
+  // The calling thread's cache is not bound yet (its first slow path):
+  // initialise slabby if needed and bind it (runtime.h thread_init).
+  void (*thread_init)() noexcept;
 };
 extern const CacheUpcalls g_cache_upcalls;
 

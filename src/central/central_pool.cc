@@ -9,6 +9,8 @@
 
 namespace slabby {
 
+constinit CentralPool g_central_pools[kNumClasses];
+
 unsigned current_shard(unsigned num_shards) {
   // glibc reads the CPU from the rseq area when it registered one (no system
   // call); otherwise the vDSO getcpu.

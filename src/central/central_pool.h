@@ -31,6 +31,7 @@
 #include "central/batch_stack.h"
 #include "common/base.h"
 #include "common/lock.h"
+#include "common/size_class.h"
 #include "heap/page_heap.h"
 
 namespace slabby {
@@ -166,5 +167,10 @@ class alignas(128) CentralPool {
 
 // Shard hint for the calling thread: its current CPU.
 unsigned current_shard(unsigned num_shards);
+
+// Every small and medium class's central pool, by class ([0] unused);
+// constant-initialised, set up by runtime/init.cc. Hidden: nothing
+// interposes it.
+extern constinit CentralPool g_central_pools[kNumClasses] __attribute__((visibility("hidden")));
 
 }  // namespace slabby

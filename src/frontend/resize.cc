@@ -61,8 +61,8 @@ SLABBY_INLINE void* finish_copy(void* p, size_t old, unsigned cls, void* q, size
     // it would idle (one of each class a buffer grew through), but back to
     // the page heap, whose pages the next growth reuses.
     *static_cast<void**>(p) = nullptr;
-    g_rt.pools[cls].give_to_slabs(p);
-    g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+    g_central_pools[cls].give_to_slabs(p);
+    g_threads.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
   } else {
     free_fast(p);
   }

@@ -55,9 +55,9 @@ void* background_main(void*) {
     last_reclaim = now;
     percpu_drain_idle(false);
     for (unsigned c = 1; c < kNumClasses; ++c) {
-      uint64_t a = g_rt.pools[c].activity();
-      if (a == seen[c]) g_rt.pools[c].reclaim();
-      seen[c] = g_rt.pools[c].activity();
+      uint64_t a = g_central_pools[c].activity();
+      if (a == seen[c]) g_central_pools[c].reclaim();
+      seen[c] = g_central_pools[c].activity();
     }
   }
   return nullptr;
@@ -92,7 +92,7 @@ size_t release_all_now() noexcept {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
   cache_flush_all();  // this thread's own bins (in per-thread mode)
   percpu_drain_idle(true);
-  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reclaim();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].reclaim();
   return g_rt.heap.purge_all();
 }
 

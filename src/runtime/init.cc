@@ -131,9 +131,9 @@ bool init_pools(const Config& c) {
                                        : SlabScrub::kNone;
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
-    g_rt.pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
-                         class_batch[cls], class_max_batches[cls],
-                         bytes == 0 ? nullptr : descriptors, scrub);
+    g_central_pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
+                              class_batch[cls], class_max_batches[cls],
+                              bytes == 0 ? nullptr : descriptors, scrub);
     descriptors += round_up(bytes, 64);
   }
   return true;
@@ -158,14 +158,14 @@ void fork_prepare() {
   heap_profile_fork_prepare();
   leak_fork_prepare();
   percpu_fork_prepare();
-  g_rt.registry_mu.lock();
-  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].lock_all();
+  g_threads.mu.lock();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].lock_all();
   g_rt.heap.lock();
 }
 void fork_parent() {
   g_rt.heap.unlock();
-  for (unsigned c = kNumClasses - 1; c >= 1; --c) g_rt.pools[c].unlock_all();
-  g_rt.registry_mu.unlock();
+  for (unsigned c = kNumClasses - 1; c >= 1; --c) g_central_pools[c].unlock_all();
+  g_threads.mu.unlock();
   percpu_fork_parent();
   leak_fork_parent();
   heap_profile_fork_parent();
@@ -175,8 +175,8 @@ void fork_child() {
   leak_fork_child();
   percpu_fork_child();
   g_rt.heap.reset_lock_after_fork();
-  for (unsigned c = 1; c < kNumClasses; ++c) g_rt.pools[c].reset_locks_after_fork();
-  g_rt.registry_mu.reset_after_fork();
+  for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].reset_locks_after_fork();
+  g_threads.mu.reset_after_fork();
   cache_forget_other_threads();
   // The parent's purger thread does not exist here; start one when needed.
   // Until it runs, every free enforces SLABBY_RETAIN_MAX at once again.
@@ -218,7 +218,8 @@ void print_verbose_banner() {
   w.str("slabby: ").str("slabby " SLABBY_VERSION_STRING " active in pid ").u64(getpid());
   if (g_percpu_mode) {
     w.str(": per-CPU caches");
-    if (g_rt.percpu_threads > 1) w.str(" from ").u64(g_rt.percpu_threads).str(" live threads");
+    if (g_threads.percpu_threads > 1)
+      w.str(" from ").u64(g_threads.percpu_threads).str(" live threads");
     w.str(" (rseq area: ").str(percpu_rseq_source()).str(")");
   } else {
     w.str(": per-thread caches (").str(percpu_off_reason()).str(")");
@@ -271,7 +272,7 @@ bool init_slow() {
     compute_cache_limits(cfg);
     checks_init(cfg);
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
-    g_rt.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
+    g_threads.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
     if (!init_pools(cfg)) {
       int err = os::last_map_errno();
       Writer w(2);
@@ -308,12 +309,12 @@ void thread_init() {
   tc.rseq_ok = g_percpu_mode && percpu_thread_init();
   tc.state = kCacheActive;
   {
-    LockGuard g(g_rt.registry_mu);
+    LockGuard g(g_threads.mu);
     tc.prev = nullptr;
-    tc.next = g_rt.threads;
+    tc.next = g_threads.list;
     if (tc.next) tc.next->prev = &tc;
-    g_rt.threads = &tc;
-    __atomic_store_n(&g_rt.threads_live, g_rt.threads_live + 1, __ATOMIC_RELAXED);
+    g_threads.list = &tc;
+    __atomic_store_n(&g_threads.live, g_threads.live + 1, __ATOMIC_RELAXED);
   }
   // On the per-CPU caches from the start once the process has
   // SLABBY_PERCPU_THREADS live threads; until then on its own bins, and it

@@ -22,7 +22,6 @@ enum InitState : int { kInitNone = 0, kInitReady = 1, kInitFailed = 2 };
 
 struct Runtime {
   PageHeap heap;
-  CentralPool pools[kNumClasses];
   std::atomic<int> init_state{kInitNone};
   Mutex init_mu;
   ConfigResult config{};
@@ -34,30 +33,14 @@ struct Runtime {
   // their own atexit handlers (coreutils' close_stdout) before slabby reports.
   int report_fd = 2;
 
-  // Thread registry (under registry_mu).
-  Mutex registry_mu;
-  ThreadCache* threads = nullptr;
-  uint64_t threads_live = 0;  // written under registry_mu; read racily (atomic builtins)
-  // Live threads from which threads use the per-CPU caches (SLABBY_PERCPU_THREADS).
-  uint64_t percpu_threads = 1;
-  uint64_t threads_exited = 0;
-  // Counters of threads that exited (merged at teardown) and of operations of
-  // threads without a cache (kCacheDead).
-  uint64_t retired_allocs[kNumClasses] = {};
-  uint64_t retired_frees[kNumClasses] = {};
-  int64_t retired_percpu_net[kNumClasses] = {};  // ThreadCache::percpu_net of exited threads
-  std::atomic<uint64_t> uncached_allocs[kNumClasses] = {};
-  std::atomic<uint64_t> uncached_frees[kNumClasses] = {};
+  // The central pools (central/central_pool.h g_central_pools) and the thread
+  // registry with its retired counters (cache/thread_cache.h g_threads) are
+  // their layers' own.
 
   // callocs above the small classes, by how they were zeroed.
   std::atomic<uint64_t> calloc_fresh{0};         // pages known to be zero: nothing written
   std::atomic<uint64_t> calloc_memset{0};        // old data: resident pages written with zeros
   std::atomic<uint64_t> calloc_memset_bytes{0};  // ... the bytes written
-  // realloc moves by copy of threads that exited (each live thread counts its
-  // own in its ThreadCache).
-  uint64_t retired_realloc_copies = 0;
-  uint64_t retired_realloc_copied_bytes = 0;
-
   std::atomic<uint64_t> class_fallbacks[kNumClasses] = {};  // [0]: large requests
   std::atomic<uint64_t> heap_fallbacks{0};
   std::atomic<uint64_t> foreign_frees{0};

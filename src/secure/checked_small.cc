@@ -71,7 +71,7 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
 }
 
 bool refill(CheckedBin& b, unsigned cls) {
-  CentralPool& pool = g_rt.pools[cls];
+  CentralPool& pool = g_central_pools[cls];
   uint32_t limit = g_rt.cache_limit[cls];
   uint32_t n = limit / 2 > 0 ? limit / 2 : 1;
   if (n > pool.batch_size()) n = pool.batch_size();
@@ -96,7 +96,7 @@ void flush(CheckedBin& b, unsigned cls, uint32_t n) {
     words(p)[0] = head;
     head = p;
   }
-  g_rt.pools[cls].give(reinterpret_cast<void*>(head), n);
+  g_central_pools[cls].give(reinterpret_cast<void*>(head), n);
 }
 
 
@@ -135,13 +135,13 @@ SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   uint32_t limit = g_rt.cache_limit[cls];
   if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
     words(p)[0] = 0;
-    g_rt.pools[cls].give(reinterpret_cast<void*>(p), 1);
+    g_central_pools[cls].give(reinterpret_cast<void*>(p), 1);
     return;
   }
   CheckedBin& b = tl_checked.bins[cls];
   b.limit = limit;  // from now on the fast free (below) pushes until the bin is full
   if (b.count >= limit) {
-    uint32_t n = g_rt.pools[cls].batch_size();
+    uint32_t n = g_central_pools[cls].batch_size();
     flush(b, cls, n < b.count ? n : b.count);
   }
   push(b, p);
@@ -163,13 +163,13 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
     verify_free(p, cls, "malloc");
     tc.allocs[cls]++;
   } else {
-    CentralPool& pool = g_rt.pools[cls];
+    CentralPool& pool = g_central_pools[cls];
     BlockChain c = pool.take(1, current_shard(pool.num_shards()));
     if (c.count == 0) return fallback_alloc(usable_of(cls), 0);
     if (c.count > 1) pool.give(*static_cast<void**>(c.head), c.count - 1);
     p = reinterpret_cast<uintptr_t>(c.head);
     format_from_pool(p, cls);
-    g_rt.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
+    g_threads.uncached_allocs[cls].fetch_add(1, std::memory_order_relaxed);
   }
   return hand_out(p, cls);
 }
@@ -220,7 +220,7 @@ void checked::free_tagged(uintptr_t p, unsigned cls) noexcept {
   if (tc.state == kCacheActive)
     tc.frees[cls]++;
   else
-    g_rt.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
+    g_threads.uncached_frees[cls].fetch_add(1, std::memory_order_relaxed);
   if (g_checks.quarantine != 0 && tc.state == kCacheActive) return quarantine_push(p, size);
   release(p, cls);
 }

@@ -30,16 +30,16 @@ void collect_stats(slabby_stats* out) {
   uint64_t allocs[kNumClasses] = {}, frees[kNumClasses] = {}, cached[kNumClasses] = {};
   int64_t percpu_net[kNumClasses] = {};
   {
-    LockGuard g(g_rt.registry_mu);
+    LockGuard g(g_threads.mu);
     for (unsigned c = 1; c < kNumClasses; ++c) {
-      allocs[c] = g_rt.retired_allocs[c];
-      frees[c] = g_rt.retired_frees[c];
-      percpu_net[c] = g_rt.retired_percpu_net[c];
+      allocs[c] = g_threads.retired_allocs[c];
+      frees[c] = g_threads.retired_frees[c];
+      percpu_net[c] = g_threads.retired_percpu_net[c];
     }
     // Other threads' counters are read while they run: each 64-bit load is
     // atomic on the platforms slabby supports, so a figure may be a moment
     // old but never torn.
-    for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
+    for (ThreadCache* t = g_threads.list; t != nullptr; t = t->next) {
       for (unsigned c = 1; c < kNumClasses; ++c) {
         allocs[c] += __atomic_load_n(&t->allocs[c], __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->frees[c], __ATOMIC_RELAXED);
@@ -48,14 +48,14 @@ void collect_stats(slabby_stats* out) {
                                            __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
-    out->realloc_copies = g_rt.retired_realloc_copies;
-    out->realloc_copied_bytes = g_rt.retired_realloc_copied_bytes;
-    for (ThreadCache* t = g_rt.threads; t != nullptr; t = t->next) {
+    out->realloc_copies = g_threads.retired_realloc_copies;
+    out->realloc_copied_bytes = g_threads.retired_realloc_copied_bytes;
+    for (ThreadCache* t = g_threads.list; t != nullptr; t = t->next) {
       out->realloc_copies += __atomic_load_n(&t->realloc_copies, __ATOMIC_RELAXED);
       out->realloc_copied_bytes += __atomic_load_n(&t->realloc_copied_bytes, __ATOMIC_RELAXED);
     }
-    out->threads_live = g_rt.threads_live;
-    out->threads_exited = g_rt.threads_exited;
+    out->threads_live = g_threads.live;
+    out->threads_exited = g_threads.exited;
   }
   {
     // The CPU caches' blocks, and the inline paths' hits on them (counted in
@@ -71,10 +71,10 @@ void collect_stats(slabby_stats* out) {
   out->resident_bytes = g_rt.heap.resident(resident, kNumClasses);
 
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    allocs[c] += g_rt.uncached_allocs[c].load(std::memory_order_relaxed);
-    frees[c] += g_rt.uncached_frees[c].load(std::memory_order_relaxed);
+    allocs[c] += g_threads.uncached_allocs[c].load(std::memory_order_relaxed);
+    frees[c] += g_threads.uncached_frees[c].load(std::memory_order_relaxed);
     slabby_class_stats& s = out->classes[c - 1];
-    CentralPoolStats p = g_rt.pools[c].stats();
+    CentralPoolStats p = g_central_pools[c].stats();
     s.block_size = class_size(c);
     s.slab_bytes = slab_bytes(c);
     s.allocations = allocs[c];
@@ -90,7 +90,7 @@ void collect_stats(slabby_stats* out) {
     s.refills = p.refills;
     s.flushes = p.flushes;
     s.fallbacks = g_rt.class_fallbacks[c].load(std::memory_order_relaxed);
-    uint64_t uncached = g_rt.uncached_allocs[c].load(std::memory_order_relaxed);
+    uint64_t uncached = g_threads.uncached_allocs[c].load(std::memory_order_relaxed);
     uint64_t misses = p.refills + uncached;
     s.cache_hits = s.allocations > misses ? s.allocations - misses : 0;
     s.lock_free_hits = p.lock_free_hits;

@@ -270,12 +270,12 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
     for (int i = 0; i < 2000; ++i) v.push_back(malloc_fast(64));
     uint32_t limit = tl_cache.bins[cls].limit;
     ASSERT_GT(limit, 0u);
-    uint64_t flushes_before = g_rt.pools[cls].stats().flushes;
+    uint64_t flushes_before = g_central_pools[cls].stats().flushes;
     for (void* p : v) {
       free_fast(p);
       ASSERT_LE(bin_count(tl_cache.bins[cls]), limit);
     }
-    uint64_t flushes = g_rt.pools[cls].stats().flushes - flushes_before;
+    uint64_t flushes = g_central_pools[cls].stats().flushes - flushes_before;
     // Each flush leaves the bin half full, so it takes limit/2 frees to refill it.
     EXPECT_GE(flushes, 2000 / limit);
     EXPECT_LE(flushes, 2000 / (limit / 2) + 1);
@@ -352,7 +352,7 @@ bool pin_to(int cpu) {
 void give_back(unsigned cls, const std::vector<void*>& blocks) {
   for (size_t i = 0; i < blocks.size(); i += kMaxBatch) {
     uint32_t n = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, blocks.size() - i));
-    g_rt.pools[cls].give_blocks(blocks.data() + i, n);
+    g_central_pools[cls].give_blocks(blocks.data() + i, n);
   }
 }
 
@@ -491,7 +491,7 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     std::vector<void*> v;
     for (uint32_t i = 0; i < cap + 3; ++i) {
       void* b[kMaxBatch];
-      uint32_t got = g_rt.pools[cls].take_blocks(b, 1, 0);
+      uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
       ASSERT_GE(got, 1u);
       v.insert(v.end(), b, b + got);
       if (v.size() >= cap + 3) break;
@@ -513,7 +513,7 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     std::vector<void*> out(cap);
     EXPECT_EQ(percpu_pop_n(cls, out.data(), cap), cap - 4);
     for (uint32_t i = 0; i < cap - 4; ++i) EXPECT_EQ(out[i], v[i]) << i;
-    g_rt.pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
+    g_central_pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
     give_back(cls, held);
   }).join();
 }
@@ -598,7 +598,7 @@ TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
     for (int round = 0; round < 6; ++round) {
       while (blocks.size() < 2 * base) {
         void* b[kMaxBatch];  // a whole batch may come
-        uint32_t got = g_rt.pools[cls].take_blocks(b, 1, 0);
+        uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
         ASSERT_GE(got, 1u);
         blocks.insert(blocks.end(), b, b + got);
       }
@@ -757,13 +757,13 @@ TEST_F(PerCpu, MigrationBetweenCpusLosesAndCorruptsNothing) {
 }
 
 // The policy (SLABBY_PERCPU_THREADS): a thread keeps its own bins while the process has
-// fewer live threads than g_rt.percpu_threads, starts on the per-CPU caches
+// fewer live threads than g_threads.percpu_threads, starts on the per-CPU caches
 // once it has that many, and a thread on its bins moves at its next slow
 // path, its cached blocks going back to the pools.
 TEST_F(PerCpu, ThreadsMoveToTheCpuCachesOnceThereAreEnoughOfThem) {
-  uint64_t saved = g_rt.percpu_threads;
-  uint64_t live = __atomic_load_n(&g_rt.threads_live, __ATOMIC_RELAXED);
-  g_rt.percpu_threads = live + 2;  // this process's threads, plus two
+  uint64_t saved = g_threads.percpu_threads;
+  uint64_t live = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED);
+  g_threads.percpu_threads = live + 2;  // this process's threads, plus two
   std::mutex mu;
   std::condition_variable cv;
   int stage = 0;
@@ -812,7 +812,7 @@ TEST_F(PerCpu, ThreadsMoveToTheCpuCachesOnceThereAreEnoughOfThem) {
   });
   first.join();
   second.join();
-  g_rt.percpu_threads = saved;
+  g_threads.percpu_threads = saved;
   EXPECT_TRUE(first_on_bins) << "the first thread started below the threshold";
   EXPECT_TRUE(second_on_cpus) << "the second thread reached it at its init";
   EXPECT_TRUE(first_moved) << "the first thread moved at a slow path";
