@@ -395,6 +395,7 @@ TEST(FreeSized, IsSlabbysAndFreesEveryMallocFamilyBlock) {
   }
   test_free_sized(nullptr, V(0));
   test_free_sized(nullptr, V(100));
+  test_free_sized(__libc_malloc(V(100)), V(100));  // glibc's block: back to glibc
 }
 
 TEST(FreeAlignedSized, IsSlabbysAndFreesAlignedAllocBlocks) {
@@ -418,6 +419,7 @@ TEST(FreeAlignedSized, IsSlabbysAndFreesAlignedAllocBlocks) {
     }
   }
   test_free_aligned_sized(nullptr, V(64), V(0));
+  test_free_aligned_sized(__libc_memalign(V(64), V(100)), V(64), V(100));  // glibc's block
 }
 
 // ---------------------------------------------------------------------------------------------
