@@ -13,11 +13,10 @@ namespace {
 
 void* small_from_fallback(size_t bytes) noexcept { return fallback_alloc(bytes, 0); }
 void background_if_due() noexcept { maybe_start_background(); }
-void bind_thread() noexcept { thread_init(); }
 
 }  // namespace
 
 constinit const CacheUpcalls g_cache_upcalls = {small_from_fallback, free_not_small,
-                                                background_if_due, bind_thread};
+                                                background_if_due, thread_init};
 
 }  // namespace slabby

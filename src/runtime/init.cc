@@ -299,7 +299,7 @@ bool init_slow() {
   return true;
 }
 
-void thread_init() {
+void thread_init() noexcept {
   if (!ensure_init()) return;
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheUninit) return;

@@ -60,7 +60,7 @@ SLABBY_INLINE bool ensure_init() {
 }
 
 // Binds the calling thread's cache (registry, TSD destructor).
-void thread_init();
+void thread_init() noexcept;
 
 // The report SLABBY_STATS asks for, to SLABBY_STATS_FILE or stderr.
 void write_configured_report();

@@ -201,6 +201,19 @@ def check_bug(args, name):
                                                              slabby_lines(off.stderr))
 
 
+def clean_in_each(args, name, envs, stdout_re):
+    """Runs mode `name` under each environment: each must exit 0 with stdout matching stdout_re
+    whole and no slabby line."""
+    errors, out = [], ""
+    for env in envs:
+        r = run(args, name, env)
+        out += "%r: %s" % (env, r.stdout)
+        if r.returncode != 0 or not re.fullmatch(stdout_re, r.stdout) or slabby_lines(r.stderr):
+            errors.append("%r: exit %d, stdout %r, stderr %r" % (env, r.returncode, r.stdout,
+                                                               r.stderr))
+    return errors, out
+
+
 def check_outcome(args, name):
     errors = []
     if name in ("calloc_overflow", "huge_malloc"):
@@ -259,14 +272,7 @@ def check_outcome(args, name):
         # calloc is zero in every mode, checked or not.
         envs = [{"SLABBY_ZERO": "alloc"}, {}, {"SLABBY_ZERO": "free"}, BITGUARD, GUARDS,
                 {"SLABBY_SECURE": "1", "SLABBY_QUARANTINE": "256K"}]
-        out = ""
-        for env in envs:
-            r = run(args, name, env)
-            out += "%r: %s" % (env, r.stdout)
-            if r.returncode != 0 or r.stdout != "nonzero 0\n" or slabby_lines(r.stderr):
-                errors.append("%r: exit %d, stdout %r, stderr %r" % (env, r.returncode, r.stdout,
-                                                                   r.stderr))
-        return errors, out
+        return clean_in_each(args, name, envs, r"nonzero 0\n")
     if name in ("leak_report", "leak_report_off"):
         env = {"SLABBY_LEAK_CHECK": "1", "SLABBY_LEAK_SAMPLE": "1"} if name == "leak_report" else {}
         r = run(args, "leak", env)
@@ -328,15 +334,7 @@ def check_outcome(args, name):
         # and shrunk): no false report in any checked mode, nor unchecked.
         envs = [BITGUARD, {"SLABBY_SECURE": "1"}, dict(BITGUARD, SLABBY_GUARD_SAMPLE="3"), GUARDS] + \
             ([] if args.hardened else [{}])
-        out = ""
-        for env in envs:
-            r = run(args, name, env)
-            out += "%r: %s" % (env, r.stdout)
-            if r.returncode != 0 or not re.fullmatch(r"freed \d+\n", r.stdout) or \
-                    slabby_lines(r.stderr):
-                errors.append("%r: exit %d, stdout %r, stderr %r" % (env, r.returncode, r.stdout,
-                                                                   r.stderr))
-        return errors, out
+        return clean_in_each(args, name, envs, r"freed \d+\n")
     if name == "clean_run_secure":
         # Every mode on, no bug: nothing reported, output as without slabby.
         env = {"SLABBY_CONFIG": os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
