@@ -11,6 +11,7 @@
 #include "cache/percpu_region.h"
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
+#include "common/fork_locks.h"
 #include "common/lock.h"
 #include "os/os.h"
 
@@ -54,7 +55,7 @@ long own_area_offset() {
   return reinterpret_cast<char*>(&tl_rseq_area) - static_cast<char*>(__builtin_thread_pointer());
 }
 
-Mutex g_region_mu;
+Mutex& g_region_mu = g_fork_locks.regions;
 // Misses (refills and flushes) per CPU, counted in the slow paths only; the
 // background drainer compares them between passes to find idle CPUs.
 std::atomic<uint64_t> g_cpu_misses[kMaxCpus];

@@ -199,6 +199,11 @@ void cache_forget_other_threads() {
   // interrupt their lock-free fast path mid-update, so walking their bins is
   // not safe); their counters are kept.
   ThreadCache* self = tl_cache.state == kCacheActive ? &tl_cache : nullptr;
+  // Forked from the only thread: nothing to forget, and no page to write
+  // (each is a copy-on-write fault in the child).
+  if (g_threads.list == self && (self == nullptr || self->next == nullptr) &&
+      __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) == (self ? 1u : 0u))
+    return;
   for (ThreadCache* t = g_threads.list; t != nullptr; t = t->next) {
     if (t == self) continue;
     for (unsigned c = 1; c < kNumClasses; ++c) {

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "common/fork_locks.h"
 #include "common/lock.h"
 #include "common/prof_thread.h"
 #include "common/size_class.h"
@@ -96,7 +97,7 @@ extern __thread ThreadCache tl_cache __asm__("slabby_tl_cache")
 // thread (thread_init), cache_teardown unbinds it. Lock order: mu after the
 // per-CPU regions' locks, before any central pool's (runtime/init.cc, fork).
 struct ThreadRegistry {
-  Mutex mu;
+  Mutex& mu = g_fork_locks.threads;
   ThreadCache* list = nullptr;  // under mu
   uint64_t live = 0;            // written under mu; read racily (atomic builtins)
   // Live threads from which threads use the per-CPU caches (SLABBY_PERCPU_THREADS).

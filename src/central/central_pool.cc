@@ -19,8 +19,8 @@ unsigned current_shard(unsigned num_shards) {
 }
 
 void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards,
-                       size_t stride, uint32_t batch_size, uint32_t max_stack_batches,
-                       char* batches, SlabScrub scrub) {
+                       size_t stride, Mutex* locks, size_t lock_stride, uint32_t batch_size,
+                       uint32_t max_stack_batches, char* batches, SlabScrub scrub) {
   heap_ = heap;
   scrub_ = scrub;
   cls_ = cls;
@@ -29,6 +29,8 @@ void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_
   slab_pages_ = kSlabPages[cls];
   shards_ = shards;
   stride_ = stride;
+  locks_ = locks;
+  lock_stride_ = lock_stride;
   num_shards_ = num_shards;
   batch_size_ = batch_size == 0 ? 1 : batch_size > kMaxBatch ? kMaxBatch : batch_size;
   for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard();
@@ -149,24 +151,21 @@ uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home, uint32_
   // Existing slabs first: the home shard (waiting for it), then the others
   // if they are free right now; then a new slab in the home shard.
   {
-    Shard& sh = shard(home);
-    LockGuard g(sh.mu);
-    take_locked(sh, home, n, false, out, &count, &max_fresh);
+    LockGuard g(lock(home));
+    take_locked(shard(home), home, n, false, out, &count, &max_fresh);
   }
   for (unsigned i = 1; i < num_shards_ && count < n && max_fresh > 0; ++i) {
     unsigned idx = (home + i) % num_shards_;
-    Shard& sh = shard(idx);
-    if (!sh.mu.try_lock()) continue;
-    take_locked(sh, idx, n, false, out, &count, &max_fresh);
-    sh.mu.unlock();
+    if (!lock(idx).try_lock()) continue;
+    take_locked(shard(idx), idx, n, false, out, &count, &max_fresh);
+    lock(idx).unlock();
   }
   if (count > 0 && (count == n || max_fresh == 0)) {
     shard_hits_.fetch_add(1, std::memory_order_relaxed);
     return count;
   }
-  Shard& sh = shard(home);
-  LockGuard g(sh.mu);
-  take_locked(sh, home, n, true, out, &count, &max_fresh);
+  LockGuard g(lock(home));
+  take_locked(shard(home), home, n, true, out, &count, &max_fresh);
   return count;
 }
 
@@ -295,7 +294,7 @@ void CentralPool::give_array_to_shards(void* const* blocks, uint32_t n) {
     unsigned idx = static_cast<unsigned>(__builtin_ctzll(shards));
     shards &= shards - 1;
     Shard& sh = shard(idx);
-    LockGuard g(sh.mu);
+    LockGuard g(lock(idx));
     for (uint32_t i = 0; i < n; ++i)
       if (shard_of[i] == idx) put_back_locked(sh, blocks[i], spans[i]);
   }
@@ -328,7 +327,7 @@ uint64_t CentralPool::reclaim() {
   }
   for (unsigned i = 0; i < num_shards_; ++i) {
     Shard& sh = shard(i);
-    LockGuard g(sh.mu);
+    LockGuard g(lock(i));
     if (sh.spare != nullptr) {
       release_slab(sh.spare);
       sh.spare = nullptr;
@@ -341,7 +340,7 @@ uint64_t CentralPool::reclaim() {
 CentralPoolStats CentralPool::stats() {
   CentralPoolStats st{};
   for (unsigned i = 0; i < num_shards_; ++i) {
-    LockGuard g(shard(i).mu);
+    LockGuard g(lock(i));
     st.slabs += shard(i).slabs;
   }
   st.refills = refills_.load(std::memory_order_relaxed);
@@ -355,13 +354,13 @@ CentralPoolStats CentralPool::stats() {
 }
 
 void CentralPool::lock_all() {
-  for (unsigned i = 0; i < num_shards_; ++i) shard(i).mu.lock();
+  for (unsigned i = 0; i < num_shards_; ++i) lock(i).lock();
 }
 void CentralPool::unlock_all() {
-  for (unsigned i = num_shards_; i-- > 0;) shard(i).mu.unlock();
+  for (unsigned i = num_shards_; i-- > 0;) lock(i).unlock();
 }
 void CentralPool::reset_locks_after_fork() {
-  for (unsigned i = 0; i < num_shards_; ++i) shard(i).mu.reset_after_fork();
+  for (unsigned i = 0; i < num_shards_; ++i) lock(i).reset_after_fork();
 }
 
 }  // namespace slabby

@@ -23,6 +23,16 @@
 //   transfer stack, or its slab's freelist / uncarved tail.
 // Lock order: a shard's lock may be held while taking the page heap's, never
 // the other way round, and never two shard locks at once.
+//
+// Locks apart from the shards' lists: fork takes every shard lock of every
+// class and writes each again after the fork, on both sides, so every page
+// holding one is a copy-on-write fault in the parent and in the child. Beside
+// their shards, 128 bytes apart, the locks of 61 classes took 2 pages per
+// CPU: 122 pages and 282 faults a fork at 64 CPUs, 3.8 x glibc's fork time.
+// Packed by shard index (runtime/init.cc: one row of every class's lock per
+// shard, rows a cache line apart) they take a page per 16 CPUs. A row is
+// mostly its CPU's: the home shard of its refills and of its own slabs'
+// frees.
 #pragma once
 
 #include <atomic>
@@ -61,8 +71,8 @@ struct CentralPoolStats {
   uint64_t stack_batches;   // batches on the transfer stack now
 };
 
+// A shard's lists; its lock is apart (above).
 struct Shard {
-  Mutex mu;
   Span* partial = nullptr;
   Span* spare = nullptr;  // one empty slab kept, so a batch going back and forth
                           // does not take a slab from the page heap each time
@@ -82,12 +92,14 @@ enum class SlabScrub : uint8_t { kNone, kClearTags, kZero };
 class alignas(128) CentralPool {
  public:
   // shards: num_shards Shard objects placed `stride` bytes apart (the cache
-  // line, so shards never share one). batches: the transfer stack's
-  // descriptors, BatchStack::bytes_for(batch_size, max_stack_batches)
-  // bytes (nullptr when max_stack_batches is 0). batch_size <= kMaxBatch.
+  // line, so shards never share one). locks: shard i's lock is
+  // locks[i * lock_stride] (constructed by the caller). batches: the
+  // transfer stack's descriptors, BatchStack::bytes_for(batch_size,
+  // max_stack_batches) bytes (nullptr when max_stack_batches is 0).
+  // batch_size <= kMaxBatch.
   void init(unsigned cls, PageHeap* heap, char* shards, unsigned num_shards, size_t stride,
-            uint32_t batch_size, uint32_t max_stack_batches, char* batches,
-            SlabScrub scrub = SlabScrub::kNone);
+            Mutex* locks, size_t lock_stride, uint32_t batch_size, uint32_t max_stack_batches,
+            char* batches, SlabScrub scrub = SlabScrub::kNone);
 
   // Up to n blocks (a transfer batch may give batch_size instead; fewer only
   // when memory is exhausted: 0 then). home: the caller's shard hint.
@@ -131,6 +143,7 @@ class alignas(128) CentralPool {
 
  private:
   Shard& shard(unsigned i) { return *reinterpret_cast<Shard*>(shards_ + i * stride_); }
+  Mutex& lock(unsigned i) { return locks_[i * lock_stride_]; }
   // Appends blocks of the shard's slabs to out[*count, n); the first from
   // several slabs' free lists side by side (out[k, n) of up to kTakeWays).
   uint32_t take_side_by_side(Shard& sh, void** out, uint32_t k, uint32_t n);
@@ -153,6 +166,8 @@ class alignas(128) CentralPool {
   PageHeap* heap_ = nullptr;
   char* shards_ = nullptr;
   size_t stride_ = 0;
+  Mutex* locks_ = nullptr;
+  size_t lock_stride_ = 0;
   unsigned num_shards_ = 0;
   uint32_t cls_ = 0;
   uint32_t block_size_ = 0;

@@ -1,5 +1,7 @@
 #include "common/lock.h"
 
+#include "common/fork_locks.h"
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -7,6 +9,8 @@
 #include <cerrno>
 
 namespace slabby {
+
+constinit ForkLocks g_fork_locks;
 
 namespace {
 // A spin-wait hint: x86's pause (the sibling hyperthread runs meanwhile and

@@ -313,7 +313,7 @@ void PageHeap::free_pages_locked(Span* s, bool dirty) {
 }
 
 void PageHeap::enforce_retain(uint64_t now_ms) {
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   if (stats_.free_dirty_bytes <= retain_max_) return;
   uint64_t grace = retain_grace_ms_.load(std::memory_order_relaxed);
   purge_older_locked(retain_max_ / 2, now_ms - grace, "retain_max");
@@ -333,7 +333,7 @@ size_t PageHeap::decay_locked(uint64_t now) {
 }
 
 size_t PageHeap::decay(uint64_t now_ms) {
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   return decay_locked(now_ms);
 }
 
@@ -401,7 +401,7 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
   Span* s;
   bool limit;
   {
-    LockGuard g(mu_);
+    LockGuard g(*mu_);
     s = alloc_pages_locked(pages, align_pages, flags);
     limit = last_refusal_was_limit_;
     if (s != nullptr) claim(s);
@@ -427,7 +427,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
 }
 
 void PageHeap::free_slab(Span* s) {
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   memset(class_map_ + ((s->start - base_) >> kPageShift), 0, s->pages);
   s->cls = 0;
   free_pages_locked(s);
@@ -502,7 +502,7 @@ void PageHeap::free_large(Span* s) {
   // A huge span goes back to the OS now, outside the lock (it is still ours).
   bool purge = s->pages > keep_huge_pages_.load(std::memory_order_relaxed);
   if (purge) os::purge(reinterpret_cast<void*>(s->start), bytes);
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   stats_.large_frees++;
   stats_.large_live_bytes -= bytes;
   if (purge) {
@@ -513,14 +513,14 @@ void PageHeap::free_large(Span* s) {
 }
 
 size_t PageHeap::purge_all() {
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   size_t before = stats_.free_dirty_bytes;
   purge_locked(0);
   return before - stats_.free_dirty_bytes;
 }
 
 PageHeapStats PageHeap::stats() {
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   PageHeapStats s = stats_;
   s.frontier_bytes = frontier_pages_ << kPageShift;
   s.remapped_live = remapped_live_.load(std::memory_order_relaxed);
@@ -533,7 +533,7 @@ PageHeapStats PageHeap::stats() {
 uint64_t PageHeap::resident(uint64_t* per_class, size_t num_classes) {
   size_t pages;
   {
-    LockGuard g(mu_);
+    LockGuard g(*mu_);
     pages = frontier_pages_;
   }
   // mincore counts system pages, which may be smaller than slabby's.

@@ -128,6 +128,12 @@ struct PageHeapLayout;
 
 class PageHeap {
  public:
+  constexpr PageHeap() = default;
+  // A heap under a lock kept elsewhere (common/fork_locks.h).
+  explicit constexpr PageHeap(Mutex& mu) : mu_(&mu) {}
+  PageHeap(const PageHeap&) = delete;
+  PageHeap& operator=(const PageHeap&) = delete;
+
   // Reserves the arena; tries smaller sizes (down to 256 MiB) when the OS
   // refuses the requested one.
   bool init(size_t arena_bytes, size_t retain_max);
@@ -221,14 +227,15 @@ class PageHeap {
   // (0: none are, every free enforces retain_max at once). Set while a
   // background thread enforces the bound on its ticks (enforce_retain).
   void set_retain_grace_ms(uint64_t ms) { retain_grace_ms_.store(ms, std::memory_order_relaxed); }
+  uint64_t retain_grace_ms() const { return retain_grace_ms_.load(std::memory_order_relaxed); }
   // Purges dirty bytes above retain_max that have been free longer than the
   // grace period (the background thread's tick).
   void enforce_retain(uint64_t now_ms);
 
   // Fork support: the atfork handlers lock and unlock the heap as a whole.
-  void lock() { mu_.lock(); }
-  void unlock() { mu_.unlock(); }
-  void reset_lock_after_fork() { mu_.reset_after_fork(); }
+  void lock() { mu_->lock(); }
+  void unlock() { mu_->unlock(); }
+  void reset_lock_after_fork() { mu_->reset_after_fork(); }
 
  private:
   static constexpr size_t kExactBins = 128;           // free spans of 1..128 pages
@@ -294,7 +301,9 @@ class PageHeap {
   Span* take_span(size_t pages, size_t align_pages, unsigned flags, Claim claim);
   static size_t bin_of(size_t pages) { return pages <= kExactBins ? pages : kExactBins + 1; }
 
-  Mutex mu_;
+  // Its own lock (own_mu_, last), or the one named at construction (g_rt's:
+  // common/fork_locks.h).
+  Mutex* mu_ = &own_mu_;
   uintptr_t base_ = 0;
   size_t size_ = 0;  // 0 until init: every pointer is foreign
   uint8_t* class_map_ = nullptr;
@@ -327,6 +336,7 @@ class PageHeap {
 
   PageHeapStats stats_ = {};
   bool last_refusal_was_limit_ = false;  // set by alloc_pages_locked
+  Mutex own_mu_;
 };
 
 struct PageHeapLayout {

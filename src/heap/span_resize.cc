@@ -26,7 +26,7 @@ bool PageHeap::grow_in_place(Span* s, size_t pages) {
   if (s->remapped || pages <= s->pages || pages > (size_t{1} << 31)) return false;
   uintptr_t old_end = s->end();
   {
-    LockGuard g(mu_);
+    LockGuard g(*mu_);
     if (!grow_locked(s, pages)) return false;
   }
   // The grown part joins the span's marked mapping once it completes a huge
@@ -95,7 +95,7 @@ void PageHeap::shrink_in_place(Span* s, size_t pages) {
   bool fresh = s->remapped && remap_fresh(cut, tail_bytes);
   bool lost = s->remapped && !fresh;
   if (!s->remapped) unmark_huge(s, cut, tail_bytes, false);
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   Span* tail = split_locked(s, pages);
   if (tail == nullptr) return;  // no descriptor for the tail: the span keeps it
   s->usable = uint64_t{pages} << kPageShift;
@@ -119,7 +119,7 @@ void PageHeap::release_remapped(Span* s) {
     s->huge = false;
     huge_live_.fetch_sub(1, std::memory_order_relaxed);
   }
-  LockGuard g(mu_);
+  LockGuard g(*mu_);
   s->remapped = false;
   stats_.large_frees++;
   stats_.large_live_bytes -= bytes;
@@ -158,7 +158,7 @@ Span* PageHeap::move_by_remap(Span* s, size_t pages) {
     // reservation above.
     s->remapped = false;
     bool fresh = remap_fresh(s->start, old_bytes);
-    LockGuard g(mu_);
+    LockGuard g(*mu_);
     stats_.remap_moves++;
     stats_.large_live_bytes -= old_bytes;
     if (fresh) {
@@ -174,7 +174,7 @@ Span* PageHeap::move_by_remap(Span* s, size_t pages) {
   if (d != nullptr) {
     // mremap may have unmapped the target before it failed: map it afresh.
     bool fresh = remap_fresh(d->start, d->usable);
-    LockGuard g(mu_);
+    LockGuard g(*mu_);
     stats_.remap_failures++;
     stats_.large_live_bytes -= d->usable;
     d->remapped = false;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "cache/percpu_cache.h"
 #include "common/writer.h"
@@ -93,14 +94,23 @@ void compute_cache_limits(const Config& c) {
 }
 
 // Shards and the transfer stacks' bounds for every class. The shards live
-// in one metadata mapping, each `cache_line` bytes apart from the next.
+// in one metadata mapping, each `cache_line` bytes apart from the next; their
+// locks before them, a row per shard index holding that shard's lock of
+// every class, rows `cache_line` apart (central/central_pool.h: what fork
+// writes).
 bool init_pools(const Config& c) {
   unsigned shards = c.shards != 0 ? static_cast<unsigned>(c.shards) : os::usable_cpus();
   if (shards > kMaxShards) shards = kMaxShards;
   if (shards == 0) shards = 1;
   size_t stride = round_up(sizeof(Shard), c.cache_line);
-  char* mem = static_cast<char*>(os::map_rw(round_up(stride * shards * kNumClasses, kPageSize)));
+  size_t lock_row = round_up(sizeof(Mutex) * kNumClasses, c.cache_line);
+  size_t lock_bytes = round_up(lock_row * shards, c.cache_line);
+  char* mem = static_cast<char*>(
+      os::map_rw(round_up(lock_bytes + stride * shards * kNumClasses, kPageSize)));
   if (mem == nullptr) return false;
+  Mutex* locks = reinterpret_cast<Mutex*>(mem);
+  for (size_t i = 0; i < lock_bytes / sizeof(Mutex); ++i) new (&locks[i]) Mutex();
+  mem += lock_bytes;
   g_rt.num_shards = shards;
   uint32_t class_batch[kNumClasses] = {}, class_max_batches[kNumClasses] = {};
   size_t descriptor_bytes = 0;
@@ -132,7 +142,8 @@ bool init_pools(const Config& c) {
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
     size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
     g_central_pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
-                              class_batch[cls], class_max_batches[cls],
+                              locks + cls, lock_row / sizeof(Mutex), class_batch[cls],
+                              class_max_batches[cls],
                               bytes == 0 ? nullptr : descriptors, scrub);
     descriptors += round_up(bytes, 64);
   }
@@ -180,8 +191,11 @@ void fork_child() {
   cache_forget_other_threads();
   // The parent's purger thread does not exist here; start one when needed.
   // Until it runs, every free enforces SLABBY_RETAIN_MAX at once again.
-  g_background.store(kBgNone, std::memory_order_relaxed);
-  g_rt.heap.set_retain_grace_ms(0);
+  // (Written only when it differs: each page written here is a fault in the
+  // child, and a process that forks from one thread has nothing to undo.)
+  if (g_background.load(std::memory_order_relaxed) != kBgNone)
+    g_background.store(kBgNone, std::memory_order_relaxed);
+  if (g_rt.heap.retain_grace_ms() != 0) g_rt.heap.set_retain_grace_ms(0);
 }
 
 void start_heap_profile(const Config& c) {

@@ -12,6 +12,7 @@
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
 #include "common/lock.h"
+#include "common/fork_locks.h"
 #include "common/size_class.h"
 #include "config/config.h"
 #include "heap/page_heap.h"
@@ -21,7 +22,7 @@ namespace slabby {
 enum InitState : int { kInitNone = 0, kInitReady = 1, kInitFailed = 2 };
 
 struct Runtime {
-  PageHeap heap;
+  PageHeap heap{g_fork_locks.heap};
   std::atomic<int> init_state{kInitNone};
   Mutex init_mu;
   ConfigResult config{};

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/fork_locks.h"
 #include "common/lock.h"
 #include "common/writer.h"
 #include "os/os.h"
@@ -41,7 +42,7 @@ struct Stack {
 
 TracedBlock* g_blocks = nullptr;
 Stack* g_stacks = nullptr;
-Mutex g_mu;
+Mutex& g_mu = g_fork_locks.leaks;
 std::atomic<uint64_t> g_dropped{0};  // tables full: traced but not recorded
 size_t slot_of(uintptr_t p) { return ((p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - 18); }
 

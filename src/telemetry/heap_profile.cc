@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/fork_locks.h"
 #include "common/lock.h"
 #include "common/writer.h"
 #include "os/os.h"
@@ -46,7 +47,7 @@ struct Stack {
 Sample* g_samples = nullptr;
 Stack* g_stacks = nullptr;
 uint32_t* g_stack_ids = nullptr;  // the g_stacks slots in use, in order of first use
-Mutex g_mu;
+Mutex& g_mu = g_fork_locks.profile;
 size_t g_samples_used = 0;  // slots not empty (live + tombstones), under g_mu
 size_t g_num_stacks = 0;    // entries of g_stack_ids, under g_mu
 

@@ -35,18 +35,20 @@ struct PoolFixture : ::testing::Test {
     heap = std::make_unique<PageHeap>();
     ASSERT_TRUE(heap->init(size_t{256} << 20, size_t{64} << 20));
   }
-  // A pool with `shards` shards, 128 bytes apart.
+  // A pool with `shards` shards, 128 bytes apart, their locks 3 apart.
   std::unique_ptr<CentralPool> make_pool(unsigned cls, unsigned shards, uint32_t batch,
                                          uint32_t max_batches = 8) {
     shard_mem.emplace_back(new char[128 * shards]);
     shard_mem.emplace_back(new char[BatchStack::bytes_for(batch, max_batches) + 1]);
+    lock_mem.emplace_back(new Mutex[3 * shards]);
     auto pool = std::make_unique<CentralPool>();
-    pool->init(cls, heap.get(), shard_mem[shard_mem.size() - 2].get(), shards, 128, batch,
-               max_batches, shard_mem.back().get());
+    pool->init(cls, heap.get(), shard_mem[shard_mem.size() - 2].get(), shards, 128,
+               lock_mem.back().get(), 3, batch, max_batches, shard_mem.back().get());
     return pool;
   }
   std::unique_ptr<PageHeap> heap;
   std::vector<std::unique_ptr<char[]>> shard_mem;
+  std::vector<std::unique_ptr<Mutex[]>> lock_mem;
 };
 
 TEST_F(PoolFixture, TakeReturnsDistinctBlocksOfTheClass) {
