@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <bit>
 #include <cstring>
 #include <new>
 
@@ -33,7 +34,7 @@ void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_
   lock_stride_ = lock_stride;
   num_shards_ = num_shards;
   batch_size_ = batch_size == 0 ? 1 : batch_size > kMaxBatch ? kMaxBatch : batch_size;
-  for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard();
+  for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard{.index = i};
   stack_.init(batches, batch_size_, max_stack_batches);
 }
 
@@ -41,7 +42,10 @@ void CentralPool::push_partial(Shard& sh, Span* s) {
   s->in_partial = true;
   s->prev = nullptr;
   s->next = sh.partial;
-  if (sh.partial) sh.partial->prev = s;
+  if (sh.partial)
+    sh.partial->prev = s;
+  else
+    partial_shards_.fetch_or(uint64_t{1} << sh.index, std::memory_order_relaxed);
   sh.partial = s;
 }
 
@@ -53,6 +57,8 @@ void CentralPool::remove_partial(Shard& sh, Span* s) {
   if (s->next) s->next->prev = s->prev;
   s->next = s->prev = nullptr;
   s->in_partial = false;
+  if (sh.partial == nullptr)
+    partial_shards_.fetch_and(~(uint64_t{1} << sh.index), std::memory_order_relaxed);
 }
 
 // Pops the free lists of up to kTakeWays partial slabs side by side, one
@@ -154,8 +160,14 @@ uint32_t CentralPool::take_blocks(void** out, uint32_t n, unsigned home, uint32_
     LockGuard g(lock(home));
     take_locked(shard(home), home, n, false, out, &count, &max_fresh);
   }
-  for (unsigned i = 1; i < num_shards_ && count < n && max_fresh > 0; ++i) {
-    unsigned idx = (home + i) % num_shards_;
+  // Only shards with partial slabs, in order from the one after home,
+  // wrapping round (so the CPUs do not all try shard 0 first): rotated, bit
+  // p stands for shard home + 1 + p.
+  uint64_t others = partial_shards_.load(std::memory_order_relaxed) & ~(uint64_t{1} << home);
+  others = std::rotr(others, static_cast<int>(home + 1));
+  while (others != 0 && count < n && max_fresh > 0) {
+    unsigned idx = (home + 1 + static_cast<unsigned>(__builtin_ctzll(others))) % 64;
+    others &= others - 1;
     if (!lock(idx).try_lock()) continue;
     take_locked(shard(idx), idx, n, false, out, &count, &max_fresh);
     lock(idx).unlock();

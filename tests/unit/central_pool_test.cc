@@ -276,6 +276,33 @@ TEST_F(PoolFixture, AnEmptyHomeShardTakesFromTheOthersBeforeGrowing) {
   EXPECT_EQ(pool->stats().shard_hits, 1u);
 }
 
+// Only shards with free blocks are tried, from the one after home onwards,
+// wrapping round; a shard whose slabs are all handed out is not tried.
+TEST_F(PoolFixture, AnEmptyHomeShardTriesTheNextShardsWithBlocksInTurn) {
+  auto pool = make_pool(6, 8, 4);
+  std::vector<void*> kept;
+  for (unsigned home : {2u, 6u}) {
+    // A whole slab each (so none lends uncarved blocks), two of its blocks
+    // given back: only shards 2 and 6 lend.
+    std::vector<void*> v = to_vector(pool->take(blocks_per_slab(6), home));
+    pool->give(link({v[0], v[1]}), 2);
+    kept.insert(kept.end(), v.begin() + 2, v.end());
+  }
+  auto shard_of = [&](BlockChain c) {
+    EXPECT_EQ(c.count, 1u);
+    return heap->span_of(c.head)->shard;
+  };
+  EXPECT_EQ(shard_of(pool->take(1, 5)), 6u);  // after 5: 6
+  EXPECT_EQ(shard_of(pool->take(1, 7)), 2u);  // after 7: wraps to 0, 1, 2
+  EXPECT_EQ(shard_of(pool->take(1, 3)), 6u);  // shard 6's last lent block
+  EXPECT_EQ(shard_of(pool->take(1, 3)), 2u);  // 6 has none left: on to 2
+  EXPECT_EQ(pool->stats().new_slabs, 2u);
+  // Nothing left to lend anywhere: home 4 carves its own slab.
+  BlockChain c = pool->take(1, 4);
+  EXPECT_EQ(heap->span_of(c.head)->shard, 4u);
+  EXPECT_EQ(pool->stats().new_slabs, 3u);
+}
+
 // Threads take and give batches and odd counts concurrently, with different
 // home shards; every block is owned by one thread at a time (checked in a
 // side table, since the pool itself uses the blocks' first two words) and
