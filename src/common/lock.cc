@@ -1,7 +1,5 @@
 #include "common/lock.h"
 
-#include "common/fork_locks.h"
-
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -9,8 +7,6 @@
 #include <cerrno>
 
 namespace slabby {
-
-constinit ForkLocks g_fork_locks;
 
 namespace {
 // A spin-wait hint: x86's pause (the sibling hyperthread runs meanwhile and

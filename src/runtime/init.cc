@@ -143,8 +143,7 @@ bool init_pools(const Config& c) {
     size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
     g_central_pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
                               locks + cls, lock_row / sizeof(Mutex), class_batch[cls],
-                              class_max_batches[cls],
-                              bytes == 0 ? nullptr : descriptors, scrub);
+                              class_max_batches[cls], bytes == 0 ? nullptr : descriptors, scrub);
     descriptors += round_up(bytes, 64);
   }
   return true;

@@ -11,8 +11,8 @@
 
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
-#include "common/lock.h"
 #include "common/fork_locks.h"
+#include "common/lock.h"
 #include "common/size_class.h"
 #include "config/config.h"
 #include "heap/page_heap.h"

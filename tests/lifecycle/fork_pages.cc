@@ -103,7 +103,8 @@ double FaultsPerFork(const char* self, int shards) {
   close(out[0]);
   int status = 0;
   LC_CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %s", strerror(errno));
-  LC_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the --measure run with %d shards: status %#x", shards, status);
+  LC_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "the --measure run with %d shards: status %#x", shards, status);
   posix_spawn_file_actions_destroy(&fa);
   free(env);
   return atof(buf);
@@ -118,7 +119,8 @@ int main(int argc, char** argv) {
   printf("page faults per fork: %.2f with 1 shard, %.2f with 64\n", one, many);
   LC_CHECK(one > 0, "no figure from the run with one shard");
   if (many - one > 32) {
-    fprintf(stderr, "a fork with 64 shards costs %.1f page faults more than with one (at most 32)\n",
+    fprintf(stderr,
+            "a fork with 64 shards costs %.1f page faults more than with one (at most 32)\n",
             many - one);
     return 1;
   }
