@@ -10,12 +10,13 @@
 // tests/lifecycle/CMakeLists.txt.
 //
 // The margin, measured with a frame of N more bytes at the top of Work (x86-64,
-// 16 KiB stacks, 2026-12-02): glibc's malloc runs with 6 KiB more and fails
-// at 8; slabby with 4 KiB more and fails at 6 (its initial-exec TLS, 3.5 KiB,
-// comes out of every thread's stack block, as jemalloc's 2.6 KiB does); with
-// the heap profile or the leak check on, it fails at 4 (backtrace() and its
-// unwinder). So a change that puts 2 KiB more on a slow path's stack fails
-// here in those modes, 4 KiB more in the others.
+// 16 KiB stacks, 512-byte steps, 2026-12-02): glibc's malloc runs with 7.5 KiB
+// more and fails at 8; slabby runs with 4 KiB more and fails at 4.5, its
+// initial-exec TLS (3.5 KiB, carved from every thread's stack block, as
+// jemalloc's 2.6 KiB is) being nearly all the difference; with the heap
+// profile or the leak check on it runs with 3.5 and fails at 4 (backtrace()
+// and its unwinder). So a change that puts about 4 KiB more on a slow path's
+// stack fails here.
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
