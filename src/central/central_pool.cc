@@ -35,6 +35,7 @@ void CentralPool::init(unsigned cls, PageHeap* heap, char* shards, unsigned num_
   num_shards_ = num_shards;
   batch_size_ = batch_size == 0 ? 1 : batch_size > kMaxBatch ? kMaxBatch : batch_size;
   for (unsigned i = 0; i < num_shards; ++i) new (shards_ + i * stride_) Shard{.index = i};
+  partial_shards_.store(0, std::memory_order_relaxed);
   stack_.init(batches, batch_size_, max_stack_batches);
 }
 
