@@ -421,6 +421,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     s->carved = 0;
     s->written = 0;
     s->in_partial = false;
+    if (kept_marks_n_ != 0) settle_marks_locked(s->start, s->pages, false);
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
   });
@@ -433,44 +434,21 @@ void PageHeap::free_slab(Span* s) {
   free_pages_locked(s);
 }
 
-void PageHeap::note_huge_request(size_t pages) {
-  // A huge span purged at its free, then a request it could have served:
-  // this program reuses big blocks, keep them from now on (up to
-  // retain_max, as every free span).
-  if (pages > keep_huge_pages_.load(std::memory_order_relaxed) &&
-      pages <= last_huge_purged_pages_)
-    keep_huge_pages_.store(retain_max_ >> kPageShift, std::memory_order_relaxed);
-}
-
-void PageHeap::mark_huge(Span* s) {
-  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end())
-    return;
-  if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
-    huge_live_.fetch_sub(1, std::memory_order_relaxed);
-    return;
-  }
-  os::mark_huge(reinterpret_cast<void*>(s->start), s->end() - s->start, true);
-  s->huge = true;
-}
-
-void PageHeap::unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole) {
-  if (!s->huge) return;
-  os::mark_huge(reinterpret_cast<void*>(p), bytes, false);
-  if (!whole) return;
-  s->huge = false;
-  huge_live_.fetch_sub(1, std::memory_order_relaxed);
-}
-
 Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+  Takeover mark = Takeover::kNone;
   Span* span = take_span(pages, align_pages, flags, [&](Span* s) {
     note_huge_request(pages);
     s->state = SpanState::kLarge;
     s->cls = 0;
     s->zeroed = !s->dirty;
     s->guarded = s->canary = s->quarantined = s->remapped = s->huge = s->sampled = false;
+    if (kept_marks_n_ != 0) {
+      mark = settle_marks_locked(s->start, s->pages, huge_spans_ && !(flags & kLargeAllPages));
+      s->huge = mark != Takeover::kNone;
+    }
     s->block = s->start;
     s->usable = uint64_t{s->pages} << kPageShift;
     if (flags & kLargeAllPages) set_page_map(s, true);
@@ -478,7 +456,10 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
   });
   // The checked paths' spans (guards, canaries) keep small pages.
-  if (span != nullptr && !(flags & kLargeAllPages)) mark_huge(span);
+  if (mark == Takeover::kCovered)
+    os::mark_huge(reinterpret_cast<void*>(span->start), span->end() - span->start, true);
+  else if (span != nullptr && !(flags & kLargeAllPages))
+    mark_huge(span);
   return span;
 }
 
@@ -488,6 +469,7 @@ Span* PageHeap::take_remap_target(size_t pages) {
     t->cls = 0;
     t->zeroed = false;
     t->guarded = t->canary = t->quarantined = t->huge = t->sampled = false;
+    if (kept_marks_n_ != 0) settle_marks_locked(t->start, t->pages, false);
     t->remapped = true;
     t->block = t->start;
     t->usable = uint64_t{t->pages} << kPageShift;
@@ -498,16 +480,23 @@ Span* PageHeap::take_remap_target(size_t pages) {
 void PageHeap::free_large(Span* s) {
   if (s->remapped) return release_remapped(s);
   uint64_t bytes = uint64_t{s->pages} << kPageShift;
-  unmark_huge(s, s->start, bytes, true);
-  // A huge span goes back to the OS now, outside the lock (it is still ours).
+  // A huge span goes back to the OS now, outside the lock (it is still ours),
+  // its mark with it; one kept mapped keeps its mark too.
   bool purge = s->pages > keep_huge_pages_.load(std::memory_order_relaxed);
-  if (purge) os::purge(reinterpret_cast<void*>(s->start), bytes);
+  if (purge) {
+    unmark_huge(s, s->start, bytes, true);
+    os::purge(reinterpret_cast<void*>(s->start), bytes);
+  }
   LockGuard g(*mu_);
   stats_.large_frees++;
   stats_.large_live_bytes -= bytes;
   if (purge) {
     stats_.huge_purged++;
     last_huge_purged_pages_ = s->pages;
+  }
+  if (s->huge) {
+    keep_mark_locked(s->start, s->pages);
+    s->huge = false;
   }
   free_pages_locked(s, !purge);
 }
@@ -525,7 +514,8 @@ PageHeapStats PageHeap::stats() {
   s.frontier_bytes = frontier_pages_ << kPageShift;
   s.remapped_live = remapped_live_.load(std::memory_order_relaxed);
   s.keep_huge_bytes = keep_huge_pages_.load(std::memory_order_relaxed) << kPageShift;
-  s.huge_page_spans = huge_live_.load(std::memory_order_relaxed);
+  s.huge_marks_kept = kept_marks_n_;
+  s.huge_page_spans = huge_live_.load(std::memory_order_relaxed) - kept_marks_n_;
   s.metadata_bytes += page_map_region_.committed() + class_map_region_.committed();
   return s;
 }

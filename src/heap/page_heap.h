@@ -33,7 +33,12 @@
 // 64 KiB ones) is marked MADV_HUGEPAGE, so its memory faults in a huge page
 // at a time; small and medium slabs never are (their RSS would grow by
 // whole huge pages). A marked span is a mapping of its own (linear, other
-// flags), marked back when freed; at most kMaxHugeSpans are marked at once.
+// flags); at most kMaxHugeSpans are marked at once. A freed marked span
+// that stays mapped keeps its mark (huge_marks.cc): the next request for
+// the same pages finds it marked, so a program that frees and allocates one
+// big buffer in a loop makes no madvise call (it made two an iteration,
+// each splitting and merging the mapping); any other use of those pages
+// marks them back first.
 // Grown in place, its new pages join that mapping when they complete a huge
 // page (span_resize.cc), so up to one huge page's worth of its tail may lie
 // in the arena's mapping after it.
@@ -115,6 +120,8 @@ struct PageHeapStats {
   uint64_t lost_bytes;        // ranges left unmapped because the OS refused to map them again
   uint64_t huge_purged;       // large spans purged as they were freed (above keep_huge)
   uint64_t huge_page_spans;   // live large spans marked for transparent huge pages
+  uint64_t huge_marks_kept;   // freed marked spans whose pages keep the mark (at most kKeptMarks)
+  uint64_t huge_marks_reused;  // requests that found their pages marked already
   uint64_t keep_huge_bytes;   // freed large spans up to this size stay mapped for reuse
 };
 
@@ -190,8 +197,10 @@ class PageHeap {
   // Largest number of live remapped spans (each costs the process up to two
   // mappings of its vm.max_map_count).
   static constexpr uint64_t kMaxRemapped = 4096;
-  // Likewise for spans marked for huge pages.
+  // Likewise for spans marked for huge pages (the kept marks included).
   static constexpr uint64_t kMaxHugeSpans = 4096;
+  // Freed marked spans whose marks are kept, newest last.
+  static constexpr size_t kKeptMarks = 8;
   // keep_huge to start with: 1 MiB, the largest size class, so every large
   // span goes back at its free until the program is seen reusing one.
   static constexpr size_t kInitialKeepBytes = size_t{1} << 20;
@@ -291,6 +300,16 @@ class PageHeap {
   // Marks [p, p + bytes) of a marked span back (its tail, or all of it when
   // `whole`, which also ends the span's mark).
   void unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole);
+  // A marked span freed without a purge: its mark is kept (under the lock;
+  // the oldest kept mark is marked back when there are kKeptMarks).
+  void keep_mark_locked(uintptr_t start, size_t pages);
+  // Pages [start, start + pages) are being handed out (under the lock).
+  // Kept marks they overlap are marked back, except that a large span to be
+  // marked (`marking`) takes over a kept mark it covers, and with it the
+  // mark's place in huge_live_.
+  enum class Takeover { kNone, kExact, kCovered };  // kCovered: the rest still to mark
+  Takeover settle_marks_locked(uintptr_t start, size_t pages, bool marking);
+  void drop_mark_locked(size_t i, bool unmark);
   void set_page_map(Span* s, bool all_pages);
   Span* new_span_locked();
   void delete_span_locked(Span* s);
@@ -333,6 +352,15 @@ class PageHeap {
   Span* span_freelist_ = nullptr;
   char* span_chunk_ = nullptr;
   size_t span_chunk_left_ = 0;
+
+  // Kept marks (keep_mark_locked): whole free pages, oldest first, each
+  // counted in huge_live_. Invariant: every page of one is free.
+  struct KeptMark {
+    uintptr_t start;
+    size_t pages;
+  };
+  KeptMark kept_marks_[kKeptMarks] = {};
+  size_t kept_marks_n_ = 0;
 
   PageHeapStats stats_ = {};
   bool last_refusal_was_limit_ = false;  // set by alloc_pages_locked

@@ -76,6 +76,7 @@ bool PageHeap::grow_locked(Span* s, size_t pages) {
     }
     delete_span_locked(r);
   }
+  if (kept_marks_n_ != 0) settle_marks_locked(s->end(), extra, false);
   s->pages = static_cast<uint32_t>(pages);
   s->usable = uint64_t{pages} << kPageShift;
   set_page_map(s, false);

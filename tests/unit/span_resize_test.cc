@@ -361,6 +361,76 @@ TEST(SpanResize, AMarkedSpanGrowingBySmallStepsIsMarkedOncePerHugePage) {
   EXPECT_EQ(h->stats().huge_page_spans, 0u);
 }
 
+// A marked span freed and kept mapped keeps its mark: asked for again, its
+// pages cost no madvise (a buffer allocated and freed in a loop made two an
+// iteration, each splitting and merging the mapping). Any other use of the
+// pages marks them back first; a span covering them takes the mark over.
+TEST(SpanResize, AFreedMarkedSpanKeepsItsMarkForTheNextRequestOfItsPages) {
+  auto h = make_heap();
+  see_reuse(*h);  // freed large spans stay mapped from now on
+  Span* a = h->alloc_large(4 * kMiB, kPageSize);
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  ASSERT_TRUE(a->huge);
+  uintptr_t start = a->start;
+  memset(at(a), 1, 4 * kMiB);
+  int maps_marked = arena_mappings(*h);
+  uint64_t marks = os::huge_marks();
+  uint64_t reused = h->stats().huge_marks_reused;
+  for (int i = 0; i < 10; ++i) {
+    h->free_large(a);
+    EXPECT_EQ(h->stats().huge_marks_kept, 1u);
+    EXPECT_EQ(h->stats().huge_page_spans, 0u);
+    EXPECT_EQ(arena_mappings(*h), maps_marked);
+    a = h->alloc_large(4 * kMiB, kPageSize);
+    ASSERT_EQ(a->start, start);
+    EXPECT_TRUE(a->huge);
+    EXPECT_EQ(at(a)[0], 1);  // the same pages, kept
+  }
+  EXPECT_EQ(os::huge_marks(), marks);
+  EXPECT_EQ(h->stats().huge_marks_reused - reused, 10u);
+  EXPECT_EQ(h->stats().huge_page_spans, 1u);
+
+  // Slabs taking those pages mark them back: the mapping merges again.
+  h->free_large(a);
+  std::vector<Span*> slabs;
+  bool overlapped = false;
+  for (int i = 0; i < 200 && !overlapped; ++i) {
+    slabs.push_back(h->alloc_slab(1, 16));
+    overlapped = slabs.back()->start - start < 4 * kMiB;
+  }
+  ASSERT_TRUE(overlapped);
+  EXPECT_EQ(h->stats().huge_marks_kept, 0u);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+  EXPECT_LT(arena_mappings(*h), maps_marked);
+  for (Span* s : slabs) h->free_slab(s);
+  h->free_large(fence);
+
+  // A span covering a kept mark takes it over with one madvise for the
+  // whole span; at most kKeptMarks are kept, the oldest marked back.
+  auto k = make_heap();
+  see_reuse(*k);
+  std::vector<Span*> v;
+  for (size_t i = 0; i <= PageHeap::kKeptMarks; ++i) {
+    v.push_back(k->alloc_large(4 * kMiB, kPageSize));
+    ASSERT_TRUE(v.back()->huge);
+    v.push_back(k->alloc_large(kPageSize, kPageSize));
+  }
+  for (size_t i = 0; i < v.size(); i += 2) k->free_large(v[i]);
+  EXPECT_EQ(k->stats().huge_marks_kept, PageHeap::kKeptMarks);
+  EXPECT_EQ(k->stats().huge_page_spans, 0u);
+  uintptr_t last = v[v.size() - 2]->start;
+  k->free_large(v.back());  // the last mark's pages now run to the frontier
+  marks = os::huge_marks();
+  Span* b = k->alloc_large(6 * kMiB, kPageSize);
+  ASSERT_EQ(b->start, last);
+  EXPECT_TRUE(b->huge);
+  EXPECT_EQ(os::huge_marks() - marks, 1u);
+  EXPECT_EQ(k->stats().huge_marks_kept, PageHeap::kKeptMarks - 1);
+  EXPECT_EQ(k->stats().huge_page_spans, 1u);
+  k->free_large(b);
+  for (size_t i = 1; i + 2 < v.size(); i += 2) k->free_large(v[i]);
+}
+
 TEST(SpanResize, YoungDirtySpansWaitForTheBackgroundTickPastRetainMax) {
   auto h = make_heap(16 * kMiB);  // retain_max: 16 MiB
   see_reuse(*h);

@@ -1,0 +1,79 @@
+// slabby: the page heap's transparent huge page marks (SLABBY_THP=large).
+//
+// A live large span holding a whole aligned huge page is marked
+// MADV_HUGEPAGE, which makes it a mapping of its own. A freed one that stays
+// mapped keeps its mark in a small table (kept_marks_, under the heap lock),
+// because the commonest next request is for the same pages: a program that
+// allocates and frees one big buffer in a loop (posix_memalign(2 MiB, 2 MiB),
+// malloc(4 MiB)) made two madvise calls an iteration, each splitting and
+// merging the mapping, which cost more than the program's own use of the
+// buffer. Whatever else takes those pages (a slab, a remap target, a span
+// growing into them, a large span of other bounds) marks them back first, so
+// small slabs never sit in a marked mapping.
+#include "heap/page_heap.h"
+#include "os/os.h"
+
+namespace slabby {
+
+void PageHeap::note_huge_request(size_t pages) {
+  // A huge span purged at its free, then a request it could have served:
+  // this program reuses big blocks, keep them from now on (up to
+  // retain_max, as every free span).
+  if (pages > keep_huge_pages_.load(std::memory_order_relaxed) && pages <= last_huge_purged_pages_)
+    keep_huge_pages_.store(retain_max_ >> kPageShift, std::memory_order_relaxed);
+}
+
+void PageHeap::mark_huge(Span* s) {
+  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end())
+    return;
+  if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
+    huge_live_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  os::mark_huge(reinterpret_cast<void*>(s->start), s->end() - s->start, true);
+  s->huge = true;
+}
+
+void PageHeap::unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole) {
+  if (!s->huge) return;
+  os::mark_huge(reinterpret_cast<void*>(p), bytes, false);
+  if (!whole) return;
+  s->huge = false;
+  huge_live_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void PageHeap::keep_mark_locked(uintptr_t start, size_t pages) {
+  if (kept_marks_n_ == kKeptMarks) drop_mark_locked(0, true);
+  kept_marks_[kept_marks_n_++] = {start, pages};
+}
+
+void PageHeap::drop_mark_locked(size_t i, bool unmark) {
+  const KeptMark& m = kept_marks_[i];
+  if (unmark) {
+    os::mark_huge(reinterpret_cast<void*>(m.start), m.pages << kPageShift, false);
+    huge_live_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  for (size_t j = i + 1; j < kept_marks_n_; ++j) kept_marks_[j - 1] = kept_marks_[j];
+  kept_marks_n_--;
+}
+
+PageHeap::Takeover PageHeap::settle_marks_locked(uintptr_t start, size_t pages, bool marking) {
+  uintptr_t end = start + (uintptr_t{pages} << kPageShift);
+  Takeover took = Takeover::kNone;
+  for (size_t i = kept_marks_n_; i-- > 0;) {
+    const KeptMark& m = kept_marks_[i];
+    uintptr_t m_end = m.start + (uintptr_t{m.pages} << kPageShift);
+    if (m_end <= start || m.start >= end) continue;
+    // The first mark the span covers gives it its place in huge_live_;
+    // any other it covers is one place too many.
+    bool covered = marking && took == Takeover::kNone && m.start >= start && m_end <= end;
+    if (covered) {
+      took = m.start == start && m_end == end ? Takeover::kExact : Takeover::kCovered;
+      stats_.huge_marks_reused++;
+    }
+    drop_mark_locked(i, !covered);
+  }
+  return took;
+}
+
+}  // namespace slabby
