@@ -1,6 +1,8 @@
 // slabby: realloc. Which path serves each call, cheapest first:
 //
 //   block of a class, new size in the same class ─► kept
+//   medium block growing (a buffer growing again) ► a page span with
+//                                                 headroom, copied
 //   page span, new size needs half of it or more ► kept
 //   page span, new size needs less than half ───► shrunk in place (tail freed)
 //   page span, the pages after it free ─────────► grown in place
@@ -139,11 +141,16 @@ void* realloc_impl(void* p, size_t n) noexcept {
     // Kept while the new size is still of this class (a shrink into a
     // smaller class moves, so the block's memory follows its size).
     if (n <= old && class_of_size(n) == cls) return p;
-    if (SLABBY_LIKELY(n <= kMaxClassSize)) {
+    // A medium block growing is a buffer growing again (it was small, or
+    // born medium): from class to class it would be copied at every step
+    // (64 KiB to 1 MiB by 64 KiB: 15 copies of 0.5 MiB on average), so it
+    // becomes a page span, which grows and shrinks in place.
+    if (SLABBY_LIKELY(n <= kMaxClassSize) && !(is_medium_class(cls) && n > old)) {
       void* q = malloc_fast(n);
       return q == nullptr ? nullptr : finish_copy(p, old, cls, q, n);
     }
-    // Growing out of the classes: a page span with headroom.
+    // Growing out of the classes, or a medium block growing: a page span
+    // with headroom.
     size_t headroom = n <= kMaxRequest ? with_headroom(pages_for(n)) : 0;
     void* q = new_block(n, headroom);
     return q == nullptr ? nullptr : finish_copy(p, old, cls, q, n);

@@ -651,22 +651,24 @@ TEST(MediumBlocks, ReallocWithinTheClassKeepsThePointer) {
   free(p);
 }
 
-TEST(MediumBlocks, ReallocAcrossClassesMovesAndKeepsContents) {
+TEST(MediumBlocks, AGrowingMediumBlockBecomesAPageSpanThatMovesRarely) {
   std::vector<size_t> classes = MediumClasses();
-  // Up through every medium class, then into a page span, then down again.
+  // Up through every medium class, then past them, then down again and into
+  // a small class.
   size_t cur = 40 * kKiB;
   void* p = malloc(V(cur));
   ASSERT_NE(p, nullptr);
   Fill(p, cur, 10);
   uint64_t seed = 10;
-  std::vector<size_t> walk(classes.begin() + 1, classes.end());
-  walk.push_back(kMaxMedium + kPage);
-  for (size_t i = classes.size() - 1; i-- > 0;) walk.push_back(classes[i]);
-  walk.push_back(20 * kKiB);  // into a small class
-  // A block that became a page span stays one until it shrinks into a small class (a span
-  // shrinks in place, or is kept, while above 32 KiB).
-  bool span = false;
-  for (size_t n : walk) {
+  std::vector<size_t> up(classes.begin() + 1, classes.end());
+  up.push_back(kMaxMedium + kPage);
+  std::vector<size_t> down;
+  for (size_t i = classes.size() - 1; i-- > 0;) down.push_back(classes[i]);
+  uint64_t copied_up = 0, moves_up = 0;
+  for (size_t k = 0; k < up.size() + down.size() + 1; ++k) {
+    size_t n = k < up.size()                 ? up[k]
+               : k < up.size() + down.size() ? down[k - up.size()]
+                                             : 20 * kKiB;
     size_t old_usable = malloc_usable_size(p);
     slabby_stats a = Stats();
     void* q = Realloc(p, n);
@@ -677,30 +679,59 @@ TEST(MediumBlocks, ReallocAcrossClassesMovesAndKeepsContents) {
     EXPECT_GE(malloc_usable_size(q), n);
     EXPECT_LE(d.total(), 1u) << Describe(d);
     EXPECT_EQ(b.current_allocations, a.current_allocations);
-    if (!span) {
-      // A medium block of another class: moved, by copy.
-      EXPECT_NE(q, p) << cur << " -> " << n;
-      EXPECT_EQ(d.copies, 1u) << cur << " -> " << n << ": " << Describe(d);
-      EXPECT_EQ(d.copied_bytes, std::min(old_usable, n)) << cur << " -> " << n;
-      if (n <= kMaxMedium && n > kMaxSmall) {
-        EXPECT_EQ(malloc_usable_size(q), n) << "usable size of a medium block is its class size";
-        EXPECT_TRUE(Aligned(q, kPage)) << q;
-      }
-      span = n > kMaxMedium;
+    if (k == 0) {
+      // The medium block grows out of its class: copied once into a page
+      // span with as many pages again as headroom.
+      EXPECT_EQ(d.copies, 1u) << Describe(d);
+      EXPECT_EQ(d.copied_bytes, old_usable);
+      EXPECT_TRUE(Aligned(q, kPage)) << q;
+      EXPECT_GE(malloc_usable_size(q), 2 * n);
+    }
+    if (k < up.size()) {
+      copied_up += d.copied_bytes;
+      moves_up += d.copies + d.remaps;
     } else if (n > kMaxSmall) {
       // A page span going down: in place.
       EXPECT_EQ(q, p) << cur << " -> " << n << ": " << Describe(d);
       EXPECT_EQ(d.copies + d.remaps + d.grown, 0u) << Describe(d);
     } else {
       EXPECT_EQ(d.copies, 1u) << cur << " -> " << n << ": " << Describe(d);
-      span = false;
     }
     p = q;
     cur = n;
     seed++;
     Fill(p, cur, seed);
   }
+  // From class to class, 19 steps would have copied each block (6.4 MiB in
+  // all); as a span with headroom it moves at most once per doubling.
+  EXPECT_LE(moves_up, 5u);
+  EXPECT_LT(copied_up, 2 * kMaxMedium);
   EXPECT_LT(malloc_usable_size(p), kMaxSmall + 1);
+  free(p);
+}
+
+// A buffer resized to each message's size (64 KiB to 1 MiB and back, in
+// 64 KiB steps): copied at every growth step from class to class before
+// (14 s for a million calls against jemalloc's 0.3 s), now in place.
+TEST(MediumBlocks, ABufferCyclingBetween64KiBAnd1MiBIsNotCopiedAtEachStep) {
+  char* p = static_cast<char*>(malloc(V(64 * kKiB)));
+  ASSERT_NE(p, nullptr);
+  memset(p, 7, 64 * kKiB);
+  slabby_stats a = Stats();
+  for (int round = 0; round < 10; ++round) {
+    for (size_t n = 64 * kKiB; n <= kMaxMedium; n += 64 * kKiB) {
+      p = static_cast<char*>(Realloc(p, n));
+      ASSERT_NE(p, nullptr);
+      ASSERT_EQ(p[0], 7);
+      ASSERT_EQ(p[64 * kKiB - 2], 7);
+      p[n - 1] = 1;
+    }
+  }
+  Paths d = Delta(a, Stats());
+  // 10 rounds of 16 steps; class to class each growth copied 0.5 MiB on
+  // average, 75 MiB in all.
+  EXPECT_LT(d.copied_bytes, 2 * kMaxMedium) << Describe(d);
+  EXPECT_LE(d.copies + d.remaps, 3u) << Describe(d);
   free(p);
 }
 

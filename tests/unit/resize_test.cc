@@ -38,22 +38,36 @@ void fill(void* p, size_t n, unsigned seed) {
   return ::testing::AssertionSuccess();
 }
 
-TEST(Realloc, MediumBlocksStayInTheirClassAndMoveAcrossClasses) {
+TEST(Realloc, MediumBlocksStayInTheirClassShrinkByCopyAndGrowIntoPageSpans) {
   void* p = malloc_fast(100000);  // class 112 KiB
   ASSERT_TRUE(is_medium_class(g_rt.heap.class_of(p)));
   fill(p, 100000, 1);
   EXPECT_EQ(realloc_impl(p, 110000), p);
   EXPECT_EQ(realloc_impl(p, 98305), p);
+  // Into a smaller medium class: moved, so the memory follows the size.
   slabby_stats before = stats();
-  void* q = realloc_impl(p, 200000);
+  void* q = realloc_impl(p, 60000);
   ASSERT_NE(q, p);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % kPageSize, 0u);
-  EXPECT_EQ(usable_size_impl(q), class_size(medium_class_of(200000)));
-  EXPECT_TRUE(holds(q, 98305, 1));
+  EXPECT_EQ(usable_size_impl(q), class_size(medium_class_of(60000)));
+  EXPECT_TRUE(holds(q, 60000, 1));
+  EXPECT_EQ(stats().realloc_copies, before.realloc_copies + 1);
+  // Growing: a page span with as many pages again as headroom, copied once.
+  before = stats();
+  void* r = realloc_impl(q, 200000);
+  ASSERT_NE(r, q);
+  EXPECT_EQ(g_rt.heap.class_of(r), 0u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r) % kPageSize, 0u);
+  size_t pages = (200000 + kPageSize - 1) / kPageSize;
+  EXPECT_EQ(usable_size_impl(r), 2 * pages * kPageSize);
+  EXPECT_TRUE(holds(r, 60000, 1));
   slabby_stats after = stats();
   EXPECT_EQ(after.realloc_copies, before.realloc_copies + 1);
-  EXPECT_EQ(after.realloc_copied_bytes, before.realloc_copied_bytes + class_size(medium_class_of(100000)));
-  free_fast(q);
+  EXPECT_EQ(after.realloc_copied_bytes,
+            before.realloc_copied_bytes + class_size(medium_class_of(60000)));
+  // The next steps up fit the headroom: kept.
+  EXPECT_EQ(realloc_impl(r, 2 * pages * kPageSize), r);
+  EXPECT_EQ(stats().realloc_copies, after.realloc_copies);
+  free_fast(r);
 }
 
 TEST(Realloc, PageSpansShrinkInPlaceBelowHalfAndKeepTheRest) {
