@@ -368,6 +368,7 @@ TEST(SpanResize, AMarkedSpanGrowingBySmallStepsIsMarkedOncePerHugePage) {
 TEST(SpanResize, AFreedMarkedSpanKeepsItsMarkForTheNextRequestOfItsPages) {
   auto h = make_heap();
   see_reuse(*h);  // freed large spans stay mapped from now on
+  int maps_before = committed_arena_mappings(*h);
   Span* a = h->alloc_large(4 * kMiB, kPageSize);
   Span* fence = h->alloc_large(kPageSize, kPageSize);
   ASSERT_TRUE(a->huge);
@@ -401,7 +402,12 @@ TEST(SpanResize, AFreedMarkedSpanKeepsItsMarkForTheNextRequestOfItsPages) {
   ASSERT_TRUE(overlapped);
   EXPECT_EQ(h->stats().huge_marks_kept, 0u);
   EXPECT_EQ(h->stats().huge_page_spans, 0u);
-  EXPECT_LT(arena_mappings(*h), maps_marked);
+  // The kernel splits the mapping at a mark; an emulator's maps (qemu-user)
+  // may not show it, and then there is no split to merge back.
+  if (maps_marked > maps_before)
+    EXPECT_LT(arena_mappings(*h), maps_marked);
+  else
+    EXPECT_LE(arena_mappings(*h), maps_marked);
   for (Span* s : slabs) h->free_slab(s);
   h->free_large(fence);
 
