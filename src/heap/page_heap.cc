@@ -166,21 +166,29 @@ void PageHeap::remove_free_locked(Span* s) {
 }
 
 Span* PageHeap::take_from_bins(FreeBins& fb, size_t pages) {
-  // Smallest non-empty exact bin that fits, found through the bitmap.
-  for (size_t b = bin_of(pages); b <= kExactBins;) {
-    uint64_t word = fb.mask[b / 64] & (~uint64_t{0} << (b % 64));
-    if (word != 0) {
-      size_t found = (b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word));
-      if (found > kExactBins) break;
-      return fb.bins[found];
+  if (pages > UINT32_MAX) return nullptr;  // no span is that large (Span::pages)
+  size_t b = bin_of(pages);
+  if (b > kExactBins) {
+    // A size class's spans may be smaller than the request: the best fit
+    // among the first few.
+    Span* best = nullptr;
+    int seen = 0;
+    for (Span* s = fb.bins[b]; s != nullptr && seen < kScanLarge; s = s->next, ++seen) {
+      if (s->pages < pages || (best != nullptr && s->pages >= best->pages)) continue;
+      best = s;
+      if (s->pages == pages) break;
     }
-    b = (b / 64 + 1) * 64;
+    if (best != nullptr) return best;
+    ++b;
   }
-  // Best fit among the large free spans.
-  Span* best = nullptr;
-  for (Span* s = fb.bins[kExactBins + 1]; s != nullptr; s = s->next)
-    if (s->pages >= pages && (best == nullptr || s->pages < best->pages)) best = s;
-  return best;
+  // Every span of an exact bin from the request's on, or of a larger size
+  // class, fits: the first of the smallest non-empty bin, found through the
+  // bitmap.
+  for (; b < kNumBins; b = (b / 64 + 1) * 64) {
+    uint64_t word = fb.mask[b / 64] & (~uint64_t{0} << (b % 64));
+    if (word != 0) return fb.bins[(b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word))];
+  }
+  return nullptr;
 }
 
 Span* PageHeap::take_free_locked(size_t pages, unsigned flags) {

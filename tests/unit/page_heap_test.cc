@@ -94,6 +94,72 @@ TEST(PageHeap, FreeSpansCoalesceInAnyOrder) {
   h->free_large(whole);
 }
 
+// Free spans above 128 pages are binned by size class (8 per power of two):
+// a request gets the best fit among the first spans of its own class, else
+// the first span of the next non-empty class, never a span too small.
+class LargeBins {
+ public:
+  LargeBins() : h_(std::make_unique<PageHeap>()) {
+    size_t arena = 8192 * kPageSize;
+    EXPECT_TRUE(h_->init(arena, arena));  // nothing purged: every free span dirty
+  }
+  ~LargeBins() {
+    for (Span* s : live_) h_->free_large(s);
+  }
+  // Spans of these sizes, each followed by a live page so that none merges,
+  // freed in this order (the last freed is the first of its bin); their
+  // starts.
+  std::vector<uintptr_t> free_spans(std::initializer_list<size_t> pages) {
+    std::vector<Span*> spans;
+    for (size_t p : pages) {
+      spans.push_back(h_->alloc_large(p * kPageSize, kPageSize));
+      live_.push_back(h_->alloc_large(kPageSize, kPageSize));
+    }
+    std::vector<uintptr_t> starts;
+    for (Span* s : spans) {
+      starts.push_back(s->start);
+      h_->free_large(s);
+    }
+    return starts;
+  }
+  // A span of at least `pages`, kept live; its start.
+  uintptr_t take(size_t pages) {
+    Span* s = h_->alloc_large(pages * kPageSize, kPageSize);
+    EXPECT_GE(s->pages, pages);
+    live_.push_back(s);
+    return s->start;
+  }
+
+ private:
+  std::unique_ptr<PageHeap> h_;
+  std::vector<Span*> live_;
+};
+
+TEST(PageHeap, LargeFreeSpansAreFoundByTheirSizeClass) {
+  LargeBins h;
+  auto s = h.free_spans({129, 200, 256, 300, 1000});
+  EXPECT_EQ(h.take(250), s[2]);  // its class [240, 256) is empty: the next, [256, 288)
+  EXPECT_EQ(h.take(129), s[0]);  // its own class [128, 144): an exact fit
+  EXPECT_EQ(h.take(100), s[1]);  // no exact bin from 100 up holds a span: the smallest class
+  EXPECT_EQ(h.take(900), s[4]);  // [896, 1024): 1000 fits
+  EXPECT_EQ(h.take(290), s[3]);  // [288, 320): 300
+}
+
+TEST(PageHeap, ALargeRequestReadsAtMostAFewSpansOfItsClass) {
+  // [240, 256) holds a 250 (freed first, so last in its bin) behind 16 spans
+  // of 241: a request for 245 reads kScanLarge of them, then takes the next
+  // class's span.
+  static_assert(PageHeap::kScanLarge == 16);
+  LargeBins h;
+  auto s = h.free_spans(
+      {250, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 241, 270});
+  uintptr_t fits = s[0], newest_241 = s[16], next = s[17];
+  EXPECT_EQ(h.take(245), next);
+  EXPECT_EQ(h.take(241), newest_241);  // an exact fit, first in its bin
+  EXPECT_EQ(h.take(245), fits);        // now within the first kScanLarge
+  EXPECT_EQ(h.take(241), s[15]);
+}
+
 TEST(PageHeap, SlabsFillAndClearTheClassMap) {
   auto h = make_heap();
   unsigned cls = 20;
