@@ -18,12 +18,13 @@
 
 #include "frontend/allocator.h"
 #include "heap/page_heap.h"
+#include "new_slow.h"
+#include "os/os.h"
 #include "runtime/background.h"
 #include "runtime/control.h"
 #include "secure/checks.h"
 #include "slabby/slabby.h"
 #include "telemetry/stats.h"
-#include "new_slow.h"
 
 using namespace slabby;
 
@@ -128,7 +129,7 @@ EXPORT int mallopt(int, int) noexcept { return 1; }
 // Returns to the OS everything free right now: this thread's cache, every
 // CPU's cache, the transfer stacks, spare slabs and all free pages. 1 if any
 // memory was released (glibc's meaning).
-EXPORT int malloc_trim(size_t) noexcept { return release_all_now() > 0 ? 1 : 0; }
+EXPORT int malloc_trim(size_t) noexcept { return release_for_trim(os::now_ms()) > 0 ? 1 : 0; }
 
 EXPORT struct mallinfo2 mallinfo2() noexcept {
   static slabby_stats s;  // 6 KiB: not on the caller's stack

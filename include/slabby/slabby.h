@@ -236,9 +236,11 @@ size_t slabby_get_config(char *buf, size_t size);
 #define SLABBY_ERR_UNAVAILABLE (-4) /* slabby is not serving (init failed), or the heap
                                      * profile cannot start or has not started */
 
-/* Returns free memory to the OS now, like malloc_trim(0): this thread's cache,
- * every CPU's cache, the transfer stacks, spare slabs and every free page.
- * Returns the bytes purged. */
+/* Returns free memory to the OS now: this thread's cache, every CPU's cache,
+ * the transfer stacks, spare slabs and every free page. Returns the bytes
+ * purged. (malloc_trim(0) does the same, but empties the other CPUs' caches
+ * at most once per SLABBY_DECAY_MS: a call within that time of the last one
+ * that did empties only the calling CPU's.) */
 size_t slabby_purge(void);
 
 /* Returns the blocks the calling thread's cache holds to the shared pools

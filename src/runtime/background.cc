@@ -17,6 +17,12 @@ std::atomic<int> g_background{kBgNone};
 
 namespace {
 
+// The background pass's period: SLABBY_DECAY_MS, at least 100 ms.
+uint64_t decay_period_ms() {
+  uint64_t ms = g_rt.config.config.decay_ms;
+  return ms < 100 ? 100 : ms;
+}
+
 void sleep_ms(uint64_t ms) {
   struct timespec ts;
   ts.tv_sec = static_cast<time_t>(ms / 1000);
@@ -28,7 +34,7 @@ void sleep_ms(uint64_t ms) {
 void* background_main(void*) {
   thread_init();  // its own cache and, in per-CPU mode, its rseq area
   const Config& cfg = g_rt.config.config;
-  uint64_t period = cfg.decay_ms < 100 ? 100 : cfg.decay_ms;
+  uint64_t period = decay_period_ms();
   uint64_t tick = period / 4;
   uint64_t interval = cfg.stats_interval_ms;
   if (interval != 0 && interval < tick) tick = interval < 10 ? 10 : interval;
@@ -88,10 +94,34 @@ void start_background() noexcept {
   errno = saved_errno;
 }
 
-size_t release_all_now() noexcept {
+namespace {
+// When a release last emptied every CPU's cache (os::now_ms; 0: never).
+std::atomic<uint64_t> g_last_full_release_ms{0};
+}  // namespace
+
+size_t release_all_now() noexcept { return release_free(true, 0); }
+
+size_t release_for_trim(uint64_t now_ms) noexcept { return release_free(false, now_ms); }
+
+size_t release_free(bool every_cpu, uint64_t now_ms) noexcept {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
   cache_flush_all();  // this thread's own bins (in per-thread mode)
-  percpu_drain_idle(true);
+  // Emptying another CPU's cache means running there for a moment: a
+  // migration (30-50 us here) per CPU that has a cache, at every call of a
+  // program that trims after each request, and a wait for each busy CPU.
+  // So malloc_trim visits every CPU at most once per decay period and
+  // empties the calling CPU's cache in between; the background pass
+  // empties idle CPUs' caches anyway.
+  if (!every_cpu) {
+    uint64_t last = g_last_full_release_ms.load(std::memory_order_relaxed);
+    every_cpu = (last == 0 || now_ms - last >= decay_period_ms()) &&
+                g_last_full_release_ms.compare_exchange_strong(last, now_ms == 0 ? 1 : now_ms,
+                                                               std::memory_order_relaxed);
+  }
+  if (every_cpu)
+    percpu_drain_idle(true);
+  else
+    percpu_drain_current();
   for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].reclaim();
   return g_rt.heap.purge_all();
 }

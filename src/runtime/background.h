@@ -32,11 +32,17 @@ SLABBY_INLINE void maybe_start_background() noexcept {
     start_background();
 }
 
-// Everything free right now back to the OS (malloc_trim): this thread's bins,
-// every CPU's cache, transfer stacks, spare slabs, then every free page.
-// To empty a CPU's cache the calling thread runs on that CPU for a moment
-// (sched_setaffinity; its own affinity mask is restored after). Returns
-// bytes purged.
+// Everything free right now back to the OS (slabby_purge): this thread's
+// bins, every CPU's cache, transfer stacks, spare slabs, then every free
+// page. To empty a CPU's cache the calling thread runs on that CPU for a
+// moment (sched_setaffinity; its own affinity mask is restored after).
+// Returns bytes purged.
 size_t release_all_now() noexcept;
+// The same for malloc_trim, at time now_ms (os::now_ms): every CPU's cache at
+// most once per decay period; a call within the period of the last one that
+// emptied them all empties only the calling CPU's.
+size_t release_for_trim(uint64_t now_ms) noexcept;
+// Both: every_cpu, or by the rule of release_for_trim.
+size_t release_free(bool every_cpu, uint64_t now_ms) noexcept;
 
 }  // namespace slabby

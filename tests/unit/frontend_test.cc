@@ -1,10 +1,7 @@
 // The whole core through its front end (the functions the exported symbols
 // wrap), on the process-wide runtime, in a test process whose own malloc is
 // glibc's (or the sanitizer's).
-#include "frontend/allocator.h"
-
 #include <gtest/gtest.h>
-
 #include <sched.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
@@ -21,7 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include "frontend/allocator.h"
 #include "frontend/glibc.h"
+#include "os/os.h"
+#include "runtime/background.h"
 #include "telemetry/stats.h"
 
 namespace slabby {
@@ -696,6 +696,43 @@ TEST_F(PerCpu, QuietClassesShrinkBackAndIdleCpusReturnToTheirBase) {
     std::fill(std::begin(after), std::end(after), 0);
     percpu_cached_blocks(after);
     EXPECT_EQ(after[cls], 0u);
+  }).join();
+}
+
+// malloc_trim empties the other CPUs' caches (by running on each) at most
+// once per decay period; in between only the calling CPU's. slabby_purge
+// (release_all_now) always empties them all.
+TEST_F(PerCpu, MallocTrimVisitsTheOtherCpusAtMostOncePerDecayPeriod) {
+  std::vector<int> cpus = allowed_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  std::thread([&] {
+    use_percpu_caches();
+    unsigned cls = size_class_of(300);
+    auto fill_cache_of = [&](int cpu) {  // then back on the first CPU
+      ASSERT_TRUE(pin_to(cpu));
+      std::vector<void*> v;
+      for (int i = 0; i < 20; ++i) v.push_back(malloc_fast(300));
+      for (void* p : v) free_fast(p);
+      ASSERT_TRUE(pin_to(cpus[0]));
+    };
+    auto cached = [&] {
+      uint64_t c[kNumClasses] = {};
+      percpu_cached_blocks(c);
+      return c[cls];
+    };
+    uint64_t period = std::max<uint64_t>(100, g_rt.config.config.decay_ms);
+    uint64_t t = os::now_ms() + 1000 * period;  // past any earlier trim's period
+    fill_cache_of(cpus[1]);
+    release_for_trim(t);
+    EXPECT_EQ(cached(), 0u);
+    fill_cache_of(cpus[1]);
+    release_for_trim(t + period - 1);
+    EXPECT_GE(cached(), 20u) << "the other CPU's cache is left until the period is over";
+    release_for_trim(t + period);
+    EXPECT_EQ(cached(), 0u);
+    fill_cache_of(cpus[1]);
+    release_all_now();
+    EXPECT_EQ(cached(), 0u);
   }).join();
 }
 
