@@ -340,6 +340,28 @@ TEST(PoolOptions, WithoutSecureTheNextOwnerSeesOldBytes) {
   EXPECT_EQ(again.bytes()[0], std::byte{0x5a});
 }
 
+// The canary byte next to a slab, after it (no guard pages) or before it
+// (guard pages), is never 0x00, 0xff or ASCII, whatever the pool's secret: a
+// one-byte overflow or underflow writing such a byte is always caught.
+TEST(PoolOptions, TheCanaryByteNextToASlabIsNeverZeroAllOnesOrAscii) {
+  for (bool guard : {false, true}) {
+    for (int pool = 0; pool < 50; ++pool) {
+      Options o;
+      o.bit_guard = true;
+      o.guard_pages = guard;
+      auto p = MakePool(64, 4, o);
+      BatchAllocation all = p->BatchAllocate(4);
+      ASSERT_TRUE(all.status.ok());
+      for (SlabRef& r : all.refs) {
+        std::byte* next = guard ? r.bytes().data() - 1 : r.bytes().data() + r.bytes().size();
+        unsigned b = std::to_integer<unsigned>(*next);
+        EXPECT_GE(b, 0x80u) << (guard ? "before" : "after") << " the slab";
+        EXPECT_NE(b, 0xffu) << (guard ? "before" : "after") << " the slab";
+      }
+    }
+  }
+}
+
 TEST(PoolOptions, BitGuardCatchesAnOverflowOnRelease) {
   LogSink sink;
   Options o;
