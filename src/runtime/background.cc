@@ -95,14 +95,12 @@ void start_background() noexcept {
 }
 
 namespace {
+
 // When a release last emptied every CPU's cache (os::now_ms; 0: never).
 std::atomic<uint64_t> g_last_full_release_ms{0};
-}  // namespace
 
-size_t release_all_now() noexcept { return release_free(true, 0); }
-
-size_t release_for_trim(uint64_t now_ms) noexcept { return release_free(false, now_ms); }
-
+// Both releases: every CPU's cache if every_cpu, else by release_for_trim's
+// rule.
 size_t release_free(bool every_cpu, uint64_t now_ms) noexcept {
   if (g_rt.init_state.load(std::memory_order_acquire) != kInitReady) return 0;
   cache_flush_all();  // this thread's own bins (in per-thread mode)
@@ -125,5 +123,11 @@ size_t release_free(bool every_cpu, uint64_t now_ms) noexcept {
   for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].reclaim();
   return g_rt.heap.purge_all();
 }
+
+}  // namespace
+
+size_t release_all_now() noexcept { return release_free(true, 0); }
+
+size_t release_for_trim(uint64_t now_ms) noexcept { return release_free(false, now_ms); }
 
 }  // namespace slabby

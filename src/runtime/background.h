@@ -42,7 +42,5 @@ size_t release_all_now() noexcept;
 // most once per decay period; a call within the period of the last one that
 // emptied them all empties only the calling CPU's.
 size_t release_for_trim(uint64_t now_ms) noexcept;
-// Both: every_cpu, or by the rule of release_for_trim.
-size_t release_free(bool every_cpu, uint64_t now_ms) noexcept;
 
 }  // namespace slabby
