@@ -191,13 +191,43 @@ Span* PageHeap::take_from_bins(FreeBins& fb, size_t pages) {
   return nullptr;
 }
 
-Span* PageHeap::take_free_locked(size_t pages, unsigned flags) {
+Span* PageHeap::take_aligned_from_bins(FreeBins& fb, size_t pages, size_t align_pages) {
+  size_t need = pages + align_pages - 1;
+  if (need > UINT32_MAX) return nullptr;
+  uintptr_t align = uintptr_t{align_pages} << kPageShift;
+  uintptr_t bytes = uintptr_t{pages} << kPageShift;
+  // The bins of spans smaller than `need`, from the request's own size up:
+  // the first span with an aligned run of `pages` in it, a bitmap search and
+  // at most kScanAligned spans read.
+  size_t last = bin_of(need);
+  int seen = 0;
+  for (size_t b = bin_of(pages); b <= last && seen < kScanAligned;) {
+    uint64_t word = fb.mask[b / 64] & (~uint64_t{0} << (b % 64));
+    if (word == 0) {
+      b = (b / 64 + 1) * 64;
+      continue;
+    }
+    b = (b / 64) * 64 + static_cast<size_t>(__builtin_ctzll(word));
+    if (b > last) break;
+    for (Span* s = fb.bins[b]; s != nullptr && seen < kScanAligned; s = s->next, ++seen)
+      if (round_up(s->start, align) + bytes <= s->end()) return s;
+    ++b;
+  }
+  // Every span of `need` pages or more has such a run.
+  return take_from_bins(fb, need);
+}
+
+Span* PageHeap::take_free_locked(size_t pages, size_t align_pages, unsigned flags) {
   // Dirty spans first: their pages are already resident, so reusing them
   // costs no page faults and adds no RSS. mremap targets prefer clean spans:
   // the kernel discards the target's pages.
   bool clean_first = (flags & kLargePreferClean) != 0;
-  Span* s = take_from_bins(free_[clean_first ? 0 : 1], pages);
-  if (s == nullptr) s = take_from_bins(free_[clean_first ? 1 : 0], pages);
+  auto take = [&](FreeBins& fb) {
+    return align_pages > 1 ? take_aligned_from_bins(fb, pages, align_pages)
+                           : take_from_bins(fb, pages);
+  };
+  Span* s = take(free_[clean_first ? 0 : 1]);
+  if (s == nullptr) s = take(free_[clean_first ? 1 : 0]);
   if (s != nullptr) remove_free_locked(s);
   return s;
 }
@@ -213,29 +243,38 @@ bool PageHeap::extend_frontier_locked(size_t pages) {
   return true;
 }
 
-Span* PageHeap::grow_locked(size_t pages, unsigned flags) {
+Span* PageHeap::grow_locked(size_t pages, size_t align_pages, unsigned flags) {
+  // Pages a span starting at `start` needs for an aligned run of `pages`:
+  // the frontier grows to the run's end, not by the worst case's
+  // align_pages - 1 pages more.
+  auto total = [&](uintptr_t start) {
+    uintptr_t align = uintptr_t{align_pages} << kPageShift;
+    return ((round_up(start, align) - start) >> kPageShift) + pages;
+  };
   // A free span that ends at the frontier is extended rather than left
   // behind: a buffer a little bigger than the last one freed reuses its
   // pages and faults in only the difference (not for an mremap target,
   // which would discard them).
   Span* last = frontier_pages_ > 0 ? page_map_[frontier_pages_ - 1] : nullptr;
   if (last != nullptr && last->state == SpanState::kFree && last->end() == frontier_end() &&
-      last->pages < pages && !(last->dirty && (flags & kLargePreferClean))) {
-    if (!extend_frontier_locked(pages - last->pages)) return nullptr;
+      last->pages < total(last->start) && !(last->dirty && (flags & kLargePreferClean))) {
+    size_t want = total(last->start);
+    if (want > UINT32_MAX || !extend_frontier_locked(want - last->pages)) return nullptr;
     remove_free_locked(last);
-    last->pages = static_cast<uint32_t>(pages);
+    last->pages = static_cast<uint32_t>(want);
     set_page_map(last, false);
     return last;
   }
   Span* s = new_span_locked();
   if (s == nullptr) return nullptr;
   uintptr_t start = frontier_end();
-  if (!extend_frontier_locked(pages)) {
+  size_t want = total(start);
+  if (want > UINT32_MAX || !extend_frontier_locked(want)) {
     delete_span_locked(s);
     return nullptr;
   }
   s->start = start;
-  s->pages = static_cast<uint32_t>(pages);
+  s->pages = static_cast<uint32_t>(want);
   s->dirty = false;  // never touched: reads as zero
   set_page_map(s, false);
   return s;
@@ -264,9 +303,9 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
     last_refusal_was_limit_ = true;
     return nullptr;
   }
-  size_t need = pages + (align_pages > 1 ? align_pages - 1 : 0);
-  Span* s = take_free_locked(need, flags);
-  if (s == nullptr) s = grow_locked(need, flags);
+  if (align_pages == 0) align_pages = 1;
+  Span* s = take_free_locked(pages, align_pages, flags);
+  if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge
   // back into it. The caller sets the final state (kSlab or kLarge).

@@ -204,6 +204,9 @@ class PageHeap {
   // Spans of its own size class a request above 128 pages reads at most
   // (the free bins, below).
   static constexpr int kScanLarge = 16;
+  // Free spans an aligned request reads at most before it asks for one big
+  // enough to hold an aligned run wherever it starts.
+  static constexpr int kScanAligned = 32;
   // keep_huge to start with: 1 MiB, the largest size class, so every large
   // span goes back at its free until the program is seen reusing one.
   static constexpr size_t kInitialKeepBytes = size_t{1} << 20;
@@ -274,9 +277,19 @@ class PageHeap {
   // The span's pages become free: dirty (they may hold data) or clean (they
   // were just mapped afresh).
   void free_pages_locked(Span* s, bool dirty = true);
-  Span* take_free_locked(size_t pages, unsigned flags);
+  // A free span holding `pages` pages from a multiple of align_pages on
+  // (1: any), taken off its bin.
+  Span* take_free_locked(size_t pages, size_t align_pages, unsigned flags);
   static Span* take_from_bins(FreeBins& fb, size_t pages);
-  Span* grow_locked(size_t pages, unsigned flags);
+  // An aligned request (align_pages > 1): the first span among the bins
+  // below pages + align_pages - 1 that holds an aligned run (a freed aligned
+  // block holds its own), else take_from_bins of that size, whose spans all
+  // do. Without the first part, a block smaller than its alignment never
+  // reused the span it was freed into: posix_memalign(2 MiB, 1 MiB) in a
+  // loop grew the arena by 3 MiB a call until it ran out.
+  static Span* take_aligned_from_bins(FreeBins& fb, size_t pages, size_t align_pages);
+  // A span at the frontier with an aligned run of `pages` pages in it.
+  Span* grow_locked(size_t pages, size_t align_pages, unsigned flags);
   // grow_in_place's part under the lock: the pages after s, or the frontier.
   bool grow_locked(Span* s, size_t pages);
   uintptr_t frontier_end() const { return base_ + (frontier_pages_ << kPageShift); }
