@@ -31,7 +31,7 @@ struct Config {
                                           // threads use them (0: one more than the CPUs)
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
-  size_t thp = 3;                         // SLABBY_THP: 0 never, 1 madvise, 2 always, 3 large
+  size_t thp = 4;                         // SLABBY_THP: never madvise always large dense
   size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
   size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
   bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc

@@ -7,7 +7,7 @@ namespace slabby {
 
 namespace {
 
-constexpr const char* kThpChoices[] = {"never", "madvise", "always", "large", nullptr};
+constexpr const char* kThpChoices[] = {"never", "madvise", "always", "large", "dense", nullptr};
 constexpr const char* kZeroChoices[] = {"0", "free", "alloc", "both", nullptr};
 constexpr const char* kLogLevelChoices[] = {"error", "warn", "info", "debug", nullptr};
 constexpr const char* kLogFormatChoices[] = {"text", "json", nullptr};
@@ -65,8 +65,9 @@ constexpr OptionSpec kOptions[] = {
     {"SLABBY_BACKGROUND", OptionKind::kBool, 0, 0,
      "a background thread returns memory while the process is idle", &Config::background},
     {"SLABBY_THP", OptionKind::kChoice, 0, 0,
-     "transparent huge pages: for large blocks only (large), the whole arena (always), none "
-     "(never), or the system's setting (madvise)",
+     "transparent huge pages: for large blocks of the sizes the program fills (dense), for "
+     "every large block (large), the whole arena (always), none (never), or the system's "
+     "setting (madvise)",
      nullptr, &Config::thp, false, kThpChoices},
     {"SLABBY_ZERO", OptionKind::kChoice, 0, 0,
      "zero blocks on free (and check they stay zero), on allocation, or both", nullptr,

@@ -23,8 +23,36 @@ void PageHeap::note_huge_request(size_t pages) {
     keep_huge_pages_.store(retain_max_ >> kPageShift, std::memory_order_relaxed);
 }
 
+namespace {
+
+unsigned size_bit(size_t pages) { return 63 - static_cast<unsigned>(__builtin_clzll(pages)); }
+
+}  // namespace
+
+bool PageHeap::wants_huge(size_t pages) const {
+  if (!huge_spans_) return false;
+  if (!learn_density_) return true;
+  return (dense_sizes_.load(std::memory_order_relaxed) >> size_bit(pages)) & 1;
+}
+
+void PageHeap::note_density(const Span* s) {
+  if (!learn_density_ || s->huge) return;
+  uintptr_t first = round_up(s->start, huge_page_size_);
+  if (first + huge_page_size_ > s->end()) return;  // never marked: nothing to learn
+  unsigned b = size_bit(s->pages);
+  if ((dense_sizes_.load(std::memory_order_relaxed) >> b) & 1) return;
+  if (density_checks_[b].fetch_add(1, std::memory_order_relaxed) % kDensityCheckEvery != 0) return;
+  // Filled: at least 7/8 of the huge page resident (a program that writes
+  // all of its buffer; one that writes its first few KiB leaves the rest
+  // untouched, and huge pages would multiply what it holds).
+  size_t resident = os::resident_bytes(reinterpret_cast<void*>(first), huge_page_size_);
+  if (resident >= huge_page_size_ / 8 * 7)
+    dense_sizes_.fetch_or(uint64_t{1} << b, std::memory_order_relaxed);
+}
+
 void PageHeap::mark_huge(Span* s) {
-  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end())
+  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end() ||
+      !wants_huge(s->pages))
     return;
   if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
     huge_live_.fetch_sub(1, std::memory_order_relaxed);

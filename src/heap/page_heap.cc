@@ -493,7 +493,8 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     s->zeroed = !s->dirty;
     s->guarded = s->canary = s->quarantined = s->remapped = s->huge = s->sampled = false;
     if (kept_marks_n_ != 0) {
-      mark = settle_marks_locked(s->start, s->pages, huge_spans_ && !(flags & kLargeAllPages));
+      mark = settle_marks_locked(s->start, s->pages,
+                                 wants_huge(s->pages) && !(flags & kLargeAllPages));
       s->huge = mark != Takeover::kNone;
     }
     s->block = s->start;
@@ -526,6 +527,7 @@ Span* PageHeap::take_remap_target(size_t pages) {
 
 void PageHeap::free_large(Span* s) {
   if (s->remapped) return release_remapped(s);
+  note_density(s);
   uint64_t bytes = uint64_t{s->pages} << kPageShift;
   // A huge span goes back to the OS now, outside the lock (it is still ours),
   // its mark with it; one kept mapped keeps its mark too.

@@ -28,17 +28,22 @@
 // a program that frees big buffers and allocates them again keeps them (as
 // glibc raises its mmap threshold when a block is freed).
 //
-// Huge pages (SLABBY_THP=large, the default): a live large span that holds
-// a whole aligned huge page (2 MiB with 4 KiB system pages, 512 MiB with
-// 64 KiB ones) is marked MADV_HUGEPAGE, so its memory faults in a huge page
-// at a time; small and medium slabs never are (their RSS would grow by
-// whole huge pages). A marked span is a mapping of its own (linear, other
-// flags); at most kMaxHugeSpans are marked at once. A freed marked span
-// that stays mapped keeps its mark (huge_marks.cc): the next request for
-// the same pages finds it marked, so a program that frees and allocates one
-// big buffer in a loop makes no madvise call (it made two an iteration,
-// each splitting and merging the mapping); any other use of those pages
-// marks them back first.
+// Huge pages (SLABBY_THP=large): a live large span that holds a whole
+// aligned huge page (2 MiB with 4 KiB system pages, 512 MiB with 64 KiB
+// ones) is marked MADV_HUGEPAGE, so its memory faults in a huge page at a
+// time; small and medium slabs never are (their RSS would grow by whole
+// huge pages). SLABBY_THP=dense (the default) marks a span only at a size
+// the program has been seen to fill: a freed span's first whole huge page
+// is looked at with mincore (one free in kDensityCheckEvery of each size
+// per power of two, until one is found filled). A program that writes the
+// first 8 KiB of blocks of 1-8 MiB faulted in 2 MiB for each under `large`
+// (48-53 x jemalloc's peak RSS: large-sparse in docs/benchmarks.md).
+// A marked span is a mapping of its own (linear, other flags); at most
+// kMaxHugeSpans are marked at once. A freed marked span that stays mapped
+// keeps its mark (huge_marks.cc): the next request for the same pages finds
+// it marked, so a program that frees and allocates one big buffer in a loop
+// makes no madvise call (it made two an iteration, each splitting and
+// merging the mapping); any other use of those pages marks them back first.
 // Grown in place, its new pages join that mapping when they complete a huge
 // page (span_resize.cc), so up to one huge page's worth of its tail may lie
 // in the arena's mapping after it.
@@ -210,6 +215,11 @@ class PageHeap {
   // keep_huge to start with: 1 MiB, the largest size class, so every large
   // span goes back at its free until the program is seen reusing one.
   static constexpr size_t kInitialKeepBytes = size_t{1} << 20;
+  // SLABBY_THP=dense: of the frees of one size (per power of two) not yet
+  // known to be filled, one in this many is looked at (a mincore call).
+  static constexpr uint32_t kDensityCheckEvery = 16;
+  // Sizes (bit b: 2^b to 2^(b+1) - 1 pages) found filled so far.
+  uint64_t dense_sizes() const { return dense_sizes_.load(std::memory_order_relaxed); }
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();
@@ -234,7 +244,8 @@ class PageHeap {
   void set_max_heap(size_t bytes) { max_heap_ = bytes; }
   void set_thp(os::Thp mode) {
     thp_ = mode;
-    huge_spans_ = mode == os::Thp::kLarge;
+    huge_spans_ = mode == os::Thp::kLarge || mode == os::Thp::kDense;
+    learn_density_ = mode == os::Thp::kDense;
     os::set_thp(arena_.base(), arena_.reserved(), mode);
   }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
@@ -320,9 +331,17 @@ class PageHeap {
   // huge span was purged at its free, one it could have served raises
   // keep_huge (under the lock).
   void note_huge_request(size_t pages);
-  // Huge pages for a large span (SLABBY_THP=large), outside the lock: marks
-  // it when it holds a whole aligned huge page and the budget allows.
+  // Huge pages for a large span (SLABBY_THP=large or dense), outside the
+  // lock: marks it when it holds a whole aligned huge page, wants_huge says
+  // so for its size and the budget allows.
   void mark_huge(Span* s);
+  // Whether large spans of `pages` are marked (SLABBY_THP=dense: whether
+  // one of their size was found filled).
+  bool wants_huge(size_t pages) const;
+  // SLABBY_THP=dense: a large span about to be freed, not marked; if its
+  // size is not known to be filled and this free is one to look at, its
+  // first whole huge page is checked with mincore (outside the lock).
+  void note_density(const Span* s);
   // Marks [p, p + bytes) of a marked span back (its tail, or all of it when
   // `whole`, which also ends the span's mark).
   void unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole);
@@ -373,7 +392,12 @@ class PageHeap {
   std::atomic<uint64_t> retain_grace_ms_{0};
   std::atomic<uint64_t> remapped_live_{0};  // bounded by kMaxRemapped
   std::atomic<uint64_t> huge_live_{0};      // spans marked for huge pages, bounded by kMaxHugeSpans
-  bool huge_spans_ = false;                 // SLABBY_THP=large
+  bool huge_spans_ = false;                 // SLABBY_THP=large or dense
+  // SLABBY_THP=dense (huge_marks.cc): bit b set once a freed span of 2^b to
+  // 2^(b+1) - 1 pages was found filled; its frees looked at so far.
+  bool learn_density_ = false;
+  std::atomic<uint64_t> dense_sizes_{0};
+  std::atomic<uint32_t> density_checks_[64] = {};
   size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};

@@ -298,7 +298,8 @@ uint64_t mappings() { return g_mappings.load(std::memory_order_relaxed); }
 void set_thp(void* p, size_t bytes, Thp mode) {
   ErrnoKeeper keep;
   // kMadvise leaves the system's setting alone.
-  if (mode == Thp::kNever || mode == Thp::kLarge) madvise(p, bytes, MADV_NOHUGEPAGE);
+  if (mode == Thp::kNever || mode == Thp::kLarge || mode == Thp::kDense)
+    madvise(p, bytes, MADV_NOHUGEPAGE);
   if (mode == Thp::kAlways) madvise(p, bytes, MADV_HUGEPAGE);
 }
 

@@ -86,9 +86,10 @@ uint64_t mappings();
 // for messages only (the calls themselves leave errno as it was).
 int last_map_errno();
 
-// kLarge: none for the arena as a whole (as kNever); the page heap marks
-// large spans with mark_huge.
-enum class Thp { kNever, kMadvise, kAlways, kLarge };
+// kLarge, kDense: none for the arena as a whole (as kNever); the page heap
+// marks large spans with mark_huge (kDense: only at sizes the program has
+// been seen to fill).
+enum class Thp { kNever, kMadvise, kAlways, kLarge, kDense };
 // Applies the transparent-huge-page choice to a reservation.
 void set_thp(void* p, size_t bytes, Thp mode);
 // Asks for (or stops asking for) transparent huge pages for a range: its

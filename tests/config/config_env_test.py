@@ -142,7 +142,7 @@ class ConfigEnv(unittest.TestCase):
         self.assertIn("SLABBY_BACKGROUND=0 (environment)", r.stderr)
         self.assertIn("SLABBY_THP=always (environment)", r.stderr)
         r = run({"SLABBY_VERBOSE": "1"})
-        self.assertIn("SLABBY_THP=large (default)", r.stderr)
+        self.assertIn("SLABBY_THP=dense (default)", r.stderr)
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_THP": "never"})
         self.assertEqual(r.stdout, "apple\nfig\npear\n")
         self.assertIn("SLABBY_THP=never (environment)", r.stderr)

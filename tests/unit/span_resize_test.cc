@@ -330,6 +330,37 @@ TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
   n->free_large(s);
 }
 
+// SLABBY_THP=dense (the default): a span is marked only at a size the
+// program has been seen to fill. Blocks written only at their start never
+// teach their size, however many are freed; one written whole does, at its
+// free, and from then on spans of that size (per power of two) are marked.
+TEST(SpanResize, DenseMarksSpansOnlyAtSizesTheProgramFills) {
+  static_assert(PageHeap::kDensityCheckEvery == 16);
+  auto h = make_heap(64 * kMiB, os::Thp::kDense);
+  for (int i = 0; i < 64; ++i) {  // 4-7 MiB: 1024-1792 pages, size bit 10
+    Span* s = h->alloc_large((4 + i % 4) * kMiB, kPageSize);
+    ASSERT_FALSE(s->huge) << i;
+    memset(at(s), 1, 8192);
+    h->free_large(s);
+  }
+  EXPECT_EQ(h->dense_sizes(), 0u);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+  // The 65th free of that size is looked at (one in 16): this one is filled.
+  Span* d = h->alloc_large(5 * kMiB, kPageSize);
+  EXPECT_FALSE(d->huge);
+  memset(at(d), 2, 5 * kMiB);
+  h->free_large(d);
+  EXPECT_EQ(h->dense_sizes(), uint64_t{1} << 10);
+  Span* e = h->alloc_large(6 * kMiB, kPageSize);
+  EXPECT_TRUE(e->huge);
+  // Other sizes wait for one of theirs to be filled.
+  Span* f = h->alloc_large(16 * kMiB, kPageSize);
+  EXPECT_FALSE(f->huge);
+  h->free_large(e);
+  h->free_large(f);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+}
+
 // A marked buffer growing in place by small steps (realloc by 4 KiB) joins
 // the marked mapping once per completed huge page, not at every step (one
 // madvise per realloc before), and still moves by mremap as one mapping.
