@@ -205,7 +205,10 @@ size_t find_nonzero(const void* p, size_t bytes) {
 size_t resident_bytes(const void* p, size_t bytes) {
   ErrnoKeeper keep;
   const size_t page = mincore_page_size();
-  unsigned char vec[4096];
+  // Small: free's path calls this (SLABBY_THP=dense, a huge page at a time:
+  // one call for 2 MiB of 4 KiB pages), also on threads with 16 KiB stacks,
+  // where 4 KiB here overflowed the hardened library's free.
+  unsigned char vec[512];
   size_t total = 0;
   const char* cur = static_cast<const char*>(p);
   while (bytes > 0) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -188,24 +189,26 @@ TEST(PageHeap, ABlockSmallerThanItsAlignmentReusesTheSpanItWasFreedInto) {
 
 TEST(PageHeap, AnAlignedRequestTakesAFreeSpanWithAnAlignedRunInIt) {
   auto h = make_heap();
-  constexpr size_t kAlignPages = (size_t{2} << 20) / kPageSize;
-  // Pages [0, 450) live, [450, 450 + 200) free, one more live page: the free
-  // span has an aligned run of 138 pages, from kAlignPages on.
-  Span* before = h->alloc_large((kAlignPages - 62) * kPageSize, kPageSize);
-  Span* gap = h->alloc_large(200 * kPageSize, kPageSize);
+  // The arena starts on a 2 MiB boundary: P pages further is the next one.
+  constexpr size_t kAlign = size_t{2} << 20, P = kAlign / kPageSize;
+  // Pages [0, 7P/8) live, [7P/8, 10P/8) free, one more live page: the free
+  // span has an aligned run of P/4 pages, from P on.
+  Span* before = h->alloc_large(P * 7 / 8 * kPageSize, kPageSize);
+  Span* gap = h->alloc_large(P * 3 / 8 * kPageSize, kPageSize);
   Span* after = h->alloc_large(kPageSize, kPageSize);
-  ASSERT_EQ(gap->start, h->base() + (kAlignPages - 62) * kPageSize);
+  ASSERT_EQ(h->base() % kAlign, 0u);
+  ASSERT_EQ(gap->start, h->base() + P * 7 / 8 * kPageSize);
   uint64_t frontier = h->stats().frontier_bytes;
   h->free_large(gap);
-  Span* s = h->alloc_large(100 * kPageSize, kAlignPages * kPageSize);
+  Span* s = h->alloc_large(P / 8 * kPageSize, kAlign);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->start, h->base() + kAlignPages * kPageSize);
-  EXPECT_EQ(s->pages, 100u);
+  EXPECT_EQ(s->start, h->base() + kAlign);
+  EXPECT_EQ(s->pages, P / 8);
   EXPECT_EQ(h->stats().frontier_bytes, frontier);
-  // 139 pages do not fit there: the frontier grows.
-  Span* t = h->alloc_large(139 * kPageSize, kAlignPages * kPageSize);
+  // P/4 + 1 pages do not fit there: the frontier grows.
+  Span* t = h->alloc_large((P / 4 + 1) * kPageSize, kAlign);
   ASSERT_NE(t, nullptr);
-  EXPECT_EQ(t->start % (kAlignPages * kPageSize), 0u);
+  EXPECT_EQ(t->start % kAlign, 0u);
   EXPECT_GE(t->start, after->end());
   for (Span* x : {before, after, s, t}) h->free_large(x);
 }
@@ -231,7 +234,7 @@ TEST(PageHeap, MixedAlignedRequestsNeverOverlapAndCoalesceBack) {
       live.pop_back();
       continue;
     }
-    size_t align = kPageSize << (next() % 10);  // 4 KiB .. 2 MiB
+    size_t align = std::min(kPageSize << (next() % 10), size_t{2} << 20);  // a page .. 2 MiB
     size_t bytes = 1 + next() % (size_t{3} << 20);
     Span* s = h->alloc_large(bytes, align);
     ASSERT_NE(s, nullptr) << i;
