@@ -37,8 +37,8 @@ bool PageHeap::wants_huge(size_t pages) const {
 
 void PageHeap::note_density(const Span* s) {
   if (!learn_density_ || s->huge) return;
+  if (!holds_huge_page(s)) return;  // never marked: nothing to learn
   uintptr_t first = round_up(s->start, huge_page_size_);
-  if (first + huge_page_size_ > s->end()) return;  // never marked: nothing to learn
   unsigned b = size_bit(s->pages);
   if ((dense_sizes_.load(std::memory_order_relaxed) >> b) & 1) return;
   if (density_checks_[b].fetch_add(1, std::memory_order_relaxed) % kDensityCheckEvery != 0) return;
@@ -51,9 +51,7 @@ void PageHeap::note_density(const Span* s) {
 }
 
 void PageHeap::mark_huge(Span* s) {
-  if (!huge_spans_ || s->huge || round_up(s->start, huge_page_size_) + huge_page_size_ > s->end() ||
-      !wants_huge(s->pages))
-    return;
+  if (!huge_spans_ || s->huge || !holds_huge_page(s) || !wants_huge(s->pages)) return;
   if (huge_live_.fetch_add(1, std::memory_order_relaxed) >= kMaxHugeSpans) {
     huge_live_.fetch_sub(1, std::memory_order_relaxed);
     return;

@@ -257,13 +257,15 @@ Span* PageHeap::grow_locked(size_t pages, size_t align_pages, unsigned flags) {
   // which would discard them).
   Span* last = frontier_pages_ > 0 ? page_map_[frontier_pages_ - 1] : nullptr;
   if (last != nullptr && last->state == SpanState::kFree && last->end() == frontier_end() &&
-      last->pages < total(last->start) && !(last->dirty && (flags & kLargePreferClean))) {
+      !(last->dirty && (flags & kLargePreferClean))) {
     size_t want = total(last->start);
-    if (want > UINT32_MAX || !extend_frontier_locked(want - last->pages)) return nullptr;
-    remove_free_locked(last);
-    last->pages = static_cast<uint32_t>(want);
-    set_page_map(last, false);
-    return last;
+    if (last->pages < want) {
+      if (want > UINT32_MAX || !extend_frontier_locked(want - last->pages)) return nullptr;
+      remove_free_locked(last);
+      last->pages = static_cast<uint32_t>(want);
+      set_page_map(last, false);
+      return last;
+    }
   }
   Span* s = new_span_locked();
   if (s == nullptr) return nullptr;
@@ -303,7 +305,6 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
     last_refusal_was_limit_ = true;
     return nullptr;
   }
-  if (align_pages == 0) align_pages = 1;
   Span* s = take_free_locked(pages, align_pages, flags);
   if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;

@@ -338,6 +338,10 @@ class PageHeap {
   // Whether large spans of `pages` are marked (SLABBY_THP=dense: whether
   // one of their size was found filled).
   bool wants_huge(size_t pages) const;
+  // Whether a whole aligned huge page lies inside the span.
+  bool holds_huge_page(const Span* s) const {
+    return round_up(s->start, huge_page_size_) + huge_page_size_ <= s->end();
+  }
   // SLABBY_THP=dense: a large span about to be freed, not marked; if its
   // size is not known to be filled and this free is one to look at, its
   // first whole huge page is checked with mincore (outside the lock).

@@ -22,6 +22,18 @@ std::unique_ptr<PageHeap> make_heap(size_t retain = size_t{64} << 20) {
   return h;
 }
 
+// Every span of the heap freed and purged: all clean, it coalesces back into
+// one span, so one allocation of everything used so far fits at the base.
+void ExpectOneFreeSpanAfterPurge(PageHeap& h) {
+  h.purge_all();
+  PageHeapStats st = h.stats();
+  EXPECT_EQ(st.in_use_bytes, 0u);
+  Span* all = h.alloc_large(st.frontier_bytes, kPageSize);
+  ASSERT_NE(all, nullptr);
+  EXPECT_EQ(all->start, h.base());
+  h.free_large(all);
+}
+
 TEST(PageHeap, OwnsExactlyItsArena) {
   auto h = make_heap();
   EXPECT_EQ(h->size(), kArena);
@@ -71,13 +83,7 @@ TEST(PageHeap, AlignmentsUpToTwoMegabytes) {
   // Freed (dirty) spans do not absorb the clean gaps alignment left between
   // them; once purged, everything is clean and coalesces back into one span:
   // one big allocation fits where they were.
-  h->purge_all();
-  PageHeapStats st = h->stats();
-  EXPECT_EQ(st.in_use_bytes, 0u);
-  Span* all = h->alloc_large(st.frontier_bytes, kPageSize);
-  ASSERT_NE(all, nullptr);
-  EXPECT_EQ(all->start, h->base());
-  h->free_large(all);
+  ExpectOneFreeSpanAfterPurge(*h);
 }
 
 TEST(PageHeap, FreeSpansCoalesceInAnyOrder) {
@@ -245,13 +251,7 @@ TEST(PageHeap, MixedAlignedRequestsNeverOverlapAndCoalesceBack) {
     live.push_back(s);
   }
   for (Span* s : live) h->free_large(s);
-  h->purge_all();
-  PageHeapStats st = h->stats();
-  EXPECT_EQ(st.in_use_bytes, 0u);
-  Span* all = h->alloc_large(st.frontier_bytes, kPageSize);
-  ASSERT_NE(all, nullptr);
-  EXPECT_EQ(all->start, h->base());
-  h->free_large(all);
+  ExpectOneFreeSpanAfterPurge(*h);
 }
 
 TEST(PageHeap, SlabsFillAndClearTheClassMap) {
