@@ -332,8 +332,12 @@ void* calloc_large(size_t total) noexcept {
     // Old data: only the resident pages are written (the others read as
     // zero already, or are returned to the OS), so nothing is faulted in
     // that the program does not touch (docs/benchmarks.md, calloc).
+    // The requested bytes only, not the span's class rounding (up to a
+    // quarter more, whose pages another block's data may keep resident).
     Span* s = g_rt.heap.span_of(p);
-    count_memset(os::zero_pages(p, size_t{s->pages} << kPageShift));
+    size_t span = size_t{s->pages} << kPageShift;
+    size_t bytes = round_up(total, os::mincore_page_size());
+    count_memset(os::zero_pages(p, bytes < span ? bytes : span));
   }
   return p;
 }

@@ -108,11 +108,16 @@ void* realloc_span(void* p, Span* s, size_t n) {
     // Kept whole while the new size needs half of it or more (so the
     // headroom of a move, half the span, is not given back by the next
     // step's growth); below that, the tail goes back.
-    if ((s->pages - pages) * 2 > s->pages) g_rt.heap.shrink_in_place(s, pages);
+    if ((s->pages - pages) * 2 > s->pages)
+      g_rt.heap.shrink_in_place(s, PageHeap::large_class_pages(pages));
     return p;
   }
-  if (g_rt.heap.grow_in_place(s, pages)) return p;
-  size_t target = with_headroom(pages);
+  // Spans keep to the page heap's large classes where they can, so the span
+  // fits the next request of its class once freed.
+  size_t want = PageHeap::large_class_pages(pages);
+  if (g_rt.heap.grow_in_place(s, want) || (want != pages && g_rt.heap.grow_in_place(s, pages)))
+    return p;
+  size_t target = PageHeap::large_class_pages(with_headroom(pages));
   if (old >= kRemapMinBytes) {
     Span* d = g_rt.heap.move_by_remap(s, target);
     if (d == nullptr) d = g_rt.heap.move_by_remap(s, pages);  // the cap may refuse the headroom

@@ -14,7 +14,10 @@
 // Reuse: a request takes a free span that already holds pages (dirty) before
 // one that does not (clean), so a program reusing big buffers does not
 // re-fault them (calloc too: zeroing resident pages costs less than
-// faulting fresh ones); an mremap target asks the other way round.
+// faulting fresh ones); an mremap target asks the other way round. Large
+// spans (above 1 MiB, not the checked paths') come in size classes, four
+// per power of two (large_class_pages), so a freed one fits the next
+// request of its class whole, at the same start.
 //
 // Return to the OS: freed spans stay mapped ("dirty"); when dirty bytes pass
 // retain_max, the oldest are purged with MADV_DONTNEED down to half of it
@@ -220,6 +223,18 @@ class PageHeap {
   static constexpr uint32_t kDensityCheckEvery = 16;
   // Sizes (bit b: 2^b to 2^(b+1) - 1 pages) found filled so far.
   uint64_t dense_sizes() const { return dense_sizes_.load(std::memory_order_relaxed); }
+
+  // Large spans from kLargeClassBytes on come in size classes, four per
+  // power of two (a class's step is a quarter of its lower power of two):
+  // a freed span then fits the next request of its class exactly, and that
+  // block starts where the last one did, on the pages it touched.
+  static constexpr size_t kLargeClassBytes = size_t{1} << 20;
+  static size_t large_class_pages(size_t pages) {
+    if (pages <= (kLargeClassBytes >> kPageShift)) return pages;
+    size_t log = 63 - static_cast<size_t>(__builtin_clzll(pages));
+    size_t step = size_t{1} << (log - 2);
+    return (pages + step - 1) & ~(step - 1);
+  }
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
   size_t purge_all();

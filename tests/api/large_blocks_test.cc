@@ -40,13 +40,8 @@ constexpr size_t kMaxMedium = kMiB;
 
 // slabby's page (SLABBY_PAGE_SIZE, 4 KiB unless built otherwise): a page span's usable size is
 // whole pages of it, which is how a program sees it.
-size_t SlabbyPage() {
-  void* p = malloc(kMaxMedium + 1);
-  size_t page = malloc_usable_size(p) - kMaxMedium;
-  free(p);
-  return page;
-}
-const size_t kPage = SlabbyPage();
+// slabby's page (SLABBY_PAGE_SIZE, a compile definition of the whole build).
+const size_t kPage = size_t{1} << SLABBY_PAGE_SHIFT;
 
 // How many bytes each byte of mincore's answer stands for: the system's page, except under
 // qemu-aarch64 -p 65536, where the host kernel answers for its 4 KiB pages.
@@ -297,7 +292,8 @@ TEST(LargeRealloc, ShrinksInPlaceToAQuarter) {
 // exactly half. Fails on 6aad316: realloc_span shrinks only when (pages - needed) * 2 > pages,
 // so a span asked for exactly half stays whole (usable size unchanged, no shrink counted).
 // Exactly half is kept whole (a moved span has twice the pages it needs: the next step's
-// growth must not give that headroom back); one page less than half gives the tail back.
+// growth must not give that headroom back); one page less than half gives the tail back, down
+// to the large size class that holds the new size (half: a class, four per power of two).
 TEST(LargeRealloc, HalfKeepsTheSpanAndLessGivesBackTheTail) {
   for (size_t span : {4 * kMiB, 16 * kMiB}) {
     void* p = malloc(V(span));
@@ -316,7 +312,7 @@ TEST(LargeRealloc, HalfKeepsTheSpanAndLessGivesBackTheTail) {
     ASSERT_EQ(q, p);
     d = Delta(s1, s2);
     EXPECT_EQ(d.shrunk, 1u) << span << " -> " << span / 2 - kPage << ": " << Describe(d);
-    EXPECT_EQ(malloc_usable_size(q), span / 2 - kPage);
+    EXPECT_EQ(malloc_usable_size(q), span / 2);
     ASSERT_EQ(Check(q, span / 2 - kPage, 4), SIZE_MAX);
     free(q);
   }

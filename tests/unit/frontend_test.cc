@@ -59,13 +59,30 @@ TEST(Frontend, MediumBlocksArePageAlignedBlocksOfTheirClass) {
   }
 }
 
-TEST(Frontend, LargeBlocksArePageSpans) {
-  void* p = malloc_fast(kMaxClassSize + 1);
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u);
-  EXPECT_EQ(g_rt.heap.class_of(p), 0u);
-  EXPECT_EQ(usable_size_impl(p), round_up(kMaxClassSize + 1, kPageSize));
-  free_fast(p);
+// Above the largest medium class, blocks are page spans in four size
+// classes per power of two (the page heap's large classes).
+TEST(Frontend, LargeBlocksArePageSpansOfFourClassesPerDoubling) {
+  constexpr size_t kMiB = size_t{1} << 20, kKiB = 1024;
+  const struct {
+    size_t n, usable;
+  } cases[] = {
+      {kMaxClassSize + 1, kMiB + 256 * kKiB},
+      {kMiB + 256 * kKiB, kMiB + 256 * kKiB},
+      {kMiB + 256 * kKiB + 1, kMiB + 512 * kKiB},
+      {2 * kMiB - 1, 2 * kMiB},
+      {2 * kMiB, 2 * kMiB},
+      {3 * kMiB + 1, 3 * kMiB + 512 * kKiB},
+      {7 * kMiB + 1, 8 * kMiB},
+      {100 * kMiB + 1, 112 * kMiB},
+  };
+  for (const auto& c : cases) {
+    void* p = malloc_fast(c.n);
+    ASSERT_NE(p, nullptr) << c.n;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kPageSize, 0u);
+    EXPECT_EQ(g_rt.heap.class_of(p), 0u);
+    EXPECT_EQ(usable_size_impl(p), c.usable) << c.n;
+    free_fast(p);
+  }
 }
 
 TEST(Frontend, StatsCountThisThreadsOperations) {

@@ -167,6 +167,47 @@ TEST(PageHeap, ALargeRequestReadsAtMostAFewSpansOfItsClass) {
   EXPECT_EQ(h.take(241), s[15]);
 }
 
+TEST(PageHeap, LargeClassesAreFourPerDoublingFromOneMebibyte) {
+  constexpr size_t kFrom = PageHeap::kLargeClassBytes >> kPageShift;
+  for (size_t p = 1; p <= kFrom; ++p) ASSERT_EQ(PageHeap::large_class_pages(p), p);
+  size_t last = kFrom;
+  for (size_t p = kFrom + 1; p <= 64 * kFrom; ++p) {
+    size_t c = PageHeap::large_class_pages(p);
+    ASSERT_GE(c, p);
+    ASSERT_LE((c - p) * 4, p) << p;  // at most a quarter over the request
+    ASSERT_EQ(PageHeap::large_class_pages(c), c) << p;
+    ASSERT_GE(c, last) << p;
+    if (c != last) {  // a new class: a quarter of its power of two above the last
+      size_t pow2 = size_t{1} << (63 - __builtin_clzll(c - 1));
+      ASSERT_EQ(c - last, pow2 / 4) << p;
+      last = c;
+    }
+  }
+}
+
+// A freed large span is reused whole by the next request of its class, also
+// a larger one; before the classes, a request a few pages larger than the
+// hole missed it and took fresh pages, so blocks of random sizes crept over
+// the arena, leaving the pages their first bytes had touched resident
+// (large-sparse: 23 x jemalloc's peak RSS).
+TEST(PageHeap, AFreedLargeSpanFitsTheNextRequestOfItsClass) {
+  auto h = make_heap();
+  constexpr size_t kMiB = size_t{1} << 20;
+  Span* a = h->alloc_large(3 * kMiB + kMiB / 8, kPageSize);
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  ASSERT_NE(a, nullptr);
+  uintptr_t start = a->start;
+  EXPECT_EQ(uint64_t{a->pages} << kPageShift, 3 * kMiB + kMiB / 2);
+  size_t frontier = h->stats().frontier_bytes;
+  h->free_large(a);
+  Span* b = h->alloc_large(3 * kMiB + 3 * kMiB / 8, kPageSize);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->start, start);
+  EXPECT_EQ(h->stats().frontier_bytes, frontier);
+  h->free_large(b);
+  h->free_large(fence);
+}
+
 // An aligned request takes a free span that holds an aligned run of its
 // pages, however much smaller than pages + alignment it is, and grows the
 // frontier only to that run's end. Before, it asked for pages + alignment - 1

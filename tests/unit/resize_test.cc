@@ -76,8 +76,8 @@ TEST(Realloc, PageSpansShrinkInPlaceBelowHalfAndKeepTheRest) {
   slabby_stats before = stats();
   EXPECT_EQ(realloc_impl(p, 9 * kMiB), p);  // needs more than half: kept whole
   EXPECT_EQ(usable_size_impl(p), 16 * kMiB);
-  EXPECT_EQ(realloc_impl(p, 4 * kMiB + 1), p);
-  EXPECT_EQ(usable_size_impl(p), 4 * kMiB + kPageSize);
+  EXPECT_EQ(realloc_impl(p, 4 * kMiB + 1), p);  // to its large class: [4, 5) MiB
+  EXPECT_EQ(usable_size_impl(p), 5 * kMiB);
   EXPECT_TRUE(holds(p, 4 * kMiB, 2));
   EXPECT_EQ(stats().realloc_shrunk_in_place, before.realloc_shrunk_in_place + 1);
   // Into a small class: copied out of the span.
