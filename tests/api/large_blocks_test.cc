@@ -38,9 +38,8 @@ constexpr size_t kMaxSmall = 32 * kKiB;
 // The largest medium class: above it every request is a page span.
 constexpr size_t kMaxMedium = kMiB;
 
-// slabby's page (SLABBY_PAGE_SIZE, 4 KiB unless built otherwise): a page span's usable size is
-// whole pages of it, which is how a program sees it.
-// slabby's page (SLABBY_PAGE_SIZE, a compile definition of the whole build).
+// slabby's page (SLABBY_PAGE_SIZE, 4 KiB unless built otherwise; a compile definition of the
+// whole build). Page spans start on one; above 1 MiB their usable size is a large size class.
 const size_t kPage = size_t{1} << SLABBY_PAGE_SHIFT;
 
 // How many bytes each byte of mincore's answer stands for: the system's page, except under
