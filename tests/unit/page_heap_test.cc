@@ -115,11 +115,12 @@ class LargeBins {
   }
   // Spans of these sizes, each followed by a live page so that none merges,
   // freed in this order (the last freed is the first of its bin); their
-  // starts.
+  // starts. Exact sizes (kLargeAllPages: not rounded to a large class, which
+  // from 1 MiB on, 16 pages of 64 KiB, would change them).
   std::vector<uintptr_t> free_spans(std::initializer_list<size_t> pages) {
     std::vector<Span*> spans;
     for (size_t p : pages) {
-      spans.push_back(h_->alloc_large(p * kPageSize, kPageSize));
+      spans.push_back(h_->alloc_large(p * kPageSize, kPageSize, kLargeAllPages));
       live_.push_back(h_->alloc_large(kPageSize, kPageSize));
     }
     std::vector<uintptr_t> starts;
@@ -131,7 +132,7 @@ class LargeBins {
   }
   // A span of at least `pages`, kept live; its start.
   uintptr_t take(size_t pages) {
-    Span* s = h_->alloc_large(pages * kPageSize, kPageSize);
+    Span* s = h_->alloc_large(pages * kPageSize, kPageSize, kLargeAllPages);
     EXPECT_GE(s->pages, pages);
     live_.push_back(s);
     return s->start;
