@@ -224,7 +224,7 @@ class PageHeap {
   // Sizes (bit b: 2^b to 2^(b+1) - 1 pages) found filled so far.
   uint64_t dense_sizes() const { return dense_sizes_.load(std::memory_order_relaxed); }
 
-  // Large spans from kLargeClassBytes on come in size classes, four per
+  // Large spans above kLargeClassBytes come in size classes, four per
   // power of two (a class's step is a quarter of its lower power of two):
   // a freed span then fits the next request of its class exactly, and that
   // block starts where the last one did, on the pages it touched.
