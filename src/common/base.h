@@ -67,5 +67,7 @@ inline constexpr size_t kCacheLine = 64;
 constexpr size_t round_up(size_t n, size_t align) { return (n + align - 1) & ~(align - 1); }
 constexpr size_t round_down(size_t n, size_t align) { return n & ~(align - 1); }
 constexpr bool is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+// The position of n's top bit (n > 0): floor(log2(n)).
+constexpr unsigned floor_log2(size_t n) { return 63 - static_cast<unsigned>(__builtin_clzll(n)); }
 
 }  // namespace slabby

@@ -132,7 +132,7 @@ SLABBY_INLINE uintptr_t direct_class_of(size_t n) { return kDirectClassTable[n];
 // class follows from the position of n - 1's top bit and the two bits below it.
 SLABBY_INLINE uintptr_t medium_class_of(size_t n) {
   size_t m = n - 1;
-  unsigned top = 63 - static_cast<unsigned>(__builtin_clzll(m));  // 15 .. 19
+  unsigned top = floor_log2(m);  // 15 .. 19
   return kNumSmallClasses + (top - 15) * 4 + ((m >> (top - 2)) & 3);
 }
 

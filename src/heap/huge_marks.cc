@@ -25,7 +25,7 @@ void PageHeap::note_huge_request(size_t pages) {
 
 namespace {
 
-unsigned size_bit(size_t pages) { return 63 - static_cast<unsigned>(__builtin_clzll(pages)); }
+unsigned size_bit(size_t pages) { return floor_log2(pages); }
 
 }  // namespace
 

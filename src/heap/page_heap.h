@@ -231,9 +231,7 @@ class PageHeap {
   static constexpr size_t kLargeClassBytes = size_t{1} << 20;
   static size_t large_class_pages(size_t pages) {
     if (pages <= (kLargeClassBytes >> kPageShift)) return pages;
-    size_t log = 63 - static_cast<size_t>(__builtin_clzll(pages));
-    size_t step = size_t{1} << (log - 2);
-    return (pages + step - 1) & ~(step - 1);
+    return round_up(pages, size_t{1} << (floor_log2(pages) - 2));
   }
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.
@@ -384,7 +382,7 @@ class PageHeap {
   Span* take_span(size_t pages, size_t align_pages, unsigned flags, Claim claim);
   static size_t bin_of(size_t pages) {
     if (pages <= kExactBins) return pages;
-    size_t log = 63 - static_cast<size_t>(__builtin_clzll(pages));  // 7 .. 31
+    size_t log = floor_log2(pages);  // 7 .. 31
     size_t sub = (pages >> (log - 3)) & (kLargeClassesPerDouble - 1);
     return kExactBins + 1 + (log - 7) * kLargeClassesPerDouble + sub;
   }
