@@ -23,12 +23,14 @@ std::unique_ptr<PageHeap> make_heap(size_t retain = size_t{64} << 20) {
 }
 
 // Every span of the heap freed and purged: all clean, it coalesces back into
-// one span, so one allocation of everything used so far fits at the base.
+// one span, so one allocation of everything used so far fits at the base
+// (exactly that much: kLargeAllPages, not rounded up to a large class, which
+// would also fit by growing the frontier).
 void ExpectOneFreeSpanAfterPurge(PageHeap& h) {
   h.purge_all();
   PageHeapStats st = h.stats();
   EXPECT_EQ(st.in_use_bytes, 0u);
-  Span* all = h.alloc_large(st.frontier_bytes, kPageSize);
+  Span* all = h.alloc_large(st.frontier_bytes, kPageSize, kLargeAllPages);
   ASSERT_NE(all, nullptr);
   EXPECT_EQ(all->start, h.base());
   h.free_large(all);
