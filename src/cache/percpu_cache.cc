@@ -82,6 +82,7 @@ char* ensure_region(int cpu) {
   for (unsigned c = 0; c < kNumClasses; ++c) {
     hdr[c] = g_region_layout.base[c];
     cursors[c] = g_region_layout.base[c].begin;  // empty, nothing pushed yet
+    if (c != 0) region_slots(mem)[hdr[c].begin - 1] = reinterpret_cast<uint64_t>(mem);  // pad
   }
   __atomic_store_n(&g_percpu.regions[cpu], mem, __ATOMIC_RELEASE);
   // A divert keeps the fast paths off the CPU caches (its blocks are checked

@@ -4,13 +4,16 @@
 // may use on each CPU). Internal to cache/.
 //
 // A region, mapped on a CPU's first use:
-//   [SlotRange per class][cursor word per class][ClassDemand per class][slots ...]
+//   [SlotRange per class][cursor word per class][ClassDemand per class]
+//   [pad, slots of class 1][pad, slots of class 2] ...
 // The ranges and cursors are the header (kRegionHeaderBytes, percpu_cache.h:
 // a cursor word holds cur and the inline free's pushes). Each part starts on
 // a 64-byte boundary; slot indices count 8-byte words from the region's
 // start. Class c owns slots [base[c].begin, max_end[c]);
 // its capacity on a CPU is end - begin, between base[c].end - begin (the
-// base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin.
+// base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin. The pad
+// slot at begin - 1 holds the region's address: a pop prefetches the block
+// under the one it hands out, which is the pad when the pop empties the class.
 //
 // Invariants, on top of percpu_cache.h's:
 // - 0 < begin <= cur <= end <= max_end for every class of every region; begin
@@ -20,6 +23,9 @@
 // - A real region's begin is above 0 (the header comes first), so the
 //   sentinel (all zeros) is told apart inside a section: nothing is ever
 //   written to it.
+// - Every class c >= 1 has its pad at begin - 1 == max_end[c - 1]: written
+//   once, when the region is created; a push writes below its class's end <=
+//   max_end, so no section ever writes it.
 // - ClassDemand is a heuristic: written by the slow paths of threads on that
 //   CPU and by the background pass, with relaxed atomics and no lock; a lost
 //   update only delays a grow or a shrink.
@@ -51,6 +57,7 @@ struct RegionLayout {
 extern RegionLayout g_region_layout;
 
 inline SlotRange* region_ranges(char* region) { return reinterpret_cast<SlotRange*>(region); }
+inline uint64_t* region_slots(char* region) { return reinterpret_cast<uint64_t*>(region); }
 inline uint64_t* region_cursors(char* region) {
   return reinterpret_cast<uint64_t*>(region + kCursorAt);
 }

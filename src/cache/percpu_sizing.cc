@@ -63,6 +63,7 @@ bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, Regio
       uint32_t cap = limit > base ? limit : base;
       max = want < cap ? static_cast<uint32_t>(want) : cap;
     }
+    if (c != 0) idx += 1;  // its pad slot, below begin (percpu_region.h)
     if (idx + max > 65535) return false;
     out->base[c] = SlotRange{static_cast<uint16_t>(idx), static_cast<uint16_t>(idx + base), 0};
     out->max_end[c] = static_cast<uint16_t>(idx + max);
