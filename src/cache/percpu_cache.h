@@ -176,7 +176,8 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
 // it was last touched otherwise misses at the program's first store). When
 // the pop empties the class, the slot below begin is read instead: the
 // class's pad slot, which holds the region's own address (percpu_region.h),
-// a line every section reads, never an unmapped or stale one.
+// a line every section reads, never a stale block's (0 until the class's
+// first miss on the CPU).
 // (docs/benchmarks.md, "Prefetching the next block").
 #define SLABBY_PERCPU_POP_BODY                                      \
   "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"               \

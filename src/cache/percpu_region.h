@@ -12,8 +12,9 @@
 // start. Class c owns slots [base[c].begin, max_end[c]);
 // its capacity on a CPU is end - begin, between base[c].end - begin (the
 // base capacity, SLABBY_THREAD_CACHE_BYTES) and max_end[c] - begin. The pad
-// slot at begin - 1 holds the region's address: a pop prefetches the block
-// under the one it hands out, which is the pad when the pop empties the class.
+// slot at begin - 1 holds the region's address from the class's first miss
+// on the CPU (0 before): a pop prefetches the block under the one it hands
+// out, which is the pad when the pop empties the class.
 //
 // Invariants, on top of percpu_cache.h's:
 // - 0 < begin <= cur <= end <= max_end for every class of every region; begin
@@ -23,9 +24,9 @@
 // - A real region's begin is above 0 (the header comes first), so the
 //   sentinel (all zeros) is told apart inside a section: nothing is ever
 //   written to it.
-// - Every class c >= 1 has its pad at begin - 1 == max_end[c - 1]: written
-//   once, when the region is created; a push writes below its class's end <=
-//   max_end, so no section ever writes it.
+// - Every class c >= 1 has its pad at begin - 1 == max_end[c - 1], 0 or the
+//   region's address (percpu_cache.cc arm_pad, on the slow paths); a push
+//   writes below its class's end <= max_end, so no section ever writes it.
 // - ClassDemand is a heuristic: written by the slow paths of threads on that
 //   CPU and by the background pass, with relaxed atomics and no lock; a lost
 //   update only delays a grow or a shrink.

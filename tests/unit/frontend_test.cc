@@ -538,9 +538,10 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
 
 // A pop prefetches the slot under the block it hands out (percpu_cache.h):
 // when it empties its class, that is the class's pad, which must hold an
-// address in the region, whatever the sections did meanwhile. A garbage or
-// zero word there cost the mixed-size loop 1.14-1.26 x its time (a page walk
-// per prefetch; docs/benchmarks.md, "Prefetching the next block").
+// address in the region from the class's first miss on, whatever the
+// sections did meanwhile. A stale or zero word there cost the mixed-size
+// loop 1.14-1.26 x its time (a page walk per prefetch; docs/benchmarks.md,
+// "Prefetching the next block").
 TEST_F(PerCpu, EveryClassHasAPadBelowItsSlotsThatNoSectionWrites) {
   std::thread([] {
     use_percpu_caches();
@@ -550,23 +551,31 @@ TEST_F(PerCpu, EveryClassHasAPadBelowItsSlotsThatNoSectionWrites) {
     free_fast(malloc_fast(48));  // this CPU's region exists
     char* region = g_percpu.regions[cpu];
     const SlotRange* ranges = region_ranges(region);
-    auto pads_intact = [&] {
-      for (unsigned c = 1; c < kNumClasses; ++c) {
-        uint32_t begin = ranges[c].begin;
-        if (begin == 0 || region_slots(region)[begin - 1] != reinterpret_cast<uint64_t>(region))
+    const uint64_t armed = reinterpret_cast<uint64_t>(region);
+    auto pad = [&](unsigned c) { return region_slots(region)[ranges[c].begin - 1]; };
+    // Every pad sits right above the class below's largest range, and holds
+    // 0 (no miss of its class here yet) or the region's address.
+    auto pads_sound = [&] {
+      for (unsigned c = 1; c < kNumClasses; ++c)
+        if (ranges[c].begin == 0 || g_region_layout.max_end[c - 1] != ranges[c].begin - 1 ||
+            (pad(c) != 0 && pad(c) != armed))
           return false;
-        if (g_region_layout.max_end[c - 1] != begin - 1) return false;
-      }
       return true;
     };
-    EXPECT_TRUE(pads_intact());
-    // Fill the class below the next one's pad, to its largest capacity
-    // (pushing grows it where the budget allows), then empty it.
+    EXPECT_TRUE(pads_sound());
+    // Empty the class here; the next malloc misses and arms its pad.
     void* drained[kMaxBatch];
     std::vector<void*> held;
     for (uint32_t n; (n = percpu_pop_n(cls, drained, kMaxBatch)) > 0;)
       held.insert(held.end(), drained, drained + n);
+    free_fast(malloc_fast(48));
+    EXPECT_EQ(pad(cls), armed);
+    for (uint32_t n; (n = percpu_pop_n(cls, drained, kMaxBatch)) > 0;)
+      held.insert(held.end(), drained, drained + n);
+    // Fill the class to its largest capacity (pushing grows it where the
+    // budget allows), up to the next class's pad, then empty it pop by pop.
     uint32_t max = percpu_max_capacity(cls);
+    const uint64_t next_pad = pad(cls + 1);
     std::vector<void*> v;
     while (v.size() < max + 8) {
       void* b[kMaxBatch];
@@ -579,16 +588,17 @@ TEST_F(PerCpu, EveryClassHasAPadBelowItsSlotsThatNoSectionWrites) {
       if (percpu_push(cls, v[i])) {
         ++pushed;
       } else if (sizing_note_miss(region, cls, kMissFull) || sizing_note_miss(region, cls, kMissEmpty)) {
-        --i;  // grown: try the same block again
+        --i;  // grown: the same block again
       }
     }
     EXPECT_EQ(pushed, percpu_capacity(cpu, cls));
-    EXPECT_TRUE(pads_intact());
-    // Pops down to empty: the last one reads the pad.
+    EXPECT_TRUE(pads_sound());
     std::vector<void*> back;
-    while (void* p = percpu_pop(cls)) back.push_back(p);
+    while (void* p = percpu_pop(cls)) back.push_back(p);  // the last one reads the pad
     EXPECT_EQ(back.size(), pushed);
-    EXPECT_TRUE(pads_intact());
+    EXPECT_EQ(pad(cls), armed);
+    EXPECT_EQ(pad(cls + 1), next_pad) << "a class filled to its largest range leaves the next pad alone";
+    EXPECT_TRUE(pads_sound());
     g_central_pools[cls].give_blocks(v.data(), static_cast<uint32_t>(v.size()));
     give_back(cls, held);
   }).join();
