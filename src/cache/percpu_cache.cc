@@ -94,7 +94,7 @@ char* ensure_region(int cpu) {
 // Sets class cls's pad (percpu_region.h) on its first miss on this CPU, not
 // when the region is mapped: the pads of 60 classes sit on most of the
 // region's pages, and writing them all at once made every CPU's region
-// resident (a few hundred KiB more peak RSS in a small program). Until then
+// resident (0.1-0.2 MiB more peak RSS in small programs). Until then
 // the pad reads 0 and a pop that empties the class prefetches address 0: a
 // slow prefetch, not a fault, and only for the pops before the class's first
 // refill or flush on this CPU. Any thread on any CPU may write it: the value
