@@ -105,6 +105,14 @@ void arm_pad(char* region, unsigned cls) {
   if (__atomic_load_n(pad, __ATOMIC_RELAXED) != want) __atomic_store_n(pad, want, __ATOMIC_RELAXED);
 }
 
+// A refill's or a flush's miss of class cls on this CPU: its pad set, and
+// the miss counted for the class's capacity (percpu_sizing.cc). True when
+// the class grew.
+bool note_miss(char* region, unsigned cls, MissKind kind) {
+  arm_pad(region, cls);
+  return sizing_note_miss(region, cls, kind);
+}
+
 }  // namespace
 
 // Pointers only: the blocks are not touched.
@@ -256,8 +264,7 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   void* p = percpu_pop(cls);  // another thread refilled it
   if (p == nullptr) {
-    arm_pad(region, cls);
-    sizing_note_miss(region, cls, kMissEmpty);
+    note_miss(region, cls, kMissEmpty);
     p = refill_from_pool(cls, cpu, nullptr);
   }
   if (p == nullptr) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
@@ -277,8 +284,7 @@ void* percpu_refill_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh
   if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return nullptr;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (void* p = percpu_pop(cls)) return p;  // another thread refilled it (admitted then)
-  arm_pad(region, cls);
-  sizing_note_miss(region, cls, kMissEmpty);
+  note_miss(region, cls, kMissEmpty);
   return refill_from_pool(cls, cpu, admit, max_fresh);
 }
 
@@ -288,9 +294,8 @@ bool percpu_flush_and_push(void* p, unsigned cls) noexcept {
   if (!usable_cpu(&cpu) || (region = ensure_region(cpu)) == nullptr) return false;
   g_cpu_misses[cpu].fetch_add(1, std::memory_order_relaxed);
   if (percpu_push(cls, p)) return true;  // the region was just created
-  arm_pad(region, cls);
   // Full: room if the class grew, else move one batch out, then push.
-  if (sizing_note_miss(region, cls, kMissFull) && percpu_push(cls, p)) return true;
+  if (note_miss(region, cls, kMissFull) && percpu_push(cls, p)) return true;
   CentralPool& pool = g_central_pools[cls];
   percpu_pop_to_pool(cls, pool.batch_size());
   if (!percpu_push(cls, p)) {
