@@ -117,6 +117,7 @@ static void reset(int kind) {
     ((uint16_t*)(g_region + kRanges + c * 8))[0] = begin;
     ((uint16_t*)(g_region + kRanges + c * 8))[1] = end;
     *(uint64_t*)(g_region + kCursors + c * 8) = kind == 2 ? 0 : begin;
+    ((void**)g_region)[begin - 1] = g_region; /* the pad a pop emptying the class prefetches */
   }
 }
 
