@@ -33,23 +33,9 @@
 #include <string.h>
 #include <time.h>
 
-struct area {
-  uint32_t cpu_id_start;
-  int32_t cpu_id;
-  uint64_t rseq_cs;
-};
-static __thread struct area tl_area __attribute__((tls_model("initial-exec"), aligned(32)));
-static char* g_table[4];
-static uint8_t g_class_map[1 << 12];
-static uintptr_t g_base;
+#include "percpu_emulation.h"
 
-enum { kRanges = 0, kCursors = 0x200, kFixed = 0x400, kClasses = 17, kPages = 64, kRun = 400 };
-
-static char* arm(void) {
-  __asm__ volatile("" ::: "memory");
-  tl_area.rseq_cs = (uintptr_t)&tl_area;
-  return g_table[tl_area.cpu_id];
-}
+enum { kFixed = 0x400, kClasses = 17, kPages = 64, kRun = 400 };
 
 __attribute__((noinline)) static void array_free(void* p) {
   uintptr_t cls = g_class_map[((uintptr_t)p - g_base) >> 12];
@@ -157,11 +143,6 @@ static double burst(int kind, void* const* blocks, const uint8_t* cls) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / (rounds * 2.0 * kRun);
-}
-
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return (x > y) - (x < y);
 }
 
 int main(int argc, char** argv) {

@@ -22,19 +22,12 @@
 #include <string.h>
 #include <time.h>
 
-struct area {
-  uint32_t cpu_id_start;
-  int32_t cpu_id;
-  uint64_t rseq_cs;
-};
-static __thread struct area tl_area __attribute__((tls_model("initial-exec"), aligned(32)));
-static char* g_table[4];
-static uint8_t g_class_map[1 << 16];
-static uintptr_t g_base;
+#include "percpu_emulation.h"
+
 static uint8_t g_size_class[1025];
 static void* volatile g_sink;
 
-enum { kRanges = 0, kCursors = 0x200, kClasses = 17, kPages = 64 };
+enum { kClasses = 17, kPages = 64 };
 
 static void sub1(uint64_t* w) {
 #if defined(__x86_64__)
@@ -42,12 +35,6 @@ static void sub1(uint64_t* w) {
 #else
   *(volatile uint64_t*)w -= 1;
 #endif
-}
-
-static char* arm(void) {
-  __asm__ volatile("" ::: "memory");
-  tl_area.rseq_cs = (uintptr_t)&tl_area;
-  return g_table[tl_area.cpu_id];
 }
 
 /* One stack: cursor word per class (cur, push count above it). */
@@ -148,11 +135,6 @@ static double run(int two, const size_t* sizes) {
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / n;
-}
-
-static int cmp(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return (x > y) - (x < y);
 }
 
 int main(int argc, char** argv) {
