@@ -217,11 +217,35 @@ EXPORT int slabby_is_active(void) { return 1; }
 
 namespace {
 
-inline void* new_impl(size_t n) {
-  void* p = malloc_fast(n);
+// operator new's exits from malloc_fast (frontend/allocator.h MallocExits):
+// each is malloc's, then the new_handler loop and std::bad_alloc when it
+// finds no memory. The inline path tail-calls them with the size as an
+// argument, so it keeps nothing live across a call and saves no register.
+SLABBY_INLINE void* block_or_new_slow(void* p, size_t n) {
   if (SLABBY_LIKELY(p != nullptr)) return p;
   return new_slow(n, 0);
 }
+struct NewExits {
+  static constexpr bool kNoexcept = false;
+  SLABBY_NOINLINE static void* large(size_t n) { return block_or_new_slow(alloc_large(n, 0), n); }
+  SLABBY_NOINLINE static void* sampled(uintptr_t cls, size_t n) {
+    return block_or_new_slow(alloc_sampled(cls, n), n);
+  }
+  SLABBY_NOINLINE static void* percpu_refill(uintptr_t cls, size_t n) {
+    return block_or_new_slow(percpu_refill_and_alloc(static_cast<unsigned>(cls)), n);
+  }
+  SLABBY_NOINLINE static void* refill(uintptr_t cls, size_t n) {
+    return block_or_new_slow(cache_refill_and_alloc(static_cast<unsigned>(cls), n), n);
+  }
+  SLABBY_NOINLINE static void* hardened_missed(size_t n, uintptr_t cls) {
+    return block_or_new_slow(hardened_alloc_missed(n, cls), n);
+  }
+  SLABBY_NOINLINE static void* hand_out_cached(void* p, uintptr_t cls, size_t n) {
+    return block_or_new_slow(checked_hand_out_cached(p, static_cast<unsigned>(cls)), n);
+  }
+};
+
+inline void* new_impl(size_t n) { return malloc_fast<NewExits>(n); }
 inline void* new_aligned(size_t n, std::align_val_t a) {
   void* p = aligned_alloc_impl(static_cast<size_t>(a), n);
   if (SLABBY_LIKELY(p != nullptr)) return p;

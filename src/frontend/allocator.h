@@ -217,14 +217,40 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #endif
 }
 
+// Where malloc_fast goes when its fast path cannot serve the call, each a
+// tail call: the block, or nullptr with errno set. operator new passes its
+// own set (preload/malloc_symbols.cc), whose exits turn nullptr into the
+// new_handler loop and std::bad_alloc: the size reaches them as an argument,
+// so no inline path keeps it live across a call (which made operator new
+// save and restore a register on its fast path, three instructions).
+struct MallocExits {
+  static constexpr bool kNoexcept = true;  // operator new's may throw
+  static SLABBY_INLINE void* large(size_t n) noexcept { return alloc_large(n, 0); }
+  static SLABBY_INLINE void* sampled(uintptr_t cls, size_t n) noexcept {
+    return alloc_sampled(cls, n);
+  }
+  static SLABBY_INLINE void* percpu_refill(uintptr_t cls, size_t) noexcept {
+    return percpu_refill_and_alloc(cls);
+  }
+  static SLABBY_INLINE void* refill(uintptr_t cls, size_t n) noexcept {
+    return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
+  }
+  static SLABBY_INLINE void* hardened_missed(size_t n, uintptr_t cls) noexcept {
+    return hardened_alloc_missed(n, cls);
+  }
+  static SLABBY_INLINE void* hand_out_cached(void* p, uintptr_t cls, size_t) noexcept {
+    return checked_hand_out_cached(p, static_cast<unsigned>(cls));
+  }
+};
+
 // The hardened library's allocation from class cls, which holds n bytes and
 // the canary (frontend/hardened_fast.h).
+template <class Exits = MallocExits>
 SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
-                                          const FastRegionTable* fast = &g_fast_regions) noexcept {
+                                          const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   void* p = percpu_pop_fast(cls, fast);
-  if (SLABBY_UNLIKELY(p == nullptr)) return hardened_alloc_missed(n, cls);
-  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls)))
-    return checked_hand_out_cached(p, static_cast<unsigned>(cls));
+  if (SLABBY_UNLIKELY(p == nullptr)) return Exits::hardened_missed(n, cls);
+  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls))) return Exits::hand_out_cached(p, cls, n);
   return hardened_hand_out(p, cls);
 }
 
@@ -242,29 +268,30 @@ SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
 // between registers three times per call.
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
+template <class Exits = MallocExits>
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n,
-                                           const FastRegionTable* fast = &g_fast_regions) noexcept {
+                                           const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   if constexpr (kHardenedBuild) {
     // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
     // including a class whose slack cannot hold the canary, to the checked
     // pair through the slow path.
     (void)tco;
     if (SLABBY_UNLIKELY(cls >= kNumSmallClasses || class_size(cls) - n < kCanaryBytes))
-      return cache_refill_and_alloc(static_cast<unsigned>(cls), n);
-    return hardened_alloc_fitted(cls, n, fast);
+      return Exits::refill(cls, n);
+    return hardened_alloc_fitted<Exits>(cls, n, fast);
   }
   if constexpr (kHaveRseqSections) {
     // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
     void* p = percpu_pop_fast(cls, fast);
     if (SLABBY_LIKELY(p != nullptr)) return p;
-    if (on_percpu_caches(tco)) return percpu_refill_and_alloc(cls);
+    if (on_percpu_caches(tco)) return Exits::percpu_refill(cls, n);
   }
   void* p = bin_pop(tco, cls);
   if (SLABBY_LIKELY(p != nullptr)) {
     count_alloc(tco, cls);
     return p;
   }
-  return cache_refill_and_alloc(cls, n);
+  return Exits::refill(cls, n);
 }
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
   return alloc_in_class_untimed(tl_cache_offset(), cls, n);
@@ -272,11 +299,12 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
 
 // Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
 // countdown is the only cost of sampling on the fast path).
+template <class Exits = MallocExits>
 SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n,
-                                   const FastRegionTable* fast = &g_fast_regions) noexcept {
+                                   const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   uintptr_t tco = tl_cache_offset();
-  if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
-  return alloc_in_class_untimed(tco, cls, n, fast);
+  if (SLABBY_UNLIKELY(sample_due(tco))) return Exits::sampled(cls, n);
+  return alloc_in_class_untimed<Exits>(tco, cls, n, fast);
 }
 
 // The fast table's address (cache/percpu_cache.h FastRegionTable), formed
@@ -292,7 +320,8 @@ SLABBY_INLINE const FastRegionTable* fast_table() noexcept {
 #endif
 }
 
-SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
+template <class Exits = MallocExits>
+SLABBY_INLINE void* malloc_fast(size_t n) noexcept(Exits::kNoexcept) {
   uintptr_t cls;
   const FastRegionTable* fast = fast_table();  // the class's table and the pop's
   if constexpr (kHardenedBuild) {
@@ -301,20 +330,20 @@ SLABBY_INLINE void* malloc_fast(size_t n) noexcept {
     if (SLABBY_LIKELY(n <= kMaxDirectCanary)) {
       cls = fast->class_of(n + kCanaryBytes);  // direct_class_with_canary_of
     } else {
-      if (SLABBY_UNLIKELY(n > kMaxSmallSize - kCanaryBytes)) return alloc_large(n, 0);
+      if (SLABBY_UNLIKELY(n > kMaxSmallSize - kCanaryBytes)) return Exits::large(n);
       cls = class_with_canary_of(n);
     }
     uintptr_t tco = tl_cache_offset();
-    if (SLABBY_UNLIKELY(sample_due(tco))) return alloc_sampled(cls, n);
-    return hardened_alloc_fitted(cls, n, fast);
+    if (SLABBY_UNLIKELY(sample_due(tco))) return Exits::sampled(cls, n);
+    return hardened_alloc_fitted<Exits>(cls, n, fast);
   }
   if (SLABBY_LIKELY(n <= kMaxDirectSize)) {
     cls = fast->class_of(n);  // direct_class_of
   } else {
-    if (SLABBY_UNLIKELY(n > kMaxSmallSize)) return alloc_large(n, 0);
+    if (SLABBY_UNLIKELY(n > kMaxSmallSize)) return Exits::large(n);
     cls = size_class_of(n);
   }
-  return alloc_in_class(cls, n, fast);
+  return alloc_in_class<Exits>(cls, n, fast);
 }
 
 // free()'s first step: false when p is not in the arena, else the class of
