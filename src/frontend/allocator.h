@@ -224,7 +224,7 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 // so no inline path keeps it live across a call (which made operator new
 // save and restore a register on its fast path, three instructions).
 struct MallocExits {
-  static constexpr bool kNoexcept = true;  // operator new's may throw
+  static constexpr bool kNoexcept = true;  // these never throw; operator new's may
   static SLABBY_INLINE void* large(size_t n) noexcept { return alloc_large(n, 0); }
   static SLABBY_INLINE void* sampled(uintptr_t cls, size_t n) noexcept {
     return alloc_sampled(cls, n);
@@ -247,7 +247,7 @@ struct MallocExits {
 // the canary (frontend/hardened_fast.h).
 template <class Exits = MallocExits>
 SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
-                                          const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
+    const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   void* p = percpu_pop_fast(cls, fast);
   if (SLABBY_UNLIKELY(p == nullptr)) return Exits::hardened_missed(n, cls);
   if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls))) return Exits::hand_out_cached(p, cls, n);
@@ -270,7 +270,7 @@ SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
 // use it, where the checked modes fit their canary in the class's slack.
 template <class Exits = MallocExits>
 SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n,
-                                           const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
+    const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   if constexpr (kHardenedBuild) {
     // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
     // including a class whose slack cannot hold the canary, to the checked
@@ -301,7 +301,7 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
 // countdown is the only cost of sampling on the fast path).
 template <class Exits = MallocExits>
 SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n,
-                                   const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
+    const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   uintptr_t tco = tl_cache_offset();
   if (SLABBY_UNLIKELY(sample_due(tco))) return Exits::sampled(cls, n);
   return alloc_in_class_untimed<Exits>(tco, cls, n, fast);
