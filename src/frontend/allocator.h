@@ -246,7 +246,8 @@ struct MallocExits {
 // The hardened library's allocation from class cls, which holds n bytes and
 // the canary (frontend/hardened_fast.h).
 template <class Exits = MallocExits>
-SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
+SLABBY_INLINE void* hardened_alloc_fitted(
+    uintptr_t cls, size_t n,
     const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   void* p = percpu_pop_fast(cls, fast);
   if (SLABBY_UNLIKELY(p == nullptr)) return Exits::hardened_missed(n, cls);
@@ -269,7 +270,8 @@ SLABBY_INLINE void* hardened_alloc_fitted(uintptr_t cls, size_t n,
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
 template <class Exits = MallocExits>
-SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t tco, uintptr_t cls, size_t n,
+SLABBY_INLINE void* alloc_in_class_untimed(
+    uintptr_t tco, uintptr_t cls, size_t n,
     const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   if constexpr (kHardenedBuild) {
     // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
@@ -300,7 +302,8 @@ SLABBY_INLINE void* alloc_in_class_untimed(uintptr_t cls, size_t n) noexcept {
 // Every small allocation: one in SLABBY_LATENCY_SAMPLE is timed (the
 // countdown is the only cost of sampling on the fast path).
 template <class Exits = MallocExits>
-SLABBY_INLINE void* alloc_in_class(uintptr_t cls, size_t n,
+SLABBY_INLINE void* alloc_in_class(
+    uintptr_t cls, size_t n,
     const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
   uintptr_t tco = tl_cache_offset();
   if (SLABBY_UNLIKELY(sample_due(tco))) return Exits::sampled(cls, n);
