@@ -217,31 +217,33 @@ EXPORT int slabby_is_active(void) { return 1; }
 
 namespace {
 
-// operator new's exits from malloc_fast (frontend/allocator.h MallocExits):
-// each is malloc's, then the new_handler loop and std::bad_alloc when it
-// finds no memory. The inline path tail-calls them with the size as an
-// argument, so it keeps nothing live across a call and saves no register.
+// operator new's exits from malloc_fast: each is malloc's own
+// (frontend/allocator.h MallocExits), then the new_handler loop and
+// std::bad_alloc when it found no memory. The inline path tail-calls them
+// with the size as an argument, so it keeps nothing live across a call and
+// saves no register.
 SLABBY_INLINE void* block_or_new_slow(void* p, size_t n) {
   if (SLABBY_LIKELY(p != nullptr)) return p;
   return new_slow(n, 0);
 }
 struct NewExits {
+  using M = MallocExits;
   static constexpr bool kNoexcept = false;
-  SLABBY_NOINLINE static void* large(size_t n) { return block_or_new_slow(alloc_large(n, 0), n); }
+  SLABBY_NOINLINE static void* large(size_t n) { return block_or_new_slow(M::large(n), n); }
   SLABBY_NOINLINE static void* sampled(uintptr_t cls, size_t n) {
-    return block_or_new_slow(alloc_sampled(cls, n), n);
+    return block_or_new_slow(M::sampled(cls, n), n);
   }
   SLABBY_NOINLINE static void* percpu_refill(uintptr_t cls, size_t n) {
-    return block_or_new_slow(percpu_refill_and_alloc(static_cast<unsigned>(cls)), n);
+    return block_or_new_slow(M::percpu_refill(cls, n), n);
   }
   SLABBY_NOINLINE static void* refill(uintptr_t cls, size_t n) {
-    return block_or_new_slow(cache_refill_and_alloc(static_cast<unsigned>(cls), n), n);
+    return block_or_new_slow(M::refill(cls, n), n);
   }
   SLABBY_NOINLINE static void* hardened_missed(size_t n, uintptr_t cls) {
-    return block_or_new_slow(hardened_alloc_missed(n, cls), n);
+    return block_or_new_slow(M::hardened_missed(n, cls), n);
   }
   SLABBY_NOINLINE static void* hand_out_cached(void* p, uintptr_t cls, size_t n) {
-    return block_or_new_slow(checked_hand_out_cached(p, static_cast<unsigned>(cls)), n);
+    return block_or_new_slow(M::hand_out_cached(p, cls, n), n);
   }
 };
 
