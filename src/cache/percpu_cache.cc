@@ -272,6 +272,30 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   return p;
 }
 
+void* percpu_alloc_first(unsigned cls) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return percpu_alloc(cls);
+  CentralPool& pool = g_central_pools[cls];
+  void* blocks[kMaxBatch];
+  uint32_t n = pool.take_blocks(blocks, pool.batch_size(),
+                                static_cast<unsigned>(cpu) % pool.num_shards());
+  if (n == 0) return percpu_alloc(cls);  // the pool is out: the usual way
+  // The rest into the cache, the block's line mates first (deepest); what
+  // does not fit goes back to the pool, but never a mate while the cache can
+  // make room for it from its top.
+  void** rest = blocks + 1;
+  uint32_t mates = arrange_first_block(blocks, n, class_size(cls));
+  uint32_t pushed = n > 1 ? percpu_push_n(cls, rest, n - 1) : 0;
+  if (pushed < mates) {
+    percpu_pop_to_pool(cls, mates - pushed);
+    pushed += percpu_push_n(cls, rest + pushed, mates - pushed);
+  }
+  if (pushed < n - 1) pool.give_blocks(rest + pushed, n - 1 - pushed);
+  g_cache_upcalls.slow_path_done();
+  tl_cache.allocs[cls]++;
+  return blocks[0];
+}
+
 void percpu_flush_and_free(void* p, unsigned cls) noexcept {
   if (cls == 0) return g_cache_upcalls.not_small(p);
   if (!percpu_flush_and_push(p, cls)) return uncached_free(p, cls);

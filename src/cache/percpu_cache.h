@@ -431,6 +431,10 @@ void percpu_free(void* p, unsigned cls) noexcept;
 // Their slow paths (the CPU's cache was empty / full, or it has no region).
 void* percpu_refill_and_alloc(unsigned cls) noexcept;
 void percpu_flush_and_free(void* p, unsigned cls) noexcept;
+// A thread's first allocation (cache/thread_cache.h cache_alloc_first): a
+// block of a batch taken from the pool for it (the rest go into the CPU's
+// cache, its line mates deepest), not the block on top of the cache.
+void* percpu_alloc_first(unsigned cls) noexcept;
 
 // For a divert (cache/thread_cache.h) whose blocks wait in the CPU caches
 // too. Neither counts the block in the thread's allocs/frees: the divert

@@ -1,5 +1,6 @@
 #include "cache/thread_cache.h"
 
+#include <algorithm>
 #include <cerrno>
 
 #include "cache/percpu_cache.h"
@@ -154,6 +155,74 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
 }
 
 }  // namespace
+
+uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size) {
+  // By address: a block's line mates are its neighbours, size bytes apart
+  // (a slab starts on a page, so no line holds blocks of two slabs).
+  std::sort(blocks, blocks + n);
+  uint32_t pick = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(blocks[i]);
+    uintptr_t lo = p / kCacheLine * kCacheLine;
+    uintptr_t hi = (p + size - 1) / kCacheLine * kCacheLine + kCacheLine;
+    bool whole = true;
+    uint32_t j = i;
+    for (uintptr_t b = p; whole && b > lo;) {  // the blocks below p on its first line
+      b -= size;
+      whole = j > 0 && reinterpret_cast<uintptr_t>(blocks[--j]) == b;
+    }
+    j = i;
+    for (uintptr_t b = p + size; whole && b < hi; b += size)  // above p, to its last line's end
+      whole = j + 1 < n && reinterpret_cast<uintptr_t>(blocks[++j]) == b;
+    if (whole) {
+      pick = i;
+      break;
+    }
+  }
+  std::swap(blocks[0], blocks[pick]);
+  uintptr_t p = reinterpret_cast<uintptr_t>(blocks[0]);
+  uintptr_t lo = p / kCacheLine, hi = (p + size - 1) / kCacheLine;
+  uint32_t mates = 0;
+  for (uint32_t i = 1; i < n; ++i) {
+    uintptr_t b = reinterpret_cast<uintptr_t>(blocks[i]);
+    if (b / kCacheLine <= hi && (b + size - 1) / kCacheLine >= lo) std::swap(blocks[i], blocks[1 + mates++]);
+  }
+  return mates;
+}
+
+void* cache_alloc_first(unsigned cls, size_t n) noexcept {
+  ThreadCache& tc = tl_cache;
+  if (tc.percpu_ok) return percpu_alloc_first(cls);
+  if (tc.state != kCacheActive || g_small_divert.alloc != nullptr || cache_percpu_due(tc))
+    return cache_refill_and_alloc(cls, n);
+  Bin& b = tc.bins[cls];
+  CentralPool& pool = g_central_pools[cls];
+  void* blocks[kMaxBatch];
+  // Enough blocks for a line of its own (four lines' worth and one), or the
+  // bin's usual refill if larger.
+  uint32_t want = next_fill(b);
+  uint32_t line_worth = static_cast<uint32_t>(4 * kCacheLine / class_size(cls)) + 1;
+  if (want < line_worth) want = line_worth;
+  uint32_t got = pool.take_blocks(blocks, want, current_shard(pool.num_shards()));
+  if (got == 0) return cache_refill_and_alloc(cls, n);  // the pool is out: the usual way
+  // The rest into the bin as far as it has room, the block's line mates
+  // first (deepest); what does not fit goes back to the pool.
+  void** rest = blocks + 1;
+  arrange_first_block(blocks, got, class_size(cls));
+  int32_t room = b.head == nullptr ? b.limit : b.space;  // an empty bin holds nothing
+  uint32_t keep = got - 1;
+  if (room < 0) room = 0;
+  if (keep > static_cast<uint32_t>(room)) keep = static_cast<uint32_t>(room);
+  for (uint32_t i = 0; i < keep; ++i) {
+    *static_cast<void**>(rest[i]) = b.head;
+    b.head = rest[i];
+  }
+  b.space = room - static_cast<int32_t>(keep);
+  if (keep < got - 1) pool.give_blocks(rest + keep, got - 1 - keep);
+  tc.allocs[cls]++;
+  g_cache_upcalls.slow_path_done();
+  return blocks[0];
+}
 
 // A divert keeps every bin at limit 0, so every call lands here: it is
 // tested first, in a frame of its own (a tail jump), and takes the calling

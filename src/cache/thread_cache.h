@@ -133,6 +133,29 @@ bool cache_move_to_percpu();
 // class_size(cls)); only a divert (below) reads it.
 void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept;  // nullptr + ENOMEM when out of memory
 void cache_flush_and_free(void* p, unsigned cls) noexcept;
+// A thread's first allocation of a small block (frontend: alloc_sampled).
+// Not the block on top of its cache (the CPU's, or its bin): a new thread's
+// first call is often the free of a block another thread allocated and
+// handed to it (a worker freeing the job it was given), and that block's
+// neighbours on its cache line are other threads' blocks. Handed back to
+// the new thread, every write it makes to the block would fight theirs for
+// the line (passive false sharing: Hoard's cache-scratch took about 3 x
+// jemalloc's time with 4 threads on 2 CPUs; docs/benchmarks.md, "A new
+// thread's first block"). So its first block is one of a batch taken from
+// the pool for it, on a line of its own where the batch has one, and the
+// rest go into the cache (arrange_first_block). Only the first: a thread
+// that later frees a block it was handed still gets it back, as under
+// jemalloc; only blocks going back to their owner (issue 16) would end
+// that. Any mode the caches do not serve (a divert, a thread not yet bound):
+// as cache_refill_and_alloc.
+void* cache_alloc_first(unsigned cls, size_t n) noexcept;
+// Arranges blocks[0, n) (n >= 1, blocks of `size` bytes, just taken from
+// the pool) for a thread's first allocation: blocks[0] becomes a block whose
+// cache lines hold only blocks of the batch when there is one (else any),
+// and the blocks sharing its lines follow it. Returns how many do: the
+// caches keep those (pushed first, deepest), since handed to a thread on
+// another CPU they would share the line again.
+uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size);
 
 // One block straight from / to the central pool, counted apart (threads
 // after their teardown, and per-CPU threads when their CPU has no cache).

@@ -178,6 +178,7 @@ void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
   thread_init();
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(class_size(cls), 0);
   ThreadCache& tc = tl_cache;
+  bool first = tc.sample_armed == 0;  // (or the first since sampling was restarted)
   Due d = countdown_fired(tc);
   // Medium classes are sampled by bytes in alloc_large.
   if (d.prof && cls < kNumSmallClasses) {
@@ -187,6 +188,13 @@ void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
       if (!d.latency) return alloc_profiled(size, 0, w);
       return timed([&] { return alloc_profiled(size, 0, w); });
     }
+  }
+  // The thread's first block: not the one on top of its cache (cache_alloc_first).
+  // The hardened library's caches hold only blocks checked on their way in.
+  if (first && !kHardenedBuild && cls < kNumSmallClasses) {
+    auto c = static_cast<unsigned>(cls);
+    if (!d.latency) return cache_alloc_first(c, n);
+    return timed([c, n] { return cache_alloc_first(c, n); });
   }
   if (!d.latency) return alloc_in_class_untimed(cls, n);
   return timed([cls, n] { return alloc_in_class_untimed(cls, n); });
