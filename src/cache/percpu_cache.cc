@@ -276,15 +276,25 @@ void* percpu_alloc_first(unsigned cls) noexcept {
   int cpu;
   if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return percpu_alloc(cls);
   CentralPool& pool = g_central_pools[cls];
+  size_t size = class_size(cls);
+  uint32_t want = first_block_batch(cls);
   void* blocks[kMaxBatch];
-  uint32_t n = pool.take_blocks(blocks, pool.batch_size(),
-                                static_cast<unsigned>(cpu) % pool.num_shards());
-  if (n == 0) return percpu_alloc(cls);  // the pool is out: the usual way
-  // The rest into the cache, the block's line mates first (deepest); what
-  // does not fit goes back to the pool, but never a mate while the cache can
-  // make room for it from its top.
+  // The cache's top blocks: one whose lines hold only blocks among them is
+  // on no line another thread uses. Else a few of the pool's.
+  uint32_t n = percpu_pop_n(cls, blocks, want);
+  bool own = false;
+  uint32_t mates = n > 0 ? arrange_first_block(blocks, n, size, &own) : 0;
+  if (!own) {
+    uint32_t back = n > 0 ? percpu_push_n(cls, blocks, n) : 0;
+    if (back < n) pool.give_blocks(blocks + back, n - back);
+    n = pool.take_blocks(blocks, want, static_cast<unsigned>(cpu) % pool.num_shards());
+    if (n == 0) return percpu_alloc(cls);  // the pool is out: the usual way
+    mates = arrange_first_block(blocks, n, size, &own);
+  }
+  // The rest back into the cache, the block's line mates first (deepest);
+  // what does not fit goes to the pool, but never a mate while the cache
+  // can make room for it from its top.
   void** rest = blocks + 1;
-  uint32_t mates = arrange_first_block(blocks, n, class_size(cls));
   uint32_t pushed = n > 1 ? percpu_push_n(cls, rest, n - 1) : 0;
   if (pushed < mates) {
     percpu_pop_to_pool(cls, mates - pushed);

@@ -156,12 +156,18 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
 
 }  // namespace
 
-uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size) {
+uint32_t first_block_batch(unsigned cls) {
+  uint32_t n = static_cast<uint32_t>(4 * kCacheLine / class_size(cls)) + 1;
+  return n < kMaxBatch ? n : kMaxBatch;
+}
+
+uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size, bool* own_line) {
   // By address: a block's line mates are its neighbours, size bytes apart
   // (a slab starts on a page, so no line holds blocks of two slabs).
   std::sort(blocks, blocks + n);
   uint32_t pick = 0;
-  for (uint32_t i = 0; i < n; ++i) {
+  *own_line = false;
+  for (uint32_t i = 0; i < n && !*own_line; ++i) {
     uintptr_t p = reinterpret_cast<uintptr_t>(blocks[i]);
     uintptr_t lo = p / kCacheLine * kCacheLine;
     uintptr_t hi = (p + size - 1) / kCacheLine * kCacheLine + kCacheLine;
@@ -176,7 +182,7 @@ uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size) {
       whole = j + 1 < n && reinterpret_cast<uintptr_t>(blocks[++j]) == b;
     if (whole) {
       pick = i;
-      break;
+      *own_line = true;
     }
   }
   std::swap(blocks[0], blocks[pick]);
@@ -197,27 +203,40 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
     return cache_refill_and_alloc(cls, n);
   Bin& b = tc.bins[cls];
   CentralPool& pool = g_central_pools[cls];
+  size_t size = class_size(cls);
+  uint32_t want = first_block_batch(cls);
   void* blocks[kMaxBatch];
-  // Enough blocks for a line of its own (four lines' worth and one), or the
-  // bin's usual refill if larger.
-  uint32_t want = next_fill(b);
-  uint32_t line_worth = static_cast<uint32_t>(4 * kCacheLine / class_size(cls)) + 1;
-  if (want < line_worth) want = line_worth;
-  uint32_t got = pool.take_blocks(blocks, want, current_shard(pool.num_shards()));
-  if (got == 0) return cache_refill_and_alloc(cls, n);  // the pool is out: the usual way
+  // As percpu_alloc_first: the bin's top blocks, else a few of the pool's.
+  // (The thread is bound: its bin holds limit - space blocks.)
+  uint32_t got = 0;
+  while (got < want && b.head != nullptr) {
+    blocks[got++] = b.head;
+    b.head = *static_cast<void**>(b.head);
+  }
+  b.space += static_cast<int32_t>(got);
+  bool own = false;
+  if (got > 0) arrange_first_block(blocks, got, size, &own);
+  if (!own) {
+    for (uint32_t i = 0; i < got; ++i) {  // back as they were
+      *static_cast<void**>(blocks[got - 1 - i]) = b.head;
+      b.head = blocks[got - 1 - i];
+    }
+    b.space -= static_cast<int32_t>(got);
+    got = pool.take_blocks(blocks, want, current_shard(pool.num_shards()));
+    if (got == 0) return cache_refill_and_alloc(cls, n);  // the pool is out: the usual way
+    arrange_first_block(blocks, got, size, &own);
+  }
   // The rest into the bin as far as it has room, the block's line mates
   // first (deepest); what does not fit goes back to the pool.
   void** rest = blocks + 1;
-  arrange_first_block(blocks, got, class_size(cls));
-  int32_t room = b.head == nullptr ? b.limit : b.space;  // an empty bin holds nothing
   uint32_t keep = got - 1;
-  if (room < 0) room = 0;
-  if (keep > static_cast<uint32_t>(room)) keep = static_cast<uint32_t>(room);
+  if (b.space < 0) b.space = 0;
+  if (keep > static_cast<uint32_t>(b.space)) keep = static_cast<uint32_t>(b.space);
   for (uint32_t i = 0; i < keep; ++i) {
     *static_cast<void**>(rest[i]) = b.head;
     b.head = rest[i];
   }
-  b.space = room - static_cast<int32_t>(keep);
+  b.space -= static_cast<int32_t>(keep);
   if (keep < got - 1) pool.give_blocks(rest + keep, got - 1 - keep);
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();

@@ -149,13 +149,15 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept;
 // that. Any mode the caches do not serve (a divert, a thread not yet bound):
 // as cache_refill_and_alloc.
 void* cache_alloc_first(unsigned cls, size_t n) noexcept;
-// Arranges blocks[0, n) (n >= 1, blocks of `size` bytes, just taken from
-// the pool) for a thread's first allocation: blocks[0] becomes a block whose
-// cache lines hold only blocks of the batch when there is one (else any),
-// and the blocks sharing its lines follow it. Returns how many do: the
-// caches keep those (pushed first, deepest), since handed to a thread on
-// another CPU they would share the line again.
-uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size);
+// Arranges blocks[0, n) (n >= 1 free blocks of `size` bytes, off the top
+// of a cache or from the pool) for a thread's first allocation: blocks[0]
+// becomes a block whose cache lines hold only blocks among them when there
+// is one (*own_line then; else any), and the blocks sharing its lines follow
+// it. Returns how many do: the caches keep those (pushed first, deepest),
+// since handed to a thread on another CPU they would share the line again.
+uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size, bool* own_line);
+// How many blocks to look at for it: four lines' worth and one.
+uint32_t first_block_batch(unsigned cls);
 
 // One block straight from / to the central pool, counted apart (threads
 // after their teardown, and per-CPU threads when their CPU has no cache).

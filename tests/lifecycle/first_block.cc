@@ -6,9 +6,10 @@
 //
 // Everything runs on one CPU (sched_setaffinity), so the CPU's cache is the same for every
 // thread and the block a worker frees is on top of it: the old behaviour handed that block back,
-// every time. Each worker keeps its first block; the main thread then checks that no worker got
-// the block it freed and that no two workers' blocks share a 64-byte line, and that the usual
-// order holds right after: a worker that frees its second block gets it back from its next malloc.
+// every time. Each worker keeps its first block; the main thread then checks that no worker's
+// first block shares a 64-byte line with another worker's or with a block the main thread still
+// held at the time, and that the usual order holds right after: a worker that frees its second
+// block gets it back from its next malloc.
 // Run under the default (per-CPU caches) and with SLABBY_PERCPU=0 (the thread's bins).
 //
 // Raw pthreads: std::thread allocates and frees its state around the user function.
@@ -67,14 +68,19 @@ int main() {
   }
   for (int i = 0; i < kWorkers; i++) {
     LC_CHECK(args[i].first != nullptr, "worker %d: malloc failed", i);
-    LC_CHECK(args[i].first != args[i].handed,
-             "worker %d's first malloc returned the block it had just freed (%p), which the main "
-             "thread allocated next to the other workers' blocks",
-             i, args[i].handed);
-    for (int j = 0; j < i; j++)
-      LC_CHECK(Line(args[i].first) != Line(args[j].first),
-               "workers %d and %d got blocks on one cache line (%p, %p)", j, i, args[j].first,
-               args[i].first);
+    // The blocks still live when worker i allocated: the other workers' first blocks (all kept)
+    // and the blocks the main thread had not yet handed out (worker j > i frees its own later).
+    for (int j = 0; j < kWorkers; j++) {
+      if (j != i)
+        LC_CHECK(Line(args[i].first) != Line(args[j].first),
+                 "workers %d and %d got first blocks on one cache line (%p, %p)", i, j,
+                 args[i].first, args[j].first);
+      if (j > i)
+        LC_CHECK(Line(args[i].first) != Line(args[j].handed),
+                 "worker %d's first block %p shares a cache line with %p, which the main thread "
+                 "still held for worker %d (worker %d had just freed %p, next to it)",
+                 i, args[i].first, args[j].handed, j, i, args[i].handed);
+    }
     LC_CHECK(args[i].again == args[i].second || !pinned,
              "worker %d: after it freed its block %p, the next malloc returned %p, not that block",
              i, args[i].second, args[i].again);
