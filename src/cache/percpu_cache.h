@@ -432,8 +432,9 @@ void percpu_free(void* p, unsigned cls) noexcept;
 void* percpu_refill_and_alloc(unsigned cls) noexcept;
 void percpu_flush_and_free(void* p, unsigned cls) noexcept;
 // A thread's first allocation (cache/thread_cache.h cache_alloc_first): a
-// block of a batch taken from the pool for it (the rest go into the CPU's
-// cache, its line mates deepest), not the block on top of the cache.
+// block on a line of its own among the CPU cache's top blocks, else among a
+// few of the pool's; the others go (back) into the cache, its line mates
+// deepest.
 void* percpu_alloc_first(unsigned cls) noexcept;
 
 // For a divert (cache/thread_cache.h) whose blocks wait in the CPU caches

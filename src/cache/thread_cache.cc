@@ -191,7 +191,8 @@ uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size, bool* own_l
   uint32_t mates = 0;
   for (uint32_t i = 1; i < n; ++i) {
     uintptr_t b = reinterpret_cast<uintptr_t>(blocks[i]);
-    if (b / kCacheLine <= hi && (b + size - 1) / kCacheLine >= lo) std::swap(blocks[i], blocks[1 + mates++]);
+    if (b / kCacheLine <= hi && (b + size - 1) / kCacheLine >= lo)
+      std::swap(blocks[i], blocks[1 + mates++]);
   }
   return mates;
 }
@@ -230,8 +231,8 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   // first (deepest); what does not fit goes back to the pool.
   void** rest = blocks + 1;
   uint32_t keep = got - 1;
-  if (b.space < 0) b.space = 0;
-  if (keep > static_cast<uint32_t>(b.space)) keep = static_cast<uint32_t>(b.space);
+  uint32_t room = b.space > 0 ? static_cast<uint32_t>(b.space) : 0;
+  if (keep > room) keep = room;
   for (uint32_t i = 0; i < keep; ++i) {
     *static_cast<void**>(rest[i]) = b.head;
     b.head = rest[i];

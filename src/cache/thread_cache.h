@@ -141,13 +141,13 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept;
 // the new thread, every write it makes to the block would fight theirs for
 // the line (passive false sharing: Hoard's cache-scratch took about 3 x
 // jemalloc's time with 4 threads on 2 CPUs; docs/benchmarks.md, "A new
-// thread's first block"). So its first block is one of a batch taken from
-// the pool for it, on a line of its own where the batch has one, and the
-// rest go into the cache (arrange_first_block). Only the first: a thread
-// that later frees a block it was handed still gets it back, as under
-// jemalloc; only blocks going back to their owner (issue 16) would end
-// that. Any mode the caches do not serve (a divert, a thread not yet bound):
-// as cache_refill_and_alloc.
+// thread's first block"). So its first block is one on a line of its own
+// among the cache's top blocks, else among a few of the pool's, and the
+// others go (back) into the cache (arrange_first_block). Only the first:
+// a thread that later frees a block it was handed still gets it back, as
+// under jemalloc; only blocks going back to their owner (issue 16) would
+// end that. Any mode the caches do not serve (a divert, a thread not yet
+// bound): as cache_refill_and_alloc.
 void* cache_alloc_first(unsigned cls, size_t n) noexcept;
 // Arranges blocks[0, n) (n >= 1 free blocks of `size` bytes, off the top
 // of a cache or from the pool) for a thread's first allocation: blocks[0]
