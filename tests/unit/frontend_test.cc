@@ -283,6 +283,56 @@ TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
   }).join();
 }
 
+// A thread's first block (cache_alloc_first): from the blocks it looks at, one
+// whose cache lines hold only blocks among them, then that line's other blocks.
+// Addresses only: arrange_first_block never touches the blocks.
+TEST(ThreadCache, FirstBlockIsOneWhoseLinesHoldOnlyBlocksAmongThoseLookedAt) {
+  const uintptr_t base = uintptr_t{1} << 40;  // on a line (and a page)
+  auto at = [base](uintptr_t off) { return reinterpret_cast<void*>(base + off); };
+  auto off = [base](void* p) { return reinterpret_cast<uintptr_t>(p) - base; };
+  bool own = false;
+
+  // 16-byte blocks: the line at 0 is whole (0, 16, 32, 48); 0x80 has no mates here.
+  void* a[] = {at(0x40), at(0x10), at(0x80), at(0x00), at(0x30), at(0x20)};
+  uint32_t mates = arrange_first_block(a, 6, 16, &own);
+  EXPECT_TRUE(own);
+  EXPECT_EQ(off(a[0]), 0x00u);
+  ASSERT_EQ(mates, 3u);
+  std::set<uintptr_t> m = {off(a[1]), off(a[2]), off(a[3])};
+  EXPECT_EQ(m, (std::set<uintptr_t>{0x10, 0x20, 0x30}));
+
+  // No whole line (0x20 and everything past 0x50 missing): any block, and its
+  // mates still first, so the cache keeps them.
+  void* b[] = {at(0x50), at(0x30), at(0x00), at(0x10)};
+  mates = arrange_first_block(b, 4, 16, &own);
+  EXPECT_FALSE(own);
+  EXPECT_EQ(off(b[0]), 0x00u);
+  ASSERT_EQ(mates, 2u);
+  EXPECT_EQ((std::set<uintptr_t>{off(b[1]), off(b[2])}), (std::set<uintptr_t>{0x10, 0x30}));
+  EXPECT_EQ(off(b[3]), 0x50u);
+
+  // 48-byte blocks straddle lines: block 0's line holds 0 and 48 only; block
+  // 96's lines (64..191) need 48 and 144, absent here.
+  void* c[] = {at(96), at(48), at(0)};
+  mates = arrange_first_block(c, 3, 48, &own);
+  EXPECT_TRUE(own);
+  EXPECT_EQ(off(c[0]), 0u);
+  ASSERT_EQ(mates, 1u);
+  EXPECT_EQ(off(c[1]), 48u);
+  void* d[] = {at(96), at(240)};  // 96 needs 48 and 144; 240 needs 192
+  arrange_first_block(d, 2, 48, &own);
+  EXPECT_FALSE(own);
+
+  // Blocks of a line or more: every block has its lines to itself.
+  void* e[] = {at(0x80), at(0x40)};
+  mates = arrange_first_block(e, 2, 64, &own);
+  EXPECT_TRUE(own);
+  EXPECT_EQ(mates, 0u);
+
+  // How many blocks a thread's first allocation looks at: four lines' worth and one.
+  EXPECT_EQ(first_block_batch(size_class_of(16)), 4 * kCacheLine / class_size(size_class_of(16)) + 1);
+}
+
 TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
   std::thread([] {
     use_thread_cache();
