@@ -800,7 +800,7 @@ TEST_F(PerCpu, QuietClassesShrinkBackAndIdleCpusReturnToTheirBase) {
     percpu_drain_idle(/*all=*/true);
     unsigned cls = size_class_of(96);
     uint32_t base = g_rt.cache_limit[cls];
-    std::vector<void*> v(4 * base);
+    std::vector<void*> v(6 * base);
     for (int round = 0; round < 6; ++round) {
       for (void*& p : v) p = malloc_fast(96);
       for (void* p : v) free_fast(p);
@@ -809,7 +809,9 @@ TEST_F(PerCpu, QuietClassesShrinkBackAndIdleCpusReturnToTheirBase) {
     ASSERT_GE(grown, 4 * base);
     uint64_t cached[kNumClasses] = {};
     percpu_cached_blocks(cached);
-    ASSERT_GE(cached[cls], 4 * base) << "the last burst waits in the cache";
+    // More than the halved capacity below holds, so the pass has blocks to
+    // move (the burst itself, not what the refills happened to leave over).
+    ASSERT_GT(cached[cls], base + (grown - base) / 2) << "the last burst waits in the cache";
     uint64_t shrinks = stats().cpu_cache_shrinks;
     slabby_stats before = stats();
     // The first pass sets the baseline (the class missed since the last
