@@ -23,7 +23,7 @@ extern "C" {
  * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total.
  * 4: the heap profile's counters, after lost_bytes.
  * 5: the per-CPU caches' capacities, after prof_dumps. */
-#define SLABBY_STATS_VERSION 5
+#define SLABBY_STATS_VERSION 6
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -144,6 +144,10 @@ typedef struct slabby_stats {
   uint64_t cpu_cache_capacity_bytes; /* bytes the CPUs' caches may hold now (capacity x block size) */
   uint64_t cpu_cache_grows;          /* a class's capacity grown on a CPU (its blocks did not fit), ever */
   uint64_t cpu_cache_shrinks;        /* ... shrunk back (it missed nothing for a pass, or its CPU idled), ever */
+
+  /* Version 6: per-thread cache limits that follow demand (the same budget, per thread). */
+  uint64_t thread_cache_grows;   /* a class's limit grown in a thread's cache (its blocks did not fit), ever */
+  uint64_t thread_cache_shrinks; /* ... lowered back (quiet for a pass, or the cache was flushed), ever */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1

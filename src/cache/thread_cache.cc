@@ -55,15 +55,21 @@ void close_bins(ThreadCache& tc) {
     b.head = nullptr;
     b.space = 0;
     b.limit = 0;
+    tc.demand[c] = BinDemand{};
   }
+  tc.grown_bytes = 0;
 }
 
 }  // namespace
 
 bool cache_percpu_due(const ThreadCache& tc) {
   return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr &&
-         __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) >= g_threads.percpu_threads;
+         __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
+                 __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED) >=
+             g_threads.percpu_threads;
 }
+
+void cache_mark_internal() { __atomic_add_fetch(&g_threads.internal, 1, __ATOMIC_RELAXED); }
 
 bool cache_move_to_percpu() {
   ThreadCache& tc = tl_cache;
@@ -97,6 +103,8 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     tc.allocs[cls]++;
     return p;
   }
+  if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
+  bin_note_miss(tc, cls, kBinMissEmpty);
   CentralPool& pool = g_central_pools[cls];
   BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
   if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
@@ -133,7 +141,8 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     g_central_pools[cls].give(p, 1);
     return;
   }
-  if (b.space <= 0) {
+  if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
+  if (b.space <= 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
     // Flush one batch (the first `n` blocks of the bin) as a null-terminated
     // chain: exactly batch_size blocks, so it can go to the transfer stack.
     CentralPool& pool = g_central_pools[cls];
@@ -306,6 +315,7 @@ void cache_forget_other_threads() {
   g_threads.list = self;
   if (self) self->next = self->prev = nullptr;
   __atomic_store_n(&g_threads.live, self ? 1 : 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_threads.internal, 0, __ATOMIC_RELAXED);
 }
 
 uint64_t cache_flush_all() noexcept {
@@ -321,6 +331,7 @@ uint64_t cache_flush_all() noexcept {
     b.space = b.limit;
     moved += n;
   }
+  bins_reset(tc);  // empty bins: only the limits change
   return moved;
 }
 

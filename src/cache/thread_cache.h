@@ -43,6 +43,14 @@ struct Bin {
                     // limit / 2, so a thread using a class once touches little
 };
 
+// A bin's latest refill or flush, and whether it had one since the last
+// decay (cache/bin_sizing.cc). Touched only by the owning thread.
+enum BinMiss : uint8_t { kBinMissNone = 0, kBinMissEmpty = 1, kBinMissFull = 2 };
+struct BinDemand {
+  uint8_t last;    // BinMiss of the latest refill (empty) or flush (full)
+  uint8_t missed;  // 1: a refill or flush since the last decay
+};
+
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
 
 struct ThreadCache {
@@ -59,6 +67,12 @@ struct ThreadCache {
   // the others). The inline paths' hits are counted in the CPU regions
   // instead, so a thread's blocks are counted by allocs/frees plus those.
   int64_t percpu_net[kNumClasses];
+  // Capacities that follow demand (cache/bin_sizing.cc): each class's
+  // latest miss, the bytes of limit above the bases over all classes (at
+  // most g_threads.bin_grow_bytes), and the decay epoch last acted on.
+  BinDemand demand[kNumClasses];
+  uint32_t grown_bytes;
+  uint32_t decay_seen;
   uint32_t state;
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
   uint32_t rseq_ok;    // this thread may run the critical sections (its rseq area works);
@@ -102,6 +116,21 @@ struct ThreadRegistry {
   uint64_t live = 0;            // written under mu; read racily (atomic builtins)
   // Live threads from which threads use the per-CPU caches (SLABBY_PERCPU_THREADS).
   uint64_t percpu_threads = 1;
+  // Of the live threads, slabby's own (the background thread), which do not
+  // count towards percpu_threads: it sleeps, and counting it would move a
+  // program's threads onto the CPU caches one thread early. Atomic builtins;
+  // 0 again in a forked child (its threads are not there).
+  uint64_t internal = 0;
+  // Each class's bin limit at a thread's start (SLABBY_THREAD_CACHE_BYTES
+  // worth) and how far one thread's bins may grow above them together
+  // (SLABBY_PERCPU_GROW_BYTES): set once at init (bins_init). decay_epoch
+  // advances once per background pass (cache_decay_tick); a thread's slow
+  // path that sees it move decays the thread's grown bins (bins_decay).
+  uint16_t bin_base[kNumClasses] = {};
+  size_t bin_grow_bytes = 0;
+  uint32_t decay_epoch = 0;  // atomic builtins
+  std::atomic<uint64_t> bin_grows{0};
+  std::atomic<uint64_t> bin_shrinks{0};
   uint64_t exited = 0;  // under mu
   // Counters of threads that exited (merged at teardown, under mu) and of
   // operations of threads without a cache (kCacheDead).
@@ -119,11 +148,14 @@ extern constinit ThreadRegistry g_threads __attribute__((visibility("hidden")));
 // critical section); the per-CPU caches bound the memory cached by the
 // CPUs rather than the threads. A thread moves to the per-CPU caches, once
 // and for good, when the process has g_threads.percpu_threads live threads
-// (SLABBY_PERCPU_THREADS: 1 by default, every thread at once): at its
+// (SLABBY_PERCPU_THREADS: by default one more than the CPUs): at its
 // init, or later in a slow path (a bin empty or full).
 // True when the calling thread should move now: it can run the critical
 // sections, no divert owns the small blocks, and enough threads live.
 bool cache_percpu_due(const ThreadCache& tc);
+// The calling thread is slabby's own (the background thread): it no longer
+// counts towards SLABBY_PERCPU_THREADS. Once, after its thread_init.
+void cache_mark_internal();
 // Moves the calling thread to the per-CPU caches: its bins go to the central
 // pools and keep limit 0 from now on. false (nothing done) when it cannot
 // (not active, no rseq area, or a divert is set).
@@ -200,6 +232,32 @@ struct SmallDivert {
   bool fast;
 };
 extern constinit SmallDivert g_small_divert;
+
+// Bin capacities that follow demand (cache/bin_sizing.cc), as the per-CPU
+// caches' (cache/percpu_sizing.cc). A class whose bin runs empty and then
+// full (or full, then empty) holds a burst that does not fit: its limit
+// doubles, up to 2048 blocks, while the thread's grown bytes stay within
+// g_threads.bin_grow_bytes. One that only runs empty or only full (either
+// end of a producer/consumer pair) never grows. Each background pass
+// advances the decay epoch; the thread's next slow path then halves what a
+// class grew if it missed nothing since the last one. An idle thread keeps
+// what it grew until its next slow path (at most the budget).
+// Sets the bases (each class's limit at a thread's start) and the budget.
+void bins_init(const uint32_t* base_limit, size_t grow_bytes);
+// Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
+// the calling thread's bins; true when the bin grew (space rose).
+bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);
+// The decay, from the owning thread's slow path, once per epoch: classes
+// grown above their base that missed nothing since the last one give back
+// half of what they grew (blocks above the new limit go to the pools).
+void bins_decay(ThreadCache& tc);
+// Every grown class back to its base (blocks above it to the pools).
+void bins_reset(ThreadCache& tc);
+// One background pass done: advances the decay epoch.
+inline void cache_decay_tick() { __atomic_add_fetch(&g_threads.decay_epoch, 1, __ATOMIC_RELAXED); }
+inline bool bins_decay_due(const ThreadCache& tc) {
+  return tc.decay_seen != __atomic_load_n(&g_threads.decay_epoch, __ATOMIC_RELAXED);
+}
 
 // The calling thread's cached blocks back to the pools (per-thread mode;
 // a per-CPU thread's bins hold none). Returns blocks moved.

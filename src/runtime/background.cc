@@ -33,6 +33,7 @@ void sleep_ms(uint64_t ms) {
 
 void* background_main(void*) {
   thread_init();  // its own cache and, in per-CPU mode, its rseq area
+  cache_mark_internal();
   const Config& cfg = g_rt.config.config;
   uint64_t period = decay_period_ms();
   uint64_t tick = period / 4;
@@ -60,6 +61,7 @@ void* background_main(void*) {
     if (now - last_reclaim < period) continue;
     last_reclaim = now;
     percpu_drain_idle(false);
+    cache_decay_tick();  // each thread's next slow path decays its grown bins
     for (unsigned c = 1; c < kNumClasses; ++c) {
       uint64_t a = g_central_pools[c].activity();
       if (a == seen[c]) g_central_pools[c].reclaim();

@@ -285,6 +285,7 @@ bool init_slow() {
     compute_cache_limits(cfg);
     checks_init(cfg);
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
+    bins_init(g_rt.cache_limit, cfg.percpu_grow_bytes);
     g_threads.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : os::usable_cpus() + 1;
     if (!init_pools(cfg)) {
       int err = os::last_map_errno();

@@ -147,6 +147,8 @@ void collect_stats(slabby_stats* out) {
   out->cpu_cache_capacity_bytes = percpu_capacity_bytes();
   out->cpu_cache_grows = percpu_grows();
   out->cpu_cache_shrinks = percpu_shrinks();
+  out->thread_cache_grows = g_threads.bin_grows.load(std::memory_order_relaxed);
+  out->thread_cache_shrinks = g_threads.bin_shrinks.load(std::memory_order_relaxed);
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
@@ -231,6 +233,10 @@ void print_report(int fd) {
     row_bytes("cpu_cache_capacity", s.cpu_cache_capacity_bytes);
     row("cpu_cache_grows", s.cpu_cache_grows);
     row("cpu_cache_shrinks", s.cpu_cache_shrinks);
+  }
+  if (s.thread_cache_grows != 0) {
+    row("thread_cache_grows", s.thread_cache_grows);
+    row("thread_cache_shrinks", s.thread_cache_shrinks);
   }
   if (s.prof_samples != 0 || s.prof_dumps != 0) {
     row("prof_samples", s.prof_samples);

@@ -145,6 +145,11 @@ constexpr Field kProcess[] = {
             "Times a size class's capacity grew on a CPU (its blocks did not fit)."),
     PROCESS("cpu_cache_shrinks", "cpu_cache_shrinks_total", kCounter, cpu_cache_shrinks,
             "Times a size class's capacity shrank back on a CPU (quiet for a pass, or the CPU idled)."),
+    PROCESS("thread_cache_grows", "thread_cache_grows_total", kCounter, thread_cache_grows,
+            "Times a size class's limit grew in a thread's cache (its blocks did not fit)."),
+    PROCESS("thread_cache_shrinks", "thread_cache_shrinks_total", kCounter, thread_cache_shrinks,
+            "Times a size class's limit went back down in a thread's cache (quiet for a pass, or "
+            "flushed)."),
 };
 #undef PROCESS
 

@@ -107,20 +107,24 @@ class ConfigEnv(unittest.TestCase):
         r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU": "0"})
         self.assertIn("per-thread caches)", r.stderr.splitlines()[0])
         # Threads move to the per-CPU caches from SLABBY_PERCPU_THREADS live
-        # threads: by default 1 (every thread from its start); 0 is one more
-        # than the CPUs this process may use (its affinity, or fewer under a
-        # cgroup CPU quota).
+        # threads: by default 0, one more than the CPUs this process may use
+        # (its affinity, or fewer under a cgroup CPU quota); 1 is every
+        # thread from its start.
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "5"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches from 5 live threads|"
                          r"per-thread caches \(no rseq on this system\))")
         self.assertIn("SLABBY_PERCPU_THREADS=5 (environment)", r.stderr)
-        r = run({"SLABBY_VERBOSE": "1"})
+        r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "1"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches \(rseq area|"
                          r"per-thread caches \(no rseq on this system\))")
-        r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "0"})
-        m = re.search(r"per-CPU caches from (\d+) live threads", r.stderr)
-        if m:
-            self.assertTrue(2 <= int(m.group(1)) <= len(os.sched_getaffinity(0)) + 1, m.group(0))
+        for env in ({"SLABBY_VERBOSE": "1"}, {"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "0"}):
+            r = run(env)
+            m = re.search(r"per-CPU caches from (\d+) live threads", r.stderr)
+            if m:
+                self.assertTrue(2 <= int(m.group(1)) <= len(os.sched_getaffinity(0)) + 1,
+                                m.group(0))
+            else:
+                self.assertIn("per-thread caches (no rseq on this system)", r.stderr)
 
     def test_shards_and_cache_line(self):
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_SHARDS": "3", "SLABBY_CACHE_LINE": "256"})

@@ -261,8 +261,24 @@ void use_thread_cache() {
   thread_init();
   tl_cache.rseq_ok = 0;  // else its next slow path may move it to the CPU caches
   tl_cache.percpu_ok = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c) bin_set_limit(tl_cache.bins[c], g_rt.cache_limit[c]);
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    bin_set_limit(tl_cache.bins[c], g_rt.cache_limit[c]);
+    tl_cache.demand[c] = BinDemand{};
+  }
+  tl_cache.grown_bytes = 0;
 }
+
+// Sets one thread's growth budget (g_threads.bin_grow_bytes) for a scope.
+class BinBudget {
+ public:
+  explicit BinBudget(size_t bytes) : saved_((thread_init(), g_threads.bin_grow_bytes)) {
+    g_threads.bin_grow_bytes = bytes;  // after init, which sets it
+  }
+  ~BinBudget() { g_threads.bin_grow_bytes = saved_; }
+
+ private:
+  size_t saved_;
+};
 
 // The thread cache in isolation, observed through its bins on a fresh thread.
 TEST(ThreadCache, FirstCallsTakeTheSlowPathAndBindTheCache) {
@@ -334,6 +350,7 @@ TEST(ThreadCache, FirstBlockIsOneWhoseLinesHoldOnlyBlocksAmongThoseLookedAt) {
 }
 
 TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
+  BinBudget fixed(0);  // limits that follow demand: below
   std::thread([] {
     use_thread_cache();
     unsigned cls = size_class_of(64);
@@ -350,6 +367,181 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
     // Each flush leaves the bin half full, so it takes limit/2 frees to refill it.
     EXPECT_GE(flushes, 2000 / limit);
     EXPECT_LE(flushes, 2000 / (limit / 2) + 1);
+  }).join();
+}
+
+// The pool's refills and flushes of a class (its misses, seen from the pool).
+uint64_t pool_moves(unsigned cls) {
+  CentralPoolStats st = g_central_pools[cls].stats();
+  return st.flushes + st.refills;
+}
+
+// Sum over classes of (limit - base) * size: what tc.grown_bytes must say.
+size_t grown_by_limits() {
+  size_t total = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    uint32_t limit = tl_cache.bins[c].limit, base = g_threads.bin_base[c];
+    if (limit > base) total += size_t{limit - base} * class_size(c);
+  }
+  return total;
+}
+
+// A burst larger than the bin: allocating runs it empty, freeing runs it
+// full, each round through the pool. The class doubles its limit until the
+// burst fits, and then a round needs the pool no more.
+TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
+  BinBudget budget(1 << 20);
+  std::thread([] {
+    use_thread_cache();
+    unsigned cls = size_class_of(64);
+    uint32_t base = g_threads.bin_base[cls];
+    ASSERT_EQ(base, g_rt.cache_limit[cls]);
+    const uint32_t burst = 3 * base;  // fits after two doublings
+    std::vector<void*> v(burst);
+    uint64_t grows = stats().thread_cache_grows;
+    uint64_t moves_last = 0;
+    for (int round = 0; round < 8; ++round) {
+      uint64_t before = pool_moves(cls);
+      for (uint32_t i = 0; i < burst; ++i) {
+        v[i] = malloc_fast(64);
+        memset(v[i], round, 64);
+      }
+      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+      moves_last = pool_moves(cls) - before;
+    }
+    uint32_t limit = tl_cache.bins[cls].limit;
+    EXPECT_GE(limit, burst);
+    EXPECT_LE(limit, 4 * base) << "doubling stops once the burst fits";
+    EXPECT_GE(bin_count(tl_cache.bins[cls]), burst);
+    EXPECT_GT(stats().thread_cache_grows, grows);
+    EXPECT_EQ(moves_last, 0u) << "the last burst came from and went back to the thread's bin";
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+  }).join();
+}
+
+// A class that only runs full (every block it frees was allocated by
+// another thread: a consumer) or only empty (a producer) keeps its base.
+TEST(ThreadCache, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
+  BinBudget budget(1 << 20);
+  std::thread([] {
+    use_thread_cache();
+    unsigned cls = size_class_of(200);
+    uint32_t base = g_threads.bin_base[cls];
+    std::vector<void*> blocks;
+    for (int round = 0; round < 6; ++round) {
+      while (blocks.size() < 2 * base) {
+        void* b[kMaxBatch];  // a whole batch may come
+        uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
+        ASSERT_GE(got, 1u);
+        blocks.insert(blocks.end(), b, b + got);
+      }
+      for (void* p : blocks) free_fast(p);
+      blocks.clear();
+    }
+    EXPECT_EQ(tl_cache.bins[cls].limit, base);
+    unsigned cls2 = size_class_of(3000);
+    uint32_t base2 = g_threads.bin_base[cls2];
+    for (int round = 0; round < 6; ++round)
+      for (uint32_t i = 0; i < 2 * base2; ++i) blocks.push_back(malloc_fast(3000));
+    EXPECT_EQ(tl_cache.bins[cls2].limit, base2);
+    EXPECT_EQ(tl_cache.grown_bytes, 0u);
+    for (void* p : blocks) free_fast(p);
+  }).join();
+}
+
+// Together, one thread's classes grow by at most the budget, counted
+// exactly, and every class stays within its most (2048 blocks).
+TEST(ThreadCache, GrowthStopsAtTheThreadsBudget) {
+  const size_t kBudget = 96 * 1024;
+  BinBudget budget(kBudget);
+  std::thread([&] {
+    use_thread_cache();
+    const size_t sizes[] = {16, 48, 128, 512, 1024};
+    for (size_t size : sizes) {
+      unsigned cls = size_class_of(size);
+      std::vector<void*> v(8 * g_threads.bin_base[cls]);
+      for (int round = 0; round < 6; ++round) {
+        for (void*& p : v) p = malloc_fast(size);
+        for (void* p : v) free_fast(p);
+      }
+      EXPECT_LE(tl_cache.bins[cls].limit, 2048u);
+      EXPECT_LE(bin_count(tl_cache.bins[cls]), tl_cache.bins[cls].limit);
+    }
+    EXPECT_GT(tl_cache.grown_bytes, 0u);
+    EXPECT_LE(tl_cache.grown_bytes, kBudget);
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+  }).join();
+}
+
+// Each background pass advances the decay epoch; the thread's next slow path
+// halves what a quiet class grew (its blocks above the new limit go to the
+// pool), leaves a class that missed alone, and a flush of the cache
+// (malloc_trim's) puts every class back to its base.
+TEST(ThreadCache, QuietClassesShrinkAfterADecayTickAndAFlushResetsThem) {
+  BinBudget budget(1 << 20);
+  std::thread([] {
+    use_thread_cache();
+    unsigned quiet = size_class_of(64), busy = size_class_of(512), other = size_class_of(3000);
+    uint32_t base = g_threads.bin_base[quiet];
+    // Bursts of n blocks, allocated then freed: each round runs the bin
+    // empty, then full, until it has grown to hold them.
+    auto bursts = [](size_t size, uint32_t n, int rounds) {
+      std::vector<void*> v(n);
+      for (int round = 0; round < rounds; ++round) {
+        for (void*& p : v) p = malloc_fast(size);
+        for (void* p : v) free_fast(p);
+      }
+    };
+    // A slow path of a third class (its bin runs empty): where the decay runs.
+    std::vector<void*> held;
+    auto slow_path = [&] {
+      for (uint32_t i = 0; i < 2 * g_threads.bin_base[other] + 2; ++i)
+        held.push_back(malloc_fast(3000));
+    };
+    bursts(64, 6 * base, 6);
+    bursts(512, 2 * g_threads.bin_base[busy], 6);
+    uint32_t grown = tl_cache.bins[quiet].limit;
+    ASSERT_GE(grown, 6 * base);
+    uint64_t shrinks = stats().thread_cache_shrinks;
+    cache_decay_tick();  // a pass ends: both classes missed in it
+    slow_path();
+    EXPECT_EQ(tl_cache.bins[quiet].limit, grown);
+    uint32_t busy_limit = tl_cache.bins[busy].limit;
+    bursts(512, busy_limit + 8, 1);  // only `busy` misses in the next pass
+    busy_limit = tl_cache.bins[busy].limit;
+    cache_decay_tick();
+    slow_path();
+    uint32_t after = tl_cache.bins[quiet].limit;
+    EXPECT_EQ(after, base + (grown - base) / 2);
+    EXPECT_LE(bin_count(tl_cache.bins[quiet]), after);
+    EXPECT_EQ(tl_cache.bins[busy].limit, busy_limit) << "a class that missed keeps its limit";
+    EXPECT_GT(stats().thread_cache_shrinks, shrinks);
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+    for (void* p : held) free_fast(p);
+    cache_flush_all();
+    EXPECT_EQ(tl_cache.bins[quiet].limit, base);
+    EXPECT_EQ(tl_cache.bins[busy].limit, g_threads.bin_base[busy]);
+    EXPECT_EQ(tl_cache.grown_bytes, 0u);
+  }).join();
+}
+
+// slabby's background thread sleeps: it does not count towards
+// SLABBY_PERCPU_THREADS.
+TEST(ThreadCache, SlabbysOwnThreadsDoNotCountTowardsPerCpuThreads) {
+  std::thread([] {
+    thread_init();
+    uint64_t saved = g_threads.percpu_threads;
+    uint64_t live = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED);
+    uint64_t internal = __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+    ThreadCache probe = {};
+    probe.rseq_ok = 1;
+    g_threads.percpu_threads = live - internal;  // exactly the program's threads
+    bool due_now = cache_percpu_due(probe);
+    g_threads.percpu_threads = live - internal + 1;
+    bool due_one_more = cache_percpu_due(probe);
+    g_threads.percpu_threads = saved;
+    EXPECT_TRUE(due_now);
+    EXPECT_FALSE(due_one_more) << "live " << live << ", internal " << internal;
   }).join();
 }
 

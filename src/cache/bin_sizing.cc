@@ -1,0 +1,100 @@
+// slabby: per-thread bin capacities that follow demand.
+//
+// The per-thread twin of cache/percpu_sizing.cc (rules in thread_cache.h,
+// bins_init and below). Everything here runs on the owning thread, from its
+// slow paths, so a bin's limit changes with no synchronisation: only the
+// owner reads or writes its bins. The grown bytes are counted exactly:
+// tc.grown_bytes is the sum over classes of (limit - base) * size for the
+// classes above their base.
+#include <algorithm>
+
+#include "cache/thread_cache.h"
+#include "central/central_pool.h"
+
+namespace slabby {
+
+namespace {
+
+// As the per-CPU classes' most: 2048 blocks.
+constexpr uint32_t kMaxGrownLimit = 2048;
+
+// Gives the bin's blocks above `keep` to the pool, whole transfer batches
+// where it can (each a null-terminated chain cut off the top of the bin).
+void give_above(Bin& b, unsigned cls, uint32_t keep) {
+  CentralPool& pool = g_central_pools[cls];
+  uint32_t batch = pool.batch_size() > 0 ? pool.batch_size() : 1;
+  while (bin_count(b) > keep) {
+    uint32_t n = std::min(bin_count(b) - keep, batch);
+    void* first = b.head;
+    void* last = first;
+    for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
+    b.head = *static_cast<void**>(last);
+    *static_cast<void**>(last) = nullptr;
+    b.space += static_cast<int32_t>(n);
+    pool.give(first, n);
+  }
+}
+
+// Lowers class cls's limit to `target` (at least its base), its blocks
+// above that going to the pool first.
+void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
+  Bin& b = tc.bins[cls];
+  uint32_t base = g_threads.bin_base[cls];
+  if (target < base) target = base;
+  if (b.limit <= target) return;
+  give_above(b, cls, target);
+  uint32_t less = static_cast<uint32_t>((b.limit - target) * class_size(cls));
+  tc.grown_bytes = tc.grown_bytes > less ? tc.grown_bytes - less : 0;
+  bin_set_limit(b, target);
+  if (b.fill > target / 2) b.fill = static_cast<uint16_t>(target / 2);
+  g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void bins_init(const uint32_t* base_limit, size_t grow_bytes) {
+  for (unsigned c = 0; c < kNumClasses; ++c)
+    g_threads.bin_base[c] = static_cast<uint16_t>(base_limit[c] < 65535 ? base_limit[c] : 65535);
+  // grown_bytes is 32-bit: budgets past 1 GiB are clamped there.
+  g_threads.bin_grow_bytes = grow_bytes < (size_t{1} << 30) ? grow_bytes : size_t{1} << 30;
+}
+
+bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
+  BinDemand& d = tc.demand[cls];
+  uint8_t last = d.last;
+  d.last = kind;
+  d.missed = 1;
+  if (last == kBinMissNone || last == kind) return false;
+  Bin& b = tc.bins[cls];
+  // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
+  // a check mode, a closed bin); medium classes keep their base, as per CPU.
+  if (b.limit == 0 || is_medium_class(cls) || b.limit >= kMaxGrownLimit) return false;
+  uint32_t add = std::min<uint32_t>(b.limit, kMaxGrownLimit - b.limit);  // doubling
+  size_t size = class_size(cls), budget = g_threads.bin_grow_bytes;
+  size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
+  if (add > room) add = static_cast<uint32_t>(room);
+  add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
+  if (add == 0) return false;
+  bin_set_limit(b, b.limit + add);
+  tc.grown_bytes += static_cast<uint32_t>(add * size);
+  g_threads.bin_grows.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void bins_decay(ThreadCache& tc) {
+  tc.decay_seen = __atomic_load_n(&g_threads.decay_epoch, __ATOMIC_RELAXED);
+  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c) {
+    bool quiet = tc.demand[c].missed == 0;
+    uint32_t base = g_threads.bin_base[c], limit = tc.bins[c].limit;
+    if (quiet && limit > base) shrink_to(tc, c, (base + (limit - base) / 2) & ~uint32_t{1});
+  }
+  for (unsigned c = 1; c < kNumClasses; ++c) tc.demand[c].missed = 0;
+}
+
+void bins_reset(ThreadCache& tc) {
+  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c)
+    shrink_to(tc, c, g_threads.bin_base[c]);
+  for (unsigned c = 1; c < kNumClasses; ++c) tc.demand[c] = BinDemand{};
+}
+
+}  // namespace slabby
