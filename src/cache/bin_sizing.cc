@@ -19,19 +19,21 @@ namespace {
 constexpr uint32_t kMaxGrownLimit = 2048;
 
 // Gives the bin's blocks above `keep` to the pool, whole transfer batches
-// where it can (each a null-terminated chain cut off the top of the bin).
+// where it can (each read off the top of the bin into an array, as a flush).
 void give_above(Bin& b, unsigned cls, uint32_t keep) {
   CentralPool& pool = g_central_pools[cls];
-  uint32_t batch = pool.batch_size() > 0 ? pool.batch_size() : 1;
+  uint32_t batch = std::clamp<uint32_t>(pool.batch_size(), 1, kMaxBatch);
+  void* blocks[kMaxBatch];
   while (bin_count(b) > keep) {
     uint32_t n = std::min(bin_count(b) - keep, batch);
-    void* first = b.head;
-    void* last = first;
-    for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
-    b.head = *static_cast<void**>(last);
-    *static_cast<void**>(last) = nullptr;
+    void* q = b.head;
+    for (uint32_t i = 0; i < n; ++i) {
+      blocks[i] = q;
+      q = *static_cast<void**>(q);
+    }
+    b.head = q;
     b.space += static_cast<int32_t>(n);
-    pool.give(first, n);
+    pool.give_blocks(blocks, n);
   }
 }
 

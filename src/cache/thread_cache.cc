@@ -143,18 +143,21 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
   if (b.space <= 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
-    // Flush one batch (the first `n` blocks of the bin) as a null-terminated
-    // chain: exactly batch_size blocks, so it can go to the transfer stack.
+    // Flush one batch (the first `n` blocks of the bin), read off the chain
+    // into an array in one walk: exactly batch_size blocks go to the
+    // transfer stack as they are, with no second walk and no write to them.
     CentralPool& pool = g_central_pools[cls];
     uint32_t held = bin_count(b);
     uint32_t n = pool.batch_size() < held ? pool.batch_size() : held;
-    void* first = b.head;
-    void* last = first;
-    for (uint32_t i = 1; i < n; ++i) last = *static_cast<void**>(last);
-    b.head = *static_cast<void**>(last);
-    *static_cast<void**>(last) = nullptr;
+    void* blocks[kMaxBatch];
+    void* q = b.head;
+    for (uint32_t i = 0; i < n; ++i) {
+      blocks[i] = q;
+      q = *static_cast<void**>(q);
+    }
+    b.head = q;
     b.space += static_cast<int32_t>(n);
-    pool.give(first, n);
+    pool.give_blocks(blocks, n);
     g_cache_upcalls.slow_path_done();
   }
   *static_cast<void**>(p) = b.head;
