@@ -190,6 +190,9 @@ void print_report(int fd) {
   w.str("slabby: stats for pid ").u64(static_cast<uint64_t>(getpid()));
   w.str(" (slabby " SLABBY_VERSION_STRING ", ");
   w.str(s.cache_mode == SLABBY_CACHE_PER_CPU ? "per-CPU caches" : "per-thread caches");
+  // Below SLABBY_PERCPU_THREADS live threads, threads run on their own bins.
+  if (s.cache_mode == SLABBY_CACHE_PER_CPU && g_threads.percpu_threads > 1)
+    w.str(" from ").u64(g_threads.percpu_threads).str(" live threads");
   w.str(kHardenedBuild ? ", hardened library)\n" : ")\n");
   row("total_allocations", s.total_allocations);
   row("total_deallocations", s.total_deallocations);

@@ -106,6 +106,11 @@ class ConfigEnv(unittest.TestCase):
                          r"per-thread caches \(no rseq on this system\)), ")
         r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU": "0"})
         self.assertIn("per-thread caches)", r.stderr.splitlines()[0])
+        # The report's first line says from how many threads the CPUs' caches serve.
+        r = run({"SLABBY_STATS": "1", "SLABBY_PERCPU_THREADS": "5"})
+        self.assertRegex(r.stderr.splitlines()[0],
+                         r"\(slabby [^,]+, (per-CPU caches from 5 live threads|"
+                         r"per-thread caches)\)$")
         # Threads move to the per-CPU caches from SLABBY_PERCPU_THREADS live
         # threads: by default 0, one more than the CPUs this process may use
         # (its affinity, or fewer under a cgroup CPU quota); 1 is every
