@@ -19,22 +19,10 @@ namespace {
 constexpr uint32_t kMaxGrownLimit = 2048;
 
 // Gives the bin's blocks above `keep` to the pool, whole transfer batches
-// where it can (each read off the top of the bin into an array, as a flush).
+// where it can.
 void give_above(Bin& b, unsigned cls, uint32_t keep) {
-  CentralPool& pool = g_central_pools[cls];
-  uint32_t batch = std::clamp<uint32_t>(pool.batch_size(), 1, kMaxBatch);
-  void* blocks[kMaxBatch];
-  while (bin_count(b) > keep) {
-    uint32_t n = std::min(bin_count(b) - keep, batch);
-    void* q = b.head;
-    for (uint32_t i = 0; i < n; ++i) {
-      blocks[i] = q;
-      q = *static_cast<void**>(q);
-    }
-    b.head = q;
-    b.space += static_cast<int32_t>(n);
-    pool.give_blocks(blocks, n);
-  }
+  uint32_t batch = std::clamp<uint32_t>(g_central_pools[cls].batch_size(), 1, kMaxBatch);
+  while (bin_count(b) > keep) bin_give_top(b, cls, std::min(bin_count(b) - keep, batch));
 }
 
 // Lowers class cls's limit to `target` (at least its base), its blocks

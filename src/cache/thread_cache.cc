@@ -143,21 +143,9 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
   if (b.space <= 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
-    // Flush one batch (the first `n` blocks of the bin), read off the chain
-    // into an array in one walk: exactly batch_size blocks go to the
-    // transfer stack as they are, with no second walk and no write to them.
-    CentralPool& pool = g_central_pools[cls];
-    uint32_t held = bin_count(b);
-    uint32_t n = pool.batch_size() < held ? pool.batch_size() : held;
-    void* blocks[kMaxBatch];
-    void* q = b.head;
-    for (uint32_t i = 0; i < n; ++i) {
-      blocks[i] = q;
-      q = *static_cast<void**>(q);
-    }
-    b.head = q;
-    b.space += static_cast<int32_t>(n);
-    pool.give_blocks(blocks, n);
+    // Flush one batch (the top `n` blocks of the bin).
+    uint32_t held = bin_count(b), batch = g_central_pools[cls].batch_size();
+    bin_give_top(b, cls, batch < held ? batch : held);
     g_cache_upcalls.slow_path_done();
   }
   *static_cast<void**>(p) = b.head;
@@ -167,6 +155,18 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
 }
 
 }  // namespace
+
+void bin_give_top(Bin& b, unsigned cls, uint32_t n) {
+  void* blocks[kMaxBatch];
+  void* q = b.head;
+  for (uint32_t i = 0; i < n; ++i) {
+    blocks[i] = q;
+    q = *static_cast<void**>(q);
+  }
+  b.head = q;
+  b.space += static_cast<int32_t>(n);
+  g_central_pools[cls].give_blocks(blocks, n);
+}
 
 uint32_t first_block_batch(unsigned cls) {
   uint32_t n = static_cast<uint32_t>(4 * kCacheLine / class_size(cls)) + 1;

@@ -100,6 +100,11 @@ inline void bin_set_limit(Bin& b, uint32_t limit) {
   b.space += static_cast<int32_t>(limit) - b.limit;
   b.limit = static_cast<uint16_t>(limit);
 }
+// Gives the bin's top n blocks (n at most its count and the pool's batch
+// size) to class cls's central pool, read off the chain into an array in
+// one walk: a whole transfer batch goes to the stack with no second walk
+// and no write to its blocks. A flush, and a grown bin shrinking.
+void bin_give_top(Bin& b, unsigned cls, uint32_t n);
 
 // The symbol is named plainly (slabby_tl_cache) so the fast paths' assembly
 // can load its TLS offset (frontend/allocator.h: tl_cache_offset).

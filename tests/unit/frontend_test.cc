@@ -370,6 +370,17 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
   }).join();
 }
 
+// Blocks of class cls straight from its pool, past every cache, into *out
+// until it holds at least n (a take may bring a whole transfer batch).
+void take_from_pool(unsigned cls, size_t n, std::vector<void*>* out) {
+  while (out->size() < n) {
+    void* b[kMaxBatch];
+    uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
+    ASSERT_GE(got, 1u);
+    out->insert(out->end(), b, b + got);
+  }
+}
+
 // The pool's refills and flushes of a class (its misses, seen from the pool).
 uint64_t pool_moves(unsigned cls) {
   CentralPoolStats st = g_central_pools[cls].stats();
@@ -429,12 +440,7 @@ TEST(ThreadCache, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
     uint32_t base = g_threads.bin_base[cls];
     std::vector<void*> blocks;
     for (int round = 0; round < 6; ++round) {
-      while (blocks.size() < 2 * base) {
-        void* b[kMaxBatch];  // a whole batch may come
-        uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
-        ASSERT_GE(got, 1u);
-        blocks.insert(blocks.end(), b, b + got);
-      }
+      ASSERT_NO_FATAL_FAILURE(take_from_pool(cls, 2 * base, &blocks));
       for (void* p : blocks) free_fast(p);
       blocks.clear();
     }
@@ -752,13 +758,7 @@ TEST_F(PerCpu, BulkSectionsMoveWhatFitsInOrder) {
     EXPECT_EQ(percpu_pop_n(cls, none, 1), 0u) << "an empty cache misses";
     // cap + 3 distinct blocks of the class, from the pool.
     std::vector<void*> v;
-    for (uint32_t i = 0; i < cap + 3; ++i) {
-      void* b[kMaxBatch];
-      uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
-      ASSERT_GE(got, 1u);
-      v.insert(v.end(), b, b + got);
-      if (v.size() >= cap + 3) break;
-    }
+    ASSERT_NO_FATAL_FAILURE(take_from_pool(cls, cap + 3, &v));
     v.resize(cap + 3);
     uint32_t first = percpu_push_n(cls, v.data(), 2);
     EXPECT_EQ(first, 2u);
@@ -927,12 +927,7 @@ TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
     // this CPU's cache only ever runs full.
     std::vector<void*> blocks;
     for (int round = 0; round < 6; ++round) {
-      while (blocks.size() < 2 * base) {
-        void* b[kMaxBatch];  // a whole batch may come
-        uint32_t got = g_central_pools[cls].take_blocks(b, 1, 0);
-        ASSERT_GE(got, 1u);
-        blocks.insert(blocks.end(), b, b + got);
-      }
+      ASSERT_NO_FATAL_FAILURE(take_from_pool(cls, 2 * base, &blocks));
       for (void* p : blocks) free_fast(p);
       blocks.clear();
     }
