@@ -233,8 +233,8 @@ struct NewExits {
   SLABBY_NOINLINE static void* sampled(uintptr_t cls, size_t n) {
     return block_or_new_slow(M::sampled(cls, n), n);
   }
-  SLABBY_NOINLINE static void* percpu_refill(uintptr_t cls, size_t n) {
-    return block_or_new_slow(M::percpu_refill(cls, n), n);
+  SLABBY_NOINLINE static void* percpu_refill(size_t n, uintptr_t cls) {
+    return block_or_new_slow(M::percpu_refill(n, cls), n);
   }
   SLABBY_NOINLINE static void* refill(uintptr_t cls, size_t n) {
     return block_or_new_slow(M::refill(cls, n), n);

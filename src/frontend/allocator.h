@@ -139,20 +139,21 @@ SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
 
 // The thread's bin of class cls, addressed from %fs on x86-64 as above: a
 // pop (nullptr when the bin is empty) and a push (false when it is full,
-// the bin left as it was). Bins are 16 bytes: cls * 16 is one shift.
-static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by cls << 4");
+// the bin left as it was). Bins are 16 bytes, addressed by 2 * cls scaled
+// by 8: one lea, where cls << 4 took a copy and a shift.
+static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by (2 * cls) * 8");
 SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t at = cls << 4;
+  uintptr_t at = cls * 2;
   void* p;
-  asm("movq %%fs:%c[head](%[tc], %[at]), %[p]"
+  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
       : [p] "=r"(p)
       : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
   if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
   void* next = *static_cast<void**>(p);
-  asm("movq %[next], %%fs:%c[head](%[tc], %[at])\n\t"
-      "addl $1, %%fs:%c[space](%[tc], %[at])"
+  asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
+      "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
       :
       : [next] "r"(next), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt),
         [space] "i"(kBinSpaceAt)
@@ -188,26 +189,26 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 // (the bin belongs to this thread), and space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t at = cls << 4;
+  uintptr_t at = cls * 2;
   bool full;
-  asm("subl $1, %%fs:%c[space](%[tc], %[at])"
+  asm("subl $1, %%fs:%c[space](%[tc], %[at], 8)"
       : "=@ccs"(full)
       : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
       : "memory");
   if (SLABBY_UNLIKELY(full)) {
-    asm("movl $0, %%fs:%c[space](%[tc], %[at])"
+    asm("movl $0, %%fs:%c[space](%[tc], %[at], 8)"
         :
         : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
         : "memory");
     return false;
   }
   void* head;
-  asm("movq %%fs:%c[head](%[tc], %[at]), %[h]"
+  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[h]"
       : [h] "=r"(head)
       : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
   *static_cast<void**>(p) = head;
-  asm("movq %[p], %%fs:%c[head](%[tc], %[at])"
+  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
       :
       : [p] "r"(p), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
       : "memory");
@@ -236,7 +237,11 @@ struct MallocExits {
   static SLABBY_INLINE void* sampled(uintptr_t cls, size_t n) noexcept {
     return alloc_sampled(cls, n);
   }
-  static SLABBY_INLINE void* percpu_refill(uintptr_t cls, size_t) noexcept {
+  // The size first, as in hardened_missed: operator new's per-CPU miss is
+  // then a jump with the size still in its first argument register, where
+  // (cls, n) made GCC copy the size at entry (one instruction on every
+  // call's path).
+  static SLABBY_INLINE void* percpu_refill(size_t, uintptr_t cls) noexcept {
     return percpu_refill_and_alloc(cls);
   }
   static SLABBY_INLINE void* refill(uintptr_t cls, size_t n) noexcept {
@@ -262,18 +267,23 @@ SLABBY_INLINE void* hardened_alloc_fitted(
   return hardened_hand_out(p, cls);
 }
 
-// malloc and free try the CPU's cache first, whatever the thread's mode:
-// the fast table (cache/percpu_cache.h) sends every section that must not
-// use it (a per-thread thread, an unregistered rseq area, the checked
-// modes) to the sentinel, where it misses. Only a miss tests the mode: a
-// per-CPU thread goes to its slow path, any other to its bin. So the
-// per-CPU path has no mode test (two instructions each, and the default),
-// and the per-thread path pays a missed section (nine) before its bin. A
-// thread's first call finds its bins empty and full: the slow path
-// initialises. Builds without rseq critical sections (common/base.h:
-// kHaveRseqSections) have no per-CPU branch. The class index is a full-width
-// integer on the fast paths: mixing 32- and 64-bit uses made GCC copy it
-// between registers three times per call.
+// malloc and free test the thread's mode first (one compare with the flag
+// in its ThreadCache, whose offset the path already holds): a thread on the
+// per-CPU caches runs the CPU's section, any other takes its bin. Until
+// 2026-12-04 both tried the CPU's section first, whatever the thread's mode
+// (a per-thread thread's section found the fast table's sentinel and missed,
+// so the per-CPU path had no mode test), which made the per-thread path pay
+// a missed section (9 instructions per call) before its bin. Threads start
+// on their bins now (SLABBY_PERCPU_THREADS=0, the default), so that is the
+// path most programs run: the test costs the per-CPU pair 5 instructions
+// (47) and saves the per-thread pair 19 (38; docs/benchmarks.md, "The mode
+// tested first"). A thread in a checked mode, not yet initialised, or past its
+// teardown is not on the CPU caches and finds its bins empty and full
+// (limit 0): the slow path initialises, hands over to the divert, or goes
+// to the central pools. Builds without rseq critical sections
+// (common/base.h: kHaveRseqSections) have no per-CPU branch. The class index
+// is a full-width integer on the fast paths: mixing 32- and 64-bit uses made
+// GCC copy it between registers three times per call.
 // n is the size asked for (at most class_size(cls)): only the slow paths
 // use it, where the checked modes fit their canary in the class's slack.
 template <class Exits = MallocExits>
@@ -290,10 +300,13 @@ SLABBY_INLINE void* alloc_in_class_untimed(
     return hardened_alloc_fitted<Exits>(cls, n, fast);
   }
   if constexpr (kHaveRseqSections) {
-    // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
-    void* p = percpu_pop_fast(cls, fast);
-    if (SLABBY_LIKELY(p != nullptr)) return p;
-    if (on_percpu_caches(tco)) return Exits::percpu_refill(cls, n);
+    // Unlikely only for the layout: the bin's path, the default's, falls through.
+    if (SLABBY_UNLIKELY(on_percpu_caches(tco))) {
+      // A hit is counted by the CPU's region (percpu_cache.h: kCursorAt).
+      void* p = percpu_pop_fast(cls, fast);
+      if (SLABBY_LIKELY(p != nullptr)) return p;
+      return Exits::percpu_refill(n, cls);
+    }
   }
   void* p = bin_pop(tco, cls);
   if (SLABBY_LIKELY(p != nullptr)) {
@@ -429,21 +442,25 @@ SLABBY_INLINE void free_fast(void* p) noexcept {
     return hardened_free_small(p, cls);
   }
   if (SLABBY_LIKELY(page_class_of(p, &cls))) {
-    // The CPU's cache first, as in malloc. Class 0 (large or stray pointer)
+    // The freed block's line starts coming in first, in either mode. On the
+    // CPU's cache the block is on top now, so the next malloc of its class
+    // returns it and the program writes it; the free itself never reads it.
+    // A bin's push writes its link into it. A block freed long after it was
+    // last touched (a replay of python's trace, fragmentation's survivors)
+    // otherwise misses at that store (docs/benchmarks.md, "Prefetching the
+    // freed block"; for the bins, "The mode tested first").
+    __builtin_prefetch(p, 1, 3);
+    // Then the thread's mode, as in malloc. Class 0 (large or stray pointer)
     // has an empty-and-full range in every region, and no bin: the push
     // misses and the slow path sorts it out.
-    if constexpr (kHaveRseqSections) {
-      // The block is on top of the CPU's cache now, so the next malloc of
-      // its class returns it, and the program writes it: its line starts
-      // coming in here. The free itself never reads the block, and a block
-      // freed long after it was last touched (a replay of python's trace,
-      // fragmentation's survivors) otherwise misses at the program's first
-      // store (docs/benchmarks.md, "Prefetching the freed block").
-      __builtin_prefetch(p, 1, 3);
-      if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
-      if (on_percpu_caches(tl_cache_offset())) return percpu_flush_and_free(p, cls);
-    }
     uintptr_t tco = tl_cache_offset();
+    if constexpr (kHaveRseqSections) {
+      // Unlikely only for the layout, as in malloc.
+      if (SLABBY_UNLIKELY(on_percpu_caches(tco))) {
+        if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
+        return percpu_flush_and_free(p, cls);
+      }
+    }
     if (SLABBY_LIKELY(bin_push(tco, cls, p))) {
       count_free(tco, cls);
       return;

@@ -551,9 +551,9 @@ TEST(ThreadCache, SlabbysOwnThreadsDoNotCountTowardsPerCpuThreads) {
   }).join();
 }
 
-// (Since the fast paths try the CPU's cache first, a thread's calls after its
-// teardown may still hit that cache, which is not the thread's: its own bins
-// stay closed.)
+// (The teardown also takes a per-CPU thread off the CPU caches: the fast
+// paths test the thread's mode first, so its later calls find its bins
+// closed and go to the slow path, uncached.)
 TEST(ThreadCache, ThreadExitReturnsCachedBlocksAndLaterCallsNeverReopenItsBins) {
   unsigned cls = size_class_of(200);
   slabby_stats before = stats();
