@@ -84,10 +84,13 @@ extern bool g_percpu_mode;
 // -2 (registration failed) .. kMaxCpus - 1. It holds a CPU's region once the
 // fast paths may use it (per-CPU mode and no divert: cache/thread_cache.h),
 // the sentinel otherwise, so a section always misses for a thread whose area
-// is not registered, in per-thread mode, and in the checked modes, and the
-// fast paths need no mode test before it. Static, all sentinel until then;
-// g_percpu.rseq_offset points at a real area (glibc's, or slabby's own,
-// whose cpu_id stays -1 until registered) before init hands out a block.
+// is not registered, in per-thread mode, and in the checked modes. The
+// default library's fast paths run a section only for a thread on the CPU
+// caches (they test its mode first, frontend/allocator.h); the hardened
+// library's run one on every call, and rely on this. Static, all sentinel
+// until then; g_percpu.rseq_offset points at a real area (glibc's, or
+// slabby's own, whose cpu_id stays -1 until registered) before init hands
+// out a block.
 // After it, a copy of malloc's size-to-class table (common/size_class.h
 // kDirectClassTable, never written): malloc looks up the class, then the
 // CPU's region, from one base register (percpu_pop_fast's `fast`), where
