@@ -23,7 +23,7 @@ extern "C" {
  * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total.
  * 4: the heap profile's counters, after lost_bytes.
  * 5: the per-CPU caches' capacities, after prof_dumps. */
-#define SLABBY_STATS_VERSION 6
+#define SLABBY_STATS_VERSION 7
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -148,6 +148,9 @@ typedef struct slabby_stats {
   /* Version 6: per-thread cache limits that follow demand (the same budget, per thread). */
   uint64_t thread_cache_grows;   /* a class's limit grown in a thread's cache (its blocks did not fit), ever */
   uint64_t thread_cache_shrinks; /* ... lowered back (quiet for a pass, or the cache was flushed), ever */
+
+  /* Version 7: slabs on transparent huge pages (SLABBY_THP=dense, past 16 MiB of slabs). */
+  uint64_t huge_slab_bytes; /* arena marked MADV_HUGEPAGE for slabs (whole huge pages), ever */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1

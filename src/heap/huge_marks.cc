@@ -9,7 +9,8 @@
 // merging the mapping, which cost more than the program's own use of the
 // buffer. Whatever else takes those pages (a slab, a remap target, a span
 // growing into them, a large span of other bounds) marks them back first, so
-// small slabs never sit in a marked mapping.
+// small slabs never sit in a kept mark's mapping (they may sit in one of
+// their own: huge_slabs.cc).
 #include "heap/page_heap.h"
 #include "os/os.h"
 

@@ -306,6 +306,7 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
     return nullptr;
   }
   Span* s = take_free_locked(pages, align_pages, flags);
+  if (s == nullptr && (flags & kSlabRequest) && huge_slabs_due_) s = grow_slab_chunk_locked(pages);
   if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge
@@ -461,7 +462,8 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
-  return take_span(pages, 1, 0, [&](Span* s) {
+  return take_span(pages, 1, kSlabRequest, [&](Span* s) {
+    if (huge_slabs_) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);
     s->freelist = nullptr;
@@ -479,6 +481,7 @@ void PageHeap::free_slab(Span* s) {
   LockGuard g(*mu_);
   memset(class_map_ + ((s->start - base_) >> kPageShift), 0, s->pages);
   s->cls = 0;
+  if (huge_slabs_) note_slab_bytes_locked(-(int64_t{s->pages} << kPageShift));
   free_pages_locked(s);
 }
 

@@ -41,6 +41,12 @@
 // per power of two, until one is found filled). A program that writes the
 // first 8 KiB of blocks of 1-8 MiB faulted in 2 MiB for each under `large`
 // (48-53 x jemalloc's peak RSS: large-sparse in docs/benchmarks.md).
+// Slabs (SLABBY_THP=dense only) are filled by construction, so their pages
+// want huge pages as soon as there are enough of them for a partly used huge
+// page not to matter: once the program holds kHugeSlabsAfter bytes of slabs,
+// a slab that would grow the frontier takes a whole aligned huge page of it,
+// marked (huge_slabs.cc), and the slabs after it fill the rest. Before that
+// (most programs) slabs keep small pages, and their RSS its 4 KiB grain.
 // A marked span is a mapping of its own (linear, other flags); at most
 // kMaxHugeSpans are marked at once. A freed marked span that stays mapped
 // keeps its mark (huge_marks.cc): the next request for the same pages finds
@@ -131,12 +137,15 @@ struct PageHeapStats {
   uint64_t huge_marks_kept;   // freed marked spans whose pages keep the mark (at most kKeptMarks)
   uint64_t huge_marks_reused;  // requests that found their pages marked already
   uint64_t keep_huge_bytes;   // freed large spans up to this size stay mapped for reuse
+  uint64_t huge_slab_chunks;  // huge pages of the frontier marked for slabs (SLABBY_THP=dense)
+  uint64_t huge_slab_runs;    // runs of adjacent such chunks: a mapping each
 };
 
 // How a large span is asked for.
 enum LargeFlags : unsigned {
-  kLargeAllPages = 1,  // every page's PageMap entry points at the span (checked paths)
+  kLargeAllPages = 1,     // every page's PageMap entry points at the span (checked paths)
   kLargePreferClean = 2,  // clean free spans first (mremap targets: the kernel discards the pages)
+  kSlabRequest = 4,       // internal: a slab's pages (alloc_slab)
 };
 
 struct PageHeapLayout;
@@ -223,6 +232,12 @@ class PageHeap {
   static constexpr uint32_t kDensityCheckEvery = 16;
   // Sizes (bit b: 2^b to 2^(b+1) - 1 pages) found filled so far.
   uint64_t dense_sizes() const { return dense_sizes_.load(std::memory_order_relaxed); }
+  // SLABBY_THP=dense: slab bytes in use from which new slabs at the frontier
+  // take huge pages (huge_slabs.cc). A program below it never gets any.
+  static constexpr size_t kHugeSlabsAfter = size_t{16} << 20;
+  // Runs of marked slab chunks (each a mapping) at most; past it, slabs keep
+  // small pages.
+  static constexpr uint64_t kMaxHugeSlabRuns = 1024;
 
   // Large spans above kLargeClassBytes come in size classes, four per
   // power of two (a class's step is a quarter of its lower power of two):
@@ -259,6 +274,7 @@ class PageHeap {
     thp_ = mode;
     huge_spans_ = mode == os::Thp::kLarge || mode == os::Thp::kDense;
     learn_density_ = mode == os::Thp::kDense;
+    huge_slabs_ = mode == os::Thp::kDense && huge_page_size_ <= kMaxSlabChunk;
     os::set_thp(arena_.base(), arena_.reserved(), mode);
   }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
@@ -314,6 +330,15 @@ class PageHeap {
   static Span* take_aligned_from_bins(FreeBins& fb, size_t pages, size_t align_pages);
   // A span at the frontier with an aligned run of `pages` pages in it.
   Span* grow_locked(size_t pages, size_t align_pages, unsigned flags);
+  // SLABBY_THP=dense, slabs past kHugeSlabsAfter (huge_slabs.cc): a span of
+  // one whole aligned huge page at the frontier, marked, for a slab of
+  // `pages` to be split from; nullptr when not due (the caller grows as
+  // usual). Notes slab bytes going out (bytes > 0) or back (< 0).
+  Span* grow_slab_chunk_locked(size_t pages);
+  void note_slab_bytes_locked(int64_t bytes);
+  // Huge pages larger than this (512 MiB with 64 KiB system pages) are never
+  // taken for slabs.
+  static constexpr size_t kMaxSlabChunk = size_t{4} << 20;
   // grow_in_place's part under the lock: the pages after s, or the frontier.
   bool grow_locked(Span* s, size_t pages);
   uintptr_t frontier_end() const { return base_ + (frontier_pages_ << kPageShift); }
@@ -415,6 +440,14 @@ class PageHeap {
   bool learn_density_ = false;
   std::atomic<uint64_t> dense_sizes_{0};
   std::atomic<uint32_t> density_checks_[64] = {};
+  // Slabs on huge pages (huge_slabs.cc), under the lock: whether the mode
+  // allows them, slab bytes in use, whether kHugeSlabsAfter was reached
+  // (never unset), and the end of the last chunk marked (a chunk that
+  // starts there extends its run, one mapping).
+  bool huge_slabs_ = false;
+  uint64_t slab_bytes_ = 0;
+  bool huge_slabs_due_ = false;
+  uintptr_t huge_run_end_ = 0;
   size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};

@@ -129,8 +129,9 @@ void collect_stats(slabby_stats* out) {
   out->retained_bytes = h.free_clean_bytes;
   out->purge_passes = h.purge_passes;
   out->decay_purged_bytes = h.decay_purged_bytes;
-  // Remapped spans and spans marked for huge pages are mappings of their own.
-  out->mappings = os::mappings() + h.remapped_live + h.huge_page_spans;
+  // Remapped spans, spans marked for huge pages and runs of slab chunks on
+  // huge pages are mappings of their own.
+  out->mappings = os::mappings() + h.remapped_live + h.huge_page_spans + h.huge_slab_runs;
   out->max_heap_bytes = g_rt.config.config.max_heap;
   out->limit_refusals = h.limit_refusals;
   out->realloc_grown_in_place = h.grown_in_place;
@@ -149,6 +150,7 @@ void collect_stats(slabby_stats* out) {
   out->cpu_cache_shrinks = percpu_shrinks();
   out->thread_cache_grows = g_threads.bin_grows.load(std::memory_order_relaxed);
   out->thread_cache_shrinks = g_threads.bin_shrinks.load(std::memory_order_relaxed);
+  out->huge_slab_bytes = h.huge_slab_chunks * os::huge_page_size();
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
@@ -241,6 +243,7 @@ void print_report(int fd) {
     row("thread_cache_grows", s.thread_cache_grows);
     row("thread_cache_shrinks", s.thread_cache_shrinks);
   }
+  if (s.huge_slab_bytes != 0) row_bytes("huge_slab_bytes", s.huge_slab_bytes);
   if (s.prof_samples != 0 || s.prof_dumps != 0) {
     row("prof_samples", s.prof_samples);
     row("prof_live_samples", s.prof_live_samples);

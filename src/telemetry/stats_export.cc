@@ -138,18 +138,21 @@ constexpr Field kProcess[] = {
     PROCESS("prof_dropped", "prof_dropped_total", kCounter, prof_dropped,
             "Samples not recorded: the heap profile's tables were full."),
     PROCESS("prof_dumps", "prof_dumps_total", kCounter, prof_dumps, "Heap profiles written."),
-    PROCESS("cpu_cache_capacity_bytes", "cpu_cache_capacity_bytes", kGauge,
-            cpu_cache_capacity_bytes,
-            "Bytes the per-CPU caches may hold now (capacity times block size, every CPU and class)."),
+    PROCESS(
+        "cpu_cache_capacity_bytes", "cpu_cache_capacity_bytes", kGauge, cpu_cache_capacity_bytes,
+        "Bytes the per-CPU caches may hold now (capacity times block size, every CPU and class)."),
     PROCESS("cpu_cache_grows", "cpu_cache_grows_total", kCounter, cpu_cache_grows,
             "Times a size class's capacity grew on a CPU (its blocks did not fit)."),
-    PROCESS("cpu_cache_shrinks", "cpu_cache_shrinks_total", kCounter, cpu_cache_shrinks,
-            "Times a size class's capacity shrank back on a CPU (quiet for a pass, or the CPU idled)."),
+    PROCESS(
+        "cpu_cache_shrinks", "cpu_cache_shrinks_total", kCounter, cpu_cache_shrinks,
+        "Times a size class's capacity shrank back on a CPU (quiet for a pass, or the CPU idled)."),
     PROCESS("thread_cache_grows", "thread_cache_grows_total", kCounter, thread_cache_grows,
             "Times a size class's limit grew in a thread's cache (its blocks did not fit)."),
     PROCESS("thread_cache_shrinks", "thread_cache_shrinks_total", kCounter, thread_cache_shrinks,
             "Times a size class's limit went back down in a thread's cache (quiet for a pass, or "
             "flushed)."),
+    PROCESS("huge_slab_bytes", "huge_slab_bytes_total", kCounter, huge_slab_bytes,
+            "Bytes of the arena marked for transparent huge pages for slabs (SLABBY_THP=dense)."),
 };
 #undef PROCESS
 

@@ -1,0 +1,100 @@
+// Slabs on transparent huge pages through the whole allocator: a program
+// that puts 40 MiB into small blocks gets its later slabs on marked huge
+// pages under SLABBY_THP=dense (the default), none under `large`, reads every
+// byte back, and gets its memory back from malloc_trim either way (a purge
+// inside a huge page splits it).
+//
+//   huge_slabs on|off
+#include <malloc.h>
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "lifecycle_check.h"
+
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+constexpr size_t kBlock = 48;
+constexpr size_t kBlocks = (40 * kMiB) / kBlock;
+
+// Whether the mapping holding p is marked MADV_HUGEPAGE ("hg" in smaps), or
+// -1 when this kernel shows no marks at all (no transparent huge pages, an
+// emulator): a fresh mapping marked here is looked at first.
+int marked(const void* p) {
+  auto flags_of = [](uintptr_t at) {
+    FILE* f = fopen("/proc/self/smaps", "r");
+    if (f == nullptr) return std::string();
+    char line[512];
+    bool inside = false;
+    std::string flags;
+    while (fgets(line, sizeof line, f) != nullptr) {
+      unsigned long a, b;
+      char dash;
+      if (sscanf(line, "%lx%c%lx ", &a, &dash, &b) == 3 && dash == '-')
+        inside = at >= a && at < b;
+      else if (inside && strncmp(line, "VmFlags:", 8) == 0)
+        flags = line + 8;
+      if (!flags.empty()) break;
+    }
+    fclose(f);
+    return flags;
+  };
+  void* probe = mmap(nullptr, 4 * kMiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  LC_CHECK(probe != MAP_FAILED, "mmap");
+  bool shows = madvise(probe, 4 * kMiB, MADV_HUGEPAGE) == 0 &&
+               flags_of(reinterpret_cast<uintptr_t>(probe)).find(" hg") != std::string::npos;
+  munmap(probe, 4 * kMiB);
+  if (!shows) return -1;
+  return flags_of(reinterpret_cast<uintptr_t>(p)).find(" hg") != std::string::npos;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  LC_CHECK(argc == 2 && (strcmp(argv[1], "on") == 0 || strcmp(argv[1], "off") == 0),
+           "usage: huge_slabs on|off");
+  const bool on = strcmp(argv[1], "on") == 0;
+  long start_rss = lc_rss_bytes();
+  // The pointers live outside the allocator.
+  void** blocks = static_cast<void**>(mmap(nullptr, kBlocks * sizeof(void*),
+                                           PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                           -1, 0));
+  LC_CHECK(blocks != MAP_FAILED, "mmap");
+  for (size_t i = 0; i < kBlocks; ++i) {
+    blocks[i] = malloc(kBlock);
+    LC_CHECK(blocks[i] != nullptr, "malloc %zu", i);
+    memset(blocks[i], static_cast<int>(i & 0xff), kBlock);
+  }
+  slabby_stats st;
+  LC_CHECK(slabby_get_stats(&st, sizeof st) == 0, "slabby_get_stats");
+  int last_marked = marked(blocks[kBlocks - 1]);
+  int first_marked = marked(blocks[0]);
+  printf("huge_slab_bytes %llu, last block marked %d, first %d\n",
+         static_cast<unsigned long long>(st.huge_slab_bytes), last_marked, first_marked);
+  if (on) {
+    // 40 MiB of slabs, the first 16 MiB on small pages.
+    LC_CHECK(st.huge_slab_bytes >= 8 * kMiB, "huge_slab_bytes %llu",
+             static_cast<unsigned long long>(st.huge_slab_bytes));
+    LC_CHECK(last_marked != 0, "the last block's slab is not on a marked mapping");
+    LC_CHECK(first_marked != 1, "the first block's slab is on a marked mapping");
+  } else {
+    LC_CHECK(st.huge_slab_bytes == 0, "huge_slab_bytes %llu under SLABBY_THP=large",
+             static_cast<unsigned long long>(st.huge_slab_bytes));
+    LC_CHECK(last_marked != 1, "the last block's slab is on a marked mapping");
+  }
+  for (size_t i = 0; i < kBlocks; ++i) {
+    const unsigned char* b = static_cast<const unsigned char*>(blocks[i]);
+    LC_CHECK(b[0] == (i & 0xff) && b[kBlock - 1] == (i & 0xff), "block %zu changed", i);
+  }
+  for (size_t i = 0; i < kBlocks; ++i) free(blocks[i]);
+  malloc_trim(0);
+  long end_rss = lc_rss_bytes();
+  printf("rss: start %ld KiB, after trim %ld KiB\n", start_rss >> 10, end_rss >> 10);
+  LC_CHECK(end_rss < start_rss + static_cast<long>(16 * kMiB),
+           "RSS after malloc_trim %ld KiB, at the start %ld KiB", end_rss >> 10, start_rss >> 10);
+  return 0;
+}

@@ -1,0 +1,186 @@
+// Slabs on transparent huge pages (heap/huge_slabs.cc): none below
+// kHugeSlabsAfter bytes of slabs, then whole aligned huge pages at the
+// frontier, marked, filled by the slabs that follow before the frontier
+// moves, adjacent ones one mapping; never under SLABBY_THP=large.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "heap/page_heap.h"
+#include "os/os.h"
+
+namespace slabby {
+namespace {
+
+constexpr size_t kArena = size_t{1} << 30;
+constexpr size_t kMiB = size_t{1} << 20;
+
+std::unique_ptr<PageHeap> make_heap(os::Thp thp) {
+  auto h = std::make_unique<PageHeap>();
+  EXPECT_TRUE(h->init(kArena, 64 * kMiB));
+  h->set_thp(thp);
+  h->set_decay_ms(3600 * 1000);
+  return h;
+}
+
+// The kernel's flags for the mapping holding p ("hg": MADV_HUGEPAGE), from
+// /proc/self/smaps; empty if not found.
+std::string vm_flags(uintptr_t p) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (f == nullptr) return "";
+  char line[512];
+  bool inside = false;
+  std::string flags;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long a, b;
+    char dash;
+    if (sscanf(line, "%lx%c%lx ", &a, &dash, &b) == 3 && dash == '-') {
+      inside = p >= a && p < b;
+    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      flags = line + 8;
+      break;
+    }
+  }
+  fclose(f);
+  return flags;
+}
+
+bool marked(uintptr_t p) { return vm_flags(p).find(" hg") != std::string::npos; }
+
+// Whether this kernel shows MADV_HUGEPAGE marks at all (a kernel without
+// transparent huge pages, or an emulator, refuses or ignores them).
+bool kernel_shows_marks() {
+  size_t bytes = 4 * kMiB;
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  bool ok = madvise(p, bytes, MADV_HUGEPAGE) == 0 && marked(reinterpret_cast<uintptr_t>(p));
+  munmap(p, bytes);
+  return ok;
+}
+
+bool huge_pages_fit_slabs() { return os::huge_page_size() <= 4 * kMiB; }
+
+// Slabs of one page until `bytes` of them are out.
+std::vector<Span*> take_slabs(PageHeap& h, size_t bytes) {
+  std::vector<Span*> out;
+  for (size_t got = 0; got < bytes; got += kPageSize) {
+    Span* s = h.alloc_slab(1, 1);
+    EXPECT_NE(s, nullptr);
+    if (s == nullptr) break;
+    out.push_back(s);
+  }
+  return out;
+}
+
+TEST(HugeSlabs, SlabsKeepSmallPagesUntilTheProgramHoldsEnoughOfThem) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  // The slab that reaches the bound is the last before any chunk.
+  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
+  bool check_kernel = kernel_shows_marks();
+  for (Span* s : below) {
+    ASSERT_FALSE(check_kernel && marked(s->start)) << std::hex << s->start;
+    if (s == below[64]) break;  // smaps is slow to read: a sample
+  }
+  if (check_kernel) EXPECT_FALSE(marked(below.back()->start));
+
+  // The next slab starts a chunk: a whole aligned huge page, marked.
+  const size_t huge = os::huge_page_size();
+  Span* first = h->alloc_slab(1, 1);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->start % huge, 0u);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 1u);
+  if (check_kernel) EXPECT_TRUE(marked(first->start));
+
+  // The slabs after it fill the chunk before the frontier moves again.
+  std::vector<Span*> rest;
+  for (size_t i = 1; i < huge / kPageSize; ++i) {
+    Span* s = h->alloc_slab(1, 1);
+    ASSERT_NE(s, nullptr);
+    ASSERT_GE(s->start, first->start) << i;
+    ASSERT_LT(s->start, first->start + huge) << i;
+    rest.push_back(s);
+  }
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
+
+  // The next chunk follows the first: one run, one mapping to the kernel.
+  Span* second = h->alloc_slab(1, 1);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->start, first->start + huge);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 2u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 1u);
+  if (check_kernel) {
+    EXPECT_TRUE(marked(second->start));
+    // Written and read back across the two chunks.
+    for (Span* s : {first, rest.back(), second})
+      memset(reinterpret_cast<void*>(s->start), 0x5a, kPageSize);
+    for (Span* s : {first, rest.back(), second})
+      EXPECT_EQ(reinterpret_cast<unsigned char*>(s->start)[kPageSize - 1], 0x5a);
+  }
+  for (Span* s : below) h->free_slab(s);
+  for (Span* s : rest) h->free_slab(s);
+  h->free_slab(first);
+  h->free_slab(second);
+}
+
+TEST(HugeSlabs, AGapBeforeTheNextChunkBecomesFreePagesForLaterRequests) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  std::vector<Span*> slabs = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  // A large block moves the frontier off the huge page grain.
+  Span* large = h->alloc_large(kMiB + 3 * kPageSize, kPageSize);
+  ASSERT_NE(large, nullptr);
+  const size_t huge = os::huge_page_size();
+  ASSERT_NE(large->end() % huge, 0u);
+  Span* chunked = h->alloc_slab(1, 1);
+  ASSERT_NE(chunked, nullptr);
+  EXPECT_EQ(chunked->start % huge, 0u);
+  EXPECT_GT(chunked->start, large->end());
+  EXPECT_EQ(h->stats().huge_slab_runs, 1u);
+  // The pages between the large block and the chunk are free, and taken
+  // first by a request that fits them (the chunk's rest is larger).
+  size_t gap_pages = (chunked->start - large->end()) >> kPageShift;
+  Span* in_gap = h->alloc_large(gap_pages << kPageShift, kPageSize);
+  ASSERT_NE(in_gap, nullptr);
+  EXPECT_EQ(in_gap->start, large->end());
+  h->free_large(in_gap);
+  h->free_large(large);
+  h->free_slab(chunked);
+  for (Span* s : slabs) h->free_slab(s);
+}
+
+TEST(HugeSlabs, LargeModeAndNeverModeKeepSlabsOnSmallPages) {
+  for (os::Thp mode : {os::Thp::kLarge, os::Thp::kNever}) {
+    auto h = make_heap(mode);
+    std::vector<Span*> slabs = take_slabs(*h, PageHeap::kHugeSlabsAfter + 4 * kMiB);
+    EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
+    if (kernel_shows_marks()) EXPECT_FALSE(marked(slabs.back()->start));
+    for (Span* s : slabs) h->free_slab(s);
+  }
+}
+
+TEST(HugeSlabs, TheBoundOnceReachedStaysWhenSlabsGoBack) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  std::vector<Span*> slabs = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  for (Span* s : slabs) h->free_slab(s);
+  // The freed slabs' pages serve the next requests first (dirty spans).
+  std::vector<Span*> again = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
+  // Past them, the frontier grows by chunks.
+  Span* next = h->alloc_slab(1, 1);
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(next->start % os::huge_page_size(), 0u);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
+  h->free_slab(next);
+  for (Span* s : again) h->free_slab(s);
+}
+
+}  // namespace
+}  // namespace slabby
