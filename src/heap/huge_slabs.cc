@@ -10,9 +10,9 @@
 // marks it MADV_HUGEPAGE, keeps its first pages and leaves the rest free and
 // clean, for the next slabs (free spans are taken dirty first, then the
 // smallest clean one that fits, so a chunk is used up before the frontier
-// moves again). On a host where a page fault is dear (this project's VMs: 4
-// KiB faults cost 5-7 us of system time and about as much again in the
-// program's first writes) this is most of the difference to an allocator
+// moves again). On a host where a page fault is dear (this project's VMs: a
+// 4 KiB first write costs about 6 us of system time and 1.2 us of the
+// program's own, bench/tools/page_costs.c) this is most of the difference to an allocator
 // whose whole arena is marked (docs/benchmarks.md, "Slabs on huge pages").
 //
 // Adjacent chunks are one mapping to the kernel (same flags: it merges
@@ -23,7 +23,8 @@
 // and a large span's own marks come and go as in huge_marks.cc, splitting the
 // run); a purge of free pages inside a chunk splits the huge page, as a
 // purge must. The kernel's khugepaged may later collapse a chunk that was
-// split; mimalloc's arenas, marked whole, share that.
+// split, faulting its purged pages back in (docs/design.md: the risk);
+// mimalloc's arenas, marked whole, share that.
 #include "heap/page_heap.h"
 #include "os/os.h"
 
