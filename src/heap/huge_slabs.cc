@@ -22,9 +22,21 @@
 // too (a remapped span's release maps its range back with the arena's flags,
 // and a large span's own marks come and go as in huge_marks.cc, splitting the
 // run); a purge of free pages inside a chunk splits the huge page, as a
-// purge must. The kernel's khugepaged may later collapse a chunk that was
-// split, faulting its purged pages back in (docs/design.md: the risk);
-// mimalloc's arenas, marked whole, share that.
+// purge must.
+//
+// A chunk a purge touches is marked back at once (MADV_NOHUGEPAGE):
+// khugepaged collapses any marked huge page with a page still present
+// (max_ptes_none, 511 by default), so it would fault the purged pages back
+// in. Measured before this (bench/tools/thp_creep.c): 192 MiB of small
+// blocks, half freed and trimmed, RSS 221 -> 125 MiB, and back to 213 MiB
+// two minutes later. A chunk purged whole could keep its mark (nothing is
+// left in it to collapse), but then chunks purged whole and in part
+// alternate, each a mapping: 163 after a 1.1 GiB burst was freed
+// (tests/lifecycle/burst_rss.cc), against a handful when every purged chunk
+// goes back to the arena's mapping. So the pages of a purged chunk serve
+// later slabs on 4 KiB pages, and a program that grows again gets new chunks
+// at the frontier. chunk_bits_ records which huge pages are chunks, so
+// nothing else's marks are touched.
 #include "heap/page_heap.h"
 #include "os/os.h"
 
@@ -38,7 +50,17 @@ void PageHeap::note_slab_bytes_locked(int64_t bytes) {
 Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
   const size_t chunk_pages = huge_page_size_ >> kPageShift;
   if (pages > chunk_pages) return nullptr;
-  if (stats_.huge_slab_runs >= kMaxHugeSlabRuns) return nullptr;
+  if (stats_.huge_slab_runs >= kMaxHugeSlabRuns || stats_.huge_slab_chunks >= kMaxHugeSlabChunks)
+    return nullptr;
+  if (chunk_bits_ == nullptr) {
+    // One bit per huge page of the arena (one more: base_ may sit inside one).
+    size_t bits = size_ / huge_page_size_ + 1;
+    size_t bytes = round_up((bits + 63) / 64 * sizeof(uint64_t), kPageSize);
+    chunk_bits_ = static_cast<uint64_t*>(os::map_rw(bytes));
+    if (chunk_bits_ == nullptr) return nullptr;
+    chunk_bits_n_ = bits;
+    stats_.metadata_bytes += bytes;
+  }
   // A span ending at the new frontier, its last chunk_pages pages the chunk
   // (a free span that ended at the old frontier is extended: grow_locked).
   Span* s = grow_locked(chunk_pages, chunk_pages, 0);
@@ -57,10 +79,36 @@ Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
     s->state = SpanState::kLarge;
   }
   os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, true);
-  if (chunk != huge_run_end_) stats_.huge_slab_runs++;
-  huge_run_end_ = chunk + huge_page_size_;
+  set_chunk_bit_locked((chunk - base_) / huge_page_size_, true);
   stats_.huge_slab_chunks++;
   return s;
+}
+
+void PageHeap::set_chunk_bit_locked(size_t i, bool on) {
+  bool left = i > 0 && chunk_bit(i - 1);
+  bool right = i + 1 < chunk_bits_n_ && chunk_bit(i + 1);
+  // Setting a bit joins the runs beside it (or starts one); clearing it
+  // splits its run (or ends one).
+  int64_t delta = 1 - int64_t{left} - int64_t{right};
+  stats_.huge_slab_runs += static_cast<uint64_t>(on ? delta : -delta);
+  if (on)
+    chunk_bits_[i / 64] |= uint64_t{1} << (i % 64);
+  else
+    chunk_bits_[i / 64] &= ~(uint64_t{1} << (i % 64));
+}
+
+void PageHeap::unmark_chunk_locked(uintptr_t chunk) {
+  if (chunk < base_) return;
+  size_t i = (chunk - base_) / huge_page_size_;
+  if (i >= chunk_bits_n_ || !chunk_bit(i)) return;
+  set_chunk_bit_locked(i, false);
+  os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, false);
+  stats_.huge_slab_splits++;
+}
+
+void PageHeap::unmark_split_chunks_locked(uintptr_t start, uintptr_t end) {
+  uintptr_t first = start & ~(uintptr_t{huge_page_size_} - 1);
+  for (uintptr_t c = first; c < end; c += huge_page_size_) unmark_chunk_locked(c);
 }
 
 }  // namespace slabby

@@ -138,7 +138,8 @@ struct PageHeapStats {
   uint64_t huge_marks_reused;  // requests that found their pages marked already
   uint64_t keep_huge_bytes;   // freed large spans up to this size stay mapped for reuse
   uint64_t huge_slab_chunks;  // huge pages of the frontier marked for slabs (SLABBY_THP=dense)
-  uint64_t huge_slab_runs;    // runs of adjacent such chunks: a mapping each
+  uint64_t huge_slab_runs;    // runs of adjacent chunks marked now: a mapping each
+  uint64_t huge_slab_splits;  // chunks marked back after a purge touched them
 };
 
 // How a large span is asked for.
@@ -235,9 +236,11 @@ class PageHeap {
   // SLABBY_THP=dense: slab bytes in use from which new slabs at the frontier
   // take huge pages (huge_slabs.cc). A program below it never gets any.
   static constexpr size_t kHugeSlabsAfter = size_t{16} << 20;
-  // Runs of marked slab chunks (each a mapping) at most; past it, slabs keep
-  // small pages.
+  // Runs of marked slab chunks (each a mapping) and chunks at most (each may
+  // be marked back, splitting its run: a mapping more); past either, slabs
+  // keep small pages.
   static constexpr uint64_t kMaxHugeSlabRuns = 1024;
+  static constexpr uint64_t kMaxHugeSlabChunks = 8192;
 
   // Large spans above kLargeClassBytes come in size classes, four per
   // power of two (a class's step is a quarter of its lower power of two):
@@ -336,6 +339,15 @@ class PageHeap {
   // usual). Notes slab bytes going out (bytes > 0) or back (< 0).
   Span* grow_slab_chunk_locked(size_t pages);
   void note_slab_bytes_locked(int64_t bytes);
+  // Pages [start, end) were just purged: the marked chunks they touch are
+  // marked back (MADV_NOHUGEPAGE), or khugepaged would collapse them again
+  // and fault the purged pages back in.
+  void unmark_split_chunks_locked(uintptr_t start, uintptr_t end);
+  void unmark_chunk_locked(uintptr_t chunk);
+  // chunk_bits_: bit i set or cleared, huge_slab_runs kept as the number of
+  // runs of set bits.
+  bool chunk_bit(size_t i) const { return (chunk_bits_[i / 64] >> (i % 64)) & 1; }
+  void set_chunk_bit_locked(size_t i, bool on);
   // Huge pages larger than this (512 MiB with 64 KiB system pages) are never
   // taken for slabs.
   static constexpr size_t kMaxSlabChunk = size_t{4} << 20;
@@ -442,12 +454,14 @@ class PageHeap {
   std::atomic<uint32_t> density_checks_[64] = {};
   // Slabs on huge pages (huge_slabs.cc), under the lock: whether the mode
   // allows them, slab bytes in use, whether kHugeSlabsAfter was reached
-  // (never unset), and the end of the last chunk marked (a chunk that
-  // starts there extends its run, one mapping).
+  // (never unset).
   bool huge_slabs_ = false;
   uint64_t slab_bytes_ = 0;
   bool huge_slabs_due_ = false;
-  uintptr_t huge_run_end_ = 0;
+  // Bit i: the arena's i-th huge page (from base_) is a chunk marked now
+  // (mapped at the first chunk). Adjacent set bits are one mapping.
+  uint64_t* chunk_bits_ = nullptr;
+  size_t chunk_bits_n_ = 0;
   size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};

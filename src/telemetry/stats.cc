@@ -129,8 +129,8 @@ void collect_stats(slabby_stats* out) {
   out->retained_bytes = h.free_clean_bytes;
   out->purge_passes = h.purge_passes;
   out->decay_purged_bytes = h.decay_purged_bytes;
-  // Remapped spans, spans marked for huge pages and runs of slab chunks on
-  // huge pages are mappings of their own.
+  // Remapped spans, spans marked for huge pages and runs of slab chunks
+  // marked now are mappings of their own.
   out->mappings = os::mappings() + h.remapped_live + h.huge_page_spans + h.huge_slab_runs;
   out->max_heap_bytes = g_rt.config.config.max_heap;
   out->limit_refusals = h.limit_refusals;

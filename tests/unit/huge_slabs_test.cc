@@ -182,5 +182,56 @@ TEST(HugeSlabs, TheBoundOnceReachedStaysWhenSlabsGoBack) {
   for (Span* s : again) h->free_slab(s);
 }
 
+// A purge that touches a chunk marks it back, so khugepaged cannot collapse
+// it and fault the purged pages in again (in part), and chunks purged whole
+// and in part do not alternate, a mapping each (whole).
+TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  const size_t per_chunk = os::huge_page_size() / kPageSize;
+  std::vector<Span*> a = take_slabs(*h, per_chunk * kPageSize);
+  std::vector<Span*> b = take_slabs(*h, per_chunk * kPageSize);
+  Span* c = h->alloc_slab(1, 1);  // B is not at the frontier's edge
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(a.front()->start % os::huge_page_size(), 0u);
+  ASSERT_EQ(b.front()->start, a.front()->start + os::huge_page_size());
+  ASSERT_EQ(c->start, b.front()->start + os::huge_page_size());
+  ASSERT_EQ(h->stats().huge_slab_chunks, 3u);
+  const bool check_kernel = kernel_shows_marks();
+  for (Span* s : a) memset(reinterpret_cast<void*>(s->start), 1, kPageSize);
+  for (Span* s : b) memset(reinterpret_cast<void*>(s->start), 2, kPageSize);
+
+  // All of B back and purged: B is marked back, and its run split in two.
+  EXPECT_EQ(h->stats().huge_slab_runs, 1u);  // A, B and C
+  for (Span* s : b) h->free_slab(s);
+  EXPECT_GE(h->purge_all(), os::huge_page_size());
+  EXPECT_EQ(h->stats().huge_slab_splits, 1u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 2u);  // A; C
+  if (check_kernel) {
+    EXPECT_FALSE(marked(b.front()->start));
+    EXPECT_TRUE(marked(a.front()->start));
+    EXPECT_TRUE(marked(c->start));
+  }
+
+  // A hundred slabs from the middle of A: A is marked back, alone.
+  for (size_t i = 100; i < 200; ++i) h->free_slab(a[i]);
+  EXPECT_EQ(h->purge_all(), 100 * kPageSize);
+  EXPECT_EQ(h->stats().huge_slab_splits, 2u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 1u);  // C
+  if (check_kernel) {
+    EXPECT_FALSE(marked(a.front()->start));
+    EXPECT_NE(vm_flags(a.front()->start).find(" nh"), std::string::npos);
+    EXPECT_TRUE(marked(c->start));
+  }
+  // What stayed live in A reads as written.
+  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[99]->start)[0], 1);
+  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[200]->start)[kPageSize - 1], 1);
+  for (size_t i = 0; i < a.size(); ++i)
+    if (i < 100 || i >= 200) h->free_slab(a[i]);
+  h->free_slab(c);
+  for (Span* s : below) h->free_slab(s);
+}
+
 }  // namespace
 }  // namespace slabby
