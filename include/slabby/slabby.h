@@ -22,7 +22,9 @@ extern "C" {
 /* 2: the circuit breaker's fields and last_purge_ns after classes[].
  * 3: how realloc and calloc of large blocks were served, after guarded_blocks_total.
  * 4: the heap profile's counters, after lost_bytes.
- * 5: the per-CPU caches' capacities, after prof_dumps. */
+ * 5: the per-CPU caches' capacities, after prof_dumps.
+ * 6: the per-thread caches' limits, after cpu_cache_shrinks.
+ * 7: huge_slab_bytes, after thread_cache_shrinks. */
 #define SLABBY_STATS_VERSION 7
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64

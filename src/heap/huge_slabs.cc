@@ -103,10 +103,10 @@ void PageHeap::unmark_chunk_locked(uintptr_t chunk) {
   if (i >= chunk_bits_n_ || !chunk_bit(i)) return;
   set_chunk_bit_locked(i, false);
   os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, false);
-  stats_.huge_slab_splits++;
+  stats_.huge_slab_unmarked++;
 }
 
-void PageHeap::unmark_split_chunks_locked(uintptr_t start, uintptr_t end) {
+void PageHeap::unmark_purged_chunks_locked(uintptr_t start, uintptr_t end) {
   uintptr_t first = start & ~(uintptr_t{huge_page_size_} - 1);
   for (uintptr_t c = first; c < end; c += huge_page_size_) unmark_chunk_locked(c);
 }

@@ -420,7 +420,7 @@ size_t PageHeap::purge_oldest_locked() {
   size_t bytes = size_t{s->pages} << kPageShift;
   remove_free_locked(s);
   os::purge(reinterpret_cast<void*>(s->start), bytes);
-  if (chunk_bits_ != nullptr) unmark_split_chunks_locked(s->start, s->end());
+  if (chunk_bits_ != nullptr) unmark_purged_chunks_locked(s->start, s->end());
   s->dirty = false;
   merge_and_insert_locked(s);  // now clean: joins its clean neighbours
   return bytes;
@@ -548,7 +548,7 @@ void PageHeap::free_large(Span* s) {
   if (purge) {
     stats_.huge_purged++;
     last_huge_purged_pages_ = s->pages;
-    if (chunk_bits_ != nullptr) unmark_split_chunks_locked(s->start, s->end());
+    if (chunk_bits_ != nullptr) unmark_purged_chunks_locked(s->start, s->end());
   }
   if (s->huge) {
     keep_mark_locked(s->start, s->pages);

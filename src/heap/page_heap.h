@@ -139,7 +139,7 @@ struct PageHeapStats {
   uint64_t keep_huge_bytes;   // freed large spans up to this size stay mapped for reuse
   uint64_t huge_slab_chunks;  // huge pages of the frontier marked for slabs (SLABBY_THP=dense)
   uint64_t huge_slab_runs;    // runs of adjacent chunks marked now: a mapping each
-  uint64_t huge_slab_splits;  // chunks marked back after a purge touched them
+  uint64_t huge_slab_unmarked;  // chunks marked back after a purge touched them
 };
 
 // How a large span is asked for.
@@ -342,7 +342,7 @@ class PageHeap {
   // Pages [start, end) were just purged: the marked chunks they touch are
   // marked back (MADV_NOHUGEPAGE), or khugepaged would collapse them again
   // and fault the purged pages back in.
-  void unmark_split_chunks_locked(uintptr_t start, uintptr_t end);
+  void unmark_purged_chunks_locked(uintptr_t start, uintptr_t end);
   void unmark_chunk_locked(uintptr_t chunk);
   // chunk_bits_: bit i set or cleared, huge_slab_runs kept as the number of
   // runs of set bits.

@@ -206,7 +206,7 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
   EXPECT_EQ(h->stats().huge_slab_runs, 1u);  // A, B and C
   for (Span* s : b) h->free_slab(s);
   EXPECT_GE(h->purge_all(), os::huge_page_size());
-  EXPECT_EQ(h->stats().huge_slab_splits, 1u);
+  EXPECT_EQ(h->stats().huge_slab_unmarked, 1u);
   EXPECT_EQ(h->stats().huge_slab_runs, 2u);  // A; C
   if (check_kernel) {
     EXPECT_FALSE(marked(b.front()->start));
@@ -217,7 +217,7 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
   // A hundred slabs from the middle of A: A is marked back, alone.
   for (size_t i = 100; i < 200; ++i) h->free_slab(a[i]);
   EXPECT_EQ(h->purge_all(), 100 * kPageSize);
-  EXPECT_EQ(h->stats().huge_slab_splits, 2u);
+  EXPECT_EQ(h->stats().huge_slab_unmarked, 2u);
   EXPECT_EQ(h->stats().huge_slab_runs, 1u);  // C
   if (check_kernel) {
     EXPECT_FALSE(marked(a.front()->start));
