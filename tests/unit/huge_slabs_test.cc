@@ -214,9 +214,12 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
     EXPECT_TRUE(marked(c->start));
   }
 
-  // A hundred slabs from the middle of A: A is marked back, alone.
-  for (size_t i = 100; i < 200; ++i) h->free_slab(a[i]);
-  EXPECT_EQ(h->purge_all(), 100 * kPageSize);
+  // A quarter of A's slabs, from its middle: A is marked back, alone. (A
+  // chunk holds 512 slabs of 4 KiB pages, 32 of 64 KiB ones.)
+  const size_t lo = per_chunk / 4, hi = per_chunk / 2;
+  ASSERT_GT(lo, 0u);
+  for (size_t i = lo; i < hi; ++i) h->free_slab(a[i]);
+  EXPECT_EQ(h->purge_all(), (hi - lo) * kPageSize);
   EXPECT_EQ(h->stats().huge_slab_unmarked, 2u);
   EXPECT_EQ(h->stats().huge_slab_runs, 1u);  // C
   if (check_kernel) {
@@ -225,10 +228,10 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
     EXPECT_TRUE(marked(c->start));
   }
   // What stayed live in A reads as written.
-  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[99]->start)[0], 1);
-  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[200]->start)[kPageSize - 1], 1);
+  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[lo - 1]->start)[0], 1);
+  EXPECT_EQ(reinterpret_cast<unsigned char*>(a[hi]->start)[kPageSize - 1], 1);
   for (size_t i = 0; i < a.size(); ++i)
-    if (i < 100 || i >= 200) h->free_slab(a[i]);
+    if (i < lo || i >= hi) h->free_slab(a[i]);
   h->free_slab(c);
   for (Span* s : below) h->free_slab(s);
 }
