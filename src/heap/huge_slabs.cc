@@ -62,22 +62,11 @@ Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
     stats_.metadata_bytes += bytes;
   }
   // A span ending at the new frontier, its last chunk_pages pages the chunk
-  // (a free span that ended at the old frontier is extended: grow_locked).
+  // (a free span that ended at the old frontier is extended: grow_locked);
+  // the caller splits off the pages before it as for any aligned request.
   Span* s = grow_locked(chunk_pages, chunk_pages, 0);
   if (s == nullptr) return nullptr;
   uintptr_t chunk = s->end() - huge_page_size_;
-  // Taken, so the head split off below cannot merge back into it.
-  s->state = SpanState::kLarge;
-  if (s->start < chunk) {
-    Span* rest = split_locked(s, (chunk - s->start) >> kPageShift);
-    if (rest == nullptr) {
-      merge_and_insert_locked(s);
-      return nullptr;
-    }
-    merge_and_insert_locked(s);
-    s = rest;
-    s->state = SpanState::kLarge;
-  }
   os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, true);
   set_chunk_bit_locked((chunk - base_) / huge_page_size_, true);
   stats_.huge_slab_chunks++;
@@ -107,6 +96,7 @@ void PageHeap::unmark_chunk_locked(uintptr_t chunk) {
 }
 
 void PageHeap::unmark_purged_chunks_locked(uintptr_t start, uintptr_t end) {
+  if (chunk_bits_ == nullptr) return;  // no chunk yet
   uintptr_t first = start & ~(uintptr_t{huge_page_size_} - 1);
   for (uintptr_t c = first; c < end; c += huge_page_size_) unmark_chunk_locked(c);
 }

@@ -306,7 +306,11 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
     return nullptr;
   }
   Span* s = take_free_locked(pages, align_pages, flags);
-  if (s == nullptr && (flags & kSlabRequest) && huge_slabs_due_) s = grow_slab_chunk_locked(pages);
+  if (s == nullptr && (flags & kSlabRequest) && huge_slabs_due_) {
+    // Split below as an aligned request: the pages before the chunk go back.
+    s = grow_slab_chunk_locked(pages);
+    if (s != nullptr) align_pages = huge_page_size_ >> kPageShift;
+  }
   if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge
@@ -420,7 +424,7 @@ size_t PageHeap::purge_oldest_locked() {
   size_t bytes = size_t{s->pages} << kPageShift;
   remove_free_locked(s);
   os::purge(reinterpret_cast<void*>(s->start), bytes);
-  if (chunk_bits_ != nullptr) unmark_purged_chunks_locked(s->start, s->end());
+  unmark_purged_chunks_locked(s->start, s->end());
   s->dirty = false;
   merge_and_insert_locked(s);  // now clean: joins its clean neighbours
   return bytes;
@@ -548,7 +552,7 @@ void PageHeap::free_large(Span* s) {
   if (purge) {
     stats_.huge_purged++;
     last_huge_purged_pages_ = s->pages;
-    if (chunk_bits_ != nullptr) unmark_purged_chunks_locked(s->start, s->end());
+    unmark_purged_chunks_locked(s->start, s->end());
   }
   if (s->huge) {
     keep_mark_locked(s->start, s->pages);

@@ -333,9 +333,10 @@ class PageHeap {
   static Span* take_aligned_from_bins(FreeBins& fb, size_t pages, size_t align_pages);
   // A span at the frontier with an aligned run of `pages` pages in it.
   Span* grow_locked(size_t pages, size_t align_pages, unsigned flags);
-  // SLABBY_THP=dense, slabs past kHugeSlabsAfter (huge_slabs.cc): a span of
-  // one whole aligned huge page at the frontier, marked, for a slab of
-  // `pages` to be split from; nullptr when not due (the caller grows as
+  // SLABBY_THP=dense, slabs past kHugeSlabsAfter (huge_slabs.cc): a span
+  // ending at the frontier whose last huge page, aligned, is marked, for a
+  // slab of `pages` to be split from (as an aligned request: the pages before
+  // the huge page go back free); nullptr when not due (the caller grows as
   // usual). Notes slab bytes going out (bytes > 0) or back (< 0).
   Span* grow_slab_chunk_locked(size_t pages);
   void note_slab_bytes_locked(int64_t bytes);
