@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 
+#include "../common/vm_flags.h"
 #include "lifecycle_check.h"
 
 namespace {
@@ -21,35 +21,11 @@ constexpr size_t kMiB = size_t{1} << 20;
 constexpr size_t kBlock = 48;
 constexpr size_t kBlocks = (40 * kMiB) / kBlock;
 
-// Whether the mapping holding p is marked MADV_HUGEPAGE ("hg" in smaps), or
-// -1 when this kernel shows no marks at all (no transparent huge pages, an
-// emulator): a fresh mapping marked here is looked at first.
+// Whether the mapping holding p is marked MADV_HUGEPAGE, or -1 when this
+// kernel shows no marks at all (no transparent huge pages, an emulator).
 int marked(const void* p) {
-  auto flags_of = [](uintptr_t at) {
-    FILE* f = fopen("/proc/self/smaps", "r");
-    if (f == nullptr) return std::string();
-    char line[512];
-    bool inside = false;
-    std::string flags;
-    while (fgets(line, sizeof line, f) != nullptr) {
-      unsigned long a, b;
-      char dash;
-      if (sscanf(line, "%lx%c%lx ", &a, &dash, &b) == 3 && dash == '-')
-        inside = at >= a && at < b;
-      else if (inside && strncmp(line, "VmFlags:", 8) == 0)
-        flags = line + 8;
-      if (!flags.empty()) break;
-    }
-    fclose(f);
-    return flags;
-  };
-  void* probe = mmap(nullptr, 4 * kMiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  LC_CHECK(probe != MAP_FAILED, "mmap");
-  bool shows = madvise(probe, 4 * kMiB, MADV_HUGEPAGE) == 0 &&
-               flags_of(reinterpret_cast<uintptr_t>(probe)).find(" hg") != std::string::npos;
-  munmap(probe, 4 * kMiB);
-  if (!shows) return -1;
-  return flags_of(reinterpret_cast<uintptr_t>(p)).find(" hg") != std::string::npos;
+  if (!slabby_test::kernel_shows_huge_marks()) return -1;
+  return slabby_test::marked_huge(reinterpret_cast<uintptr_t>(p));
 }
 
 }  // namespace

@@ -3,13 +3,12 @@
 // frontier, marked, filled by the slabs that follow before the frontier
 // moves, adjacent ones one mapping; never under SLABBY_THP=large.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
 
+#include "../common/vm_flags.h"
 #include "heap/page_heap.h"
 #include "os/os.h"
 
@@ -27,40 +26,9 @@ std::unique_ptr<PageHeap> make_heap(os::Thp thp) {
   return h;
 }
 
-// The kernel's flags for the mapping holding p ("hg": MADV_HUGEPAGE), from
-// /proc/self/smaps; empty if not found.
-std::string vm_flags(uintptr_t p) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  if (f == nullptr) return "";
-  char line[512];
-  bool inside = false;
-  std::string flags;
-  while (fgets(line, sizeof line, f) != nullptr) {
-    unsigned long a, b;
-    char dash;
-    if (sscanf(line, "%lx%c%lx ", &a, &dash, &b) == 3 && dash == '-') {
-      inside = p >= a && p < b;
-    } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
-      flags = line + 8;
-      break;
-    }
-  }
-  fclose(f);
-  return flags;
-}
-
-bool marked(uintptr_t p) { return vm_flags(p).find(" hg") != std::string::npos; }
-
-// Whether this kernel shows MADV_HUGEPAGE marks at all (a kernel without
-// transparent huge pages, or an emulator, refuses or ignores them).
-bool kernel_shows_marks() {
-  size_t bytes = 4 * kMiB;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  bool ok = madvise(p, bytes, MADV_HUGEPAGE) == 0 && marked(reinterpret_cast<uintptr_t>(p));
-  munmap(p, bytes);
-  return ok;
-}
+using slabby_test::kernel_shows_huge_marks;
+using slabby_test::vm_flags;
+bool marked(uintptr_t p) { return slabby_test::marked_huge(p); }
 
 bool huge_pages_fit_slabs() { return os::huge_page_size() <= 4 * kMiB; }
 
@@ -82,7 +50,7 @@ TEST(HugeSlabs, SlabsKeepSmallPagesUntilTheProgramHoldsEnoughOfThem) {
   // The slab that reaches the bound is the last before any chunk.
   std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
   EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
-  bool check_kernel = kernel_shows_marks();
+  bool check_kernel = kernel_shows_huge_marks();
   for (Span* s : below) {
     ASSERT_FALSE(check_kernel && marked(s->start)) << std::hex << s->start;
     if (s == below[64]) break;  // smaps is slow to read: a sample
@@ -160,7 +128,7 @@ TEST(HugeSlabs, LargeModeAndNeverModeKeepSlabsOnSmallPages) {
     auto h = make_heap(mode);
     std::vector<Span*> slabs = take_slabs(*h, PageHeap::kHugeSlabsAfter + 4 * kMiB);
     EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
-    if (kernel_shows_marks()) EXPECT_FALSE(marked(slabs.back()->start));
+    if (kernel_shows_huge_marks()) EXPECT_FALSE(marked(slabs.back()->start));
     for (Span* s : slabs) h->free_slab(s);
   }
 }
@@ -198,7 +166,7 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
   ASSERT_EQ(b.front()->start, a.front()->start + os::huge_page_size());
   ASSERT_EQ(c->start, b.front()->start + os::huge_page_size());
   ASSERT_EQ(h->stats().huge_slab_chunks, 3u);
-  const bool check_kernel = kernel_shows_marks();
+  const bool check_kernel = kernel_shows_huge_marks();
   for (Span* s : a) memset(reinterpret_cast<void*>(s->start), 1, kPageSize);
   for (Span* s : b) memset(reinterpret_cast<void*>(s->start), 2, kPageSize);
 
