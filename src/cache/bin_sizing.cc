@@ -33,11 +33,9 @@ void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
   if (target < base) target = base;
   if (b.limit <= target) return;
   give_above(b, cls, target);
-  uint32_t less = static_cast<uint32_t>((b.limit - target) * class_size(cls));
-  tc.grown_bytes = tc.grown_bytes > less ? tc.grown_bytes - less : 0;
+  bin_shrunk(tc, cls, b.limit, target);
   bin_set_limit(b, target);
   if (b.fill > target / 2) b.fill = static_cast<uint16_t>(target / 2);
-  g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -49,36 +47,57 @@ void bins_init(const uint32_t* base_limit, size_t grow_bytes) {
   g_threads.bin_grow_bytes = grow_bytes < (size_t{1} << 30) ? grow_bytes : size_t{1} << 30;
 }
 
-bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
+uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
   BinDemand& d = tc.demand[cls];
   uint8_t last = d.last;
   d.last = kind;
   d.missed = 1;
-  if (last == kBinMissNone || last == kind) return false;
-  Bin& b = tc.bins[cls];
+  if (last == kBinMissNone || last == kind) return 0;
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
   // a check mode, a closed bin); medium classes keep their base, as per CPU.
-  if (b.limit == 0 || is_medium_class(cls) || b.limit >= kMaxGrownLimit) return false;
-  uint32_t add = std::min<uint32_t>(b.limit, kMaxGrownLimit - b.limit);  // doubling
+  if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;
+  uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
   size_t size = class_size(cls), budget = g_threads.bin_grow_bytes;
   size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
-  if (add == 0) return false;
-  bin_set_limit(b, b.limit + add);
+  if (add == 0) return 0;
   tc.grown_bytes += static_cast<uint32_t>(add * size);
   g_threads.bin_grows.fetch_add(1, std::memory_order_relaxed);
+  return add;
+}
+
+bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
+  Bin& b = tc.bins[cls];
+  uint32_t add = bin_grow_by(tc, cls, kind, b.limit);
+  if (add == 0) return false;
+  bin_set_limit(b, b.limit + add);
   return true;
 }
 
-void bins_decay(ThreadCache& tc) {
+uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
+  uint32_t base = g_threads.bin_base[cls];
+  if (tc.demand[cls].missed != 0 || limit <= base) return limit;
+  return (base + (limit - base) / 2) & ~uint32_t{1};
+}
+
+void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to) {
+  uint32_t less = static_cast<uint32_t>((from - to) * class_size(cls));
+  tc.grown_bytes = tc.grown_bytes > less ? tc.grown_bytes - less : 0;
+  g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
+}
+
+void bins_decay_done(ThreadCache& tc) {
   tc.decay_seen = __atomic_load_n(&g_threads.decay_epoch, __ATOMIC_RELAXED);
-  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c) {
-    bool quiet = tc.demand[c].missed == 0;
-    uint32_t base = g_threads.bin_base[c], limit = tc.bins[c].limit;
-    if (quiet && limit > base) shrink_to(tc, c, (base + (limit - base) / 2) & ~uint32_t{1});
-  }
   for (unsigned c = 1; c < kNumClasses; ++c) tc.demand[c].missed = 0;
+}
+
+void bins_decay(ThreadCache& tc) {
+  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c) {
+    uint32_t limit = tc.bins[c].limit, target = bin_decay_target(tc, c, limit);
+    if (target < limit) shrink_to(tc, c, target);
+  }
+  bins_decay_done(tc);
 }
 
 void bins_reset(ThreadCache& tc) {

@@ -62,11 +62,14 @@ void close_bins(ThreadCache& tc) {
 
 }  // namespace
 
+bool cache_threads_due() {
+  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
+             __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED) >=
+         g_threads.percpu_threads;
+}
+
 bool cache_percpu_due(const ThreadCache& tc) {
-  return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr &&
-         __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
-                 __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED) >=
-             g_threads.percpu_threads;
+  return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr && cache_threads_due();
 }
 
 void cache_mark_internal() { __atomic_add_fetch(&g_threads.internal, 1, __ATOMIC_RELAXED); }
@@ -323,7 +326,9 @@ void cache_forget_other_threads() {
 
 uint64_t cache_flush_all() noexcept {
   ThreadCache& tc = tl_cache;
-  if (tc.state != kCacheActive || tc.percpu_ok) return 0;
+  if (tc.state != kCacheActive) return 0;
+  if (g_small_divert.flush != nullptr) return g_small_divert.flush();
+  if (tc.percpu_ok) return 0;
   uint64_t moved = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc.bins[c];

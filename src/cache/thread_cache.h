@@ -158,6 +158,10 @@ extern constinit ThreadRegistry g_threads __attribute__((visibility("hidden")));
 // True when the calling thread should move now: it can run the critical
 // sections, no divert owns the small blocks, and enough threads live.
 bool cache_percpu_due(const ThreadCache& tc);
+// The process has the live threads from which threads use the per-CPU
+// caches (the thread count half of cache_percpu_due). A divert with caches
+// of its own (the checked paths) moves its threads by the same rule.
+bool cache_threads_due();
 // The calling thread is slabby's own (the background thread): it no longer
 // counts towards SLABBY_PERCPU_THREADS. Once, after its thread_init.
 void cache_mark_internal();
@@ -234,6 +238,9 @@ struct SmallDivert {
   void* (*alloc)(unsigned cls, size_t n) noexcept;  // n <= class_size(cls)
   void (*free)(void* p, unsigned cls) noexcept;
   void (*thread_exit)() noexcept;  // the thread's own blocks go back (its teardown)
+  // The thread's own cached blocks go back, the thread staying active
+  // (cache_flush_all: malloc_trim, slabby_thread_flush); returns how many.
+  uint64_t (*flush)() noexcept;
   bool fast;
 };
 extern constinit SmallDivert g_small_divert;
@@ -252,6 +259,17 @@ void bins_init(const uint32_t* base_limit, size_t grow_bytes);
 // Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
 // the calling thread's bins; true when the bin grew (space rose).
 bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);
+// The same rule for bins kept elsewhere on the thread's behalf (a divert's:
+// the checked bins, secure/checked_cache.h), on the thread's demand and
+// budget: notes the miss of class cls, whose bin's limit is `limit` now, and
+// returns the blocks to add to it (even; 0: none), already counted.
+uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit);
+// ... and their decay: the limit class cls's bin (limit now) should shrink
+// to this epoch (`limit` itself when it should not); bin_shrunk counts a
+// shrink done, and bins_decay_done ends the pass (as bins_decay does).
+uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit);
+void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to);
+void bins_decay_done(ThreadCache& tc);
 // The decay, from the owning thread's slow path, once per epoch: classes
 // grown above their base that missed nothing since the last one give back
 // half of what they grew (blocks above the new limit go to the pools).
@@ -264,8 +282,9 @@ inline bool bins_decay_due(const ThreadCache& tc) {
   return tc.decay_seen != __atomic_load_n(&g_threads.decay_epoch, __ATOMIC_RELAXED);
 }
 
-// The calling thread's cached blocks back to the pools (per-thread mode;
-// a per-CPU thread's bins hold none). Returns blocks moved.
+// The calling thread's cached blocks back to the pools (per-thread mode,
+// or a divert's own bins; a per-CPU thread's bins hold none), its grown
+// bins back to their bases. Returns blocks moved.
 uint64_t cache_flush_all() noexcept;
 
 // Called from the pthread key destructor: returns everything to the pools.

@@ -14,14 +14,15 @@
 #include "common/base.h"
 #include "common/size_class.h"
 #include "frontend/hardened_fast.h"
+#include "frontend/thread_fast.h"
 #include "runtime/runtime.h"
 
 namespace slabby {
 
-// The hardened library's inline paths when the CPU's cache missed
-// (frontend/hardened_bins.cc): a thread without rseq takes its checked bin;
-// otherwise, or when the bin misses too, the slow paths. free's block is
-// validated and marked freed. (n first: malloc's argument stays where it is.)
+// The hardened library's inline paths when the thread's cache (its CPU's or
+// its checked bin) missed (frontend/hardened_bins.cc): the slow paths.
+// free's block is validated and marked freed. (n first: malloc's argument
+// stays where it is.)
 void* hardened_alloc_missed(size_t n, uintptr_t cls) noexcept;
 void hardened_free_missed(void* p, uintptr_t cls) noexcept;
 
@@ -56,175 +57,6 @@ void* alloc_sampled(uintptr_t cls, size_t n) noexcept;
 // allocations).
 void sampling_restart_this_thread() noexcept;
 
-// The calling thread's ThreadCache is addressed from %fs (the thread
-// pointer) by tl_cache's TLS offset on x86-64, loaded once per call: each
-// field is then one instruction away (a countdown step, a counter, the mode
-// flag), where forming a field's address first took up to three more.
-// Elsewhere these are plain accesses to tl_cache.
-SLABBY_INLINE uintptr_t tl_cache_offset() noexcept {
-#if SLABBY_ASM_X86_64
-  // What initial-exec TLS loads from the GOT. Written out because GCC,
-  // given &tl_cache - thread pointer, sometimes forms both and subtracts.
-  uintptr_t off;
-  asm("movq slabby_tl_cache@gottpoff(%%rip), %0" : "=r"(off));
-  return off;
-#else
-  return 0;
-#endif
-}
-
-// One step of the sampling countdown: "subl $1, countdown; js", two
-// instructions on x86-64 (the same flag-output form as bin_push). The
-// portable form wraps as the asm does (unsigned arithmetic, no overflow): a
-// thread whose allocations all go to glibc (init failed) counts down forever.
-SLABBY_INLINE bool sample_due(uintptr_t tco) noexcept {
-#if SLABBY_ASM_X86_64
-  bool negative;
-  asm("subl $1, %%fs:%c[field](%[tc])"
-      : "=@ccs"(negative)
-      : [tc] "r"(tco), [field] "i"(offsetof(ThreadCache, sample_countdown))
-      : "memory");
-  return negative;
-#else
-  (void)tco;
-  ThreadCache& tc = tl_cache;
-  int32_t left = static_cast<int32_t>(static_cast<uint32_t>(tc.sample_countdown) - 1u);
-  tc.sample_countdown = left;
-  return left < 0;
-#endif
-}
-
-// Where the thread's fields sit in its ThreadCache, for the %fs-addressed
-// assembly below.
-inline constexpr size_t kAllocsAt = offsetof(ThreadCache, allocs);
-inline constexpr size_t kFreesAt = offsetof(ThreadCache, frees);
-inline constexpr size_t kBinHeadAt = offsetof(ThreadCache, bins) + offsetof(Bin, head);
-inline constexpr size_t kBinSpaceAt = offsetof(ThreadCache, bins) + offsetof(Bin, space);
-
-// Adds one to entry cls of the per-class counter array at kCounterAt
-// (kAllocsAt: a block handed out; kFreesAt: one taken back).
-template <size_t kCounterAt>
-SLABBY_INLINE void count_block(uintptr_t tco, uintptr_t cls) noexcept {
-#if SLABBY_ASM_X86_64
-  asm("addq $1, %%fs:%c[field](%[tc], %[cls], 8)"
-      :
-      : [tc] "r"(tco), [cls] "r"(cls), [field] "i"(kCounterAt)
-      : "memory", "cc");
-#else
-  (void)tco;
-  reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(&tl_cache) + kCounterAt)[cls]++;
-#endif
-}
-SLABBY_INLINE void count_alloc(uintptr_t tco, uintptr_t cls) noexcept {
-  count_block<kAllocsAt>(tco, cls);
-}
-SLABBY_INLINE void count_free(uintptr_t tco, uintptr_t cls) noexcept {
-  count_block<kFreesAt>(tco, cls);
-}
-// Whether the calling thread runs on the per-CPU caches: one compare with
-// the flag in memory.
-SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
-#if SLABBY_ASM_X86_64
-  bool on;
-  asm("cmpl $0, %%fs:%c[field](%[tc])"
-      : "=@ccne"(on)
-      : [tc] "r"(tco), [field] "i"(offsetof(ThreadCache, percpu_ok))
-      : "memory");
-  return on;
-#else
-  (void)tco;
-  return tl_cache.percpu_ok != 0;
-#endif
-}
-
-// The thread's bin of class cls, addressed from %fs on x86-64 as above: a
-// pop (nullptr when the bin is empty) and a push (false when it is full,
-// the bin left as it was). Bins are 16 bytes, addressed by 2 * cls scaled
-// by 8: one lea, where cls << 4 took a copy and a shift.
-static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by (2 * cls) * 8");
-SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
-#if SLABBY_ASM_X86_64
-  uintptr_t at = cls * 2;
-  void* p;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
-      : [p] "=r"(p)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
-  if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
-  void* next = *static_cast<void**>(p);
-  asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
-      "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      :
-      : [next] "r"(next), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt),
-        [space] "i"(kBinSpaceAt)
-      : "memory", "cc");
-  // The next pop reads the new head's link: bring its line in now (a null
-  // head is harmless; prefetches never fault). The per-CPU pop prefetches
-  // its next block too ("Prefetching the next block" in docs/benchmarks.md):
-  // here it took fastpath_loops mixed from 0.181 s to 0.170 (bench-ab 9,
-  // 2026-12-04), one instruction more.
-  __builtin_prefetch(next, 1, 3);
-  return p;
-#else
-  (void)tco;
-  Bin& b = tl_cache.bins[cls];
-  void* p = b.head;
-  if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
-  b.head = *static_cast<void**>(p);
-  b.space++;
-  return p;
-#endif
-}
-// The push takes one slot of room first: "subl $1, space; js full" on
-// x86-64. Plain C makes GCC keep the old value for the undo (five
-// instructions), and GCC 12 drops the label path of an equivalent asm goto
-// once inlined, so this reads the sign flag as an asm flag output instead.
-// On a miss the decrement is undone before returning: the slow paths see the
-// bin as it was. A miss means space was 0 (it is never negative between
-// calls, thread_cache.h), so the undo stores 0 rather than adding 1 back: a
-// plain store does not wait for the decrement's result, where an add reads
-// it back through the store buffer (perf put half of free's samples on the
-// add in the checked modes, whose bins always miss; timed, the loops came out
-// level within noise). The portable form needs no atomics
-// (the bin belongs to this thread), and space - 1 cannot wrap.
-SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
-#if SLABBY_ASM_X86_64
-  uintptr_t at = cls * 2;
-  bool full;
-  asm("subl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      : "=@ccs"(full)
-      : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
-      : "memory");
-  if (SLABBY_UNLIKELY(full)) {
-    asm("movl $0, %%fs:%c[space](%[tc], %[at], 8)"
-        :
-        : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
-        : "memory");
-    return false;
-  }
-  void* head;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[h]"
-      : [h] "=r"(head)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
-  *static_cast<void**>(p) = head;
-  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
-      :
-      : [p] "r"(p), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
-  return true;
-#else
-  (void)tco;
-  Bin& b = tl_cache.bins[cls];
-  int32_t space = b.space - 1;
-  if (SLABBY_UNLIKELY(space < 0)) return false;
-  b.space = space;
-  *static_cast<void**>(p) = b.head;
-  b.head = p;
-  return true;
-#endif
-}
-
 // Where malloc_fast goes when its fast path cannot serve the call, each a
 // tail call: the block, or nullptr with errno set. operator new passes its
 // own set (preload/malloc_symbols.cc), whose exits turn nullptr into the
@@ -256,15 +88,27 @@ struct MallocExits {
 };
 
 // The hardened library's allocation from class cls, which holds n bytes and
-// the canary (frontend/hardened_fast.h).
+// the canary (frontend/hardened_fast.h). The thread's mode first, as in the
+// default library (alloc_in_class_untimed): a thread on the CPU caches pops
+// its CPU's, any other its checked bin.
 template <class Exits = MallocExits>
 SLABBY_INLINE void* hardened_alloc_fitted(
-    uintptr_t cls, size_t n,
+    uintptr_t tco, uintptr_t cls, size_t n,
     const FastRegionTable* fast = &g_fast_regions) noexcept(Exits::kNoexcept) {
-  void* p = percpu_pop_fast(cls, fast);
+  uintptr_t tck = tl_checked_offset();
+  if constexpr (kHaveRseqSections) {
+    if (SLABBY_UNLIKELY(hardened_on_cpu(tck))) {
+      void* p = percpu_pop_fast(cls, fast);
+      if (SLABBY_UNLIKELY(p == nullptr)) return Exits::hardened_missed(n, cls);
+      if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls)))
+        return Exits::hand_out_cached(p, cls, n);
+      return hardened_hand_out(p, cls);
+    }
+  }
+  (void)fast;
+  void* p = hardened_bin_alloc(tco, tck, cls);
   if (SLABBY_UNLIKELY(p == nullptr)) return Exits::hardened_missed(n, cls);
-  if (SLABBY_UNLIKELY(!hardened_cached_intact(p, cls))) return Exits::hand_out_cached(p, cls, n);
-  return hardened_hand_out(p, cls);
+  return p;
 }
 
 // malloc and free test the thread's mode first (one compare with the flag
@@ -294,10 +138,9 @@ SLABBY_INLINE void* alloc_in_class_untimed(
     // A CPU cache's block, checked (frontend/hardened_fast.h); anything else,
     // including a class whose slack cannot hold the canary, to the checked
     // pair through the slow path.
-    (void)tco;
     if (SLABBY_UNLIKELY(cls >= kNumSmallClasses || class_size(cls) - n < kCanaryBytes))
       return Exits::refill(cls, n);
-    return hardened_alloc_fitted<Exits>(cls, n, fast);
+    return hardened_alloc_fitted<Exits>(tco, cls, n, fast);
   }
   if constexpr (kHaveRseqSections) {
     // Unlikely only for the layout: the bin's path, the default's, falls through.
@@ -358,7 +201,7 @@ SLABBY_INLINE void* malloc_fast(size_t n) noexcept(Exits::kNoexcept) {
     }
     uintptr_t tco = tl_cache_offset();
     if (SLABBY_UNLIKELY(sample_due(tco))) return Exits::sampled(cls, n);
-    return hardened_alloc_fitted<Exits>(cls, n, fast);
+    return hardened_alloc_fitted<Exits>(tco, cls, n, fast);
   }
   if (SLABBY_LIKELY(n <= kMaxDirectSize)) {
     cls = fast->class_of(n);  // direct_class_of
@@ -411,8 +254,17 @@ SLABBY_INLINE void hardened_free_small(void* p, uintptr_t cls) noexcept {
   // SLABBY_SECURE) or the general one, both validating in full and reporting.
   if (SLABBY_UNLIKELY(!hardened_plainly_live(p, cls)))
     return cache_flush_and_free(p, static_cast<unsigned>(cls));
+  // Then the thread's mode, as in malloc.
+  uintptr_t tck = tl_checked_offset();
+  if constexpr (kHaveRseqSections) {
+    if (SLABBY_UNLIKELY(hardened_on_cpu(tck))) {
+      hardened_mark_freed(p, cls);
+      if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
+      return hardened_free_missed(p, cls);
+    }
+  }
+  if (SLABBY_LIKELY(hardened_bin_free(tl_cache_offset(), tck, cls, p))) return;
   hardened_mark_freed(p, cls);
-  if (SLABBY_LIKELY(percpu_push_fast(cls, p))) return;  // counted by the region
   return hardened_free_missed(p, cls);
 }
 

@@ -114,7 +114,7 @@ SLABBY_INLINE void check_link(uintptr_t block, uintptr_t next, unsigned cls) {
 SLABBY_INLINE void push(CheckedBin& b, uintptr_t p) {
   words(p)[0] = encode_link(p, b.head);
   b.head = p;
-  b.count++;
+  b.space--;
 }
 
 SLABBY_INLINE uintptr_t pop(CheckedBin& b, unsigned cls) {
@@ -122,7 +122,7 @@ SLABBY_INLINE uintptr_t pop(CheckedBin& b, unsigned cls) {
   uintptr_t next = encode_link(p, words(p)[0]);
   check_link(p, next, cls);
   b.head = next;
-  b.count--;
+  b.space++;
   return p;
 }
 

@@ -58,8 +58,8 @@ SLABBY_INLINE void* lean_hand_out(uintptr_t p, unsigned cls, size_t size) noexce
   return reinterpret_cast<void*>(p);
 }
 
-// A thread without rseq: its bin. Out of line, so the per-CPU path keeps
-// its few registers.
+// A thread on its bins (secure/checked_cache.h: every thread until the
+// process has SLABBY_PERCPU_THREADS of them, and threads without rseq).
 template <bool kBitguard, bool kZero>
 SLABBY_NOINLINE void* lean_alloc_from_bin(unsigned cls, size_t n, size_t size) noexcept {
   CheckedBin& b = tl_checked.bins[cls];
@@ -68,7 +68,7 @@ SLABBY_NOINLINE void* lean_alloc_from_bin(unsigned cls, size_t n, size_t size) n
   uintptr_t next = encode_link(p, words(p)[0]);
   check_link(p, next, cls);
   b.head = next;
-  b.count--;
+  b.space++;
   return lean_hand_out<kBitguard, kZero>(p, cls, size);
 }
 
@@ -81,17 +81,18 @@ void* lean_alloc(unsigned cls, size_t n) noexcept {
     cls = static_cast<unsigned>(up);
     size = class_size(cls);
   }
-  if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);
+  if (SLABBY_UNLIKELY(!tl_checked.on_cpu))
+    return lean_alloc_from_bin<kBitguard, kZero>(cls, n, size);
   uintptr_t p = reinterpret_cast<uintptr_t>(lean_pop(cls));  // counted below
   if (SLABBY_UNLIKELY(p == 0)) return checked_alloc(cls, n);
   verify_first_word(p, cls);
   return lean_hand_out<kBitguard, kZero>(p, cls, size);
 }
 
-// A freed block (validated, tagged) of a thread without rseq: its bin.
+// A freed block (validated, tagged) of a thread on its bins.
 SLABBY_NOINLINE void lean_free_to_bin(uintptr_t p, unsigned cls) noexcept {
   CheckedBin& b = tl_checked.bins[cls];
-  if (SLABBY_UNLIKELY(b.count >= b.limit)) return free_tagged(p, cls);
+  if (SLABBY_UNLIKELY(b.space <= 0)) return free_tagged(p, cls);
   tl_cache.frees[cls]++;
   push(b, p);
 }
@@ -103,7 +104,7 @@ void lean_free(void* ptr, unsigned cls) noexcept {
   validate_small(p, cls, "free", kBitguard);
   if (kZero) zero_body(p, size);
   tag_word(p, size) = freed_tag(p);
-  if (SLABBY_UNLIKELY(!tl_cache.rseq_ok)) return lean_free_to_bin(p, cls);
+  if (SLABBY_UNLIKELY(!tl_checked.on_cpu)) return lean_free_to_bin(p, cls);
   mark_cached(p);
   if (SLABBY_UNLIKELY(!lean_push(cls, ptr))) return free_tagged(p, cls);  // counted below
   tl_cache.frees[cls]++;
@@ -113,7 +114,8 @@ void lean_free(void* ptr, unsigned cls) noexcept {
 // themselves (frontend/hardened_fast.h) and so may use the CPU caches.
 template <bool kBitguard, bool kZero>
 constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard, kZero>,
-                               checked_thread_teardown, kHardenedBuild && kBitguard};
+                               checked_thread_teardown, checked_thread_flush,
+                               kHardenedBuild && kBitguard};
 
 }  // namespace
 
@@ -122,7 +124,7 @@ SmallDivert checked_small_divert() noexcept {
   if (!k.extras && k.bitguard && k.zero_free) return kLean<true, true>;
   if (!k.extras && k.bitguard) return kLean<true, false>;
   if (!k.extras && k.zero_free) return kLean<false, true>;
-  return {checked_alloc, checked_free, checked_thread_teardown, false};
+  return {checked_alloc, checked_free, checked_thread_teardown, checked_thread_flush, false};
 }
 
 void checked_free_validated(void* ptr, unsigned cls) noexcept {

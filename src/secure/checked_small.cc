@@ -70,21 +70,31 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
   return n > 0 ? n : 1;
 }
 
+// Fills the empty bin with half its limit (one block, taken at once, when
+// the class caches nothing). The limit is set first if it was still 0, so
+// space stays at least 0 between calls: the inline free's undo of a full
+// bin (frontend/hardened_fast.h) stores 0, and a negative space there would
+// lose blocks from the count.
 bool refill(CheckedBin& b, unsigned cls) {
   CentralPool& pool = g_central_pools[cls];
-  uint32_t limit = g_rt.cache_limit[cls];
+  if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
+  uint32_t limit = b.limit;
   uint32_t n = limit / 2 > 0 ? limit / 2 : 1;
   if (n > pool.batch_size()) n = pool.batch_size();
   BlockChain c = pool.take(n, current_shard(pool.num_shards()), fresh_per_refill(cls));
   if (c.count == 0) return false;
+  // A whole transfer batch may come: what the bin has no room for goes back
+  // (one block always stays, for the caller to pop at once).
+  uint32_t keep = c.count < limit ? c.count : (limit > 0 ? limit : 1);
   uintptr_t p = reinterpret_cast<uintptr_t>(c.head);
-  for (uint32_t i = 0; i < c.count; ++i) {
+  for (uint32_t i = 0; i < keep; ++i) {
     uintptr_t next = words(p)[0];  // plain in the central pool
     if (i + 1 < c.count) check_link(p, next, cls);
     format_from_pool(p, cls);
     push(b, p);
     p = next;
   }
+  if (keep < c.count) pool.give(reinterpret_cast<void*>(p), c.count - keep);
   return true;
 }
 
@@ -99,6 +109,38 @@ void flush(CheckedBin& b, unsigned cls, uint32_t n) {
   g_central_pools[cls].give(reinterpret_cast<void*>(head), n);
 }
 
+// Gives the bin's blocks above `keep` back, a transfer batch at a time.
+void flush_above(CheckedBin& b, unsigned cls, uint32_t keep) {
+  uint32_t batch = g_central_pools[cls].batch_size();
+  while (checked_bin_count(b) > keep) {
+    uint32_t n = checked_bin_count(b) - keep;
+    flush(b, cls, n < batch ? n : batch);
+  }
+}
+
+// The bins' capacities follow demand by the default bins' rule, on the
+// thread's own demand and budget (cache/thread_cache.h bin_grow_by; the
+// thread's default bins are unused under a divert). A miss of class cls
+// (kBinMissEmpty: a refill; kBinMissFull: a flush) may double its limit.
+void bin_missed(ThreadCache& tc, CheckedBin& b, unsigned cls, BinMiss kind) {
+  uint32_t add = bin_grow_by(tc, cls, kind, b.limit);
+  if (add > 0) checked_bin_set_limit(b, b.limit + add);
+}
+
+// Once per decay epoch, from a slow path: classes grown above their base
+// that missed nothing since the last one give back half of what they grew.
+SLABBY_NOINLINE void decay_bins(ThreadCache& tc) {
+  CheckedCache& k = tl_checked;
+  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c) {
+    CheckedBin& b = k.bins[c];
+    uint32_t target = bin_decay_target(tc, c, b.limit);
+    if (target >= b.limit) continue;
+    flush_above(b, c, target);
+    bin_shrunk(tc, c, b.limit, target);
+    checked_bin_set_limit(b, target);
+  }
+  bins_decay_done(tc);
+}
 
 // A block the pool hands out on its way into a CPU cache, formatted as in a
 // bin. (It comes as a pointer in a batch, not through a link to check.)
@@ -127,11 +169,25 @@ SLABBY_INLINE uintptr_t take_from_cpu(unsigned cls) {
   return p;
 }
 
+// A thread on its bins moves to the CPU caches once the process has the
+// threads for them (checked_cache.h), as the default caches' threads do:
+// its bins go to the central pools, and from now on its blocks are cached
+// per CPU. Called from the slow paths of an active thread.
+// (The bins keep their bases: they serve only when the CPU's cache cannot.)
+SLABBY_INLINE void move_to_cpu_if_due(const ThreadCache& tc) {
+  CheckedCache& k = tl_checked;
+  if (SLABBY_UNLIKELY(!k.on_cpu && tc.rseq_ok && cache_threads_due())) {
+    checked_thread_flush();
+    k.on_cpu = 1;
+  }
+}
+
 // A freed block back to the CPU's or the thread's cache (or, without one,
 // the pool).
 SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   ThreadCache& tc = tl_cache;
-  if (tc.state == kCacheActive && tc.rseq_ok && release_to_cpu(p, cls)) return;
+  if (tc.state == kCacheActive) move_to_cpu_if_due(tc);
+  if (tc.state == kCacheActive && tl_checked.on_cpu && release_to_cpu(p, cls)) return;
   uint32_t limit = g_rt.cache_limit[cls];
   if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
     words(p)[0] = 0;
@@ -139,10 +195,16 @@ SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
     return;
   }
   CheckedBin& b = tl_checked.bins[cls];
-  b.limit = limit;  // from now on the fast free (below) pushes until the bin is full
-  if (b.count >= limit) {
-    uint32_t n = g_central_pools[cls].batch_size();
-    flush(b, cls, n < b.count ? n : b.count);
+  // From the first release on, the fast free (checked_lean.cc, the hardened
+  // library's inline one) pushes until the bin is full.
+  if (b.limit == 0) checked_bin_set_limit(b, limit);
+  if (b.space <= 0) {
+    if (SLABBY_UNLIKELY(bins_decay_due(tc))) decay_bins(tc);
+    bin_missed(tc, b, cls, kBinMissFull);
+    if (b.space <= 0) {
+      uint32_t n = g_central_pools[cls].batch_size(), count = checked_bin_count(b);
+      flush(b, cls, n < count ? n : count);
+    }
   }
   push(b, p);
 }
@@ -154,10 +216,15 @@ SLABBY_INLINE void* alloc_exact(unsigned cls) {
   ThreadCache& tc = tl_cache;
   uintptr_t p;
   if (SLABBY_LIKELY(tc.state == kCacheActive)) {
-    p = tc.rseq_ok ? take_from_cpu(cls) : 0;
+    move_to_cpu_if_due(tc);
+    p = tl_checked.on_cpu ? take_from_cpu(cls) : 0;
     if (p == 0) {
       CheckedBin& b = tl_checked.bins[cls];
-      if (b.head == 0 && !refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
+      if (b.head == 0) {
+        if (SLABBY_UNLIKELY(bins_decay_due(tc))) decay_bins(tc);
+        bin_missed(tc, b, cls, kBinMissEmpty);
+        if (!refill(b, cls)) return fallback_alloc(usable_of(cls), 0);
+      }
       p = pop(b, cls);
     }
     verify_free(p, cls, "malloc");
@@ -243,13 +310,30 @@ void checked_verify_free_small(uintptr_t p, unsigned cls, const char* found_by) 
 
 void checked_release_small(uintptr_t p, unsigned cls) noexcept { release(p, cls); }
 
+uint64_t checked_thread_flush() noexcept {
+  ThreadCache& tc = tl_cache;
+  uint64_t moved = 0;
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    CheckedBin& b = tl_checked.bins[c];
+    moved += checked_bin_count(b);
+    flush_above(b, c, 0);
+    uint32_t base = g_rt.cache_limit[c];
+    if (b.limit > base) {
+      bin_shrunk(tc, c, b.limit, base);
+      checked_bin_set_limit(b, base);
+    }
+  }
+  return moved;
+}
+
 void checked_thread_teardown() noexcept {
   quarantine_drain();
   for (unsigned c = 1; c < kNumClasses; ++c) {
     CheckedBin& b = tl_checked.bins[c];
-    if (b.count > 0) flush(b, c, b.count);
-    b.limit = 0;  // later frees of this thread take the slow path, uncached
+    if (checked_bin_count(b) > 0) flush(b, c, checked_bin_count(b));
+    checked_bin_set_limit(b, 0);  // later frees of this thread take the slow path, uncached
   }
+  tl_checked.on_cpu = 0;  // the hardened library's inline paths: to the empty bins
 }
 
 }  // namespace slabby

@@ -59,7 +59,7 @@ void checks_init(const Config& cfg) {
       *k = z ^ (z >> 31);
     }
   }
-  uint64_t never = c.zero_free ? uint64_t{1} << 63 : 0;
+  uint64_t never = c.inline_bins ? 0 : uint64_t{1} << 63;
   c.inline_key_live = c.key_live ^ never;
   c.inline_key_link = c.key_link ^ never;
   g_checks = c;

@@ -66,9 +66,10 @@ struct Checks {
   // Per process, from getrandom (or the clock), all different.
   uint64_t key_live, key_freed, key_fresh, key_link;
   // The keys the hardened library's inline tests use (frontend/hardened_fast.h):
-  // key_live and key_link, or with zeroing on, keys that differ from them in
-  // the top bit, so no block passes and the lean pair checks and zeroes every
-  // one; the inline paths need no test of the mode.
+  // key_live and key_link when inline_bins, else (zeroing, or a per-call
+  // extra) keys that differ from them in the top bit, so no block passes and
+  // the checked pairs check (and zero) every one; the inline paths need no
+  // test of the mode.
   uint64_t inline_key_live, inline_key_link;
 };
 
@@ -159,6 +160,9 @@ void checked_calloc_overflow(size_t count, size_t size) noexcept;
 void checked_huge_request(size_t n) noexcept;
 // Thread exit: the thread's checked cache and quarantine go back.
 void checked_thread_teardown() noexcept;
+// The calling thread's checked bins back to the central pools, their limits
+// back to the bases (SmallDivert::flush); returns the blocks moved.
+uint64_t checked_thread_flush() noexcept;
 // The small-block entry points for the modes g_checks holds (after
 // checks_init): the lean pair when only zeroing and the bit guard are on,
 // the general one otherwise (secure/checked_small.cc).

@@ -16,6 +16,9 @@ output and slabby's lines.
     (the hardened library always checks: the checked runs only)
   security_test.py --per-thread ... CASE
     (every run with SLABBY_PERCPU=0: the per-thread caches' paths)
+  security_test.py --percpu ... CASE
+    (every run with SLABBY_PERCPU_THREADS=1: every thread on the per-CPU
+    caches from its start; by default a single thread stays on its bins)
   (cross builds add --emulator scripts/qemu-aarch64 --fault-kind access --timeout-scale 4)
 """
 
@@ -162,6 +165,8 @@ def run(args, mode, extra):
            if not k.startswith("SLABBY_") and k not in ("GLIBC_TUNABLES",)}
     if args.per_thread:
         env["SLABBY_PERCPU"] = "0"
+    if args.percpu:
+        env["SLABBY_PERCPU_THREADS"] = "1"
     env.update(extra)
     cmd = [args.bugs, mode]
     if args.emulator:
@@ -360,6 +365,8 @@ def main():
                     help="the library always checks (libslabby_malloc_hardened.so): no unchecked runs")
     ap.add_argument("--per-thread", action="store_true",
                     help="run with SLABBY_PERCPU=0: the threads use per-thread caches")
+    ap.add_argument("--percpu", action="store_true",
+                    help="run with SLABBY_PERCPU_THREADS=1: every thread on the per-CPU caches")
     ap.add_argument("case", nargs="?")
     args = ap.parse_args()
     if args.list:

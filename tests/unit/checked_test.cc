@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -13,8 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "frontend/allocator.h"
 #include "cache/thread_cache.h"
+#include "frontend/allocator.h"
+#include "runtime/runtime.h"
+#include "secure/checked_cache.h"
 #include "secure/checks.h"
 
 namespace slabby {
@@ -198,6 +201,128 @@ TEST(CheckedSecureDeathTest, ADoubleFreeIsNamed) {
   free_fast(p);
   EXPECT_EXIT(free_fast(p), testing::KilledBySignal(SIGABRT),
               "slabby: double free of 0x[0-9a-f]+ \\(size class [0-9]+, [0-9]+-byte blocks\\)");
+}
+
+// The bit guard alone (the lean pair), with threads moving to the CPU caches
+// from 3 live threads on: the checked bins' own rules.
+bool start_bitguard_bins() {
+  setenv("SLABBY_BITGUARD", "1", 1);
+  setenv("SLABBY_PERCPU_THREADS", "3", 1);
+  free_fast(malloc_fast(1));
+  return g_checks.bitguard && !g_checks.zero_free && !g_checks.extras &&
+         g_threads.percpu_threads == 3;
+}
+
+// A class no test here has used yet, and a request of it with room for the canary.
+constexpr size_t kRequest = 200;
+unsigned class_of_request(size_t n) { return static_cast<unsigned>(class_with_canary_of(n)); }
+
+TEST(CheckedBins, AThreadStartsOnItsBinsAndMovesToTheCpuCachesWithEnoughThreads) {
+  if (!start_bitguard_bins()) GTEST_SKIP() << "the runtime started before the modes were set";
+  // One live thread: the freed block waits in this thread's checked bin.
+  ASSERT_EQ(tl_checked.on_cpu, 0u);
+  unsigned cls = class_of_request(kRequest);
+  void* p = malloc_fast(kRequest);
+  free_fast(p);
+  EXPECT_EQ(tl_checked.bins[cls].head, reinterpret_cast<uintptr_t>(p));
+  EXPECT_GE(checked_bin_count(tl_checked.bins[cls]), 1u);
+  // Two more live threads (3: SLABBY_PERCPU_THREADS), each on its bins
+  // until its own next slow path.
+  std::mutex mu;
+  bool go = false;
+  std::condition_variable cv;
+  auto waiter = [&] {
+    free_fast(malloc_fast(8));
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return go; });
+  };
+  std::thread a(waiter), b(waiter);
+  auto live = [] {
+    return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
+           __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+  };
+  while (live() < 3) std::this_thread::yield();
+  // This thread's next slow path (a class its bins have never held) moves
+  // it, when it can run the critical sections, its bins emptied first.
+  void* q = malloc_fast(3000);
+  EXPECT_EQ(tl_checked.on_cpu, tl_cache.rseq_ok);
+  if (tl_checked.on_cpu) {
+    for (unsigned c = 1; c < kNumClasses; ++c)
+      EXPECT_EQ(checked_bin_count(tl_checked.bins[c]), 0u) << "class " << c;
+  }
+  // Either way every block still works, checked: the block that was in the
+  // bin is handed out again, whole.
+  void* r = malloc_fast(kRequest);
+  memset(r, 0x5a, kRequest);
+  free_fast(r);
+  free_fast(q);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    go = true;
+  }
+  cv.notify_all();
+  a.join();
+  b.join();
+}
+
+// Runs the checked bin of class cls empty and full in turn, `rounds` times,
+// with `n` blocks live at once.
+void burst(size_t request, unsigned n, int rounds) {
+  std::vector<void*> v(n);
+  for (int r = 0; r < rounds; ++r) {
+    for (void*& p : v) p = malloc_fast(request);
+    for (void* p : v) free_fast(p);
+  }
+}
+
+TEST(CheckedBins, ABinRunningEmptyAndFullGrowsAndGivesItBackWhenQuiet) {
+  if (!start_bitguard_bins()) GTEST_SKIP() << "the runtime started before the modes were set";
+  unsigned cls = class_of_request(kRequest);
+  uint32_t base = g_threads.bin_base[cls];
+  ASSERT_GT(base, 0u);
+  uint64_t grows = g_threads.bin_grows.load();
+  // Four times the base live at once: each round runs the bin empty, then
+  // full, and it doubles until the burst fits (or the budget ends it).
+  burst(kRequest, 4 * base, 6);
+  uint32_t grown = tl_checked.bins[cls].limit;
+  EXPECT_GE(grown, 4 * base) << "base " << base;
+  EXPECT_GT(g_threads.bin_grows.load(), grows);
+  EXPECT_LE(checked_bin_count(tl_checked.bins[cls]), grown);
+  EXPECT_GT(tl_cache.grown_bytes, 0u);
+  // Quiet for a whole decay epoch: the slow path (of a class not used
+  // before) after the first tick ends the epoch the class missed in; the
+  // one after the second halves what it grew, its blocks above the new
+  // limit going to the pool.
+  uint64_t shrinks = g_threads.bin_shrinks.load();
+  cache_decay_tick();
+  burst(1000, 1, 1);
+  EXPECT_EQ(tl_checked.bins[cls].limit, grown) << "the class missed in that epoch";
+  cache_decay_tick();
+  burst(2000, 1, 1);
+  uint32_t halved = tl_checked.bins[cls].limit;
+  EXPECT_LT(halved, grown);
+  EXPECT_GE(halved, base);
+  EXPECT_LE(checked_bin_count(tl_checked.bins[cls]), halved);
+  EXPECT_GT(g_threads.bin_shrinks.load(), shrinks);
+  // A class in use keeps what it grew: it missed since the last epoch.
+  burst(kRequest, 4 * base, 2);
+  uint32_t again = tl_checked.bins[cls].limit;
+  cache_decay_tick();
+  burst(kRequest, 4 * base, 1);
+  cache_decay_tick();
+  burst(kRequest, 4 * base, 1);
+  EXPECT_GE(tl_checked.bins[cls].limit, again);
+  // slabby_thread_flush and malloc_trim: every bin empty, back to its base.
+  uint32_t held = checked_bin_count(tl_checked.bins[cls]);
+  ASSERT_GT(held, 0u);
+  EXPECT_GE(cache_flush_all(), held);
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    EXPECT_EQ(checked_bin_count(tl_checked.bins[c]), 0u) << "class " << c;
+    EXPECT_LE(tl_checked.bins[c].limit, g_threads.bin_base[c]) << "class " << c;
+  }
+  EXPECT_EQ(tl_checked.bins[cls].head, 0u);
+  burst(kRequest, 8, 2);  // and they serve again
+  EXPECT_GT(checked_bin_count(tl_checked.bins[cls]), 0u);
 }
 
 }  // namespace
