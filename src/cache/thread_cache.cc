@@ -215,6 +215,7 @@ uint32_t arrange_first_block(void** blocks, uint32_t n, size_t size, bool* own_l
 void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   ThreadCache& tc = tl_cache;
   if (tc.percpu_ok) return percpu_alloc_first(cls);
+  if (g_small_divert.alloc_first != nullptr) return g_small_divert.alloc_first(cls, n);
   if (tc.state != kCacheActive || g_small_divert.alloc != nullptr || cache_percpu_due(tc))
     return cache_refill_and_alloc(cls, n);
   Bin& b = tc.bins[cls];

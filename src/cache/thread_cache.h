@@ -241,6 +241,9 @@ struct SmallDivert {
   // The thread's own cached blocks go back, the thread staying active
   // (cache_flush_all: malloc_trim, slabby_thread_flush); returns how many.
   uint64_t (*flush)() noexcept;
+  // The thread's first small allocation (cache_alloc_first): a block on a
+  // line of its own, as the caches' own rule picks; nullptr: `alloc`.
+  void* (*alloc_first)(unsigned cls, size_t n) noexcept;
   bool fast;
 };
 extern constinit SmallDivert g_small_divert;

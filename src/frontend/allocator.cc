@@ -191,7 +191,7 @@ void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
   }
   // The thread's first block: not the one on top of its cache (cache_alloc_first).
   // The hardened library's caches hold only blocks checked on their way in.
-  if (first && !kHardenedBuild && cls < kNumSmallClasses) {
+  if (first && cls < kNumSmallClasses) {
     auto c = static_cast<unsigned>(cls);
     if (!d.latency) return cache_alloc_first(c, n);
     return timed([c, n] { return cache_alloc_first(c, n); });

@@ -37,7 +37,8 @@ namespace slabby {
 struct CheckedBin {
   uintptr_t head;
   int32_t space;   // room left: limit - blocks held
-  uint32_t limit;  // 0 until the thread's first release into the bin, and after its teardown
+  uint16_t limit;  // 0 until the thread's first release or refill, and after its teardown
+  uint16_t fill;   // blocks the next refill takes: 4, 8, ... up to limit / 2 (0: 4)
 };
 static_assert(sizeof(CheckedBin) == 16, "the inline paths address bins by (2 * cls) * 8");
 
@@ -47,7 +48,8 @@ inline uint32_t checked_bin_count(const CheckedBin& b) {
 // Changes a bin's limit, keeping its blocks (at most the new limit).
 inline void checked_bin_set_limit(CheckedBin& b, uint32_t limit) {
   b.space += static_cast<int32_t>(limit) - static_cast<int32_t>(b.limit);
-  b.limit = limit;
+  b.limit = static_cast<uint16_t>(limit);
+  if (b.fill > limit / 2) b.fill = static_cast<uint16_t>(limit / 2);
 }
 
 struct Quarantine {

@@ -115,7 +115,7 @@ void lean_free(void* ptr, unsigned cls) noexcept {
 template <bool kBitguard, bool kZero>
 constexpr SmallDivert kLean = {lean_alloc<kBitguard, kZero>, lean_free<kBitguard, kZero>,
                                checked_thread_teardown, checked_thread_flush,
-                               kHardenedBuild && kBitguard};
+                               checked_alloc_first, kHardenedBuild && kBitguard};
 
 }  // namespace
 
@@ -124,7 +124,8 @@ SmallDivert checked_small_divert() noexcept {
   if (!k.extras && k.bitguard && k.zero_free) return kLean<true, true>;
   if (!k.extras && k.bitguard) return kLean<true, false>;
   if (!k.extras && k.zero_free) return kLean<false, true>;
-  return {checked_alloc, checked_free, checked_thread_teardown, checked_thread_flush, false};
+  return {checked_alloc, checked_free, checked_thread_teardown, checked_thread_flush,
+          checked_alloc_first, false};
 }
 
 void checked_free_validated(void* ptr, unsigned cls) noexcept {

@@ -70,16 +70,22 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
   return n > 0 ? n : 1;
 }
 
-// Fills the empty bin with half its limit (one block, taken at once, when
-// the class caches nothing). The limit is set first if it was still 0, so
-// space stays at least 0 between calls: the inline free's undo of a full
-// bin (frontend/hardened_fast.h) stores 0, and a negative space there would
-// lose blocks from the count.
+// Fills the empty bin: 4 blocks, then 8, ... up to half its limit, as the
+// default bins' slow start (cache/thread_cache.cc next_fill): every block a
+// checked refill takes is written (its tag), so a short-lived thread, or
+// one using a class a few times, touches few (one block, taken at once,
+// when the class caches nothing). The limit is set first if it was still
+// 0, so space stays at least 0 between calls: the inline free's undo of a
+// full bin (frontend/hardened_fast.h) stores 0, and a negative space there
+// would lose blocks from the count.
 bool refill(CheckedBin& b, unsigned cls) {
   CentralPool& pool = g_central_pools[cls];
   if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
   uint32_t limit = b.limit;
-  uint32_t n = limit / 2 > 0 ? limit / 2 : 1;
+  uint32_t cap = limit / 2 > 0 ? limit / 2 : 1;
+  uint32_t n = b.fill == 0 ? 4 : b.fill;
+  if (n > cap) n = cap;
+  b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
   if (n > pool.batch_size()) n = pool.batch_size();
   BlockChain c = pool.take(n, current_shard(pool.num_shards()), fresh_per_refill(cls));
   if (c.count == 0) return false;
@@ -267,6 +273,50 @@ void* checked_alloc(unsigned cls, size_t n) noexcept {
   void* p = alloc_exact(c);
   if (SLABBY_UNLIKELY(g_checks.leak_check) && p != nullptr) leak_note_alloc(p, usable_of(c));
   return p;
+}
+
+// As the default bins do (cache/thread_cache.cc cache_alloc_first): a new
+// thread's first call is often the free of a block another thread allocated
+// and handed to it, whose line mates are other threads' blocks; handed back
+// to it, every write it makes fights theirs for the line. Only on the bins,
+// in the modes without per-call extras (the lean pair's: the hardened
+// library, SLABBY_SECURE, SLABBY_BITGUARD); else as checked_alloc.
+void* checked_alloc_first(unsigned cls, size_t n) noexcept {
+  ThreadCache& tc = tl_cache;
+  if (SLABBY_UNLIKELY(tc.state == kCacheUninit)) thread_init();
+  if (tc.state != kCacheActive || is_medium_class(cls) || g_checks.extras)
+    return g_small_divert.alloc(cls, n);
+  unsigned c = class_with_canary(cls, n);
+  if (c == 0) return g_small_divert.alloc(cls, n);
+  move_to_cpu_if_due(tc);
+  if (tl_checked.on_cpu) return g_small_divert.alloc(cls, n);
+  CheckedBin& b = tl_checked.bins[c];
+  CentralPool& pool = g_central_pools[c];
+  size_t size = class_size(c);
+  uint32_t want = first_block_batch(c);
+  void* blocks[kMaxBatch];
+  // The bin's top blocks, else a few of the pool's.
+  uint32_t got = 0;
+  while (got < want && b.head != 0) blocks[got++] = reinterpret_cast<void*>(pop(b, c));
+  bool own = false;
+  if (got > 0) arrange_first_block(blocks, got, size, &own);
+  if (!own) {
+    for (uint32_t i = 0; i < got; ++i) push(b, reinterpret_cast<uintptr_t>(blocks[i]));
+    got = pool.take_blocks(blocks, want, current_shard(pool.num_shards()), fresh_per_refill(c));
+    if (got == 0) return g_small_divert.alloc(cls, n);  // the pool is out: the usual way
+    for (uint32_t i = 0; i < got; ++i) format_from_pool(reinterpret_cast<uintptr_t>(blocks[i]), c);
+    arrange_first_block(blocks, got, size, &own);
+  }
+  // The rest into the bin as far as it has room, the block's line mates
+  // first (deepest); what does not fit goes back to the pool.
+  if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[c]);
+  uint32_t keep = 0;
+  while (1 + keep < got && b.space > 0) push(b, reinterpret_cast<uintptr_t>(blocks[1 + keep++]));
+  if (1 + keep < got) pool.give_blocks(blocks + 1 + keep, got - 1 - keep);
+  uintptr_t p = reinterpret_cast<uintptr_t>(blocks[0]);
+  verify_free(p, c, "malloc");
+  tc.allocs[c]++;
+  return hand_out(p, c);
 }
 
 void* checked_alloc_class(unsigned cls) noexcept {

@@ -163,6 +163,11 @@ void checked_thread_teardown() noexcept;
 // The calling thread's checked bins back to the central pools, their limits
 // back to the bases (SmallDivert::flush); returns the blocks moved.
 uint64_t checked_thread_flush() noexcept;
+// The thread's first small allocation (SmallDivert::alloc_first): on its
+// bins, a block on a line of its own among their top blocks or a few of the
+// pool's (cache/thread_cache.h cache_alloc_first); otherwise as
+// checked_alloc.
+void* checked_alloc_first(unsigned cls, size_t n) noexcept;
 // The small-block entry points for the modes g_checks holds (after
 // checks_init): the lean pair when only zeroing and the bit guard are on,
 // the general one otherwise (secure/checked_small.cc).
