@@ -189,8 +189,8 @@ void* alloc_sampled(uintptr_t cls, size_t n) noexcept {
       return timed([&] { return alloc_profiled(size, 0, w); });
     }
   }
-  // The thread's first block: not the one on top of its cache (cache_alloc_first).
-  // The hardened library's caches hold only blocks checked on their way in.
+  // The thread's first block: not the one on top of its cache (cache_alloc_first;
+  // under a divert, its own rule with checked blocks: SmallDivert::alloc_first).
   if (first && cls < kNumSmallClasses) {
     auto c = static_cast<unsigned>(cls);
     if (!d.latency) return cache_alloc_first(c, n);
