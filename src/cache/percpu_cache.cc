@@ -272,9 +272,12 @@ void* percpu_refill_and_alloc(unsigned cls) noexcept {
   return p;
 }
 
-void* percpu_alloc_first(unsigned cls) noexcept {
-  int cpu;
-  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return percpu_alloc(cls);
+namespace {
+
+// percpu_alloc_first's work on the calling thread's CPU (its region mapped):
+// the block, not counted in the thread's allocs; each block from the pool
+// admitted first when admit is set (a divert's). nullptr when the pool is out.
+void* alloc_first_on(int cpu, unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept {
   CentralPool& pool = g_central_pools[cls];
   size_t size = class_size(cls);
   uint32_t want = first_block_batch(cls);
@@ -287,8 +290,10 @@ void* percpu_alloc_first(unsigned cls) noexcept {
   if (!own) {
     uint32_t back = n > 0 ? percpu_push_n(cls, blocks, n) : 0;
     if (back < n) pool.give_blocks(blocks + back, n - back);
-    n = pool.take_blocks(blocks, want, static_cast<unsigned>(cpu) % pool.num_shards());
-    if (n == 0) return percpu_alloc(cls);  // the pool is out: the usual way
+    n = pool.take_blocks(blocks, want, static_cast<unsigned>(cpu) % pool.num_shards(), max_fresh);
+    if (n == 0) return nullptr;
+    if (admit != nullptr)
+      for (uint32_t i = 0; i < n; ++i) admit(blocks[i], cls);
     mates = arrange_first_block(blocks, n, size, &own);
   }
   // The rest back into the cache, the block's line mates first (deepest);
@@ -302,8 +307,24 @@ void* percpu_alloc_first(unsigned cls) noexcept {
   }
   if (pushed < n - 1) pool.give_blocks(rest + pushed, n - 1 - pushed);
   g_cache_upcalls.slow_path_done();
-  tl_cache.allocs[cls]++;
   return blocks[0];
+}
+
+}  // namespace
+
+void* percpu_alloc_first(unsigned cls) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return percpu_alloc(cls);
+  void* p = alloc_first_on(cpu, cls, nullptr, kMaxBatch);
+  if (p == nullptr) return percpu_alloc(cls);  // the pool is out: the usual way
+  tl_cache.allocs[cls]++;
+  return p;
+}
+
+void* percpu_alloc_first_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept {
+  int cpu;
+  if (!usable_cpu(&cpu) || ensure_region(cpu) == nullptr) return nullptr;
+  return alloc_first_on(cpu, cls, admit, max_fresh);
 }
 
 void percpu_flush_and_free(void* p, unsigned cls) noexcept {

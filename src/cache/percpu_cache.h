@@ -452,6 +452,11 @@ using BlockAdmit = void (*)(void* block, unsigned cls) noexcept;
 // the thread cannot use a CPU cache now or the pool has nothing. At most
 // max_fresh of the blocks are never-used ones (CentralPool::take_blocks).
 void* percpu_refill_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept;
+// A thread's first allocation as percpu_alloc_first, each block the pool
+// hands out admitted on its way (max_fresh as above); the block returned
+// (from the CPU cache or admitted) is not counted. nullptr when the thread
+// cannot use a CPU cache now or the pool has nothing.
+void* percpu_alloc_first_admitting(unsigned cls, BlockAdmit admit, uint32_t max_fresh) noexcept;
 // The CPU cache of class cls is full: moves one batch to the pool, then
 // pushes p. false (nothing done) when the thread cannot use a CPU cache now.
 bool percpu_flush_and_push(void* p, unsigned cls) noexcept;

@@ -275,12 +275,13 @@ void* checked_alloc(unsigned cls, size_t n) noexcept {
   return p;
 }
 
-// As the default bins do (cache/thread_cache.cc cache_alloc_first): a new
+// As the default caches do (cache/thread_cache.cc cache_alloc_first): a new
 // thread's first call is often the free of a block another thread allocated
 // and handed to it, whose line mates are other threads' blocks; handed back
-// to it, every write it makes fights theirs for the line. Only on the bins,
-// in the modes without per-call extras (the lean pair's: the hardened
-// library, SLABBY_SECURE, SLABBY_BITGUARD); else as checked_alloc.
+// to it, every write it makes fights theirs for the line. On the bins and
+// on the CPU caches (percpu_alloc_first_admitting), in the modes without
+// per-call extras (the lean pair's: the hardened library, SLABBY_SECURE,
+// SLABBY_BITGUARD); else as checked_alloc.
 void* checked_alloc_first(unsigned cls, size_t n) noexcept {
   ThreadCache& tc = tl_cache;
   if (SLABBY_UNLIKELY(tc.state == kCacheUninit)) thread_init();
@@ -289,7 +290,15 @@ void* checked_alloc_first(unsigned cls, size_t n) noexcept {
   unsigned c = class_with_canary(cls, n);
   if (c == 0) return g_small_divert.alloc(cls, n);
   move_to_cpu_if_due(tc);
-  if (tl_checked.on_cpu) return g_small_divert.alloc(cls, n);
+  if (tl_checked.on_cpu) {
+    void* block = percpu_alloc_first_admitting(c, admit, fresh_per_refill(c));
+    if (block == nullptr) return g_small_divert.alloc(cls, n);  // the usual way
+    uintptr_t p = reinterpret_cast<uintptr_t>(block);
+    verify_first_word(p, c);
+    verify_free(p, c, "malloc");
+    tc.allocs[c]++;
+    return hand_out(p, c);
+  }
   CheckedBin& b = tl_checked.bins[c];
   CentralPool& pool = g_central_pools[c];
   size_t size = class_size(c);
