@@ -127,15 +127,11 @@ SLABBY_INLINE bool hardened_on_cpu(uintptr_t tck) noexcept {
 #endif
 }
 
-// The bin's head, and its replacement by next (one block fewer).
+// The bin's head, and its replacement by next (one block fewer): the
+// %fs-relative bin accesses of frontend/thread_fast.h on tl_checked's bins.
 SLABBY_INLINE uintptr_t checked_bin_head(uintptr_t tck, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t p;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
-      : [p] "=r"(p)
-      : [tc] "r"(tck), [at] "r"(cls * 2), [head] "i"(kCheckedHeadAt)
-      : "memory");
-  return p;
+  return fs_bin_head<kCheckedHeadAt>(tck, cls * 2);
 #else
   (void)tck;
   return tl_checked.bins[cls].head;
@@ -143,12 +139,7 @@ SLABBY_INLINE uintptr_t checked_bin_head(uintptr_t tck, uintptr_t cls) noexcept 
 }
 SLABBY_INLINE void checked_bin_unlink(uintptr_t tck, uintptr_t cls, uintptr_t next) noexcept {
 #if SLABBY_ASM_X86_64
-  asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
-      "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      :
-      : [next] "r"(next), [tc] "r"(tck), [at] "r"(cls * 2), [head] "i"(kCheckedHeadAt),
-        [space] "i"(kCheckedSpaceAt)
-      : "memory", "cc");
+  fs_bin_unlink<kCheckedHeadAt, kCheckedSpaceAt>(tck, cls * 2, next);
 #else
   (void)tck;
   CheckedBin& b = tl_checked.bins[cls];
@@ -182,25 +173,11 @@ SLABBY_INLINE bool hardened_bin_free(uintptr_t tco, uintptr_t tck, uintptr_t cls
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls * 2;
-  bool full;
-  asm("subl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      : "=@ccs"(full)
-      : [tc] "r"(tck), [at] "r"(at), [space] "i"(kCheckedSpaceAt)
-      : "memory");
-  if (SLABBY_UNLIKELY(full)) {
-    asm("movl $0, %%fs:%c[space](%[tc], %[at], 8)"
-        :
-        : [tc] "r"(tck), [at] "r"(at), [space] "i"(kCheckedSpaceAt)
-        : "memory");
-    return false;
-  }
-  uintptr_t head = checked_bin_head(tck, cls);
+  if (SLABBY_UNLIKELY(!fs_bin_take_room<kCheckedSpaceAt>(tck, at))) return false;
+  uintptr_t head = fs_bin_head<kCheckedHeadAt>(tck, at);
   *tag_at(p, class_size(cls)) = freed_tag(p);
   *static_cast<uint64_t*>(block) = encode_link(p, head);
-  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
-      :
-      : [p] "r"(p), [tc] "r"(tck), [at] "r"(at), [head] "i"(kCheckedHeadAt)
-      : "memory");
+  fs_bin_set_head<kCheckedHeadAt>(tck, at, p);
 #else
   (void)tck;
   CheckedBin& b = tl_checked.bins[cls];

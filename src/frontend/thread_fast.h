@@ -94,27 +94,77 @@ SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
 #endif
 }
 
-// The thread's bin of class cls, addressed from %fs on x86-64 as above: a
-// pop (nullptr when the bin is empty) and a push (false when it is full,
-// the bin left as it was). Bins are 16 bytes, addressed by 2 * cls scaled
-// by 8: one lea, where cls << 4 took a copy and a shift.
+// A thread's bins: an array of 16-byte {head, int32 space} entries in a TLS
+// variable (tl_cache's bins here; the hardened library's checked bins,
+// frontend/hardened_fast.h), addressed from %fs on x86-64 as above, from the
+// variable's TLS offset `tls` and at = 2 * cls scaled by 8 (one lea, where
+// cls << 4 took a copy and a shift). kHeadAt / kSpaceAt: the first entry's
+// fields' offsets in the variable.
+#if SLABBY_ASM_X86_64
+template <size_t kHeadAt>
+SLABBY_INLINE uintptr_t fs_bin_head(uintptr_t tls, uintptr_t at) noexcept {
+  uintptr_t p;
+  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
+      : [p] "=r"(p)
+      : [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt)
+      : "memory");
+  return p;
+}
+template <size_t kHeadAt>
+SLABBY_INLINE void fs_bin_set_head(uintptr_t tls, uintptr_t at, uintptr_t p) noexcept {
+  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
+      :
+      : [p] "r"(p), [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt)
+      : "memory");
+}
+// A pop's commit: the new head, and one slot of room more.
+template <size_t kHeadAt, size_t kSpaceAt>
+SLABBY_INLINE void fs_bin_unlink(uintptr_t tls, uintptr_t at, uintptr_t next) noexcept {
+  asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
+      "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
+      :
+      : [next] "r"(next), [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt),
+        [space] "i"(kSpaceAt)
+      : "memory", "cc");
+}
+// A push takes one slot of room first: "subl $1, space; js full". Plain C
+// makes GCC keep the old value for the undo (five instructions), and GCC 12
+// drops the label path of an equivalent asm goto once inlined, so this reads
+// the sign flag as an asm flag output instead. On a miss (false) the
+// decrement is undone: the slow paths see the bin as it was. A miss means
+// space was 0 (never negative between calls), so the undo stores 0 rather
+// than adding 1 back: a plain store does not wait for the decrement's
+// result, where an add reads it back through the store buffer (perf put
+// half of free's samples on the add in the checked modes, whose bins always
+// missed then; timed, the loops came out level within noise).
+template <size_t kSpaceAt>
+SLABBY_INLINE bool fs_bin_take_room(uintptr_t tls, uintptr_t at) noexcept {
+  bool full;
+  asm("subl $1, %%fs:%c[space](%[tc], %[at], 8)"
+      : "=@ccs"(full)
+      : [tc] "r"(tls), [at] "r"(at), [space] "i"(kSpaceAt)
+      : "memory");
+  if (SLABBY_UNLIKELY(full)) {
+    asm("movl $0, %%fs:%c[space](%[tc], %[at], 8)"
+        :
+        : [tc] "r"(tls), [at] "r"(at), [space] "i"(kSpaceAt)
+        : "memory");
+    return false;
+  }
+  return true;
+}
+#endif
+
+// The thread's bin of class cls: a pop (nullptr when the bin is empty) and a
+// push (false when it is full, the bin left as it was).
 static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by (2 * cls) * 8");
 SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls * 2;
-  void* p;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
-      : [p] "=r"(p)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
+  void* p = reinterpret_cast<void*>(fs_bin_head<kBinHeadAt>(tco, at));
   if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
   void* next = *static_cast<void**>(p);
-  asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
-      "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      :
-      : [next] "r"(next), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt),
-        [space] "i"(kBinSpaceAt)
-      : "memory", "cc");
+  fs_bin_unlink<kBinHeadAt, kBinSpaceAt>(tco, at, reinterpret_cast<uintptr_t>(next));
   // The next pop reads the new head's link: bring its line in now (a null
   // head is harmless; prefetches never fault). The per-CPU pop prefetches
   // its next block too ("Prefetching the next block" in docs/benchmarks.md):
@@ -132,43 +182,14 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
   return p;
 #endif
 }
-// The push takes one slot of room first: "subl $1, space; js full" on
-// x86-64. Plain C makes GCC keep the old value for the undo (five
-// instructions), and GCC 12 drops the label path of an equivalent asm goto
-// once inlined, so this reads the sign flag as an asm flag output instead.
-// On a miss the decrement is undone before returning: the slow paths see the
-// bin as it was. A miss means space was 0 (it is never negative between
-// calls, thread_cache.h), so the undo stores 0 rather than adding 1 back: a
-// plain store does not wait for the decrement's result, where an add reads
-// it back through the store buffer (perf put half of free's samples on the
-// add in the checked modes, whose bins always miss; timed, the loops came out
-// level within noise). The portable form needs no atomics
-// (the bin belongs to this thread), and space - 1 cannot wrap.
+// The portable push needs no atomics (the bin belongs to this thread), and
+// space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls * 2;
-  bool full;
-  asm("subl $1, %%fs:%c[space](%[tc], %[at], 8)"
-      : "=@ccs"(full)
-      : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
-      : "memory");
-  if (SLABBY_UNLIKELY(full)) {
-    asm("movl $0, %%fs:%c[space](%[tc], %[at], 8)"
-        :
-        : [tc] "r"(tco), [at] "r"(at), [space] "i"(kBinSpaceAt)
-        : "memory");
-    return false;
-  }
-  void* head;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[h]"
-      : [h] "=r"(head)
-      : [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
-  *static_cast<void**>(p) = head;
-  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
-      :
-      : [p] "r"(p), [tc] "r"(tco), [at] "r"(at), [head] "i"(kBinHeadAt)
-      : "memory");
+  if (SLABBY_UNLIKELY(!fs_bin_take_room<kBinSpaceAt>(tco, at))) return false;
+  *static_cast<uintptr_t*>(p) = fs_bin_head<kBinHeadAt>(tco, at);
+  fs_bin_set_head<kBinHeadAt>(tco, at, reinterpret_cast<uintptr_t>(p));
   return true;
 #else
   (void)tco;
