@@ -1,6 +1,9 @@
 /* slabby: the fast-path workloads counted with callgrind (deterministic
  * instruction counts, not time). Run as: fastpath_loops MODE N
  *   pair16     N x { p = malloc(16); free(p); }
+ *   pair16-spread  the same, N / 16 times each with 0, 1, ..., 15 more
+ *              16-byte blocks held live, so the loop's one block sits at
+ *              16 different addresses
  *   batch100   N x { 100 x malloc(16); then free all 100 }   (per op: /100)
  *   mixed      N x { malloc of a size in 8..1024 (fixed sequence); free }
  *   realloc    N x { calloc(1, 16); realloc up to 4 KiB by doubling; free }
@@ -15,7 +18,7 @@ static void* volatile sink;
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    fprintf(stderr, "usage: %s pair16|batch100|mixed|realloc N\n", argv[0]);
+    fprintf(stderr, "usage: %s pair16|pair16-spread|batch100|mixed|realloc N\n", argv[0]);
     return 2;
   }
   const char* mode = argv[1];
@@ -25,6 +28,23 @@ int main(int argc, char** argv) {
       void* p = malloc(16);
       sink = p;
       free(p);
+    }
+  } else if (strcmp(mode, "pair16-spread") == 0) {
+    /* pair16's time depends on where its one block sits, by 20-35% for
+     * the same allocator here (2026-12-05, docs/benchmarks.md: 4 KiB
+     * aliasing with the allocator's hot thread-local fields is the likely
+     * cause), so one run of it draws one address. This one averages over
+     * sixteen: round r holds r more blocks first, so the loop's block is
+     * another one each round. */
+    void* held[15];
+    for (int r = 0; r < 16; r++) {
+      for (int j = 0; j < r; j++) held[j] = malloc(16);
+      for (long i = 0; i < n / 16; i++) {
+        void* p = malloc(16);
+        sink = p;
+        free(p);
+      }
+      for (int j = 0; j < r; j++) free(held[j]);
     }
   } else if (strcmp(mode, "batch100") == 0) {
     void* ptrs[100];
