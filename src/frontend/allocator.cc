@@ -326,7 +326,7 @@ void* calloc_large(size_t total) noexcept {
     count_memset(total);
     return p;
   }
-  void* p = alloc_span(total, 0, 0);
+  void* p = alloc_span(total, 0, kLargeZeroTable);
   if (p == nullptr) return nullptr;
   if (!g_rt.heap.owns(p)) {
     memset(p, 0, total);  // a glibc fallback block

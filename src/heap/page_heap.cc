@@ -502,6 +502,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     s->cls = 0;
     s->zeroed = !s->dirty;
     s->guarded = s->canary = s->quarantined = s->remapped = s->huge = s->sampled = false;
+    s->huge_inner = false;
     if (kept_marks_n_ != 0) {
       mark = settle_marks_locked(s->start, s->pages,
                                  wants_huge(s->pages) && !(flags & kLargeAllPages));
@@ -517,7 +518,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (mark == Takeover::kCovered)
     os::mark_huge(reinterpret_cast<void*>(span->start), span->end() - span->start, true);
   else if (span != nullptr && !(flags & kLargeAllPages))
-    mark_huge(span);
+    mark_huge(span, !(flags & kLargeZeroTable));
   return span;
 }
 
@@ -526,7 +527,7 @@ Span* PageHeap::take_remap_target(size_t pages) {
     t->state = SpanState::kLarge;
     t->cls = 0;
     t->zeroed = false;
-    t->guarded = t->canary = t->quarantined = t->huge = t->sampled = false;
+    t->guarded = t->canary = t->quarantined = t->huge = t->huge_inner = t->sampled = false;
     if (kept_marks_n_ != 0) settle_marks_locked(t->start, t->pages, false);
     t->remapped = true;
     t->block = t->start;
@@ -545,6 +546,10 @@ void PageHeap::free_large(Span* s) {
   if (purge) {
     unmark_huge(s, s->start, bytes, true);
     os::purge(reinterpret_cast<void*>(s->start), bytes);
+  } else if (s->huge_inner) {
+    // Inner marks are not kept: the next span of these pages may be of
+    // another size, and its pages are dirty now.
+    unmark_huge(s, s->start, bytes, true);
   }
   LockGuard g(*mu_);
   stats_.large_frees++;

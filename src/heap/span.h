@@ -47,6 +47,8 @@ struct Span {
   bool quarantined;  // freed by the program, held back (secure/quarantine.h)
   bool remapped;     // kLarge: moved by mremap, a mapping of its own
   bool huge;         // kLarge: marked for transparent huge pages (SLABBY_THP=large)
+  bool huge_inner;   // huge: only the pages between its first and last whole huge
+                     // page are (SLABBY_THP=dense, a fresh span of a size not learnt)
   bool sampled;      // kLarge: a heap-profile sample (telemetry/heap_profile.h): its
                      // free drops it from the profile; `usable` is its class's size
   uintptr_t block;   // the address handed out

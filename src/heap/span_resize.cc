@@ -117,7 +117,7 @@ void PageHeap::release_remapped(Span* s) {
   bool fresh = remap_fresh(s->start, bytes);  // with the arena's flags
   remapped_live_.fetch_sub(1, std::memory_order_relaxed);
   if (s->huge) {
-    s->huge = false;
+    s->huge = s->huge_inner = false;
     huge_live_.fetch_sub(1, std::memory_order_relaxed);
   }
   LockGuard g(*mu_);
@@ -144,15 +144,19 @@ Span* PageHeap::move_by_remap(Span* s, size_t pages) {
   }
   size_t old_bytes = uint64_t{s->pages} << kPageShift;
   // One mremap moves one mapping: a marked span's unmarked tail (grow_in_place)
-  // joins its mapping first.
-  if (s->huge && !s->remapped) os::mark_huge(reinterpret_cast<void*>(s->start), old_bytes, true);
+  // joins its mapping first, and an inner-marked span's first and last huge
+  // pages do.
+  if (s->huge && !s->remapped) {
+    os::mark_huge(reinterpret_cast<void*>(s->start), old_bytes, true);
+    s->huge_inner = false;
+  }
   Span* d = take_remap_target(pages);
   if (d != nullptr && os::move_pages(reinterpret_cast<void*>(s->start), old_bytes,
                                      reinterpret_cast<void*>(d->start), d->usable)) {
     d->zeroed = false;
     // The moved mapping keeps s's flags: a marked span's mark moves with it.
-    d->huge = s->huge;
-    s->huge = false;
+    d->huge = s->huge;  // whole (above)
+    s->huge = s->huge_inner = false;
     mark_huge(d);
     // The old range is unmapped now: linear again, then free (clean). The
     // remapped count is unchanged: d took over s's place in it, or the

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "../common/vm_flags.h"
 #include "heap/page_heap.h"
 #include "os/os.h"
 
@@ -330,10 +331,13 @@ TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
   n->free_large(s);
 }
 
-// SLABBY_THP=dense (the default): a span is marked only at a size the
-// program has been seen to fill. Blocks written only at their start never
-// teach their size, however many are freed; one written whole does, at its
-// free, and from then on spans of that size (per power of two) are marked.
+// SLABBY_THP=dense (the default): a span is marked whole only at a size
+// the program has been seen to fill (below it, at most its tail: the next
+// test). Blocks written only at their start never teach their size, however
+// many are freed; one written whole does, at its free, and from then on
+// spans of that size (per power of two) are marked whole.
+bool marked_whole(const Span* s) { return s->huge && !s->huge_inner; }
+
 TEST(SpanResize, DenseMarksSpansOnlyAtSizesTheProgramFills) {
   static_assert(PageHeap::kDensityCheckEvery == 16);
   if (os::huge_page_size() > 2 * kMiB) GTEST_SKIP() << "no whole huge page in blocks of 4-7 MiB";
@@ -342,7 +346,7 @@ TEST(SpanResize, DenseMarksSpansOnlyAtSizesTheProgramFills) {
   const uint64_t bit = uint64_t{1} << (63 - __builtin_clzll((4 * kMiB) >> kPageShift));
   for (int i = 0; i < 64; ++i) {
     Span* s = h->alloc_large((4 + i % 4) * kMiB, kPageSize);
-    ASSERT_FALSE(s->huge) << i;
+    ASSERT_FALSE(marked_whole(s)) << i;
     memset(at(s), 1, 8192);
     h->free_large(s);
   }
@@ -350,18 +354,102 @@ TEST(SpanResize, DenseMarksSpansOnlyAtSizesTheProgramFills) {
   EXPECT_EQ(h->stats().huge_page_spans, 0u);
   // The 65th free of that size is looked at (one in 16): this one is filled.
   Span* d = h->alloc_large(5 * kMiB, kPageSize);
-  EXPECT_FALSE(d->huge);
+  EXPECT_FALSE(marked_whole(d));
   memset(at(d), 2, 5 * kMiB);
   h->free_large(d);
   EXPECT_EQ(h->dense_sizes(), bit);
   Span* e = h->alloc_large(6 * kMiB, kPageSize);
-  EXPECT_TRUE(e->huge);
+  EXPECT_TRUE(marked_whole(e));
   // Other sizes wait for one of theirs to be filled.
   Span* f = h->alloc_large(16 * kMiB, kPageSize);
-  EXPECT_FALSE(f->huge);
+  EXPECT_FALSE(marked_whole(f));
   h->free_large(e);
   h->free_large(f);
   EXPECT_EQ(h->stats().huge_page_spans, 0u);
+}
+
+// ... but a clean span of a size not learnt yet has the pages between its
+// first and last whole huge pages marked: a program's first big array,
+// filled from the start, takes huge pages from the second on (a load
+// phase's array was faulted in 4 KiB at a time: trace-replay,
+// docs/benchmarks.md), while one that writes only the start of its blocks,
+// or their first and last bytes, never touches the marked pages. The first
+// whole huge page stays small, and its density is what a free learns from.
+// Dirty spans (pages already present), a calloc's, and spans with fewer
+// than kInnerHugePages inner huge pages are not marked; the mark is undone
+// at the free, not kept for the next span of those pages.
+TEST(SpanResize, DenseMarksTheInnerHugePagesOfAFreshSpanOfASizeNotLearnt) {
+  static_assert(PageHeap::kInnerHugePages == 3);
+  if (os::huge_page_size() > 2 * kMiB) GTEST_SKIP() << "huge pages of more than 2 MiB";
+  const size_t huge = os::huge_page_size();
+  auto h = make_heap(64 * kMiB, os::Thp::kDense);
+  Span* s = h->alloc_large(24 * kMiB, kPageSize);  // at the frontier: clean
+  ASSERT_TRUE(s->zeroed);
+  ASSERT_TRUE(s->huge);
+  EXPECT_TRUE(s->huge_inner);
+  EXPECT_EQ(h->stats().huge_page_spans, 1u);
+  const uintptr_t from = ((s->start + huge - 1) & ~(huge - 1)) + huge;
+  const uintptr_t to = (s->end() & ~(huge - 1)) - huge;
+  if (slabby_test::kernel_shows_huge_marks()) {
+    EXPECT_FALSE(slabby_test::marked_huge(from - kPageSize));
+    EXPECT_TRUE(slabby_test::marked_huge(from));
+    EXPECT_TRUE(slabby_test::marked_huge(to - kPageSize));
+    EXPECT_FALSE(slabby_test::marked_huge(to));
+  }
+  memset(at(s), 3, 24 * kMiB);
+  h->free_large(s);  // filled: its size is learnt from the first huge page
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+  if (slabby_test::kernel_shows_huge_marks()) EXPECT_FALSE(slabby_test::marked_huge(from));
+  const uint64_t bit = uint64_t{1} << (63 - __builtin_clzll((16 * kMiB) >> kPageShift));
+  EXPECT_EQ(h->dense_sizes() & bit, bit);
+  // A calloc's span (a zeroed table, often written sparsely): not marked.
+  Span* z = h->alloc_large(40 * kMiB, kPageSize, kLargeZeroTable);
+  ASSERT_TRUE(z->zeroed);
+  EXPECT_FALSE(z->huge);
+  h->free_large(z);
+  // Room for two inner huge pages at most (8 MiB, a large class's exact
+  // size: its first and last whole huge pages are two of at most four):
+  // not marked.
+  Span* small = h->alloc_large(8 * kMiB, kPageSize);
+  EXPECT_FALSE(small->huge);
+  // A dirty span of a size not learnt (8-15 MiB): not marked.
+  see_reuse(*h);  // freed spans stay mapped (dirty) from now on
+  Span* a = h->alloc_large(12 * kMiB, kPageSize);
+  ASSERT_TRUE(a->huge_inner);
+  memset(at(a), 4, 8192);
+  h->free_large(a);  // kept mapped, dirty, its size not learnt
+  Span* b = h->alloc_large(12 * kMiB, kPageSize);
+  EXPECT_FALSE(b->zeroed);
+  EXPECT_FALSE(b->huge);
+  h->free_large(b);
+  h->free_large(small);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+}
+
+// An inner-marked span is three mappings (small, marked, small); one
+// mremap moves one, so a move marks it whole first, and the moved span is
+// marked whole. Its bytes move.
+TEST(SpanResize, AnInnerMarkedSpanMovesByRemapAsOneMapping) {
+  if (os::huge_page_size() > 2 * kMiB) GTEST_SKIP() << "huge pages of more than 2 MiB";
+  auto h = make_heap(64 * kMiB, os::Thp::kDense);
+  Span* s = h->alloc_large(24 * kMiB, kPageSize);  // at the frontier: clean
+  Span* fence = h->alloc_large(kPageSize, kPageSize);
+  ASSERT_TRUE(s->huge_inner);
+  fill(s, 24 * kMiB, 7);
+  Span* d = h->move_by_remap(s, (48 * kMiB) >> kPageShift);
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(d->huge);
+  EXPECT_FALSE(d->huge_inner);
+  EXPECT_TRUE(holds(at(d), 24 * kMiB, 7));
+  if (slabby_test::kernel_shows_huge_marks()) {
+    EXPECT_TRUE(slabby_test::marked_huge(d->start));
+    EXPECT_TRUE(slabby_test::marked_huge(d->start + 24 * kMiB - kPageSize));
+  }
+  memset(at(d) + 24 * kMiB, 1, 24 * kMiB);
+  h->free_large(d);
+  h->free_large(fence);
+  EXPECT_EQ(h->stats().huge_page_spans, 0u);
+  EXPECT_EQ(h->stats().remapped_live, 0u);
 }
 
 // A marked buffer growing in place by small steps (realloc by 4 KiB) joins
