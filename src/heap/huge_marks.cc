@@ -53,7 +53,7 @@ void PageHeap::note_density(const Span* s) {
     dense_sizes_.fetch_or(uint64_t{1} << b, std::memory_order_relaxed);
 }
 
-void PageHeap::mark_huge(Span* s, bool fresh) {
+void PageHeap::mark_huge(Span* s, bool inner_ok) {
   if (!huge_spans_ || s->huge || !holds_huge_page(s)) return;
   uintptr_t from = s->start, to = s->end();
   bool inner = !wants_huge(s->pages);
@@ -69,7 +69,7 @@ void PageHeap::mark_huge(Span* s, bool fresh) {
     // with the end marked, each a 2 MiB fault), takes no huge page; one that
     // fills it takes them from the second on. At least kInnerHugePages, so
     // the two madvise calls (here and at the free) have that much to save.
-    if (!fresh || !s->zeroed) return;
+    if (!inner_ok || !s->zeroed) return;
     from = round_up(s->start, huge_page_size_) + huge_page_size_;
     to = round_down(s->end(), huge_page_size_) - huge_page_size_;
     if (to < from + kInnerHugePages * huge_page_size_) return;

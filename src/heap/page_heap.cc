@@ -518,7 +518,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (mark == Takeover::kCovered)
     os::mark_huge(reinterpret_cast<void*>(span->start), span->end() - span->start, true);
   else if (span != nullptr && !(flags & kLargeAllPages))
-    mark_huge(span, !(flags & kLargeZeroTable));
+    mark_huge(span, /*inner_ok=*/!(flags & kLargeZeroTable));
   return span;
 }
 
@@ -543,14 +543,10 @@ void PageHeap::free_large(Span* s) {
   // A huge span goes back to the OS now, outside the lock (it is still ours),
   // its mark with it; one kept mapped keeps its mark too.
   bool purge = s->pages > keep_huge_pages_.load(std::memory_order_relaxed);
-  if (purge) {
-    unmark_huge(s, s->start, bytes, true);
-    os::purge(reinterpret_cast<void*>(s->start), bytes);
-  } else if (s->huge_inner) {
-    // Inner marks are not kept: the next span of these pages may be of
-    // another size, and its pages are dirty now.
-    unmark_huge(s, s->start, bytes, true);
-  }
+  // Inner marks are not kept either: the next span of these pages may be of
+  // another size, and its pages are dirty now.
+  if (purge || s->huge_inner) unmark_huge(s, s->start, bytes, true);
+  if (purge) os::purge(reinterpret_cast<void*>(s->start), bytes);
   LockGuard g(*mu_);
   stats_.large_frees++;
   stats_.large_live_bytes -= bytes;

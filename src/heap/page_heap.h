@@ -391,17 +391,17 @@ class PageHeap {
   void note_huge_request(size_t pages);
   // Huge pages for a large span (SLABBY_THP=large or dense), outside the
   // lock: marks it when it holds a whole aligned huge page, wants_huge says
-  // so for its size and the budget allows. A span just handed out (`fresh`)
-  // of a size dense has not learnt yet, clean and big enough, gets the pages
-  // between its first and last whole huge pages marked (huge_inner): a
-  // program filling it from the start takes 2 MiB faults from the second
-  // huge page on; one writing only its first few KiB, or its first and last
-  // bytes, never reaches the marked pages. Not for a calloc
-  // (kLargeZeroTable): a zeroed table is read without being written and is
-  // often written sparsely (a hash table), where each write into a marked
-  // page would make 2 MiB resident (calloc-large-sparse: peak RSS 34 -> 60
-  // MiB).
-  void mark_huge(Span* s, bool fresh = false);
+  // so for its size and the budget allows. A span just handed out
+  // (`inner_ok`, from alloc_large) of a size dense has not learnt yet, clean
+  // and big enough, gets the pages between its first and last whole huge
+  // pages marked (huge_inner): a program filling it from the start takes
+  // 2 MiB faults from the second huge page on; one writing only its first
+  // few KiB, or its first and last bytes, never reaches the marked pages.
+  // Not for a calloc (kLargeZeroTable): a zeroed table is read without being
+  // written and is often written sparsely (a hash table), where each write
+  // into a marked page would make 2 MiB resident (calloc-large-sparse: peak
+  // RSS 34 -> 60 MiB).
+  void mark_huge(Span* s, bool inner_ok = false);
   // Whether large spans of `pages` are marked (SLABBY_THP=dense: whether
   // one of their size was found filled).
   bool wants_huge(size_t pages) const;

@@ -332,8 +332,8 @@ TEST(SpanResize, LiveLargeSpansAreMarkedForHugePagesAndUnmarkedWhenFreed) {
 }
 
 // SLABBY_THP=dense (the default): a span is marked whole only at a size
-// the program has been seen to fill (below it, at most its tail: the next
-// test). Blocks written only at their start never teach their size, however
+// the program has been seen to fill (below it, at most its inner huge
+// pages: the next test). Blocks written only at their start never teach their size, however
 // many are freed; one written whole does, at its free, and from then on
 // spans of that size (per power of two) are marked whole.
 bool marked_whole(const Span* s) { return s->huge && !s->huge_inner; }
@@ -388,9 +388,10 @@ TEST(SpanResize, DenseMarksTheInnerHugePagesOfAFreshSpanOfASizeNotLearnt) {
   ASSERT_TRUE(s->huge);
   EXPECT_TRUE(s->huge_inner);
   EXPECT_EQ(h->stats().huge_page_spans, 1u);
-  const uintptr_t from = ((s->start + huge - 1) & ~(huge - 1)) + huge;
-  const uintptr_t to = (s->end() & ~(huge - 1)) - huge;
-  if (slabby_test::kernel_shows_huge_marks()) {
+  const uintptr_t from = round_up(s->start, huge) + huge;
+  const uintptr_t to = round_down(s->end(), huge) - huge;
+  const bool shows_marks = slabby_test::kernel_shows_huge_marks();
+  if (shows_marks) {
     EXPECT_FALSE(slabby_test::marked_huge(from - kPageSize));
     EXPECT_TRUE(slabby_test::marked_huge(from));
     EXPECT_TRUE(slabby_test::marked_huge(to - kPageSize));
@@ -399,7 +400,7 @@ TEST(SpanResize, DenseMarksTheInnerHugePagesOfAFreshSpanOfASizeNotLearnt) {
   memset(at(s), 3, 24 * kMiB);
   h->free_large(s);  // filled: its size is learnt from the first huge page
   EXPECT_EQ(h->stats().huge_page_spans, 0u);
-  if (slabby_test::kernel_shows_huge_marks()) EXPECT_FALSE(slabby_test::marked_huge(from));
+  if (shows_marks) EXPECT_FALSE(slabby_test::marked_huge(from));
   const uint64_t bit = uint64_t{1} << (63 - __builtin_clzll((16 * kMiB) >> kPageShift));
   EXPECT_EQ(h->dense_sizes() & bit, bit);
   // A calloc's span (a zeroed table, often written sparsely): not marked.
