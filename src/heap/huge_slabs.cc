@@ -47,30 +47,96 @@ void PageHeap::note_slab_bytes_locked(int64_t bytes) {
   if (slab_bytes_ >= kHugeSlabsAfter) huge_slabs_due_ = true;
 }
 
-Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
-  const size_t chunk_pages = huge_page_size_ >> kPageShift;
-  if (pages > chunk_pages) return nullptr;
-  if (stats_.huge_slab_runs >= kMaxHugeSlabRuns || stats_.huge_slab_chunks >= kMaxHugeSlabChunks)
-    return nullptr;
+bool PageHeap::chunk_allowed_locked() {
+  if (stats_.huge_slab_runs >= kMaxHugeSlabRuns ||
+      stats_.huge_slab_chunks - stats_.huge_slab_unmarked >= kMaxHugeSlabChunks)
+    return false;
   if (chunk_bits_ == nullptr) {
     // One bit per huge page of the arena (one more: base_ may sit inside one).
     size_t bits = size_ / huge_page_size_ + 1;
     size_t bytes = round_up((bits + 63) / 64 * sizeof(uint64_t), kPageSize);
     chunk_bits_ = static_cast<uint64_t*>(os::map_rw(bytes));
-    if (chunk_bits_ == nullptr) return nullptr;
+    if (chunk_bits_ == nullptr) return false;
     chunk_bits_n_ = bits;
     stats_.metadata_bytes += bytes;
   }
+  return true;
+}
+
+void PageHeap::mark_chunk_locked(uintptr_t chunk) {
+  size_t i = (chunk - base_) / huge_page_size_;
+  if (chunk_bit(i)) return;
+  os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, true);
+  set_chunk_bit_locked(i, true);
+  stats_.huge_slab_chunks++;
+}
+
+Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
+  const size_t chunk_pages = huge_page_size_ >> kPageShift;
+  if (pages > chunk_pages || !chunk_allowed_locked()) return nullptr;
   // A span ending at the new frontier, its last chunk_pages pages the chunk
   // (a free span that ended at the old frontier is extended: grow_locked);
   // the caller splits off the pages before it as for any aligned request.
   Span* s = grow_locked(chunk_pages, chunk_pages, 0);
   if (s == nullptr) return nullptr;
-  uintptr_t chunk = s->end() - huge_page_size_;
-  os::mark_huge(reinterpret_cast<void*>(chunk), huge_page_size_, true);
-  set_chunk_bit_locked((chunk - base_) / huge_page_size_, true);
-  stats_.huge_slab_chunks++;
+  mark_chunk_locked(s->end() - huge_page_size_);
   return s;
+}
+
+// The chunks a purge marks back (below) served every later slab on 4 KiB
+// pages, and so did the clean pages the best fit picked before a chunk: a
+// program whose heap grows, goes back and grows again (python building and
+// dropping a 300 MiB dict, phase after phase) faulted most of its later heaps
+// in 4 KiB at a time, 60,000 faults a run where mimalloc 3 takes 3,000-5,000
+// (docs/benchmarks.md, "Slabs on huge pages after a purge"). So a slab that
+// no dirty span serves comes from the chunk the last one came from while it
+// lasts (chunk_cursor_), then from a new chunk: a whole aligned huge page of
+// clean free pages, marked (it has nothing khugepaged could collapse into
+// free pages: what it holds is about to be slabs), else one at the frontier.
+Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
+  const size_t chunk_pages = huge_page_size_ >> kPageShift;
+  const uintptr_t bytes = uintptr_t{pages} << kPageShift;
+  Span* s = take_from_bins(free_[1], pages);
+  if (s == nullptr && (s = at_chunk_cursor_locked(bytes)) != nullptr) chunk_cursor_ += bytes;
+  if (s == nullptr && pages <= chunk_pages && chunk_allowed_locked()) {
+    uintptr_t chunk = 0;
+    Span* whole = take_aligned_from_bins(free_[0], chunk_pages, chunk_pages);
+    if (whole != nullptr) {
+      remove_free_locked(whole);
+      chunk = round_up(whole->start, uintptr_t{huge_page_size_});
+      // A large span's mark kept on these pages (purged since) goes first,
+      // as for any other use of them (huge_marks.cc).
+      if (kept_marks_n_ != 0) settle_marks_locked(chunk, chunk_pages, false);
+      mark_chunk_locked(chunk);
+    } else if ((whole = grow_slab_chunk_locked(pages)) != nullptr) {
+      chunk = whole->end() - huge_page_size_;
+    }
+    if (whole != nullptr) {
+      *align_pages = chunk_pages;  // the caller splits the head off
+      chunk_cursor_ = chunk + bytes;
+      return whole;
+    }
+  }
+  // Chunks not allowed (or no room for one): any clean span, 4 KiB faults.
+  if (s == nullptr) s = take_from_bins(free_[0], pages);
+  if (s != nullptr) remove_free_locked(s);
+  return s;
+}
+
+Span* PageHeap::at_chunk_cursor_locked(uintptr_t bytes) {
+  uintptr_t at = chunk_cursor_;
+  const uintptr_t huge = huge_page_size_;
+  // Used up (at the next huge page), or the slab would leave its chunk.
+  if (at == 0 || (at & (huge - 1)) == 0 || round_up(at, huge) - at < bytes) return nullptr;
+  // Marked back since (a purge touched it): not a chunk any more.
+  if (!chunk_bit((at - base_) / huge)) return nullptr;
+  // The free span there must start at the cursor (a large span may have
+  // taken those pages, or a freed slab before them joined them: dirty).
+  Span* c = page_map_[(at - base_) >> kPageShift];
+  if (c == nullptr || c->state != SpanState::kFree || c->dirty || c->start != at ||
+      (uintptr_t{c->pages} << kPageShift) < bytes)
+    return nullptr;
+  return c;
 }
 
 void PageHeap::set_chunk_bit_locked(size_t i, bool on) {

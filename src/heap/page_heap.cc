@@ -305,12 +305,11 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
     last_refusal_was_limit_ = true;
     return nullptr;
   }
-  Span* s = take_free_locked(pages, align_pages, flags);
-  if (s == nullptr && (flags & kSlabRequest) && huge_slabs_due_) {
-    // Split below as an aligned request: the pages before the chunk go back.
-    s = grow_slab_chunk_locked(pages);
-    if (s != nullptr) align_pages = huge_page_size_ >> kPageShift;
-  }
+  // A chunk's span is split below as an aligned request: the pages before
+  // the chunk go back.
+  Span* s = (flags & kSlabRequest) && huge_slabs_due_
+                ? take_slab_span_locked(pages, &align_pages)
+                : take_free_locked(pages, align_pages, flags);
   if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge

@@ -243,9 +243,9 @@ class PageHeap {
   // SLABBY_THP=dense: slab bytes in use from which new slabs at the frontier
   // take huge pages (huge_slabs.cc). A program below it never gets any.
   static constexpr size_t kHugeSlabsAfter = size_t{16} << 20;
-  // Runs of marked slab chunks (each a mapping) and chunks at most (each may
-  // be marked back, splitting its run: a mapping more); past either, slabs
-  // keep small pages.
+  // Runs of marked slab chunks (each a mapping) and chunks marked at once at
+  // most (each may be marked back, splitting its run: a mapping more); past
+  // either, slabs keep small pages.
   static constexpr uint64_t kMaxHugeSlabRuns = 1024;
   static constexpr uint64_t kMaxHugeSlabChunks = 8192;
 
@@ -346,6 +346,22 @@ class PageHeap {
   // the huge page go back free); nullptr when not due (the caller grows as
   // usual). Notes slab bytes going out (bytes > 0) or back (< 0).
   Span* grow_slab_chunk_locked(size_t pages);
+  // A span for a slab of `pages` once slabs take huge pages (huge_slabs.cc),
+  // in this order: a free dirty one (resident: no fault); the rest of the
+  // chunk the last chunk slab came from (at_chunk_cursor_locked); a new
+  // chunk: a free clean span holding a whole aligned huge page, that huge
+  // page marked, else grow_slab_chunk_locked (either way *align_pages is set
+  // to the chunk's: the caller splits the head off); any free clean span.
+  // nullptr when none fits (the caller grows). Off the free bins.
+  Span* take_slab_span_locked(size_t pages, size_t* align_pages);
+  // The free span at chunk_cursor_ when `bytes` from there are free, clean
+  // and inside the cursor's chunk, still marked; else nullptr.
+  Span* at_chunk_cursor_locked(uintptr_t bytes);
+  // Whether one more chunk may be marked (kMaxHugeSlabRuns,
+  // kMaxHugeSlabChunks; chunk_bits_ mapped at the first).
+  bool chunk_allowed_locked();
+  // Marks the huge page at `chunk` (aligned, in the arena) a chunk.
+  void mark_chunk_locked(uintptr_t chunk);
   void note_slab_bytes_locked(int64_t bytes);
   // Pages [start, end) were just purged: the marked chunks they touch are
   // marked back (MADV_NOHUGEPAGE), or khugepaged would collapse them again
@@ -479,6 +495,9 @@ class PageHeap {
   // (mapped at the first chunk). Adjacent set bits are one mapping.
   uint64_t* chunk_bits_ = nullptr;
   size_t chunk_bits_n_ = 0;
+  // Where the next slab comes from in the chunk the last chunk slab came
+  // from (take_slab_span_locked); a hint, checked before use.
+  uintptr_t chunk_cursor_ = 0;
   size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};

@@ -204,5 +204,62 @@ TEST(HugeSlabs, APurgeMarksBackTheChunksItTouches) {
   for (Span* s : below) h->free_slab(s);
 }
 
+// A heap that grows again after its chunks were purged (and so marked back)
+// gets chunks again, from the purged pages, and its slabs fill one chunk
+// before the next. It used to take those pages 4 KiB at a time, and before
+// them the best fit: a small clean span that is no chunk.
+TEST(HugeSlabs, AHeapGrowingAgainAfterAPurgeGetsChunksFromThePurgedPages) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  const size_t huge = os::huge_page_size();
+  const size_t per_chunk = huge / kPageSize;
+  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  std::vector<Span*> abc = take_slabs(*h, 3 * huge);  // chunks A, B, C
+  std::vector<Span*> d = take_slabs(*h, huge);        // D, whole
+  const uintptr_t a = abc.front()->start;
+  ASSERT_EQ(a % huge, 0u);
+  ASSERT_EQ(d.front()->start, a + 3 * huge);
+  // A large block moves the frontier off the grain, so the next chunk (E,
+  // whole) leaves a small clean span before it: the best fit for a slab.
+  Span* large = h->alloc_large(kMiB + 3 * kPageSize, kPageSize);
+  ASSERT_NE(large, nullptr);
+  std::vector<Span*> e = take_slabs(*h, huge);
+  ASSERT_EQ(e.front()->start % huge, 0u);
+  const uintptr_t gap = large->end();
+  ASSERT_LT(gap, e.front()->start);
+  ASSERT_EQ(h->stats().huge_slab_chunks, 5u);
+  ASSERT_EQ(h->stats().huge_slab_runs, 2u);  // A to D; E
+  for (Span* s : abc) memset(reinterpret_cast<void*>(s->start), 7, kPageSize);
+
+  // A, B and C back and purged: marked back, one clean free span.
+  for (Span* s : abc) h->free_slab(s);
+  EXPECT_GE(h->purge_all(), 3 * huge);
+  EXPECT_EQ(h->stats().huge_slab_unmarked, 3u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 2u);  // D; E
+  const bool check_kernel = kernel_shows_huge_marks();
+  if (check_kernel) EXPECT_FALSE(marked(a));
+
+  // The heap grows again: A is a chunk again, marked and filled first, then
+  // B; nothing comes from the small span before E.
+  std::vector<Span*> again = take_slabs(*h, huge + kPageSize);
+  ASSERT_EQ(again.size(), per_chunk + 1);
+  for (size_t i = 0; i < per_chunk; ++i) ASSERT_EQ(again[i]->start, a + i * kPageSize) << i;
+  EXPECT_EQ(again.back()->start, a + huge);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 7u);
+  EXPECT_EQ(h->stats().huge_slab_runs, 3u);  // A and B; D; E
+  EXPECT_EQ(h->span_of(reinterpret_cast<void*>(gap))->state, SpanState::kFree);
+  if (check_kernel) {
+    EXPECT_TRUE(marked(a));
+    EXPECT_TRUE(marked(a + huge));
+    EXPECT_FALSE(marked(a + 2 * huge));
+  }
+  // The purged pages read as zero in the new slabs.
+  for (Span* s : {again.front(), again[per_chunk / 2], again.back()})
+    EXPECT_EQ(reinterpret_cast<unsigned char*>(s->start)[0], 0);
+  for (auto* v : {&again, &d, &e, &below})
+    for (Span* s : *v) h->free_slab(s);
+  h->free_large(large);
+}
+
 }  // namespace
 }  // namespace slabby
