@@ -5,12 +5,12 @@
 // the grain (RSS grows 2 MiB at a time) and what they save is a fault and a
 // TLB entry per 4 KiB. A program that has put kHugeSlabsAfter bytes into
 // slabs is past the point where the grain matters: from then on, a slab
-// request that no free span can serve takes a whole aligned huge page at the
-// frontier (the pages before it, up to the boundary, become a free span),
+// request that no free dirty span can serve takes a whole aligned huge page
+// (a chunk: of free clean pages if the free bins hold one, else at the
+// frontier, the pages before it up to the boundary becoming a free span),
 // marks it MADV_HUGEPAGE, keeps its first pages and leaves the rest free and
-// clean, for the next slabs (free spans are taken dirty first, then the
-// smallest clean one that fits, so a chunk is used up before the frontier
-// moves again). On a host where a page fault is dear (this project's VMs: a
+// clean for the next slabs, which take them before any other clean page
+// (take_slab_span_locked). On a host where a page fault is dear (this project's VMs: a
 // 4 KiB first write costs about 6 us of system time and 1.2 us of the
 // program's own, bench/tools/page_costs.c) this is most of the difference to an allocator
 // whose whole arena is marked (docs/benchmarks.md, "Slabs on huge pages").
@@ -33,9 +33,8 @@
 // left in it to collapse), but then chunks purged whole and in part
 // alternate, each a mapping: 163 after a 1.1 GiB burst was freed
 // (tests/lifecycle/burst_rss.cc), against a handful when every purged chunk
-// goes back to the arena's mapping. So the pages of a purged chunk serve
-// later slabs on 4 KiB pages, and a program that grows again gets new chunks
-// at the frontier. chunk_bits_ records which huge pages are chunks, so
+// goes back to the arena's mapping. A program that grows again makes chunks
+// of those pages again when its slabs need them. chunk_bits_ records which huge pages are chunks, so
 // nothing else's marks are touched.
 #include "heap/page_heap.h"
 #include "os/os.h"

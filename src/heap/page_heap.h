@@ -44,8 +44,9 @@
 // Slabs (SLABBY_THP=dense only) are filled by construction, so their pages
 // want huge pages as soon as there are enough of them for a partly used huge
 // page not to matter: once the program holds kHugeSlabsAfter bytes of slabs,
-// a slab that would grow the frontier takes a whole aligned huge page of it,
-// marked (huge_slabs.cc), and the slabs after it fill the rest. Before that
+// a slab that no free dirty span serves takes a whole aligned huge page
+// (free clean pages, else the frontier's), marked (huge_slabs.cc), and the
+// slabs after it fill the rest. Before that
 // (most programs) slabs keep small pages, and their RSS its 4 KiB grain.
 // A marked span is a mapping of its own (linear, other flags); at most
 // kMaxHugeSpans are marked at once. A freed marked span that stays mapped
