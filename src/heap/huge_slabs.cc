@@ -126,7 +126,9 @@ Span* PageHeap::at_chunk_cursor_locked(uintptr_t bytes) {
   uintptr_t at = chunk_cursor_;
   const uintptr_t huge = huge_page_size_;
   // Used up (at the next huge page), or the slab would leave its chunk.
-  if (at == 0 || (at & (huge - 1)) == 0 || round_up(at, huge) - at < bytes) return nullptr;
+  if (at == 0 || (at & (huge - 1)) == 0 || round_up(at, huge) - at < bytes ||
+      at >= frontier_end())
+    return nullptr;
   // Marked back since (a purge touched it): not a chunk any more.
   if (!chunk_bit((at - base_) / huge)) return nullptr;
   // The free span there must start at the cursor (a large span may have
