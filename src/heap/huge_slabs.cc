@@ -34,8 +34,8 @@
 // alternate, each a mapping: 163 after a 1.1 GiB burst was freed
 // (tests/lifecycle/burst_rss.cc), against a handful when every purged chunk
 // goes back to the arena's mapping. A program that grows again makes chunks
-// of those pages again when its slabs need them. chunk_bits_ records which huge pages are chunks, so
-// nothing else's marks are touched.
+// of those pages again when its slabs need them. chunk_bits_ records which
+// huge pages are chunks, so nothing else's marks are touched.
 #include "heap/page_heap.h"
 #include "os/os.h"
 
@@ -126,8 +126,7 @@ Span* PageHeap::at_chunk_cursor_locked(uintptr_t bytes) {
   uintptr_t at = chunk_cursor_;
   const uintptr_t huge = huge_page_size_;
   // Used up (at the next huge page), or the slab would leave its chunk.
-  if (at == 0 || (at & (huge - 1)) == 0 || round_up(at, huge) - at < bytes ||
-      at >= frontier_end())
+  if (at == 0 || (at & (huge - 1)) == 0 || round_up(at, huge) - at < bytes || at >= frontier_end())
     return nullptr;
   // Marked back since (a purge touched it): not a chunk any more.
   if (!chunk_bit((at - base_) / huge)) return nullptr;

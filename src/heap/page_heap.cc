@@ -307,9 +307,8 @@ Span* PageHeap::alloc_pages_locked(size_t pages, size_t align_pages, unsigned fl
   }
   // A chunk's span is split below as an aligned request: the pages before
   // the chunk go back.
-  Span* s = (flags & kSlabRequest) && huge_slabs_due_
-                ? take_slab_span_locked(pages, &align_pages)
-                : take_free_locked(pages, align_pages, flags);
+  Span* s = (flags & kSlabRequest) && huge_slabs_due_ ? take_slab_span_locked(pages, &align_pages)
+                                                      : take_free_locked(pages, align_pages, flags);
   if (s == nullptr) s = grow_locked(pages, align_pages, flags);
   if (s == nullptr) return nullptr;
   // Taken: no longer kFree, so the remainders split off below cannot merge
