@@ -10,10 +10,11 @@
 // frontier, the pages before it up to the boundary becoming a free span),
 // marks it MADV_HUGEPAGE, keeps its first pages and leaves the rest free and
 // clean for the next slabs, which take them before any other clean page
-// (take_slab_span_locked). On a host where a page fault is dear (this project's VMs: a
-// 4 KiB first write costs about 6 us of system time and 1.2 us of the
-// program's own, bench/tools/page_costs.c) this is most of the difference to an allocator
-// whose whole arena is marked (docs/benchmarks.md, "Slabs on huge pages").
+// (take_slab_span_locked). On a host where a page fault is dear (this
+// project's VMs: a 4 KiB first write costs about 6 us of system time and
+// 1.2 us of the program's own, bench/tools/page_costs.c) this is most of the
+// difference to an allocator whose whole arena is marked (docs/benchmarks.md,
+// "Slabs on huge pages").
 //
 // Adjacent chunks are one mapping to the kernel (same flags: it merges
 // them); a chunk that does not start where the last one ended starts a new
@@ -87,11 +88,12 @@ Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
 // program whose heap grows, goes back and grows again (python building and
 // dropping a 300 MiB dict, phase after phase) faulted most of its later heaps
 // in 4 KiB at a time, 60,000 faults a run where mimalloc 3 takes 3,000-5,000
-// (docs/benchmarks.md, "Slabs on huge pages after a purge"). So a slab that
-// no dirty span serves comes from the chunk the last one came from while it
+// (docs/benchmarks.md, "Chunks again after a purge"). So a slab that no
+// dirty span serves comes from the chunk the last one came from while it
 // lasts (chunk_cursor_), then from a new chunk: a whole aligned huge page of
 // clean free pages, marked (it has nothing khugepaged could collapse into
-// free pages: what it holds is about to be slabs), else one at the frontier.
+// free pages: what it holds is about to be slabs), else one at the frontier;
+// from any other clean span only when no chunk may be made.
 Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
   const size_t chunk_pages = huge_page_size_ >> kPageShift;
   const uintptr_t bytes = uintptr_t{pages} << kPageShift;
