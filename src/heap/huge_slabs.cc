@@ -71,18 +71,6 @@ void PageHeap::mark_chunk_locked(uintptr_t chunk) {
   stats_.huge_slab_chunks++;
 }
 
-Span* PageHeap::grow_slab_chunk_locked(size_t pages) {
-  const size_t chunk_pages = huge_page_size_ >> kPageShift;
-  if (pages > chunk_pages || !chunk_allowed_locked()) return nullptr;
-  // A span ending at the new frontier, its last chunk_pages pages the chunk
-  // (a free span that ended at the old frontier is extended: grow_locked);
-  // the caller splits off the pages before it as for any aligned request.
-  Span* s = grow_locked(chunk_pages, chunk_pages, 0);
-  if (s == nullptr) return nullptr;
-  mark_chunk_locked(s->end() - huge_page_size_);
-  return s;
-}
-
 // The chunks a purge marks back (below) served every later slab on 4 KiB
 // pages, and so did the clean pages the best fit picked before a chunk: a
 // program whose heap grows, goes back and grows again (python building and
@@ -100,19 +88,19 @@ Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
   Span* s = take_from_bins(free_[1], pages);
   if (s == nullptr && (s = at_chunk_cursor_locked(bytes)) != nullptr) chunk_cursor_ += bytes;
   if (s == nullptr && pages <= chunk_pages && chunk_allowed_locked()) {
-    uintptr_t chunk = 0;
+    // A span with an aligned huge page in it: free clean pages, else at the
+    // frontier (a free span that ends there is extended: grow_locked).
     Span* whole = take_aligned_from_bins(free_[0], chunk_pages, chunk_pages);
-    if (whole != nullptr) {
+    if (whole != nullptr)
       remove_free_locked(whole);
-      chunk = round_up(whole->start, uintptr_t{huge_page_size_});
-      // A large span's mark kept on these pages (purged since) goes first,
-      // as for any other use of them (huge_marks.cc).
+    else
+      whole = grow_locked(chunk_pages, chunk_pages, 0);
+    if (whole != nullptr) {
+      uintptr_t chunk = round_up(whole->start, uintptr_t{huge_page_size_});
+      // A large span's mark kept on these pages goes first, as for any
+      // other use of them (huge_marks.cc).
       if (kept_marks_n_ != 0) settle_marks_locked(chunk, chunk_pages, false);
       mark_chunk_locked(chunk);
-    } else if ((whole = grow_slab_chunk_locked(pages)) != nullptr) {
-      chunk = whole->end() - huge_page_size_;
-    }
-    if (whole != nullptr) {
       *align_pages = chunk_pages;  // the caller splits the head off
       chunk_cursor_ = chunk + bytes;
       return whole;

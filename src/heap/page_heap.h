@@ -341,19 +341,15 @@ class PageHeap {
   static Span* take_aligned_from_bins(FreeBins& fb, size_t pages, size_t align_pages);
   // A span at the frontier with an aligned run of `pages` pages in it.
   Span* grow_locked(size_t pages, size_t align_pages, unsigned flags);
-  // SLABBY_THP=dense, slabs past kHugeSlabsAfter (huge_slabs.cc): a span
-  // ending at the frontier whose last huge page, aligned, is marked, for a
-  // slab of `pages` to be split from (as an aligned request: the pages before
-  // the huge page go back free); nullptr when not due (the caller grows as
-  // usual). Notes slab bytes going out (bytes > 0) or back (< 0).
-  Span* grow_slab_chunk_locked(size_t pages);
-  // A span for a slab of `pages` once slabs take huge pages (huge_slabs.cc),
-  // in this order: a free dirty one (resident: no fault); the rest of the
-  // chunk the last chunk slab came from (at_chunk_cursor_locked); a new
-  // chunk: a free clean span holding a whole aligned huge page, that huge
-  // page marked, else grow_slab_chunk_locked (either way *align_pages is set
-  // to the chunk's: the caller splits the head off); any free clean span.
-  // nullptr when none fits (the caller grows). Off the free bins.
+  // A span for a slab of `pages` once slabs take huge pages (SLABBY_THP=dense,
+  // slabs past kHugeSlabsAfter; huge_slabs.cc), in this order: a free dirty
+  // one (resident: no fault); the rest of the chunk the last chunk slab came
+  // from (at_chunk_cursor_locked); a new chunk, that is a span holding a
+  // whole aligned huge page, marked: free clean pages, else grown at the
+  // frontier (either way *align_pages is set to the chunk's: the caller
+  // splits the head off, and the pages before the chunk go back free); any
+  // free clean span. nullptr when none fits (the caller grows). Off the free
+  // bins.
   Span* take_slab_span_locked(size_t pages, size_t* align_pages);
   // The free span at chunk_cursor_ when `bytes` from there are free, clean
   // and inside the cursor's chunk, still marked; else nullptr.
@@ -363,6 +359,7 @@ class PageHeap {
   bool chunk_allowed_locked();
   // Marks the huge page at `chunk` (aligned, in the arena) a chunk.
   void mark_chunk_locked(uintptr_t chunk);
+  // Notes slab bytes going out (bytes > 0) or back (< 0): kHugeSlabsAfter.
   void note_slab_bytes_locked(int64_t bytes);
   // Pages [start, end) were just purged: the marked chunks they touch are
   // marked back (MADV_NOHUGEPAGE), or khugepaged would collapse them again
