@@ -12,6 +12,11 @@
 //   calls.
 // - bins[0] is never used: class 0 means "not a small block", so its limit
 //   stays 0 and free() of such a pointer always reaches the slow path.
+// - A thread that can run the critical sections (rseq_ok) keeps no medium
+//   block in its bins (their limit is 0): both fast paths miss, and its slow
+//   paths take and give medium blocks through its CPU's cache, so what the
+//   caches hold of them (one block of each medium class, 6.3 MiB) is
+//   bounded by the CPUs, not by the threads on their bins.
 // - A thread on the per-CPU caches (percpu_ok) holds nothing in its bins
 //   (limit 0). A thread starts on its bins and moves there at most once
 //   (cache_move_to_percpu, below), never back; one whose rseq area does not

@@ -317,10 +317,14 @@ void thread_init() noexcept {
   if (!ensure_init()) return;
   ThreadCache& tc = tl_cache;
   if (tc.state != kCacheUninit) return;
-  // Checked mode: limit 0, so every call misses into the checked paths.
-  for (unsigned c = 1; c < kNumClasses; ++c)
-    bin_set_limit(tc.bins[c], g_checks.small ? 0 : g_rt.cache_limit[c]);
   tc.rseq_ok = g_percpu_mode && percpu_thread_init();
+  // Checked mode: limit 0, so every call misses into the checked paths. A
+  // thread that can use the CPU caches keeps its medium blocks there, not in
+  // its bins (cache/thread_cache.h).
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    bool off = g_checks.small || (tc.rseq_ok && is_medium_class(c));
+    bin_set_limit(tc.bins[c], off ? 0 : g_rt.cache_limit[c]);
+  }
   tc.state = kCacheActive;
   {
     LockGuard g(g_threads.mu);
