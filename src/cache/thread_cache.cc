@@ -98,7 +98,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     if (g_small_divert.alloc != nullptr) return g_small_divert.alloc(cls, n);
   }
   if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_alloc(cls);
-  if (is_medium_class(cls) && tc.rseq_ok) return percpu_alloc(cls);  // its bin has limit 0
+  if (cache_medium_on_cpu(tc, cls)) return percpu_alloc(cls);  // its bin has limit 0
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
@@ -138,7 +138,7 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     if (g_small_divert.free != nullptr) return g_small_divert.free(p, cls);
   }
   if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_free(p, cls);
-  if (is_medium_class(cls) && tc.rseq_ok) return percpu_free(p, cls);  // its bin has limit 0
+  if (cache_medium_on_cpu(tc, cls)) return percpu_free(p, cls);  // its bin has limit 0
   Bin& b = tc.bins[cls];
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     tc.frees[cls]++;

@@ -98,6 +98,13 @@ struct ThreadCache {
   uint64_t realloc_copied_bytes;
 };
 
+// Class cls's blocks go through the calling thread's CPU cache, not its bin
+// (whose limit is then 0): a medium class, on a thread that can run the
+// critical sections (the invariant above).
+inline bool cache_medium_on_cpu(const ThreadCache& tc, unsigned cls) {
+  return tc.rseq_ok && is_medium_class(cls);
+}
+
 // Blocks a bin holds.
 inline uint32_t bin_count(const Bin& b) { return static_cast<uint32_t>(b.limit - b.space); }
 // Changes a bin's limit, keeping its blocks (tests and thread init).

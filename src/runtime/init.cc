@@ -322,7 +322,7 @@ void thread_init() noexcept {
   // thread that can use the CPU caches keeps its medium blocks there, not in
   // its bins (cache/thread_cache.h).
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    bool off = g_checks.small || (tc.rseq_ok && is_medium_class(c));
+    bool off = g_checks.small || cache_medium_on_cpu(tc, c);
     bin_set_limit(tc.bins[c], off ? 0 : g_rt.cache_limit[c]);
   }
   tc.state = kCacheActive;
