@@ -25,11 +25,17 @@ void give_above(Bin& b, unsigned cls, uint32_t keep) {
   while (bin_count(b) > keep) bin_give_top(b, cls, std::min(bin_count(b) - keep, batch));
 }
 
+// Live threads, slabby's own not counted (as cache_threads_due counts).
+uint64_t program_threads() {
+  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
+         __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+}
+
 // Lowers class cls's limit to `target` (at least its base), its blocks
 // above that going to the pool first.
 void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
   Bin& b = tc.bins[cls];
-  uint32_t base = g_threads.bin_base[cls];
+  uint32_t base = bin_base(tc, cls);
   if (target < base) target = base;
   if (b.limit <= target) return;
   give_above(b, cls, target);
@@ -40,11 +46,33 @@ void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
 
 }  // namespace
 
-void bins_init(const uint32_t* base_limit, size_t grow_bytes) {
+void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus) {
   for (unsigned c = 0; c < kNumClasses; ++c)
     g_threads.bin_base[c] = static_cast<uint16_t>(base_limit[c] < 65535 ? base_limit[c] : 65535);
   // grown_bytes is 32-bit: budgets past 1 GiB are clamped there.
   g_threads.bin_grow_bytes = grow_bytes < (size_t{1} << 30) ? grow_bytes : size_t{1} << 30;
+  g_threads.cpus = cpus != 0 ? cpus : 1;
+}
+
+void bins_start(ThreadCache& tc, bool cached) {
+  // The thread itself is not counted yet (thread_init registers it after).
+  tc.base_shift = cached && program_threads() + 1 > 4 * g_threads.cpus ? 1 : 0;
+  for (unsigned c = 1; c < kNumClasses; ++c)
+    bin_set_limit(tc.bins[c], !cached || cache_medium_on_cpu(tc, c) ? 0 : bin_base(tc, c));
+}
+
+uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
+  uint32_t base = g_threads.bin_base[cls];
+  // Medium classes keep theirs (one block); a small class's half stays even
+  // (a flush of half the bin is whole batches) and at least 4, as the bases.
+  if (tc.base_shift == 0 || is_medium_class(cls) || base <= 4) return base;
+  return std::max<uint32_t>((base >> tc.base_shift) & ~uint32_t{1}, 4);
+}
+
+size_t bins_grow_budget() {
+  uint64_t threads = program_threads(), cpus = g_threads.cpus;
+  size_t budget = g_threads.bin_grow_bytes;
+  return threads <= cpus ? budget : static_cast<size_t>(budget * cpus / threads);
 }
 
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
@@ -57,7 +85,7 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   // a check mode, a closed bin); medium classes keep their base, as per CPU.
   if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
-  size_t size = class_size(cls), budget = g_threads.bin_grow_bytes;
+  size_t size = class_size(cls), budget = bins_grow_budget();
   size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
@@ -76,8 +104,9 @@ bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
 }
 
 uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
-  uint32_t base = g_threads.bin_base[cls];
-  if (tc.demand[cls].missed != 0 || limit <= base) return limit;
+  uint32_t base = bin_base(tc, cls);
+  if (limit <= base) return limit;
+  if (tc.demand[cls].missed != 0 && tc.grown_bytes <= bins_grow_budget()) return limit;
   return (base + (limit - base) / 2) & ~uint32_t{1};
 }
 
@@ -102,7 +131,7 @@ void bins_decay(ThreadCache& tc) {
 
 void bins_reset(ThreadCache& tc) {
   for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c)
-    shrink_to(tc, c, g_threads.bin_base[c]);
+    shrink_to(tc, c, bin_base(tc, c));
   for (unsigned c = 1; c < kNumClasses; ++c) tc.demand[c] = BinDemand{};
 }
 

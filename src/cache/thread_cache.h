@@ -82,6 +82,7 @@ struct ThreadCache {
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
   uint32_t rseq_ok;    // this thread may run the critical sections (its rseq area works);
                        // without percpu_ok when a divert owns the small blocks
+  uint32_t base_shift;  // its small classes' bases are g_threads.bin_base >> this (bins_start)
   // Allocations left before the next sampling decision (frontend/allocator.cc:
   // a latency sample, SLABBY_LATENCY_SAMPLE, or a heap-profile candidate,
   // SLABBY_PROF); below zero: decide on this one. Starts at 0, so a thread's
@@ -139,12 +140,15 @@ struct ThreadRegistry {
   // 0 again in a forked child (its threads are not there).
   uint64_t internal = 0;
   // Each class's bin limit at a thread's start (SLABBY_THREAD_CACHE_BYTES
-  // worth) and how far one thread's bins may grow above them together
-  // (SLABBY_PERCPU_GROW_BYTES): set once at init (bins_init). decay_epoch
+  // worth), how far one thread's bins may grow above them together
+  // (SLABBY_PERCPU_GROW_BYTES) while the threads do not outnumber the CPUs
+  // the process may use, and those CPUs: set once at init (bins_init; the
+  // shares of bins_start and bins_grow_budget). decay_epoch
   // advances once per background pass (cache_decay_tick); a thread's slow
   // path that sees it move decays the thread's grown bins (bins_decay).
   uint16_t bin_base[kNumClasses] = {};
   size_t bin_grow_bytes = 0;
+  uint64_t cpus = 1;
   uint32_t decay_epoch = 0;  // atomic builtins
   std::atomic<uint64_t> bin_grows{0};
   std::atomic<uint64_t> bin_shrinks{0};
@@ -165,7 +169,7 @@ extern constinit ThreadRegistry g_threads __attribute__((visibility("hidden")));
 // critical section); the per-CPU caches bound the memory cached by the
 // CPUs rather than the threads. A thread moves to the per-CPU caches, once
 // and for good, when the process has g_threads.percpu_threads live threads
-// (SLABBY_PERCPU_THREADS: by default one more than the CPUs): at its
+// (SLABBY_PERCPU_THREADS: by default four per CPU, plus two): at its
 // init, or later in a slow path (a bin empty or full).
 // True when the calling thread should move now: it can run the critical
 // sections, no divert owns the small blocks, and enough threads live.
@@ -264,13 +268,38 @@ extern constinit SmallDivert g_small_divert;
 // caches' (cache/percpu_sizing.cc). A class whose bin runs empty and then
 // full (or full, then empty) holds a burst that does not fit: its limit
 // doubles, up to 2048 blocks, while the thread's grown bytes stay within
-// g_threads.bin_grow_bytes. One that only runs empty or only full (either
-// end of a producer/consumer pair) never grows. Each background pass
-// advances the decay epoch; the thread's next slow path then halves what a
-// class grew if it missed nothing since the last one. An idle thread keeps
-// what it grew until its next slow path (at most the budget).
-// Sets the bases (each class's limit at a thread's start) and the budget.
-void bins_init(const uint32_t* base_limit, size_t grow_bytes);
+// its growth budget (bins_grow_budget). One that only runs empty or only
+// full (either end of a producer/consumer pair) never grows. Each
+// background pass advances the decay epoch; the thread's next slow path
+// then halves what a class grew if it missed nothing since the last one,
+// or whatever it missed while its grown bytes are above its budget (the
+// budget fell: more threads started). An idle thread keeps what it grew
+// until its next slow path (at most the budget it had).
+//
+// Shares. The per-CPU caches bound what is cached by the CPUs; bins, by
+// the threads. So while the live threads on bins outnumber the CPUs, each
+// gets a share: its growth budget is SLABBY_PERCPU_GROW_BYTES x cpus /
+// threads (the threads' budgets together are the CPUs', as per CPU), read
+// at every growth and decay, so it follows threads starting and exiting;
+// and a thread starting when the process already has four threads per CPU
+// gets half of each small class's base (not less than 4 blocks), kept for
+// its life (they can be that many only up to SLABBY_PERCPU_THREADS, or
+// without rseq).
+// Half and no less: a base cut to cpus / threads (2/9 for a C++ program's
+// nine threads on two CPUs) cost it the bins' whole gain
+// (docs/benchmarks.md, "Bins for more threads").
+// Sets the bases (each class's limit at a thread's start), the budget and
+// the CPUs the shares divide.
+void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus);
+// Sets the calling thread's bin limits at its start: each class's base
+// (its share of it, above), or 0 for every class when `cached` is false (a
+// check mode's divert owns the blocks) and for the medium classes of a
+// thread that keeps them in its CPU's cache (cache_medium_on_cpu).
+void bins_start(ThreadCache& tc, bool cached);
+// Class cls's base on this thread: the floor its decay and resets go down to.
+uint32_t bin_base(const ThreadCache& tc, unsigned cls);
+// The calling thread's growth budget now (the share above).
+size_t bins_grow_budget();
 // Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
 // the calling thread's bins; true when the bin grew (space rose).
 bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);

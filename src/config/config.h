@@ -28,7 +28,7 @@ struct Config {
   bool percpu = true;                     // SLABBY_PERCPU: per-CPU caches (else per-thread)
   size_t percpu_grow_bytes = 1 << 20;     // SLABBY_PERCPU_GROW_BYTES: per CPU, above the bases
   size_t percpu_threads = 0;              // SLABBY_PERCPU_THREADS: live threads from which
-                                          // threads use them (0: one more than the CPUs)
+                                          // threads use them (0: four per CPU, plus two)
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
   size_t thp = 4;                         // SLABBY_THP: never madvise always large dense

@@ -43,8 +43,8 @@ constexpr OptionSpec kOptions[] = {
      "blocks do not fit (0: fixed sizes)",
      nullptr, &Config::percpu_grow_bytes},
     {"SLABBY_PERCPU_THREADS", OptionKind::kCount, 0, 1000000,
-     "live threads from which threads move to the per-CPU caches (0: one more than the CPUs the "
-     "process may use; 1: from the first; until then each thread has its own cache, which is "
+     "live threads from which threads move to the per-CPU caches (0: four per CPU the process "
+     "may use, plus two; 1: from the first; until then each thread has its own cache, which is "
      "faster)",
      nullptr, &Config::percpu_threads},
     {"SLABBY_SHARDS", OptionKind::kCount, 0, 64,

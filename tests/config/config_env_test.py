@@ -112,8 +112,8 @@ class ConfigEnv(unittest.TestCase):
                          r"\(slabby [^,]+, (per-CPU caches from 5 live threads|"
                          r"per-thread caches)\)$")
         # Threads move to the per-CPU caches from SLABBY_PERCPU_THREADS live
-        # threads: by default 0, one more than the CPUs this process may use
-        # (its affinity, or fewer under a cgroup CPU quota); 1 is every
+        # threads: by default 0, four per CPU this process may use (its
+        # affinity, or fewer under a cgroup CPU quota) plus two; 1 is every
         # thread from its start.
         r = run({"SLABBY_VERBOSE": "1", "SLABBY_PERCPU_THREADS": "5"})
         self.assertRegex(r.stderr, r"active in pid \d+: (per-CPU caches from 5 live threads|"
@@ -126,7 +126,8 @@ class ConfigEnv(unittest.TestCase):
             r = run(env)
             m = re.search(r"per-CPU caches from (\d+) live threads", r.stderr)
             if m:
-                self.assertTrue(2 <= int(m.group(1)) <= len(os.sched_getaffinity(0)) + 1,
+                n = int(m.group(1))
+                self.assertTrue(6 <= n <= 4 * len(os.sched_getaffinity(0)) + 2 and n % 4 == 2,
                                 m.group(0))
             else:
                 self.assertIn("per-thread caches (no rseq on this system)", r.stderr)

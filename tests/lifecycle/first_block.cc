@@ -10,7 +10,7 @@
 // first block shares a 64-byte line with another worker's or with a block the main thread still
 // held at the time, and that the usual order holds right after: a worker that frees its second
 // block gets it back from its next malloc.
-// Run under the default (each thread on its bins until the threads outnumber the CPUs, then
+// Run under the default (each thread on its bins up to the main thread and four per CPU, then
 // on the CPU's cache), with SLABBY_PERCPU_THREADS=1 (every thread on the CPU's cache) and with
 // SLABBY_PERCPU=0 (every thread on its bins).
 //

@@ -261,6 +261,7 @@ void use_thread_cache() {
   thread_init();
   tl_cache.rseq_ok = 0;  // else its next slow path may move it to the CPU caches
   tl_cache.percpu_ok = 0;
+  tl_cache.base_shift = 0;  // the whole bases, whatever the threads at its start
   for (unsigned c = 1; c < kNumClasses; ++c) {
     bin_set_limit(tl_cache.bins[c], g_rt.cache_limit[c]);
     tl_cache.demand[c] = BinDemand{};
@@ -391,7 +392,7 @@ uint64_t pool_moves(unsigned cls) {
 size_t grown_by_limits() {
   size_t total = 0;
   for (unsigned c = 1; c < kNumClasses; ++c) {
-    uint32_t limit = tl_cache.bins[c].limit, base = g_threads.bin_base[c];
+    uint32_t limit = tl_cache.bins[c].limit, base = bin_base(tl_cache, c);
     if (limit > base) total += size_t{limit - base} * class_size(c);
   }
   return total;
@@ -531,6 +532,160 @@ TEST(ThreadCache, QuietClassesShrinkAfterADecayTickAndAFlushResetsThem) {
   }).join();
 }
 
+// The CPUs the bins' shares divide (g_threads.cpus) for a scope, with
+// SLABBY_PERCPU_THREADS out of reach, so threads started in it stay on
+// their bins whatever the machine.
+class SharedCpus {
+ public:
+  explicit SharedCpus(uint64_t cpus)
+      : cpus_((thread_init(), g_threads.cpus)), at_(g_threads.percpu_threads) {
+    g_threads.cpus = cpus;
+    g_threads.percpu_threads = 1 << 20;
+  }
+  ~SharedCpus() {
+    g_threads.cpus = cpus_;
+    g_threads.percpu_threads = at_;
+  }
+
+ private:
+  uint64_t cpus_, at_;
+};
+
+// Threads that start (each allocates once, so it is registered) and wait
+// until the scope ends.
+class ParkedThreads {
+ public:
+  explicit ParkedThreads(unsigned n) {
+    for (unsigned i = 0; i < n; ++i)
+      threads_.emplace_back([this] {
+        free_fast(malloc_fast(32));
+        std::unique_lock<std::mutex> l(mu_);
+        ++started_;
+        cv_.notify_all();
+        cv_.wait(l, [this] { return done_; });
+      });
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return started_ == n; });
+  }
+  ~ParkedThreads() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  unsigned started_ = 0;
+  bool done_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// The program's live threads, as the shares count them.
+uint64_t program_threads_now() {
+  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
+         __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+}
+
+// Once the threads on bins outnumber the CPUs, a thread's growth budget is
+// its share (budget x cpus / threads), read at each growth: its classes stop
+// there. When more threads start, its share falls, and its next decays
+// shrink what it grew, classes that keep missing included, until it is
+// within the new share; as they exit, it may grow again.
+TEST(ThreadCache, AThreadsGrowthBudgetIsItsShareOfTheCpusAndFollowsTheThreads) {
+  const size_t kBudget = 256 * 1024;
+  BinBudget budget(kBudget);
+  SharedCpus cpus(1);
+  std::thread([&] {
+    use_thread_cache();
+    uint64_t threads = program_threads_now();  // main and this one, at least
+    ASSERT_GE(threads, 2u);
+    EXPECT_EQ(bins_grow_budget(), kBudget / threads);
+    unsigned cls = size_class_of(128);
+    std::vector<void*> v(8 * g_threads.bin_base[cls]);
+    auto bursts = [&](int rounds) {
+      for (int round = 0; round < rounds; ++round) {
+        for (void*& p : v) p = malloc_fast(128);
+        for (void* p : v) free_fast(p);
+      }
+    };
+    bursts(8);
+    size_t grown = tl_cache.grown_bytes;
+    EXPECT_GT(grown, kBudget / threads / 2) << "grew near its share";
+    EXPECT_LE(grown, kBudget / threads);
+    EXPECT_EQ(grown, grown_by_limits());
+    {
+      ParkedThreads more(6);  // its share falls to a quarter or less
+      uint64_t now = program_threads_now();
+      ASSERT_GE(now, threads + 6);
+      size_t share = kBudget / now;
+      EXPECT_EQ(bins_grow_budget(), share);
+      ASSERT_GT(tl_cache.grown_bytes, share);
+      // Each pass: the class misses (bursts), and a decay at its next slow
+      // path halves what it grew while it is above its share.
+      for (int pass = 0; pass < 8 && tl_cache.grown_bytes > share; ++pass) {
+        cache_decay_tick();
+        bursts(1);
+      }
+      EXPECT_LE(tl_cache.grown_bytes, share);
+      EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+      EXPECT_GE(tl_cache.bins[cls].limit, g_threads.bin_base[cls]);
+    }
+    // The parked threads exited: the whole share again, and room to grow.
+    EXPECT_EQ(bins_grow_budget(), kBudget / program_threads_now());
+    bursts(8);
+    EXPECT_GT(tl_cache.grown_bytes, kBudget / program_threads_now() / 2);
+    cache_flush_all();
+  }).join();
+}
+
+// A thread starting while the program's threads are more than four per CPU
+// gets half of each small class's base (even, at least 4 blocks), which its
+// decays and resets go down to; medium classes keep theirs, and a thread
+// starting before that point keeps the whole bases.
+TEST(ThreadCache, AThreadStartingBeyondFourThreadsPerCpuGetsHalfTheBases) {
+  BinBudget budget(1 << 20);
+  SharedCpus cpus(1);
+  unsigned small = size_class_of(64);
+  ASSERT_GE(g_threads.bin_base[small], 16u);
+  ASSERT_GE(program_threads_now(), 1u);
+  ASSERT_LE(program_threads_now(), 3u) << "other threads are alive in this process";
+  std::thread([&] {
+    free_fast(malloc_fast(64));
+    EXPECT_EQ(tl_cache.base_shift, 0u);
+    EXPECT_EQ(tl_cache.bins[small].limit, g_threads.bin_base[small]);
+  }).join();
+  ParkedThreads more(4 - program_threads_now() + 1);  // five live: more than 4 x 1 CPU
+  ASSERT_GE(program_threads_now(), 5u);
+  std::thread([&] {
+    free_fast(malloc_fast(64));
+    ASSERT_FALSE(tl_cache.percpu_ok);
+    EXPECT_EQ(tl_cache.base_shift, 1u);
+    for (unsigned c = 1; c < kNumClasses; ++c) {
+      uint32_t base = g_threads.bin_base[c];
+      uint32_t want =
+          is_medium_class(c) || base <= 4 ? base : std::max<uint32_t>((base / 2) & ~1u, 4);
+      EXPECT_EQ(bin_base(tl_cache, c), want) << "class " << c;
+      if (!cache_medium_on_cpu(tl_cache, c))
+        EXPECT_EQ(tl_cache.bins[c].limit, want) << "class " << c;
+    }
+    // Grown and reset: back to its half, not to the whole base.
+    std::vector<void*> v(4 * g_threads.bin_base[small]);
+    for (int round = 0; round < 6; ++round) {
+      for (void*& p : v) p = malloc_fast(64);
+      for (void* p : v) free_fast(p);
+    }
+    EXPECT_GT(tl_cache.bins[small].limit, bin_base(tl_cache, small));
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+    cache_flush_all();
+    EXPECT_EQ(tl_cache.bins[small].limit, bin_base(tl_cache, small));
+    EXPECT_EQ(tl_cache.grown_bytes, 0u);
+  }).join();
+}
+
 // slabby's background thread sleeps: it does not count towards
 // SLABBY_PERCPU_THREADS.
 TEST(ThreadCache, SlabbysOwnThreadsDoNotCountTowardsPerCpuThreads) {
@@ -633,7 +788,7 @@ void give_back(unsigned cls, const std::vector<void*>& blocks) {
 
 // Puts the calling thread on the per-CPU caches, whatever the number of
 // threads (with SLABBY_PERCPU_THREADS=0 a thread moves there only once the
-// process has more threads than CPUs).
+// process has more than four threads per CPU and its main thread).
 void use_percpu_caches() {
   thread_init();
   ASSERT_TRUE(cache_move_to_percpu());
