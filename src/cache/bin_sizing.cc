@@ -26,9 +26,12 @@ void give_above(Bin& b, unsigned cls, uint32_t keep) {
 }
 
 // Live threads, slabby's own not counted (as cache_threads_due counts).
+// Both are read racily: never below 1, so a thread that reads them while
+// the background thread registers sees no wrapped count.
 uint64_t program_threads() {
-  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
-         __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+  uint64_t live = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED);
+  uint64_t internal = __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+  return live > internal ? live - internal : 1;
 }
 
 // Lowers class cls's limit to `target` (at least its base), its blocks
