@@ -25,15 +25,6 @@ void give_above(Bin& b, unsigned cls, uint32_t keep) {
   while (bin_count(b) > keep) bin_give_top(b, cls, std::min(bin_count(b) - keep, batch));
 }
 
-// Live threads, slabby's own not counted (as cache_threads_due counts).
-// Both are read racily: never below 1, so a thread that reads them while
-// the background thread registers sees no wrapped count.
-uint64_t program_threads() {
-  uint64_t live = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED);
-  uint64_t internal = __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
-  return live > internal ? live - internal : 1;
-}
-
 // Lowers class cls's limit to `target` (at least its base), its blocks
 // above that going to the pool first.
 void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
@@ -59,7 +50,7 @@ void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus) {
 
 void bins_start(ThreadCache& tc, bool cached) {
   // The thread itself is not counted yet (thread_init registers it after).
-  tc.base_shift = cached && program_threads() + 1 > 4 * g_threads.cpus ? 1 : 0;
+  tc.base_shift = cached && cache_program_threads() + 1 > 4 * g_threads.cpus ? 1 : 0;
   for (unsigned c = 1; c < kNumClasses; ++c)
     bin_set_limit(tc.bins[c], !cached || cache_medium_on_cpu(tc, c) ? 0 : bin_base(tc, c));
 }
@@ -73,7 +64,7 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
 }
 
 size_t bins_grow_budget() {
-  uint64_t threads = program_threads(), cpus = g_threads.cpus;
+  uint64_t threads = cache_program_threads(), cpus = g_threads.cpus;
   size_t budget = g_threads.bin_grow_bytes;
   return threads <= cpus ? budget : static_cast<size_t>(budget * cpus / threads);
 }

@@ -62,11 +62,13 @@ void close_bins(ThreadCache& tc) {
 
 }  // namespace
 
-bool cache_threads_due() {
-  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
-             __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED) >=
-         g_threads.percpu_threads;
+uint64_t cache_program_threads() {
+  uint64_t live = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED);
+  uint64_t internal = __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
+  return live > internal ? live - internal : 1;
 }
+
+bool cache_threads_due() { return cache_program_threads() >= g_threads.percpu_threads; }
 
 bool cache_percpu_due(const ThreadCache& tc) {
   return tc.rseq_ok && !tc.percpu_ok && g_small_divert.alloc == nullptr && cache_threads_due();

@@ -178,6 +178,11 @@ bool cache_percpu_due(const ThreadCache& tc);
 // caches (the thread count half of cache_percpu_due). A divert with caches
 // of its own (the checked paths) moves its threads by the same rule.
 bool cache_threads_due();
+// The process's live threads, slabby's own not counted: what
+// SLABBY_PERCPU_THREADS and the bins' shares count. Both counters are read
+// racily, so never below 1 (a reader that sees the background thread's
+// `internal` but not yet its `live` gets no wrapped count).
+uint64_t cache_program_threads();
 // The calling thread is slabby's own (the background thread): it no longer
 // counts towards SLABBY_PERCPU_THREADS. Once, after its thread_init.
 void cache_mark_internal();
