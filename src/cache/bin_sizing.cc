@@ -80,8 +80,8 @@ size_t bins_grow_budget() {
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
   BinDemand& d = tc.demand[cls];
   uint8_t last = d.last;
-  uint32_t ops = static_cast<uint32_t>(tc.allocs[cls] + tc.frees[cls]);
-  uint32_t since = ops - d.ops_at;  // modulo 2^32, as the counts' low bits
+  uint16_t ops = static_cast<uint16_t>(tc.allocs[cls] + tc.frees[cls]);
+  uint32_t since = static_cast<uint16_t>(ops - d.ops_at);  // modulo 2^16 (thread_cache.h)
   d.last = kind;
   d.missed = 1;
   d.ops_at = ops;

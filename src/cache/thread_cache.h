@@ -52,11 +52,17 @@ struct Bin {
 // and when (cache/bin_sizing.cc). Touched only by the owning thread.
 enum BinMiss : uint8_t { kBinMissNone = 0, kBinMissEmpty = 1, kBinMissFull = 2 };
 struct BinDemand {
-  uint8_t last;    // BinMiss of the latest refill (empty) or flush (full)
-  uint8_t missed;  // 1: a refill or flush since the last decay
-  uint16_t unused;
-  uint32_t ops_at;  // the class's allocs + frees (low 32 bits) at the latest miss
+  uint8_t last;     // BinMiss of the latest refill (empty) or flush (full)
+  uint8_t missed;   // 1: a refill or flush since the last decay
+  uint16_t ops_at;  // the class's allocs + frees (low 16 bits) at the latest miss
 };
+// 4 bytes a class: every thread's TLS comes out of its stack block
+// (tests/lifecycle/small_stacks.cc holds the margin). 16 bits tell a burst
+// (at most 2 x 2048 + 16 operations) from a walk of up to 65,535; a longer
+// one reads as its remainder, so one alternation in 16 (limit 2048) to one
+// in 100 (limit 256) of those, already a miss in 65,536 operations or
+// fewer, may still grow the class.
+static_assert(sizeof(BinDemand) == 4, "BinDemand is per class per thread");
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
 
