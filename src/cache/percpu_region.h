@@ -85,8 +85,8 @@ bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out)
 // with at most twice its capacity of pushes between them, its blocks do not
 // fit the cache: it grows, doubling, within max_end and the CPU's budget.
 // Returns true when it grew. (More pushes than that: blocks passing through
-// at random, which more room would not keep from missing; the bins' rule,
-// cache/thread_cache.h.)
+// at random, which miss rarely already and would only fill more room; the
+// bins' rule, cache/thread_cache.h.)
 bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
 // The background pass, on the CPU whose region this is: classes grown
 // beyond their base that missed no refill or flush since the last pass give

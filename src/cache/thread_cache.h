@@ -59,9 +59,9 @@ struct BinDemand {
 // 4 bytes a class: every thread's TLS comes out of its stack block
 // (tests/lifecycle/small_stacks.cc holds the margin). 16 bits tell a burst
 // (at most 2 x 2048 + 16 operations) from a walk of up to 65,535; a longer
-// one reads as its remainder, so one alternation in 16 (limit 2048) to one
-// in 100 (limit 256) of those, already a miss in 65,536 operations or
-// fewer, may still grow the class.
+// walk reads as its remainder, so one of its alternations in 16 (limit
+// 2048) to one in 120 (limit 256) may still grow the class: a class that
+// misses once in 65,536 operations or more, which costs that room only.
 static_assert(sizeof(BinDemand) == 4, "BinDemand is per class per thread");
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
