@@ -79,12 +79,13 @@ size_t bins_grow_budget() {
 
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
   BinDemand& d = tc.demand[cls];
-  uint8_t last = d.last;
-  uint16_t ops = static_cast<uint16_t>(tc.allocs[cls] + tc.frees[cls]);
-  uint32_t since = static_cast<uint16_t>(ops - d.ops_at);  // modulo 2^16 (thread_cache.h)
+  uint32_t last = d.last;
+  // In eights, modulo 2^13 (thread_cache.h): within 8 of the operations since.
+  uint32_t eights = static_cast<uint32_t>((tc.allocs[cls] + tc.frees[cls]) >> 3) & 0x1fff;
+  uint32_t since = ((eights - d.ops_at) & 0x1fff) * 8;
   d.last = kind;
   d.missed = 1;
-  d.ops_at = ops;
+  d.ops_at = static_cast<uint16_t>(eights);
   if (last == kBinMissNone || last == kind) return 0;
   if (since > kBurstOpsPerLimit * limit + kBurstOpsSlack) return 0;  // passing through
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,

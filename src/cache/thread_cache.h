@@ -52,17 +52,19 @@ struct Bin {
 // and when (cache/bin_sizing.cc). Touched only by the owning thread.
 enum BinMiss : uint8_t { kBinMissNone = 0, kBinMissEmpty = 1, kBinMissFull = 2 };
 struct BinDemand {
-  uint8_t last;     // BinMiss of the latest refill (empty) or flush (full)
-  uint8_t missed;   // 1: a refill or flush since the last decay
-  uint16_t ops_at;  // the class's allocs + frees (low 16 bits) at the latest miss
+  uint16_t last : 2;     // BinMiss of the latest refill (empty) or flush (full)
+  uint16_t missed : 1;   // 1: a refill or flush since the last decay
+  uint16_t ops_at : 13;  // the class's allocs + frees at the latest miss, in eights (mod 2^13)
 };
-// 4 bytes a class: every thread's TLS comes out of its stack block
-// (tests/lifecycle/small_stacks.cc holds the margin). 16 bits tell a burst
-// (at most 2 x 2048 + 16 operations) from a walk of up to 65,535; a longer
-// walk reads as its remainder, so one of its alternations in 16 (limit
-// 2048) to one in 120 (limit 256) may still grow the class: a class that
-// misses once in 65,536 operations or more, which costs that room only.
-static_assert(sizeof(BinDemand) == 4, "BinDemand is per class per thread");
+// 2 bytes a class: every thread's TLS comes out of its stack block, and the
+// hardened library runs tests/lifecycle/small_stacks.cc with a few hundred
+// bytes to spare (2 bytes more a class made it fail one run in five). In
+// eights, 13 bits tell a burst (at most 2 x 2048 + 16 operations) from a
+// walk of up to 65,535; a longer walk reads as its remainder, so one of its
+// alternations in 16 (limit 2048) to one in 120 (limit 256) may still grow
+// the class: a class that misses once in 65,536 operations or more, which
+// costs that room only.
+static_assert(sizeof(BinDemand) == 2, "BinDemand is per class per thread");
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
 
