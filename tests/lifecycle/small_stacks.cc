@@ -17,8 +17,9 @@
 // profile or the leak check on it runs with 3.5 and fails at 4 (backtrace()
 // and its unwinder). So a change that puts about 4 KiB more on a slow path's
 // stack fails here. The hardened library's checked slow paths leave less
-// (2026-12-05, a 3.75 KiB TLS): it runs with 256 bytes more and fails at
-// 512, and 360 bytes more of TLS (a per-class field of 6 bytes) failed it.
+// (2026-12-05, a 3.6 KiB TLS): it runs with 256 bytes more and fails at
+// 512 (one run each), and 360 bytes more of TLS (6 bytes a size class)
+// failed it every run, 120 bytes (2 a class) one run in five.
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
