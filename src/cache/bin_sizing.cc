@@ -18,14 +18,6 @@ namespace {
 // As the per-CPU classes' most: 2048 blocks.
 constexpr uint32_t kMaxGrownLimit = 2048;
 
-// A bin crossed from one end to the other within this many times its limit
-// of its class's allocations and frees (and a few, for the smallest bins)
-// holds a burst; one that took longer, blocks passing through (the rule in
-// thread_cache.h). A burst takes at most its limit and a refill or a flush
-// (each at most half the limit).
-constexpr uint32_t kBurstOpsPerLimit = 2;
-constexpr uint32_t kBurstOpsSlack = 16;
-
 // Gives the bin's blocks above `keep` to the pool, whole transfer batches
 // where it can.
 void give_above(Bin& b, unsigned cls, uint32_t keep) {
@@ -79,15 +71,10 @@ size_t bins_grow_budget() {
 
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
   BinDemand& d = tc.demand[cls];
-  uint32_t last = d.last;
-  // In eights, modulo 2^13 (thread_cache.h): within 8 of the operations since.
-  uint32_t eights = static_cast<uint32_t>((tc.allocs[cls] + tc.frees[cls]) >> 3) & 0x1fff;
-  uint32_t since = ((eights - d.ops_at) & 0x1fff) * 8;
+  uint8_t last = d.last;
   d.last = kind;
   d.missed = 1;
-  d.ops_at = static_cast<uint16_t>(eights);
   if (last == kBinMissNone || last == kind) return 0;
-  if (since > kBurstOpsPerLimit * limit + kBurstOpsSlack) return 0;  // passing through
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
   // a check mode, a closed bin); medium classes keep their base, as per CPU.
   if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;

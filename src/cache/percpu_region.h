@@ -42,10 +42,10 @@ namespace slabby {
 enum MissKind : uint32_t { kMissNone = 0, kMissEmpty = 1, kMissFull = 2 };
 
 struct ClassDemand {
-  uint32_t misses;     // refills and flushes of the class on this CPU, ever
-  uint32_t seen;       // misses when the background pass last looked
-  uint32_t last;       // MissKind of the latest miss
-  uint32_t pushes_at;  // the class's inline pushes (low 32 bits of its cursor's count) then
+  uint32_t misses;  // refills and flushes of the class on this CPU, ever
+  uint32_t seen;    // misses when the background pass last looked
+  uint32_t last;    // MissKind of the latest miss
+  uint32_t unused;
 };
 
 struct RegionLayout {
@@ -81,12 +81,9 @@ uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max);
 // capacities do not fit.
 bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out);
 // A slow path of a thread on this CPU found class cls's cache empty or full.
-// When the class's misses alternate (empty, then full, or full, then empty)
-// with at most twice its capacity of pushes between them, its blocks do not
-// fit the cache: it grows, doubling, within max_end and the CPU's budget.
-// Returns true when it grew. (More pushes than that: blocks passing through
-// at random, which miss rarely already and would only fill more room; the
-// bins' rule, cache/thread_cache.h.)
+// When the class's misses alternate (empty, then full, or full, then empty),
+// its blocks do not fit the cache: it grows, doubling, within max_end and
+// the CPU's budget. Returns true when it grew.
 bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
 // The background pass, on the CPU whose region this is: classes grown
 // beyond their base that missed no refill or flush since the last pass give

@@ -9,14 +9,9 @@
 // counted in bytes of capacity above the base). A class that only runs
 // empty (the consumer of a producer/consumer pair) or only full (the
 // producer's remote frees) never grows: more room would hold blocks its CPU
-// does not reuse; nor one that took more than twice its capacity of pushes
-// from the one end to the other, which a burst never does: its blocks pass
-// through at random (threads allocating and freeing the class alike), so
-// it misses once in about capacity^2 / 4 operations already, and more room
-// would fill with blocks for that little. The background pass halves what
-// a class grew when the class missed nothing for a whole pass, and an idle
-// CPU's classes go back to their base, so memory follows demand down as
-// well as up.
+// does not reuse. The background pass halves what a class grew when the
+// class missed nothing for a whole pass, and an idle CPU's classes go back
+// to their base, so memory follows demand down as well as up.
 #include <atomic>
 
 #include "cache/percpu_region.h"
@@ -29,12 +24,6 @@ namespace {
 // A class's slots are bounded by its share of the 16-bit slot indices: 2048
 // blocks at most (halved until every class's maximum fits a region).
 constexpr uint32_t kMaxGrownSlots = 2048;
-
-// Between two alternating misses, a burst pushes at most its capacity and a
-// flush (under one capacity when it runs full, none when it runs empty);
-// blocks passing through push about capacity^2 / 8 (cache/thread_cache.h).
-constexpr uint32_t kBurstPushesPerSlot = 2;
-constexpr uint32_t kBurstPushesSlack = 16;
 
 std::atomic<uint64_t> g_grows{0};
 std::atomic<uint64_t> g_shrinks{0};
@@ -99,15 +88,11 @@ bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out)
 bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   ClassDemand& d = region_demand(region)[cls];
   __atomic_fetch_add(&d.misses, 1, __ATOMIC_RELAXED);
-  uint32_t pushes = static_cast<uint32_t>(
-      __atomic_load_n(&region_cursors(region)[cls], __ATOMIC_RELAXED) >> kCursorCountShift);
-  uint32_t since = pushes - __atomic_exchange_n(&d.pushes_at, pushes, __ATOMIC_RELAXED);
   uint32_t last = __atomic_exchange_n(&d.last, kind, __ATOMIC_RELAXED);
   if (last == kMissNone || last == kind) return false;
   const SlotRange& r = region_ranges(region)[cls];
   uint32_t begin = r.begin, end = load16(&r.end), max = g_region_layout.max_end[cls];
   if (end >= max) return false;
-  if (since > kBurstPushesPerSlot * (end - begin) + kBurstPushesSlack) return false;
   uint32_t add = end - begin;  // doubling
   if (add > max - end) add = max - end;
   size_t used = grown_bytes(region), budget = g_region_layout.grow_bytes;

@@ -48,23 +48,13 @@ struct Bin {
                     // limit / 2, so a thread using a class once touches little
 };
 
-// A bin's latest refill or flush, whether it had one since the last decay,
-// and when (cache/bin_sizing.cc). Touched only by the owning thread.
+// A bin's latest refill or flush, and whether it had one since the last
+// decay (cache/bin_sizing.cc). Touched only by the owning thread.
 enum BinMiss : uint8_t { kBinMissNone = 0, kBinMissEmpty = 1, kBinMissFull = 2 };
 struct BinDemand {
-  uint16_t last : 2;     // BinMiss of the latest refill (empty) or flush (full)
-  uint16_t missed : 1;   // 1: a refill or flush since the last decay
-  uint16_t ops_at : 13;  // the class's allocs + frees at the latest miss, in eights (mod 2^13)
+  uint8_t last;    // BinMiss of the latest refill (empty) or flush (full)
+  uint8_t missed;  // 1: a refill or flush since the last decay
 };
-// 2 bytes a class: every thread's TLS comes out of its stack block, and the
-// hardened library runs tests/lifecycle/small_stacks.cc with a few hundred
-// bytes to spare (2 bytes more a class made it fail one run in five). In
-// eights, 13 bits tell a burst (at most 2 x 2048 + 16 operations) from a
-// walk of up to 65,535; a longer walk reads as its remainder, so one of its
-// alternations in 16 (limit 2048) to one in 120 (limit 256) may still grow
-// the class: a class that misses once in 65,536 operations or more, which
-// costs that room only.
-static_assert(sizeof(BinDemand) == 2, "BinDemand is per class per thread");
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
 
@@ -284,15 +274,7 @@ extern constinit SmallDivert g_small_divert;
 // full (or full, then empty) holds a burst that does not fit: its limit
 // doubles, up to 2048 blocks, while the thread's grown bytes stay within
 // its growth budget (bins_grow_budget). One that only runs empty or only
-// full (either end of a producer/consumer pair) never grows, nor one that
-// went from the one end to the other in more than twice its limit of the
-// class's allocations and frees (kBurstOpsPerLimit): a burst goes straight
-// across, within its limit and a refill or a flush, while blocks passing
-// through (a thread allocating a class and freeing as many of it, others'
-// blocks among them) walk the bin at random, about limit^2 / 4 of them from
-// end to end: its misses are rare already, and the room it grew by would
-// fill with blocks for that little (docs/benchmarks.md, "Bins grow for
-// bursts, not for blocks passing through"). Each
+// full (either end of a producer/consumer pair) never grows. Each
 // background pass advances the decay epoch; the thread's next slow path
 // then halves what a class grew if it missed nothing since the last one,
 // or whatever it missed while its grown bytes are above its budget (the

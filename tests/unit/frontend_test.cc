@@ -456,49 +456,6 @@ TEST(ThreadCache, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
   }).join();
 }
 
-// Blocks passing through: the program holds between 0 and 4 x the base of
-// one class and allocates or frees one of them at random, so the bin walks
-// between its ends at random and runs empty and full many times, but never
-// straight across as a burst does. It keeps its base (cache/thread_cache.h:
-// a miss more than twice the limit of operations after the other kind's).
-void walk_at_random(size_t size, uint32_t most, uint64_t steps,
-                    void* (*alloc)(size_t), void (*release)(void*)) {
-  std::mt19937 rng(11);
-  std::vector<void*> live;
-  for (uint64_t i = 0; i < steps; ++i) {
-    bool grow = live.empty() || (live.size() < most && (rng() & 1) != 0);
-    if (grow) {
-      live.push_back(alloc(size));
-      *static_cast<char*>(live.back()) = 1;
-    } else {
-      size_t k = rng() % live.size();
-      std::swap(live[k], live.back());
-      release(live.back());
-      live.pop_back();
-    }
-  }
-  for (void* p : live) release(p);
-}
-
-TEST(ThreadCache, ABinWhoseBlocksPassThroughAtRandomDoesNotGrow) {
-  BinBudget budget(1 << 20);
-  std::thread([] {
-    use_thread_cache();
-    unsigned cls = size_class_of(64);
-    uint32_t base = g_threads.bin_base[cls];
-    CentralPoolStats before = g_central_pools[cls].stats();
-    uint64_t grows = stats().thread_cache_grows;
-    walk_at_random(64, 4 * base, 4000000, malloc_fast, free_fast);
-    CentralPoolStats after = g_central_pools[cls].stats();
-    // It ran empty and full, again and again (without the rule, it grows).
-    EXPECT_GE(after.refills - before.refills, 8u);
-    EXPECT_GE(after.flushes - before.flushes, 8u);
-    EXPECT_EQ(tl_cache.bins[cls].limit, base);
-    EXPECT_EQ(stats().thread_cache_grows, grows);
-    EXPECT_EQ(tl_cache.grown_bytes, 0u);
-  }).join();
-}
-
 // Together, one thread's classes grow by at most the budget, counted
 // exactly, and every class stays within its most (2048 blocks).
 TEST(ThreadCache, GrowthStopsAtTheThreadsBudget) {
@@ -1204,27 +1161,6 @@ TEST_F(PerCpu, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     EXPECT_GT(stats().cpu_cache_grows, grows);
     EXPECT_EQ(misses_last, 0u) << "the last burst came from and went back to the CPU's cache";
     EXPECT_GE(stats().cpu_cache_capacity_bytes, uint64_t{cap} * class_size(cls));
-  }).join();
-}
-
-// The same walk on a CPU's cache: its class runs empty and full at random,
-// never straight across, and keeps its base capacity.
-TEST_F(PerCpu, AClassWhoseBlocksPassThroughAtRandomDoesNotGrow) {
-  std::thread([] {
-    use_percpu_caches();
-    int cpu = allowed_cpus()[0];
-    ASSERT_TRUE(pin_to(cpu));
-    percpu_drain_idle(/*all=*/true);  // from the base capacities, whatever ran before
-    unsigned cls = size_class_of(64);
-    uint32_t base = g_rt.cache_limit[cls];
-    ASSERT_GE(percpu_max_capacity(cls), 2 * base) << "64-byte blocks may grow";
-    slabby_stats before = stats();
-    walk_at_random(64, 4 * base, 4000000, malloc_fast, free_fast);
-    slabby_stats after = stats();
-    EXPECT_GE(after.classes[cls - 1].refills - before.classes[cls - 1].refills, 8u);
-    EXPECT_GE(after.classes[cls - 1].flushes - before.classes[cls - 1].flushes, 8u);
-    EXPECT_EQ(percpu_capacity(cpu, cls), base);
-    EXPECT_EQ(after.cpu_cache_grows, before.cpu_cache_grows);
   }).join();
 }
 
