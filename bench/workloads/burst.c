@@ -43,7 +43,7 @@ static void drift_alloc(unsigned char** blocks, unsigned char* sizes, long* n, l
   unsigned char k = (unsigned char)(*made & 3);
   unsigned char* p = malloc(kSizes[k]);
   p[0] = tag;
-  p[kSizes[k] - 1] = (unsigned char)*made;
+  p[kSizes[k] - 1] = (unsigned char)(tag + k);
   blocks[*n] = p;
   sizes[*n] = k;
   ++*n;
@@ -54,7 +54,7 @@ static long drift_free(unsigned char** blocks, unsigned char* sizes, long* n, ui
                        unsigned char tag) {
   long i = (long)(next_rand(seed) % (uint32_t)*n);
   unsigned char* p = blocks[i];
-  long bad = p[0] != tag;
+  long bad = p[0] != tag || p[kSizes[sizes[i]] - 1] != (unsigned char)(tag + sizes[i]);
   free(p);
   --*n;
   blocks[i] = blocks[*n];
