@@ -63,7 +63,7 @@ static long drift_free(unsigned char** blocks, unsigned char* sizes, long* n, ui
 }
 
 static long drift_rounds(unsigned char** blocks, unsigned char tag) {
-  unsigned char* sizes = malloc((size_t)g_live + 2);
+  unsigned char* sizes = malloc((size_t)g_live);
   if (sizes == NULL) return 1;
   uint32_t seed = 2463534242u + tag;
   long bad = 0, n = 0, made = 0;
@@ -90,14 +90,8 @@ static void* worker(void* arg) {
     atomic_fetch_add(&g_bad, 1);
     return NULL;
   }
-  long bad = 0;
-  if (g_drift) {
-    bad = drift_rounds(blocks, tag);
-    free(blocks);
-    atomic_fetch_add(&g_bad, bad);
-    return NULL;
-  }
-  for (long r = 0; r < g_rounds; r++) {
+  long bad = g_drift ? drift_rounds(blocks, tag) : 0;
+  for (long r = 0; !g_drift && r < g_rounds; r++) {
     for (long i = 0; i < g_live; i++) {
       size_t n = kSizes[i & 3];
       unsigned char* p = malloc(n);
