@@ -175,15 +175,13 @@ void checked_release_large(uintptr_t p) noexcept {
   if (s->quarantined) {
     if (s->guarded)
       protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_READ | PROT_WRITE);
-    if (g_checks.zero_free) {
-      const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
-      for (uint64_t i = 0; i < s->usable / 8; ++i) {
-        if (w[i] != 0) {
-          Report r;
-          r.str("write after free of ").ptr(p).where(0, s->usable).str(": byte ");
-          r.u64(i * 8 + __builtin_ctzll(w[i]) / 8).str(" changed while it was in quarantine");
-          r.abort_now();
-        }
+    if (g_checks.zero_free) {  // resident pages only, as check_still_zero
+      size_t at = os::find_nonzero(reinterpret_cast<const void*>(p), s->usable);
+      if (at != SIZE_MAX) {
+        Report r;
+        r.str("write after free of ").ptr(p).where(0, s->usable).str(": byte ");
+        r.u64(at).str(" changed while it was in quarantine");
+        r.abort_now();
       }
     }
     s->quarantined = false;

@@ -212,6 +212,33 @@ TEST(Os, ResidencyIsCountedInTheUnitsMincoreAnswersIn) {
   os::release(p, n);
 }
 
+// The zero checks of large blocks (secure/checked_large.cc: reused, and out
+// of the quarantine) name the first changed byte: it is the first one set,
+// wherever it falls in a word, a cache line or a page, whatever the range's
+// start, and a byte just past the range is not seen.
+TEST(Os, FindNonzeroNamesTheFirstChangedByteWherever) {
+  const size_t n = 4 * os::system_page_size();
+  char* p = static_cast<char*>(os::map_rw(n));
+  ASSERT_NE(p, nullptr);
+  const size_t starts[] = {0, 8, 248, 264};
+  const size_t offsets[] = {0, 1, 7, 8, 247, 255, 256, 257, 511, 1000, 4095, 4096, 8191};
+  for (size_t start : starts) {
+    const size_t len = n - start - 8;
+    EXPECT_EQ(os::find_nonzero(p + start, len), SIZE_MAX) << start;
+    for (size_t off : offsets) {
+      p[start + off] = 3;
+      p[start + off + 100] = 5;  // a later byte does not hide the first
+      EXPECT_EQ(os::find_nonzero(p + start, len), off) << start << " " << off;
+      p[start + off] = 0;
+      p[start + off + 100] = 0;
+    }
+    p[start + len] = 1;  // past the end
+    EXPECT_EQ(os::find_nonzero(p + start, len), SIZE_MAX) << start;
+    p[start + len] = 0;
+  }
+  os::release(p, n);
+}
+
 TEST(Calloc, ZeroingWritesOnlyResidentPagesAndFaultsNothingIn) {
   const size_t n = 16 * kMiB;
   char* p = static_cast<char*>(os::map_rw(n));
