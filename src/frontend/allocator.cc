@@ -313,29 +313,23 @@ void count_memset(size_t bytes) {
 
 }  // namespace
 
-void* calloc_large(size_t total) noexcept {
-  if (void* p = maybe_profiled(total, 0)) {
-    memset(p, 0, total);
-    count_memset(total);
-    return p;
-  }
-  if (is_medium_request(total, 0)) {
-    void* p = alloc_in_class(medium_class_of(total), total);
-    if (p == nullptr) return nullptr;
-    memset(p, 0, total);
-    count_memset(total);
-    return p;
-  }
-  void* p = alloc_span(total, 0, kLargeZeroTable);
-  if (p == nullptr) return nullptr;
+namespace {
+
+// Zeroes a block of whole pages from the page heap (or glibc's), sampled
+// or not, without faulting in what the program will not touch.
+void* zero_large(void* p, size_t total) {
   if (!g_rt.heap.owns(p)) {
     memset(p, 0, total);  // a glibc fallback block
   } else if (g_rt.heap.span_of(p)->zeroed) {
     // Pages fresh from the OS or purged since their last use are zero.
     g_rt.calloc_fresh.fetch_add(1, std::memory_order_relaxed);
   } else if (SLABBY_UNLIKELY(g_checks.on)) {
-    memset(p, 0, total);  // a checked block: guards and canaries around it
-    count_memset(total);
+    // A checked block. Freed blocks are zeroed with SLABBY_ZERO=free (and
+    // SLABBY_SECURE), and checked_alloc_large has just found this one
+    // still zero: nothing to write. Otherwise (guards and canaries around
+    // it, so not page-aligned) its resident pages, as below, and the partial
+    // pages at its ends.
+    if (!g_checks.zero_free) count_memset(os::zero_resident(p, total));
   } else {
     // Old data: only the resident pages are written (the others read as
     // zero already, or are returned to the OS), so nothing is faulted in
@@ -348,6 +342,24 @@ void* calloc_large(size_t total) noexcept {
     count_memset(os::zero_pages(p, bytes < span ? bytes : span));
   }
   return p;
+}
+
+}  // namespace
+
+void* calloc_large(size_t total) noexcept {
+  // A sampled block is one of whole pages too: the heap profile samples by
+  // bytes, so nearly every big calloc is one when it is on.
+  if (void* p = maybe_profiled(total, 0)) return zero_large(p, total);
+  if (is_medium_request(total, 0)) {
+    void* p = alloc_in_class(medium_class_of(total), total);
+    if (p == nullptr) return nullptr;
+    memset(p, 0, total);
+    count_memset(total);
+    return p;
+  }
+  void* p = alloc_span(total, 0, kLargeZeroTable);
+  if (p == nullptr) return nullptr;
+  return zero_large(p, total);
 }
 
 size_t usable_size_impl(const void* p) noexcept {

@@ -171,6 +171,20 @@ size_t zero_pages(void* p, size_t bytes) {
   return written;
 }
 
+size_t zero_resident(void* p, size_t bytes) {
+  const size_t page = mincore_page_size();
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  const uintptr_t lo = (begin + page - 1) & ~(page - 1), hi = end & ~(page - 1);
+  if (lo >= hi) {
+    memset(p, 0, bytes);
+    return bytes;
+  }
+  memset(p, 0, lo - begin);
+  size_t written = lo - begin + zero_pages(reinterpret_cast<void*>(lo), hi - lo);
+  memset(reinterpret_cast<void*>(hi), 0, end - hi);
+  return written + (end - hi);
+}
+
 namespace {
 size_t first_nonzero_word(const char* p, size_t bytes) {
   const uint64_t* w = reinterpret_cast<const uint64_t*>(p);

@@ -55,6 +55,10 @@ bool map_fresh(void* p, size_t bytes);
 // reads as zero: never touched, or purged), otherwise returned with
 // MADV_DONTNEED. Nothing is faulted in. Returns the bytes written.
 size_t zero_pages(void* p, size_t bytes);
+// The same for any range: the partial pages at either end are written (at
+// most two pages faulted in), the whole pages between as zero_pages does.
+// Returns the bytes written.
+size_t zero_resident(void* p, size_t bytes);
 
 // The offset of the first non-zero byte in [p, p + bytes) (p and bytes
 // multiples of 8), or SIZE_MAX. Pages that are not resident are skipped when

@@ -65,7 +65,12 @@ void* checked_realloc(void* ptr, size_t n) noexcept {
   // Validates the old block first: realloc of a freed or overflowed block is
   // reported before anything is copied from it.
   size_t old = usable_of_live(ptr, "realloc");
-  if (n <= old && n > old / 2 && checked_class_of(n) == g_rt.heap.class_of(ptr)) return ptr;
+  unsigned cls = g_rt.heap.class_of(ptr);
+  if (n <= old && n > old / 2 && checked_class_of(n) == cls) return ptr;
+  // A page span growing: in place, or moved with room to grow.
+  if (n > old && cls == 0 && g_rt.heap.owns(ptr)) {
+    if (void* q = checked_grow_large(ptr, n)) return q;
+  }
   void* q = malloc_fast(n);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; ptr is untouched
   memcpy(q, ptr, old < n ? old : n);

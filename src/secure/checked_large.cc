@@ -91,7 +91,11 @@ void check_still_zero(Span* s) {
 
 }  // namespace
 
-void* checked_alloc_large(size_t n, size_t align) noexcept {
+namespace {
+
+// A checked large block of n bytes whose span spans at least room bytes (the
+// rest: room for realloc growth in place, address space until it is used).
+void* alloc_checked_span(size_t n, size_t align, size_t room) noexcept {
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (align < kMinAlign) align = kMinAlign;
   size_t usable = round_up(n == 0 ? 1 : n, kMinAlign);
@@ -122,6 +126,7 @@ void* checked_alloc_large(size_t n, size_t align) noexcept {
   }
   if (s == nullptr) {
     size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
+    if (bytes < room) bytes = room;
     s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize, kLargeAllPages);
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
     s->usable = usable;
@@ -132,10 +137,81 @@ void* checked_alloc_large(size_t n, size_t align) noexcept {
     }
   }
   void* p = reinterpret_cast<void*>(s->block);
-  if (g_checks.zero_free && !s->zeroed) check_still_zero(s);
-  if (g_checks.zero_alloc && !s->zeroed) memset(p, 0, s->usable);
+  // Also a span the heap calls zeroed (fresh, or its pages returned to the
+  // OS): a write after free into a returned page faults it back in, with
+  // the program's byte, and only resident pages are read.
+  if (g_checks.zero_free) check_still_zero(s);
+  // Resident pages only (os::zero_resident): a big block the program uses
+  // the start of must not be faulted in whole by the allocator.
+  if (g_checks.zero_alloc && !s->zeroed) os::zero_resident(p, s->usable);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_alloc(p, s->usable);
   return p;
+}
+
+}  // namespace
+
+void* checked_alloc_large(size_t n, size_t align) noexcept {
+  return alloc_checked_span(n, align, 0);
+}
+
+// A buffer grown a step at a time must not be copied at every step (O(N^2):
+// 16 MiB in 4 KiB steps took 116 s here, the default library 0.08 s), so
+// growth goes as in the default mode (frontend/resize.cc): in place when the
+// span, or the free pages after it, hold the new size and its canary, else
+// to a span with as many pages again, so that a buffer grown to N bytes
+// moves O(log N) times. The bytes the block takes over were free memory:
+// with SLABBY_ZERO=free they must still read zero (else a write after free,
+// as check_still_zero), with SLABBY_ZERO=alloc they are zeroed. Guarded,
+// sampled and leak-checked blocks keep the usual way (nullptr): a new block,
+// copied.
+void* checked_grow_large(void* ptr, size_t n) noexcept {
+  uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+  Span* s = live_large(p);
+  if (s == nullptr || s->guarded || s->sampled || g_checks.guard_large || g_checks.leak_check ||
+      n > kMaxRequest || s->block != s->start)
+    return nullptr;
+  const size_t canary = s->canary ? kCanaryBytes : 0;
+  const size_t old = s->usable, usable = round_up(n, kMinAlign);
+  if (usable <= old) return nullptr;
+  const size_t need = usable + canary;
+  const size_t pages = (need + kPageSize - 1) >> kPageShift;
+  if (pages > s->pages) {
+    size_t want = PageHeap::large_class_pages(pages);
+    if (!g_rt.heap.grow_in_place(s, want) &&
+        (want == pages || !g_rt.heap.grow_in_place(s, pages))) {
+      // Moved, with as many pages again for the next steps.
+      size_t room = PageHeap::large_class_pages(2 * pages) << kPageShift;
+      void* q = alloc_checked_span(n, 0, room);
+      if (q == nullptr) return nullptr;
+      memcpy(q, ptr, old);
+      ThreadCache& tc = tl_cache;
+      tc.realloc_copies++;
+      tc.realloc_copied_bytes += old;
+      free_fast(ptr);
+      return q;
+    }
+  }
+  if (g_checks.zero_free) {
+    size_t at =
+        os::find_nonzero(reinterpret_cast<const void*>(p + old + canary), need - (old + canary));
+    if (at != SIZE_MAX) {
+      Report r;
+      r.str("write after free of ").ptr(p + old + canary).str(" (free memory after the ");
+      r.u64(old).str("-byte block ").ptr(p).str("): byte ").u64(at);
+      r.str(" changed after it was freed (found by realloc)");
+      r.abort_now();
+    }
+  }
+  if (g_checks.zero_alloc) os::zero_resident(reinterpret_cast<void*>(p + old), usable - old);
+  s->usable = usable;  // (grow_in_place set it to the span's bytes)
+  if (canary != 0) {
+    // The old canary is the program's now: not to be read back (it is
+    // derived from the process's key).
+    memset(reinterpret_cast<void*>(p + old), 0, canary);
+    uint64_t word = live_canary(p);
+    memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
+  }
+  return ptr;
 }
 
 void checked_validate_large(uintptr_t p, const char* verb) noexcept {
@@ -160,13 +236,16 @@ void checked_free_large(void* ptr) noexcept {
   if (tl_cache.state == kCacheUninit) thread_init();  // a thread that only used large blocks
   if (g_checks.quarantine != 0 && tl_cache.state == kCacheActive) {
     s->quarantined = true;
-    if (g_checks.zero_free) memset(ptr, 0, s->usable);
+    if (g_checks.zero_free) os::zero_resident(ptr, s->usable);
     // Guarded: the whole block faults while it waits, so a use after free is
     // caught at the instruction (secure/guard_fault.cc names it).
     if (s->guarded) protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_NONE);
     return quarantine_push(p, s->usable);
   }
-  if (g_checks.zero_free) memset(ptr, 0, s->usable);
+  // The pages the program never touched read zero already: writing them
+  // would fault them in (a 1-8 MiB block of which 8 KiB was used took 125 x
+  // the default's time and 38 x its peak RSS: docs/security.md).
+  if (g_checks.zero_free) os::zero_resident(ptr, s->usable);
   checked_release_large(p);
 }
 

@@ -79,15 +79,30 @@ static int run(const char* mode) {
     for (int i = 0; i < 4; ++i) free(alloc(200000));
     printf("reused %d\n", q == p);
     free(q);
+  } else if (!strcmp(mode, "write_after_free_sparse")) {
+    // A big block used only at its start: freed, its pages untouched are
+    // not written (secure/checked_large.cc), and the first large block freed
+    // goes back to the OS; the write faults a page in, and must be found.
+    char* p = alloc(4 << 20);
+    memset(p, 'a', 8192);
+    free(p);
+    p[(1 << 20) + 10] = 1;
+    char* q = alloc(4 << 20);
+    printf("reused %d\n", q == p);
+    free(q);
   } else if (!strcmp(mode, "write_after_free_realloced")) {
-    // The block a growing realloc left behind is freed like any other.
+    // The block a growing realloc left behind is freed like any other. A
+    // block after it, so that it cannot grow in place.
     char* p = alloc(100000);
+    char* after = alloc(100000);
+    printf("after %d\n", after > p && after < p + 200000);
     memset(p, 'a', 100000);
     char* q = static_cast<char*>(realloc(p, 300000));
     if (q == p) printf("not moved\n");
     p[10] = 1;
     for (int i = 0; i < 4; ++i) free(alloc(200000));
     free(q);
+    free(after);
   } else if (!strcmp(mode, "write_after_free_small")) {
     char* p = alloc(64);
     free(p);

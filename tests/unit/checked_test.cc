@@ -195,6 +195,66 @@ TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
       "\\(found by malloc\\)");
 }
 
+// A buffer grown a page at a time to 8 MiB: in place or moved with room to
+// spare, so it moves O(log N) times (copied at every step it took minutes);
+// every byte kept, and the canary follows the end: its usable size is the
+// request rounded to 16, and one byte past it is an overflow.
+TEST(CheckedSecure, AGrowingBufferMovesLogNTimesAndItsCanaryFollowsItsEnd) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  size_t n = 40000;
+  auto* p = static_cast<unsigned char*>(malloc_fast(n));
+  ASSERT_NE(p, nullptr);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i * 7);
+  int moves = 0;
+  std::vector<void*> blockers;  // now and then a block placed after the buffer
+  while (n < (size_t{8} << 20)) {
+    if (n / 4104 % 128 == 0) blockers.push_back(malloc_fast(65536));
+    size_t m = n + 4096 + 8;  // not a multiple of 16: the canary lands mid-page
+    auto* q = static_cast<unsigned char*>(realloc_impl(p, m));
+    ASSERT_NE(q, nullptr);
+    moves += q != p;
+    ASSERT_EQ(usable_size_impl(q), round_up(m, 16)) << m;
+    for (size_t i = n; i < m; ++i) ASSERT_EQ(q[i], 0) << "freed memory reads zero: " << i;
+    for (size_t i = n; i < m; ++i) q[i] = static_cast<unsigned char>(i * 7);
+    p = q;
+    n = m;
+  }
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], static_cast<unsigned char>(i * 7)) << i;
+  EXPECT_GE(moves, 1) << "the blockers never stood in the way";
+  EXPECT_LE(moves, 12) << "grown " << (n - 40000) / 4104 << " times";
+  for (void* b : blockers) free_fast(b);
+  EXPECT_DEATH(
+      {
+        p[round_up(n, 16)] ^= 1;
+        free_fast(p);
+      },
+      "slabby: heap overflow past the [0-9]+ usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
+  free_fast(p);
+}
+
+// Growing in place takes over free memory, which SLABBY_SECURE keeps zero:
+// a byte written there after its block was freed is reported by the realloc.
+TEST(CheckedSecureDeathTest, AWriteAfterFreeIsFoundWhenABlockGrowsOverIt) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  const size_t mib = size_t{1} << 20;
+  auto* a = static_cast<char*>(malloc_fast(mib));
+  auto* b = static_cast<char*>(malloc_fast(mib));
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  if (b < a || b > a + 2 * mib) GTEST_SKIP() << "b is not placed after a";
+  memset(b, 1, 4096);
+  free_fast(b);
+  EXPECT_EXIT(
+      {
+        b[100] = 1;
+        (void)realloc_impl(a, static_cast<size_t>(b - a) + mib);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: write after free of 0x[0-9a-f]+ \\(free memory after the 1048576-byte block "
+      "0x[0-9a-f]+\\): byte [0-9]+ changed after it was freed \\(found by realloc\\)");
+  free_fast(a);
+}
+
 TEST(CheckedSecureDeathTest, ADoubleFreeIsNamed) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
   void* p = malloc_fast(24);

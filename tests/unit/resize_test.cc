@@ -239,6 +239,31 @@ TEST(Os, FindNonzeroNamesTheFirstChangedByteWherever) {
   os::release(p, n);
 }
 
+// Any range: the partial pages at its ends are written, the bytes around it
+// kept, the whole pages between zeroed where resident and never faulted in
+// (the checked modes zero freed large blocks with it: a big block used only
+// at its start must not be faulted in whole).
+TEST(Os, ZeroResidentTakesAnyRangeAndFaultsInOnlyItsEnds) {
+  const size_t page = os::mincore_page_size(), n = 64 * page;
+  char* p = static_cast<char*>(os::map_rw(n));
+  ASSERT_NE(p, nullptr);
+  os::mark_huge(p, n, false);
+  memset(p, 7, page);  // page 0
+  for (size_t i = 8; i < 12; ++i) memset(p + i * page, 7, page);
+  memset(p + 63 * page, 7, page);  // page 63
+  const size_t begin = 104, end = 63 * page + 56;
+  EXPECT_EQ(os::zero_resident(p + begin, end - begin), (6 * page - begin) - (page - 56));
+  EXPECT_EQ(p[begin - 1], 7);
+  EXPECT_EQ(p[end], 7);
+  EXPECT_EQ(os::find_nonzero(p + begin, end - begin), SIZE_MAX);
+  EXPECT_EQ(os::resident_bytes(p, n), 6 * page) << "a page faulted in";
+  // Ends on pages not resident: those two are faulted in, nothing else.
+  os::purge(p, n);
+  EXPECT_EQ(os::zero_resident(p + begin, end - begin), (page - begin) + 56);
+  EXPECT_EQ(os::resident_bytes(p, n), 2 * page);
+  os::release(p, n);
+}
+
 TEST(Calloc, ZeroingWritesOnlyResidentPagesAndFaultsNothingIn) {
   const size_t n = 16 * kMiB;
   char* p = static_cast<char*>(os::map_rw(n));
