@@ -130,7 +130,7 @@ void* alloc_large_untimed(size_t n, size_t align, unsigned flags) noexcept {
     return nullptr;
   }
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
-  if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc_large(n, align);
+  if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc_large(n, align, flags);
   Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align, flags);
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
   return reinterpret_cast<void*>(s->start);

@@ -430,7 +430,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     s->huge_inner = false;
     if (kept_marks_n_ != 0) {
       mark = settle_marks_locked(s->start, s->pages,
-                                 wants_huge(s->pages) && !(flags & kLargeAllPages));
+                                 wants_huge(s->pages) && !(flags & kLargeSmallPages));
       s->huge = mark != Takeover::kNone;
     }
     s->block = s->start;
@@ -439,10 +439,11 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
     stats_.large_allocations++;
     stats_.large_live_bytes += uint64_t{s->pages} << kPageShift;
   });
-  // The checked paths' spans (guards, canaries) keep small pages.
+  // Guarded spans keep small pages; the checked paths' others (canaries)
+  // take huge pages as the default's do.
   if (mark == Takeover::kCovered)
     os::mark_huge(reinterpret_cast<void*>(span->start), span->end() - span->start, true);
-  else if (span != nullptr && !(flags & kLargeAllPages))
+  else if (span != nullptr && !(flags & kLargeSmallPages))
     mark_huge(span, /*inner_ok=*/!(flags & kLargeZeroTable));
   return span;
 }

@@ -149,6 +149,8 @@ enum LargeFlags : unsigned {
   kLargePreferClean = 2,  // clean free spans first (mremap targets: the kernel discards the pages)
   kSlabRequest = 4,       // internal: a slab's pages (alloc_slab)
   kLargeZeroTable = 8,    // a calloc: no inner marks (mark_huge), zeroed tables are often sparse
+  kLargeSmallPages =
+      16,  // no huge pages: guard pages, mprotect'ed a page at a time (checked paths)
 };
 
 struct PageHeapLayout;
@@ -202,11 +204,13 @@ class PageHeap {
   Span* alloc_large(size_t bytes, size_t align, unsigned flags = 0);
   void free_large(Span* s);
 
-  // Resizing a large span from the front end's realloc (not the checked
-  // paths' spans), in span_resize.cc. The span keeps its start.
+  // Resizing a large span from the front end's realloc, in span_resize.cc.
+  // The span keeps its start.
   // Grows to `pages` into the free pages after it (or the frontier); false
-  // when they are not free or the cap refuses (nothing changed then).
-  bool grow_in_place(Span* s, size_t pages);
+  // when they are not free or the cap refuses (nothing changed then). With
+  // all_pages (the checked paths' spans: kLargeAllPages) every page of it
+  // maps to it after.
+  bool grow_in_place(Span* s, size_t pages, bool all_pages = false);
   // Shrinks to `pages` (fewer), returning the tail to the free spans.
   void shrink_in_place(Span* s, size_t pages);
   // Moves the span's pages by mremap into a new span of `pages` (at least
@@ -374,7 +378,7 @@ class PageHeap {
   // taken for slabs.
   static constexpr size_t kMaxSlabChunk = size_t{4} << 20;
   // grow_in_place's part under the lock: the pages after s, or the frontier.
-  bool grow_locked(Span* s, size_t pages);
+  bool grow_locked(Span* s, size_t pages, bool all_pages);
   uintptr_t frontier_end() const { return base_ + (frontier_pages_ << kPageShift); }
   Span* split_locked(Span* s, size_t pages);  // returns the tail remainder, kept free
   // Every span becoming free goes through here: merged with free neighbours

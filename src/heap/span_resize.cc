@@ -20,14 +20,14 @@ bool PageHeap::remap_fresh(uintptr_t p, size_t bytes) {
   return true;
 }
 
-bool PageHeap::grow_in_place(Span* s, size_t pages) {
+bool PageHeap::grow_in_place(Span* s, size_t pages, bool all_pages) {
   // A remapped span's mapping ends where the span does: growing past it
   // would leave the span across two mappings, which one mremap cannot move.
   if (s->remapped || pages <= s->pages || pages > (size_t{1} << 31)) return false;
   uintptr_t old_end = s->end();
   {
     LockGuard g(*mu_);
-    if (!grow_locked(s, pages)) return false;
+    if (!grow_locked(s, pages, all_pages)) return false;
   }
   // The grown part joins the span's marked mapping once it completes a huge
   // page (not at every step: a buffer growing by 4 KiB made one madvise per
@@ -47,7 +47,7 @@ bool PageHeap::grow_in_place(Span* s, size_t pages) {
   return true;
 }
 
-bool PageHeap::grow_locked(Span* s, size_t pages) {
+bool PageHeap::grow_locked(Span* s, size_t pages, bool all_pages) {
   note_huge_request(pages);
   size_t extra = pages - s->pages;
   if (max_heap_ != 0 && stats_.in_use_bytes + (uint64_t{extra} << kPageShift) > max_heap_)
@@ -79,7 +79,7 @@ bool PageHeap::grow_locked(Span* s, size_t pages) {
   if (kept_marks_n_ != 0) settle_marks_locked(s->end(), extra, false);
   s->pages = static_cast<uint32_t>(pages);
   s->usable = uint64_t{pages} << kPageShift;
-  set_page_map(s, false);
+  set_page_map(s, all_pages);
   uint64_t bytes = uint64_t{extra} << kPageShift;
   stats_.in_use_bytes += bytes;
   stats_.large_live_bytes += bytes;

@@ -94,8 +94,9 @@ void check_still_zero(Span* s) {
 namespace {
 
 // A checked large block of n bytes whose span spans at least room bytes (the
-// rest: room for realloc growth in place, address space until it is used).
-void* alloc_checked_span(size_t n, size_t align, size_t room) noexcept {
+// rest: room for realloc growth in place, address space until it is used);
+// flags: kLargeZeroTable for a calloc (heap/page_heap.h).
+void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) noexcept {
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (align < kMinAlign) align = kMinAlign;
   size_t usable = round_up(n == 0 ? 1 : n, kMinAlign);
@@ -104,7 +105,7 @@ void* alloc_checked_span(size_t n, size_t align, size_t room) noexcept {
   Span* s = nullptr;
   if (guard && g_live_guarded.fetch_add(1, std::memory_order_relaxed) < kMaxLiveGuarded) {
     size_t data = round_up(usable + (align - kMinAlign), kPageSize);
-    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, kLargeAllPages);
+    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, kLargeAllPages | kLargeSmallPages);
     if (s != nullptr) {
       uintptr_t hi = s->end() - kPageSize;
       if (protect(s->start, kPageSize, PROT_NONE) && protect(hi, kPageSize, PROT_NONE)) {
@@ -127,7 +128,8 @@ void* alloc_checked_span(size_t n, size_t align, size_t room) noexcept {
   if (s == nullptr) {
     size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
     if (bytes < room) bytes = room;
-    s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize, kLargeAllPages);
+    s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize,
+                              kLargeAllPages | (flags & kLargeZeroTable));
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
     s->usable = usable;
     if (g_checks.bitguard) {
@@ -150,8 +152,8 @@ void* alloc_checked_span(size_t n, size_t align, size_t room) noexcept {
 
 }  // namespace
 
-void* checked_alloc_large(size_t n, size_t align) noexcept {
-  return alloc_checked_span(n, align, 0);
+void* checked_alloc_large(size_t n, size_t align, unsigned flags) noexcept {
+  return alloc_checked_span(n, align, 0, flags);
 }
 
 // A buffer grown a step at a time must not be copied at every step (O(N^2):
@@ -177,11 +179,11 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
   const size_t pages = (need + kPageSize - 1) >> kPageShift;
   if (pages > s->pages) {
     size_t want = PageHeap::large_class_pages(pages);
-    if (!g_rt.heap.grow_in_place(s, want) &&
-        (want == pages || !g_rt.heap.grow_in_place(s, pages))) {
+    if (!g_rt.heap.grow_in_place(s, want, true) &&
+        (want == pages || !g_rt.heap.grow_in_place(s, pages, true))) {
       // Moved, with as many pages again for the next steps.
       size_t room = PageHeap::large_class_pages(2 * pages) << kPageShift;
-      void* q = alloc_checked_span(n, 0, room);
+      void* q = alloc_checked_span(n, 0, room, 0);
       if (q == nullptr) return nullptr;
       memcpy(q, ptr, old);
       ThreadCache& tc = tl_cache;

@@ -148,7 +148,8 @@ void checked_free_validated(void* p, unsigned cls) noexcept;
 // ... and a block popped from a CPU's cache that is not plainly as cached
 // (never used yet, zeros to check, or changed: reported): hands it out.
 void* checked_hand_out_cached(void* p, unsigned cls) noexcept;
-void* checked_alloc_large(size_t n, size_t align) noexcept;
+// flags: kLargeZeroTable for a calloc (heap/page_heap.h LargeFlags).
+void* checked_alloc_large(size_t n, size_t align, unsigned flags = 0) noexcept;
 void checked_free_large(void* p) noexcept;
 void* checked_aligned(size_t align, size_t n) noexcept;
 void* checked_realloc(void* p, size_t n) noexcept;
