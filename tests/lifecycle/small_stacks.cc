@@ -12,8 +12,8 @@
 // The margin, measured with a frame of N more bytes at the top of Work
 // (x86-64, 16 KiB stacks, 512-byte steps, 6 runs each, 2026-12-05): glibc's
 // malloc runs with 7.5 KiB more and fails at 8; slabby, the default or the
-// hardened library, runs with 3.5 KiB more, fails at 4 one run in six and
-// at 4.5 always, its initial-exec TLS (3.6 KiB, carved from every thread's
+// hardened library, runs with 3.5 KiB more, fails at 4 in one run of the
+// twelve and at 4.5 always, its initial-exec TLS (3.6 KiB, carved from every thread's
 // stack block, as jemalloc's 2.6 KiB is) being nearly all the difference.
 // The deepest frames at 4.5 are the pool's refill under a checked realloc
 // and, on the first call of each symbol, the dynamic linker's lazy binding
