@@ -163,14 +163,14 @@ void* checked_alloc_large(size_t n, size_t align, unsigned flags) noexcept {
 // to a span with as many pages again, so that a buffer grown to N bytes
 // moves O(log N) times. The bytes the block takes over were free memory:
 // with SLABBY_ZERO=free they must still read zero (else a write after free,
-// as check_still_zero), with SLABBY_ZERO=alloc they are zeroed. Guarded,
-// sampled and leak-checked blocks keep the usual way (nullptr): a new block,
-// copied.
+// as check_still_zero), with SLABBY_ZERO=alloc they are zeroed; the leak
+// check sees a free and an allocation, as when a block moves. Guarded and
+// sampled blocks keep the usual way (nullptr): a new block, copied.
 void* checked_grow_large(void* ptr, size_t n) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   Span* s = live_large(p);
-  if (s == nullptr || s->guarded || s->sampled || g_checks.guard_large || g_checks.leak_check ||
-      n > kMaxRequest || s->block != s->start)
+  if (s == nullptr || s->guarded || s->sampled || g_checks.guard_large || n > kMaxRequest ||
+      s->block != s->start)
     return nullptr;
   const size_t canary = s->canary ? kCanaryBytes : 0;
   const size_t old = s->usable, usable = round_up(n, kMinAlign);
@@ -212,6 +212,10 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
     memset(reinterpret_cast<void*>(p + old), 0, canary);
     uint64_t word = live_canary(p);
     memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
+  }
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) {
+    leak_note_free(ptr);
+    leak_note_alloc(ptr, usable);
   }
   return ptr;
 }

@@ -256,8 +256,11 @@ static int run(const char* mode) {
     printf("kept 1000\n");
     return 0;
   } else if (!strcmp(mode, "leak")) {
-    // Three blocks never freed, from one site.
+    // Three blocks never freed, from one site; and one grown by realloc
+    // (in place or moved), traced at its new size.
     for (int i = 0; i < 3; ++i) sink = *alloc(1000 + i);
+    char* grown = static_cast<char*>(realloc(alloc(100000), 200000));
+    sink = *grown;
     return 0;
   } else {
     fprintf(stderr, "unknown mode %s\n", mode);

@@ -304,6 +304,10 @@ def check_outcome(args, name):
             frames = lines[site[0] + 1:site[0] + 4]
             if not any("security_bugs" in f for f in frames):
                 errors.append("the site's first frames are not in the program:\n" + r.stderr)
+        # The block grown by realloc, at its new size (200000 bytes).
+        if not any(re.fullmatch(r"slabby:   1 traced blocks, 195\.3 KiB, allocated at:", l)
+                   for l in lines):
+            errors.append("no site with the grown block at its new size:\n" + r.stderr)
         return errors, r.stderr
     if name in ("stats_exact", "stats_exact_secure"):
         # The exit report counts every block, the CPU caches' hits included
