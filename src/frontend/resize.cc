@@ -38,15 +38,7 @@ namespace {
 // resident pages and 3 ms into fresh ones, 2 MiB already more than the
 // remap either way (docs/benchmarks.md, "realloc: remap or copy").
 constexpr size_t kRemapMinBytes = size_t{1} << 20;
-// Headroom given on a move: as many pages again as the block needs, up to
-// 1 GiB.
-constexpr size_t kMaxHeadroomPages = (size_t{1} << 30) >> kPageShift;
-
 size_t pages_for(size_t n) { return (n + kPageSize - 1) >> kPageShift; }
-
-size_t with_headroom(size_t pages) {
-  return pages + (pages < kMaxHeadroomPages ? pages : kMaxHeadroomPages);
-}
 
 // The block at p (old usable bytes, class cls or 0 for a span) moves to q
 // by copy; p is freed.
@@ -112,12 +104,8 @@ void* realloc_span(void* p, Span* s, size_t n) {
       g_rt.heap.shrink_in_place(s, PageHeap::large_class_pages(pages));
     return p;
   }
-  // Spans keep to the page heap's large classes where they can, so the span
-  // fits the next request of its class once freed.
-  size_t want = PageHeap::large_class_pages(pages);
-  if (g_rt.heap.grow_in_place(s, want) || (want != pages && g_rt.heap.grow_in_place(s, pages)))
-    return p;
-  size_t target = PageHeap::large_class_pages(with_headroom(pages));
+  if (g_rt.heap.grow_to_class(s, pages)) return p;
+  size_t target = PageHeap::with_headroom(pages);
   if (old >= kRemapMinBytes) {
     Span* d = g_rt.heap.move_by_remap(s, target);
     if (d == nullptr) d = g_rt.heap.move_by_remap(s, pages);  // the cap may refuse the headroom
@@ -156,7 +144,7 @@ void* realloc_impl(void* p, size_t n) noexcept {
     }
     // Growing out of the classes, or a medium block growing: a page span
     // with headroom.
-    size_t headroom = n <= kMaxRequest ? with_headroom(pages_for(n)) : 0;
+    size_t headroom = n <= kMaxRequest ? PageHeap::with_headroom(pages_for(n)) : 0;
     void* q = new_block(n, headroom);
     return q == nullptr ? nullptr : finish_copy(p, old, cls, q, n);
   }

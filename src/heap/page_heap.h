@@ -149,8 +149,7 @@ enum LargeFlags : unsigned {
   kLargePreferClean = 2,  // clean free spans first (mremap targets: the kernel discards the pages)
   kSlabRequest = 4,       // internal: a slab's pages (alloc_slab)
   kLargeZeroTable = 8,    // a calloc: no inner marks (mark_huge), zeroed tables are often sparse
-  kLargeSmallPages =
-      16,  // no huge pages: guard pages, mprotect'ed a page at a time (checked paths)
+  kLargeSmallPages = 16,  // no huge pages: guarded spans (checked paths), mprotect'ed by page
 };
 
 struct PageHeapLayout;
@@ -211,6 +210,13 @@ class PageHeap {
   // all_pages (the checked paths' spans: kLargeAllPages) every page of it
   // maps to it after.
   bool grow_in_place(Span* s, size_t pages, bool all_pages = false);
+  // The same to the large class of `pages` (so the span fits the next
+  // request of its class once freed), else to `pages` exactly.
+  bool grow_to_class(Span* s, size_t pages, bool all_pages = false) {
+    size_t want = large_class_pages(pages);
+    return grow_in_place(s, want, all_pages) ||
+           (want != pages && grow_in_place(s, pages, all_pages));
+  }
   // Shrinks to `pages` (fewer), returning the tail to the free spans.
   void shrink_in_place(Span* s, size_t pages);
   // Moves the span's pages by mremap into a new span of `pages` (at least
@@ -262,6 +268,13 @@ class PageHeap {
   static size_t large_class_pages(size_t pages) {
     if (pages <= (kLargeClassBytes >> kPageShift)) return pages;
     return round_up(pages, size_t{1} << (floor_log2(pages) - 2));
+  }
+  // The pages a span that has to move to grow is given (realloc, default and
+  // checked): as many again as it needs, up to 1 GiB more, in its large
+  // class. Later growth uses the rest in place.
+  static size_t with_headroom(size_t pages) {
+    constexpr size_t kMaxHeadroomPages = (size_t{1} << 30) >> kPageShift;
+    return large_class_pages(pages + (pages < kMaxHeadroomPages ? pages : kMaxHeadroomPages));
   }
 
   // Purges every dirty free span now (malloc_trim). Returns bytes purged.

@@ -68,7 +68,7 @@ void* checked_realloc(void* ptr, size_t n) noexcept {
   unsigned cls = g_rt.heap.class_of(ptr);
   if (n <= old && n > old / 2 && checked_class_of(n) == cls) return ptr;
   // A page span growing: in place, or moved with room to grow.
-  if (n > old && cls == 0 && g_rt.heap.owns(ptr)) {
+  if (n > old && cls == 0) {
     if (void* q = checked_grow_large(ptr, n)) return q;
   }
   void* q = malloc_fast(n);

@@ -177,21 +177,16 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
   if (usable <= old) return nullptr;
   const size_t need = usable + canary;
   const size_t pages = (need + kPageSize - 1) >> kPageShift;
-  if (pages > s->pages) {
-    size_t want = PageHeap::large_class_pages(pages);
-    if (!g_rt.heap.grow_in_place(s, want, true) &&
-        (want == pages || !g_rt.heap.grow_in_place(s, pages, true))) {
-      // Moved, with as many pages again for the next steps.
-      size_t room = PageHeap::large_class_pages(2 * pages) << kPageShift;
-      void* q = alloc_checked_span(n, 0, room, 0);
-      if (q == nullptr) return nullptr;
-      memcpy(q, ptr, old);
-      ThreadCache& tc = tl_cache;
-      tc.realloc_copies++;
-      tc.realloc_copied_bytes += old;
-      free_fast(ptr);
-      return q;
-    }
+  if (pages > s->pages && !g_rt.heap.grow_to_class(s, pages, /*all_pages=*/true)) {
+    // Moved, with room for the next steps (as the default's moves).
+    void* q = alloc_checked_span(n, 0, PageHeap::with_headroom(pages) << kPageShift, 0);
+    if (q == nullptr) return nullptr;
+    memcpy(q, ptr, old);
+    ThreadCache& tc = tl_cache;
+    tc.realloc_copies++;
+    tc.realloc_copied_bytes += old;
+    free_fast(ptr);
+    return q;
   }
   if (g_checks.zero_free) {
     size_t at =
@@ -240,18 +235,17 @@ void checked_free_large(void* ptr) noexcept {
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
   Span* s = g_rt.heap.span_of(ptr);
   if (tl_cache.state == kCacheUninit) thread_init();  // a thread that only used large blocks
+  // The pages the program never touched read zero already: writing them
+  // would fault them in (a 1-8 MiB block of which 8 KiB was used took 125 x
+  // the default's time and 38 x its peak RSS: docs/security.md).
+  if (g_checks.zero_free) os::zero_resident(ptr, s->usable);
   if (g_checks.quarantine != 0 && tl_cache.state == kCacheActive) {
     s->quarantined = true;
-    if (g_checks.zero_free) os::zero_resident(ptr, s->usable);
     // Guarded: the whole block faults while it waits, so a use after free is
     // caught at the instruction (secure/guard_fault.cc names it).
     if (s->guarded) protect(s->start + kPageSize, s->end() - s->start - 2 * kPageSize, PROT_NONE);
     return quarantine_push(p, s->usable);
   }
-  // The pages the program never touched read zero already: writing them
-  // would fault them in (a 1-8 MiB block of which 8 KiB was used took 125 x
-  // the default's time and 38 x its peak RSS: docs/security.md).
-  if (g_checks.zero_free) os::zero_resident(ptr, s->usable);
   checked_release_large(p);
 }
 
