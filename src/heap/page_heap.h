@@ -15,9 +15,10 @@
 // one that does not (clean), so a program reusing big buffers does not
 // re-fault them (calloc too: zeroing resident pages costs less than
 // faulting fresh ones); an mremap target asks the other way round. Large
-// spans (above 1 MiB, not the checked paths') come in size classes, four
-// per power of two (large_class_pages), so a freed one fits the next
-// request of its class whole, at the same start.
+// spans (above 1 MiB) come in size classes, four per power of two
+// (large_class_pages), so a freed one fits the next request of its class
+// whole, at the same start (the checked paths round their own, bar the
+// guarded spans, whose guard page must follow the block).
 //
 // Return to the OS: freed spans stay mapped ("dirty"); when dirty bytes pass
 // retain_max, the oldest are purged with MADV_DONTNEED down to half of it
@@ -319,6 +320,14 @@ class PageHeap {
   void lock() { mu_->lock(); }
   void unlock() { mu_->unlock(); }
   void reset_lock_after_fork() { mu_->reset_after_fork(); }
+
+  // Whether the page at p, inside s, may lie where mark_huge marked it (a
+  // page given back there would split a huge page): anywhere in a span
+  // marked whole, below its last whole huge page in one marked inside.
+  bool in_huge_marks(const Span* s, uintptr_t p) const {
+    if (!s->huge) return false;
+    return !s->huge_inner || p < round_down(s->end(), huge_page_size_) - huge_page_size_;
+  }
 
  private:
   // Free spans of 1..128 pages have a bin per size. Larger ones are binned

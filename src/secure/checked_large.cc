@@ -89,6 +89,30 @@ void check_still_zero(Span* s) {
   r.abort_now();
 }
 
+// The canary at a block's release. A block of whole pages has its canary
+// alone on the page after it, faulted in by the canary's write. A program
+// that uses only the start of a big block never touches that page, and the
+// next block placed there ends elsewhere: left resident, such pages piled up
+// a block at a time (large-sparse: 5 x the default's peak RSS, and with
+// SLABBY_ZERO=free each was read back by every block placed over it). So a
+// big block whose last page is not resident (its end unused) gives the
+// canary's page back, which zeroes it too; a block used to its end keeps it,
+// for the next block of its size to write its canary on again. With
+// SLABBY_ZERO=free a canary kept is cleared.
+constexpr size_t kLoneCanaryRelease = size_t{1} << 20;
+
+void clear_canary(Span* s, uintptr_t p) {
+  const uintptr_t end = p + s->usable;
+  const size_t page = os::mincore_page_size();
+  if (s->usable >= kLoneCanaryRelease && end % page == 0 && end + page <= s->end() &&
+      !g_rt.heap.in_huge_marks(s, end) &&
+      os::resident_bytes(reinterpret_cast<const void*>(end - page), page) == 0) {
+    os::purge(reinterpret_cast<void*>(end), page);
+    return;
+  }
+  if (g_checks.zero_free) memset(reinterpret_cast<void*>(end), 0, kCanaryBytes);
+}
+
 }  // namespace
 
 namespace {
@@ -128,6 +152,9 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
   if (s == nullptr) {
     size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
     if (bytes < room) bytes = room;
+    // In its large class, as the default's: a block then starts where the
+    // last of its class did, on the pages that one touched.
+    bytes = PageHeap::large_class_pages((bytes + kPageSize - 1) >> kPageShift) << kPageShift;
     s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize,
                               kLargeAllPages | (flags & kLargeZeroTable));
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
@@ -271,7 +298,7 @@ void checked_release_large(uintptr_t p) noexcept {
     s->guarded = false;
     g_live_guarded.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (g_checks.zero_free && s->canary) memset(reinterpret_cast<void*>(p + s->usable), 0, kCanaryBytes);
+  if (s->canary) clear_canary(s, p);
   s->canary = false;
   uint32_t slot = g_freed_next.fetch_add(1, std::memory_order_relaxed) % kFreedRing;
   g_freed_ring[slot].store(p, std::memory_order_relaxed);

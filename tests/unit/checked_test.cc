@@ -16,6 +16,7 @@
 
 #include "cache/thread_cache.h"
 #include "frontend/allocator.h"
+#include "os/os.h"
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"
@@ -230,6 +231,34 @@ TEST(CheckedSecure, AGrowingBufferMovesLogNTimesAndItsCanaryFollowsItsEnd) {
       },
       "slabby: heap overflow past the [0-9]+ usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
   free_fast(p);
+}
+
+// A block of whole pages has its canary alone on the page after it. A big
+// one the program used only the start of gives that page back at its free
+// (such pages piled up, one a block, 5 x the default's peak RSS on
+// large-sparse); one used to its end keeps it for the next of its size.
+TEST(CheckedSecure, ABigBlockUsedAtItsStartOnlyGivesItsCanarysPageBack) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  const size_t page = os::mincore_page_size(), n = size_t{4} << 20;
+  auto resident = [&](const char* p) { return os::resident_bytes(p, page) != 0; };
+  // A big block freed is given back whole, until one is asked for again
+  // (heap/page_heap.h keep_huge): this one is that.
+  free_fast(malloc_fast(n));
+  auto* p = static_cast<char*>(malloc_fast(n));
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(usable_size_impl(p), n);
+  memset(p, 1, 8192);
+  ASSERT_TRUE(resident(p + n)) << "the canary was written after the block";
+  ASSERT_FALSE(resident(p + n - page)) << "the block's end, never used";
+  free_fast(p);
+  ASSERT_TRUE(resident(p)) << "the block's start, kept for the next";
+  EXPECT_FALSE(resident(p + n)) << "the canary's page stayed resident";
+  auto* q = static_cast<char*>(malloc_fast(n));
+  ASSERT_NE(q, nullptr);
+  memset(q, 2, n);
+  free_fast(q);
+  // (Unless the heap gave the whole block back meanwhile.)
+  if (resident(q + n - page)) EXPECT_TRUE(resident(q + n)) << "a block used to its end";
 }
 
 // Growing in place takes over free memory, which SLABBY_SECURE keeps zero:
