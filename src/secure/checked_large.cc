@@ -103,7 +103,7 @@ constexpr size_t kLoneCanaryRelease = size_t{1} << 20;
 
 void clear_canary(Span* s, uintptr_t p) {
   const uintptr_t end = p + s->usable;
-  const size_t page = os::mincore_page_size();
+  const size_t page = os::system_page_size();
   if (s->usable >= kLoneCanaryRelease && end % page == 0 && end + page <= s->end() &&
       !g_rt.heap.in_huge_marks(s, end) &&
       os::resident_bytes(reinterpret_cast<const void*>(end - page), page) == 0) {
