@@ -99,15 +99,45 @@ void check_still_zero(Span* s) {
 // canary's page back, which zeroes it too; a block used to its end keeps it,
 // for the next block of its size to write its canary on again. With
 // SLABBY_ZERO=free a canary kept is cleared.
+//
+// A program that allocates the same big block again and again writes its
+// canary on the same page each time: given back at every free, that page
+// cost a madvise and a fault an iteration (a malloc(1 MiB) loop took 57 x
+// the default's time). So the pages given back lately are remembered, and
+// one a canary comes back to is kept from then on. Hint tables indexed by
+// the page's address, relaxed: a race costs one page given back too many,
+// or one kept; at most kCanaryHints pages are kept as hot at a time.
 constexpr size_t kLoneCanaryRelease = size_t{1} << 20;
+constexpr uint32_t kCanaryHints = 64;
+std::atomic<uintptr_t> g_canary_given[kCanaryHints];
+std::atomic<uintptr_t> g_canary_hot[kCanaryHints];
+
+uint32_t canary_hint(uintptr_t page) {
+  return static_cast<uint32_t>((page >> 12) ^ (page >> 18)) % kCanaryHints;
+}
+
+// The canary of a block of `usable` bytes ending at `end` is alone on its
+// page, which a big block may give back at its release.
+bool lone_canary(size_t usable, uintptr_t end) {
+  return usable >= kLoneCanaryRelease && end % os::system_page_size() == 0;
+}
+
+// A lone canary written at end: a page given back lately is hot.
+void note_lone_canary(uintptr_t end) {
+  uint32_t h = canary_hint(end);
+  if (g_canary_given[h].load(std::memory_order_relaxed) == end)
+    g_canary_hot[h].store(end, std::memory_order_relaxed);
+}
 
 void clear_canary(Span* s, uintptr_t p) {
   const uintptr_t end = p + s->usable;
   const size_t page = os::system_page_size();
-  if (s->usable >= kLoneCanaryRelease && end % page == 0 && end + page <= s->end() &&
-      !g_rt.heap.in_huge_marks(s, end) &&
+  const uint32_t h = canary_hint(end);
+  if (lone_canary(s->usable, end) && end + page <= s->end() && !g_rt.heap.in_huge_marks(s, end) &&
+      g_canary_hot[h].load(std::memory_order_relaxed) != end &&
       os::resident_bytes(reinterpret_cast<const void*>(end - page), page) == 0) {
     os::purge(reinterpret_cast<void*>(end), page);
+    g_canary_given[h].store(end, std::memory_order_relaxed);
     return;
   }
   if (g_checks.zero_free) memset(reinterpret_cast<void*>(end), 0, kCanaryBytes);
@@ -163,6 +193,7 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
       s->canary = true;
       uint64_t word = live_canary(s->block);
       memcpy(reinterpret_cast<void*>(s->block + usable), &word, sizeof word);
+      if (lone_canary(usable, s->block + usable)) note_lone_canary(s->block + usable);
     }
   }
   void* p = reinterpret_cast<void*>(s->block);
@@ -234,6 +265,7 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
     memset(reinterpret_cast<void*>(p + old), 0, canary);
     uint64_t word = live_canary(p);
     memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
+    if (lone_canary(usable, p + usable)) note_lone_canary(p + usable);
   }
   if (SLABBY_UNLIKELY(g_checks.leak_check)) {
     leak_note_free(ptr);
