@@ -105,8 +105,8 @@ void check_still_zero(Span* s) {
 // cost a madvise and a fault an iteration (a malloc(1 MiB) loop took 57 x
 // the default's time). So the pages given back lately are remembered, and
 // one a canary comes back to is kept from then on. Hint tables indexed by
-// the page's address, relaxed: a race costs one page given back too many,
-// or one kept; at most kCanaryHints pages are kept as hot at a time.
+// the page's address, relaxed: a race or a collision costs one page given
+// back too many, or one kept resident (as every canary page was before).
 constexpr size_t kLoneCanaryRelease = size_t{1} << 20;
 constexpr uint32_t kCanaryHints = 64;
 std::atomic<uintptr_t> g_canary_given[kCanaryHints];
