@@ -102,7 +102,7 @@ void check_still_zero(Span* s) {
 //
 // A program that allocates the same big block again and again writes its
 // canary on the same page each time: given back at every free, that page
-// cost a madvise and a fault an iteration (a malloc(1 MiB) loop took 57 x
+// cost a madvise and a fault an iteration (a malloc(1 MiB) loop took 37 x
 // the default's time). So the pages given back lately are remembered, and
 // one a canary comes back to is kept from then on. Hint tables indexed by
 // the page's address, relaxed: a race or a collision costs one page given

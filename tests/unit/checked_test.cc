@@ -264,7 +264,7 @@ TEST(CheckedSecure, ABigBlockUsedAtItsStartOnlyGivesItsCanarysPageBack) {
 
 // The same big block allocated again and again writes its canary on the
 // same page each time: that page is given back once, then kept (a madvise
-// and a fault an iteration took a malloc(1 MiB) loop to 57 x the default).
+// and a fault an iteration took a malloc(1 MiB) loop to 37 x the default).
 TEST(CheckedSecure, TheCanarysPageOfABlockAllocatedAgainAndAgainIsKept) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
   const size_t n = size_t{2} << 20;
