@@ -122,8 +122,10 @@ bool lone_canary(size_t usable, uintptr_t end) {
   return usable >= kLoneCanaryRelease && end % os::system_page_size() == 0;
 }
 
-// A lone canary written at end: a page given back lately is hot.
-void note_lone_canary(uintptr_t end) {
+// A canary written at end, after `usable` bytes: alone on a page given back
+// lately, that page is hot.
+void note_canary(size_t usable, uintptr_t end) {
+  if (!lone_canary(usable, end)) return;
   uint32_t h = canary_hint(end);
   if (g_canary_given[h].load(std::memory_order_relaxed) == end)
     g_canary_hot[h].store(end, std::memory_order_relaxed);
@@ -193,7 +195,7 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
       s->canary = true;
       uint64_t word = live_canary(s->block);
       memcpy(reinterpret_cast<void*>(s->block + usable), &word, sizeof word);
-      if (lone_canary(usable, s->block + usable)) note_lone_canary(s->block + usable);
+      note_canary(usable, s->block + usable);
     }
   }
   void* p = reinterpret_cast<void*>(s->block);
@@ -265,7 +267,7 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
     memset(reinterpret_cast<void*>(p + old), 0, canary);
     uint64_t word = live_canary(p);
     memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
-    if (lone_canary(usable, p + usable)) note_lone_canary(p + usable);
+    note_canary(usable, p + usable);
   }
   if (SLABBY_UNLIKELY(g_checks.leak_check)) {
     leak_note_free(ptr);
