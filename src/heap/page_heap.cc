@@ -418,7 +418,7 @@ void PageHeap::free_slab(Span* s) {
 Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (bytes > size_) return nullptr;
   size_t pages = (bytes + kPageSize - 1) >> kPageShift;
-  if (!(flags & kLargeAllPages)) pages = large_class_pages(pages);
+  if (!(flags & kLargeExactPages)) pages = large_class_pages(pages);
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
   Takeover mark = Takeover::kNone;
   Span* span = take_span(pages, align_pages, flags, [&](Span* s) {

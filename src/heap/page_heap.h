@@ -17,8 +17,8 @@
 // faulting fresh ones); an mremap target asks the other way round. Large
 // spans (above 1 MiB) come in size classes, four per power of two
 // (large_class_pages), so a freed one fits the next request of its class
-// whole, at the same start (the checked paths round their own, bar the
-// guarded spans, whose guard page must follow the block).
+// whole, at the same start (kLargeExactPages asks for the pages exactly: the
+// checked paths' guarded spans, whose guard page must follow the block).
 //
 // Return to the OS: freed spans stay mapped ("dirty"); when dirty bytes pass
 // retain_max, the oldest are purged with MADV_DONTNEED down to half of it
@@ -151,6 +151,8 @@ enum LargeFlags : unsigned {
   kSlabRequest = 4,       // internal: a slab's pages (alloc_slab)
   kLargeZeroTable = 8,    // a calloc: no inner marks (mark_huge), zeroed tables are often sparse
   kLargeSmallPages = 16,  // no huge pages: guarded spans (checked paths), mprotect'ed by page
+  kLargeExactPages = 32,  // exactly the pages asked for, not the large class's (a guarded
+                          // span's guard page must follow its block; tests of sizes)
 };
 
 struct PageHeapLayout;

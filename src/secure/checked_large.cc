@@ -161,7 +161,8 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
   Span* s = nullptr;
   if (guard && g_live_guarded.fetch_add(1, std::memory_order_relaxed) < kMaxLiveGuarded) {
     size_t data = round_up(usable + (align - kMinAlign), kPageSize);
-    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize, kLargeAllPages | kLargeSmallPages);
+    s = g_rt.heap.alloc_large(data + 2 * kPageSize, kPageSize,
+                              kLargeAllPages | kLargeSmallPages | kLargeExactPages);
     if (s != nullptr) {
       uintptr_t hi = s->end() - kPageSize;
       if (protect(s->start, kPageSize, PROT_NONE) && protect(hi, kPageSize, PROT_NONE)) {
@@ -184,9 +185,9 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
   if (s == nullptr) {
     size_t bytes = usable + (g_checks.bitguard ? kCanaryBytes : 0);
     if (bytes < room) bytes = room;
-    // In its large class, as the default's: a block then starts where the
-    // last of its class did, on the pages that one touched.
-    bytes = PageHeap::large_class_pages((bytes + kPageSize - 1) >> kPageShift) << kPageShift;
+    // In its large class (the heap's default), as the default's blocks: a
+    // block then starts where the last of its class did, on the pages that
+    // one touched.
     s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize,
                               kLargeAllPages | (flags & kLargeZeroTable));
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);

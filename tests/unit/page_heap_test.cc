@@ -24,13 +24,13 @@ std::unique_ptr<PageHeap> make_heap(size_t retain = size_t{64} << 20) {
 
 // Every span of the heap freed and purged: all clean, it coalesces back into
 // one span, so one allocation of everything used so far fits at the base
-// (exactly that much: kLargeAllPages, not rounded up to a large class, which
+// (exactly that much: kLargeExactPages, not rounded up to a large class, which
 // would also fit by growing the frontier).
 void ExpectOneFreeSpanAfterPurge(PageHeap& h) {
   h.purge_all();
   PageHeapStats st = h.stats();
   EXPECT_EQ(st.in_use_bytes, 0u);
-  Span* all = h.alloc_large(st.frontier_bytes, kPageSize, kLargeAllPages);
+  Span* all = h.alloc_large(st.frontier_bytes, kPageSize, kLargeExactPages);
   ASSERT_NE(all, nullptr);
   EXPECT_EQ(all->start, h.base());
   h.free_large(all);
@@ -117,12 +117,12 @@ class LargeBins {
   }
   // Spans of these sizes, each followed by a live page so that none merges,
   // freed in this order (the last freed is the first of its bin); their
-  // starts. Exact sizes (kLargeAllPages: not rounded to a large class, which
+  // starts. Exact sizes (kLargeExactPages: not rounded to a large class, which
   // from 1 MiB on, 16 pages of 64 KiB, would change them).
   std::vector<uintptr_t> free_spans(std::initializer_list<size_t> pages) {
     std::vector<Span*> spans;
     for (size_t p : pages) {
-      spans.push_back(h_->alloc_large(p * kPageSize, kPageSize, kLargeAllPages));
+      spans.push_back(h_->alloc_large(p * kPageSize, kPageSize, kLargeExactPages));
       live_.push_back(h_->alloc_large(kPageSize, kPageSize));
     }
     std::vector<uintptr_t> starts;
@@ -134,7 +134,7 @@ class LargeBins {
   }
   // A span of at least `pages`, kept live; its start.
   uintptr_t take(size_t pages) {
-    Span* s = h_->alloc_large(pages * kPageSize, kPageSize, kLargeAllPages);
+    Span* s = h_->alloc_large(pages * kPageSize, kPageSize, kLargeExactPages);
     EXPECT_GE(s->pages, pages);
     live_.push_back(s);
     return s->start;
