@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <cstring>
 
 #include "common/base.h"
+#include "os/os_internal.h"
 
 namespace slabby::os {
 
@@ -22,14 +22,9 @@ std::atomic<uint64_t> g_huge_marks{0};
 std::atomic<uint64_t> g_purged_bytes{0};
 std::atomic<uint64_t> g_mappings{0};
 std::atomic<int> g_last_map_errno{0};
-
-// Saves errno for the lifetime of a scope: the allocator's own system calls
-// must never leak an errno into the program (free preserves errno).
-struct ErrnoKeeper {
-  int saved = errno;
-  ~ErrnoKeeper() { errno = saved; }
-};
 }  // namespace
+
+void note_madvise() { g_madvise_calls.fetch_add(1, std::memory_order_relaxed); }
 
 size_t system_page_size() { return static_cast<size_t>(getpagesize()); }
 
@@ -121,120 +116,6 @@ bool map_fresh(void* p, size_t bytes) {
   void* r = mmap(p, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   return r == p;
-}
-
-namespace {
-bool swap_configured() {
-  struct sysinfo si;
-  return sysinfo(&si) != 0 || si.totalswap != 0;
-}
-}  // namespace
-
-// mincore reports system pages (mincore_page_size), which may be smaller than
-// slabby's: the loops below step by those.
-size_t zero_pages(void* p, size_t bytes) {
-  ErrnoKeeper keep;
-  const size_t page = mincore_page_size();
-  unsigned char vec[4096];
-  char* cur = static_cast<char*>(p);
-  size_t written = 0;
-  while (bytes > 0) {
-    size_t chunk = bytes < sizeof(vec) * page ? bytes : sizeof(vec) * page;
-    size_t pages = chunk / page;
-    // Swap checked before and after mincore: a page swapped out while it
-    // looked would need both a swapon and a swapoff inside the window.
-    bool swap = swap_configured();
-    if (mincore(cur, chunk, vec) != 0) {
-      memset(cur, 0, chunk);
-      written += chunk;
-    } else {
-      swap = swap || swap_configured();
-      for (size_t i = 0; i < pages;) {
-        bool resident = vec[i] & 1;
-        size_t j = i + 1;
-        while (j < pages && static_cast<bool>(vec[j] & 1) == resident) ++j;
-        char* run = cur + i * page;
-        size_t len = (j - i) * page;
-        if (resident) {
-          memset(run, 0, len);
-          written += len;
-        } else if (swap) {
-          madvise(run, len, MADV_DONTNEED);
-          g_madvise_calls.fetch_add(1, std::memory_order_relaxed);
-        }
-        i = j;
-      }
-    }
-    cur += chunk;
-    bytes -= chunk;
-  }
-  return written;
-}
-
-size_t zero_resident(void* p, size_t bytes) {
-  const size_t page = mincore_page_size();
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
-  const uintptr_t lo = (begin + page - 1) & ~(page - 1), hi = end & ~(page - 1);
-  if (lo >= hi) {
-    memset(p, 0, bytes);
-    return bytes;
-  }
-  memset(p, 0, lo - begin);
-  size_t written = lo - begin + zero_pages(reinterpret_cast<void*>(lo), hi - lo);
-  memset(reinterpret_cast<void*>(hi), 0, end - hi);
-  return written + (end - hi);
-}
-
-namespace {
-size_t first_nonzero_word(const char* p, size_t bytes) {
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
-  for (size_t i = 0; i < bytes / 8; ++i)
-    if (w[i] != 0) return i * 8 + static_cast<size_t>(__builtin_ctzll(w[i])) / 8;
-  return SIZE_MAX;
-}
-}  // namespace
-
-size_t find_nonzero(const void* p, size_t bytes) {
-  ErrnoKeeper keep;
-  const size_t page_size = mincore_page_size();
-  uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
-  unsigned char vec[4096];
-  for (uintptr_t page = begin & ~(page_size - 1); page < end;) {
-    size_t pages = (end - page + page_size - 1) / page_size;
-    if (pages > sizeof(vec)) pages = sizeof(vec);
-    bool swap = swap_configured();  // before and after: see zero_pages
-    bool ok = mincore(reinterpret_cast<void*>(page), pages * page_size, vec) == 0;
-    swap = swap || swap_configured();
-    for (size_t i = 0; i < pages; ++i, page += page_size) {
-      if (ok && !swap && !(vec[i] & 1)) continue;
-      uintptr_t lo = page < begin ? begin : page;
-      uintptr_t hi = page + page_size > end ? end : page + page_size;
-      size_t off = first_nonzero_word(reinterpret_cast<const char*>(lo), hi - lo);
-      if (off != SIZE_MAX) return lo - begin + off;
-    }
-  }
-  return SIZE_MAX;
-}
-
-size_t resident_bytes(const void* p, size_t bytes) {
-  ErrnoKeeper keep;
-  const size_t page = mincore_page_size();
-  // Small: free's path calls this (SLABBY_THP=dense, a huge page at a time:
-  // one call for 2 MiB of 4 KiB pages), also on threads with 16 KiB stacks,
-  // where 4 KiB here overflowed the hardened library's free.
-  unsigned char vec[512];
-  size_t total = 0;
-  const char* cur = static_cast<const char*>(p);
-  while (bytes > 0) {
-    size_t chunk = bytes < sizeof(vec) * page ? bytes : sizeof(vec) * page;
-    if (mincore(const_cast<char*>(cur), chunk, vec) == 0) {
-      size_t pages = (chunk + page - 1) / page;
-      for (size_t i = 0; i < pages; ++i) total += (vec[i] & 1) ? page : 0;
-    }
-    cur += chunk;
-    bytes -= chunk;
-  }
-  return total;
 }
 
 void* map_rw(size_t bytes) {

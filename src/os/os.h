@@ -50,10 +50,12 @@ bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes);
 bool map_fresh(void* p, size_t bytes);
 
 // Makes the whole pages of [p, p + bytes) read as zero at the least cost:
-// resident pages are written with zeros; pages not resident are left alone
-// when the system has no swap (an anonymous page that is not resident then
-// reads as zero: never touched, or purged), otherwise returned with
-// MADV_DONTNEED. Nothing is faulted in. Returns the bytes written.
+// pages present are written with zeros, pages swapped out are discarded
+// (MADV_DONTNEED), pages never touched or purged (they read as zero) are left
+// alone. Nothing is faulted in. Asks /proc/self/pagemap, else mincore (which
+// cannot tell a page swapped out from one never touched: with swap
+// configured every page not resident is discarded). os/residency.cc.
+// Returns the bytes written.
 size_t zero_pages(void* p, size_t bytes);
 // The same for any range: the partial pages at either end are written (at
 // most two pages faulted in), the whole pages between as zero_pages does.
@@ -61,13 +63,29 @@ size_t zero_pages(void* p, size_t bytes);
 size_t zero_resident(void* p, size_t bytes);
 
 // The offset of the first non-zero byte in [p, p + bytes) (p and bytes
-// multiples of 8), or SIZE_MAX. Pages that are not resident are skipped when
-// the system has no swap (they read as zero: see zero_pages), so nothing is
-// faulted in.
+// multiples of 8), or SIZE_MAX. Only pages present or swapped out are read
+// (the others read as zero), so nothing never touched is faulted in. Without
+// /proc/self/pagemap, pages swapped out are not read (mincore cannot tell
+// them from pages never touched).
 size_t find_nonzero(const void* p, size_t bytes);
 
 // Which of the pages are resident in RAM.
 size_t resident_bytes(const void* p, size_t bytes);
+
+// Where zero_pages and find_nonzero learn which pages hold data.
+enum class Residency : int {
+  kPagemap,      // /proc/self/pagemap: present and swapped pages, exactly
+  kMincore,      // mincore (and sysinfo for swap): no /proc, or its file failed the probe
+  kMincoreSwap,  // mincore as if swap were configured (tests only)
+};
+// The source answering now (opening the pagemap file if it is not open).
+Residency residency_source();
+// Tests only: answer from this source (a Residency), or -1: the automatic choice.
+void force_residency_for_tests(int source);
+
+// In a forked child: the residency queries' lock (taken by a thread of the
+// parent's, it would be held for ever). They never wait for it.
+void residency_fork_child();
 
 // Whole anonymous read-write mapping (for metadata regions that are small).
 void* map_rw(size_t bytes);

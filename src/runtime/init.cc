@@ -185,6 +185,7 @@ void fork_child() {
   leak_fork_child();
   percpu_fork_child();
   g_rt.heap.reset_lock_after_fork();
+  os::residency_fork_child();
   for (unsigned c = 1; c < kNumClasses; ++c) g_central_pools[c].reset_locks_after_fork();
   g_threads.mu.reset_after_fork();
   cache_forget_other_threads();
