@@ -9,25 +9,27 @@
 // reads both; the rest is left alone, so nothing the program never touched
 // is faulted in.
 //
-// Two sources of the answer:
+// Two sources of the answer (PageQuery below chooses between them):
 // - /proc/self/pagemap: a word per page with both bits ("present", "swapped").
-//   One pread a batch. The file stays open, and is checked at every use:
-//   getpid() (a child of fork, _Fork or clone holds its parent's file, which
-//   describes the parent's pages: it opens its own, no atfork handler
-//   needed) and fstat() (a program may close descriptors it did not open, as
-//   daemons do, and the number may then name another file: its device and
-//   inode must be those opened). Its descriptor is moved to 100 or above, out
-//   of the low numbers programs manage themselves. Opened once it answers a
-//   probe correctly (a mapping of its own, touched in a pattern): an
-//   emulator's or an old kernel's file that does not is not used.
-// - mincore, where the file cannot be used: it says only "resident", and a
-//   page swapped out reads as not resident. With swap configured (sysinfo,
-//   before and after mincore: a page swapped out while it looked needs a
-//   swapon and a swapoff inside the window) a page not resident may hold
-//   data: zeroing discards it (MADV_DONTNEED), a zero check skips it (it may
-//   miss a write after free to a page swapped out since; reading every such
-//   page mapped the zero page under each, which the next zeroing then wrote:
-//   a block of 8 MiB used at its start ended up resident whole).
+//   The file stays open, and is checked once a query: getpid() (a child of
+//   fork, _Fork or clone holds its parent's file, which describes the
+//   parent's pages: it opens its own, no atfork handler needed) and fstat()
+//   (a program may close descriptors it did not open, as daemons do, and the
+//   number may then name another file: its device and inode must be those
+//   opened). Its descriptor is moved to 100 or above, out of the low numbers
+//   programs manage themselves. It is used once it answers a probe correctly
+//   (a mapping of its own, touched in a pattern): an emulator's or an old
+//   kernel's file that does not is not used.
+// - mincore: only "resident", and a page swapped out reads as not resident.
+//   So swap is looked for (sysinfo, before and after mincore: a page swapped
+//   out while it looked needs a swapon and a swapoff inside the window), and
+//   with swap configured pagemap is asked which pages not resident are
+//   swapped. Without pagemap a page not resident may then hold data:
+//   zeroing discards it (MADV_DONTNEED), a zero check skips it (it may miss
+//   a write after free to a page swapped out since; reading every such page
+//   mapped the zero page under each, which the next zeroing then wrote: with
+//   any swap configured, blocks of 1-8 MiB used at their start ended up
+//   resident whole, 1.17 GB of peak RSS against 10 MB).
 //
 // Whoever (re)opens the file does so under a lock that nothing waits for: a
 // thread that finds it taken asks mincore this once.
@@ -48,13 +50,38 @@ namespace slabby::os {
 
 namespace {
 
-enum class PageState : uint8_t { kZero, kPresent, kSwapped, kMaybeSwapped };
+// A page's state, a byte. The values are pagemap's two top bits (present,
+// swapped: a word shifted right by 62), so that its words convert by a
+// shift; what each caller does with a page is a test of one value.
+using PageState = uint8_t;
+constexpr PageState kZero = 0;          // never touched or purged: reads as zero
+constexpr PageState kSwapped = 1;       // swapped out: holds data
+constexpr PageState kPresent = 2;       // (3: present and swapped, read as present)
+constexpr PageState kMaybeSwapped = 4;  // not resident, swap configured, no pagemap
 
-// Pages asked about at a time (2 KiB of pagemap words on the stack, which
-// free's path runs on, also on threads with small stacks).
-constexpr size_t kBatch = 256;
+bool holds_data(PageState s) { return (s & 3) != 0; }  // a zero check reads it
+bool write_it(PageState s) { return (s & 2) != 0; }    // zeroing writes it
+bool discard_it(PageState s) { return s == kSwapped || s == kMaybeSwapped; }  // or discards it
+
+// The first index from i (< n) whose state is not kZero, or n: zero states
+// skipped eight at a time (most pages of a big block used at its start).
+size_t skip_zero(const PageState* s, size_t i, size_t n) {
+  while (i + 8 <= n) {
+    uint64_t eight;
+    memcpy(&eight, s + i, sizeof eight);
+    if (eight != 0) return i + static_cast<size_t>(__builtin_ctzll(eight)) / 8;
+    i += 8;
+  }
+  while (i < n && s[i] == kZero) ++i;
+  return i;
+}
+
+// Pages asked about at a time: a byte of state each on the stack (free's path
+// runs this, also on threads with small stacks), 4 MiB of 4 KiB pages.
+constexpr size_t kBatch = 1024;
 constexpr uint64_t kPmPresent = uint64_t{1} << 63;
 constexpr uint64_t kPmSwapped = uint64_t{1} << 62;
+static_assert(kPmPresent >> 62 == kPresent && kPmSwapped >> 62 == kSwapped);
 constexpr int kPagemapMinFd = 100;
 
 // Published by reopen_pagemap in the order ino, dev, pid, fd, and read in the
@@ -154,37 +181,74 @@ bool swap_configured() {
   return sysinfo(&si) != 0 || si.totalswap != 0;
 }
 
-// The states of `pages` (at most kBatch) pages of `unit` bytes from `first`
-// (a multiple of unit).
-void page_states(uintptr_t first, size_t pages, size_t unit, PageState* out) {
-  const int forced = g_forced.load(std::memory_order_relaxed);
-  int fd = -1;
-  if ((forced < 0 || forced == static_cast<int>(Residency::kPagemap)) &&
-      !g_pm.unusable.load(std::memory_order_relaxed)) {
-    fd = valid_pagemap_fd();
-    if (fd < 0) fd = reopen_pagemap(unit);
+// The states of a range's pages, a batch at a time, for one zeroing or zero
+// check. The source is chosen for the range: pagemap costs about 1 us a MiB
+// however sparse (a word per page), mincore 0.1 us a MiB where no page table
+// exists and 1.6-1.9 where one does, plus two sysinfo calls (0.23 us each):
+// measured on this project's 2-vCPU VM, Linux 6.18 (docs/security.md). So
+// pagemap answers ranges of up to kPagemapMost pages (a 1 MiB block, freed
+// and checked: 2.3 us a walk with mincore, 1.4 with pagemap), mincore larger
+// ones (a block of 8 MiB used at its start: 4.5 us against 8.4), and pagemap
+// then only tells swapped pages from pages never touched when swap is
+// configured. The pagemap file is checked once a query.
+class PageQuery {
+ public:
+  PageQuery(size_t unit, size_t bytes)
+      : unit_(unit), forced_(g_forced.load(std::memory_order_relaxed)) {
+    mincore_only_ = forced_ == static_cast<int>(Residency::kMincore) ||
+                    forced_ == static_cast<int>(Residency::kMincoreSwap);
+    mincore_first_ = mincore_only_ || bytes / unit > kPagemapMost;
   }
-  if (fd >= 0) {
-    uint64_t words[kBatch];
-    const ssize_t want = static_cast<ssize_t>(pages * sizeof(uint64_t));
-    if (pread(fd, words, static_cast<size_t>(want), static_cast<off_t>(first / unit * 8)) == want) {
-      for (size_t i = 0; i < pages; ++i)
-        out[i] = (words[i] & kPmPresent)   ? PageState::kPresent
-                 : (words[i] & kPmSwapped) ? PageState::kSwapped
-                                           : PageState::kZero;
+
+  // The states of `pages` (at most kBatch) pages from `first` (a multiple
+  // of the unit).
+  void fill(uintptr_t first, size_t pages, PageState* out) {
+    if (!mincore_first_ && pagemap_fill(first, pages, out)) return;
+    // mincore writes a byte a page (bit 0: resident) into out, read in place.
+    unsigned char* vec = reinterpret_cast<unsigned char*>(out);
+    bool swap = forced_ == static_cast<int>(Residency::kMincoreSwap) || swap_configured();
+    if (mincore(reinterpret_cast<void*>(first), pages * unit_, vec) != 0) {
+      for (size_t i = 0; i < pages; ++i) out[i] = kPresent;  // unknown: as if
       return;
     }
+    swap = swap || swap_configured();
+    if (swap && !mincore_only_ && pagemap_fill(first, pages, out)) return;
+    const PageState absent = swap ? kMaybeSwapped : kZero;
+    for (size_t i = 0; i < pages; ++i) out[i] = (vec[i] & 1) ? kPresent : absent;
   }
-  unsigned char vec[kBatch];
-  bool swap = forced == static_cast<int>(Residency::kMincoreSwap) || swap_configured();
-  if (mincore(reinterpret_cast<void*>(first), pages * unit, vec) != 0) {
-    for (size_t i = 0; i < pages; ++i) out[i] = PageState::kPresent;  // unknown: as if
-    return;
+
+ private:
+  static constexpr size_t kPagemapMost = 512;
+  static constexpr size_t kWords = 256;  // a pread's (2 KiB on the stack)
+
+  bool pagemap_fill(uintptr_t first, size_t pages, PageState* out) {
+    if (fd_ == kUnknown) {
+      fd_ = -1;
+      if (!g_pm.unusable.load(std::memory_order_relaxed)) {
+        fd_ = valid_pagemap_fd();
+        if (fd_ < 0) fd_ = reopen_pagemap(unit_);
+      }
+    }
+    if (fd_ < 0) return false;
+    uint64_t words[kWords];
+    for (size_t done = 0; done < pages;) {
+      size_t n = pages - done < kWords ? pages - done : kWords;
+      const ssize_t want = static_cast<ssize_t>(n * sizeof(uint64_t));
+      off_t at = static_cast<off_t>((first / unit_ + done) * sizeof(uint64_t));
+      if (pread(fd_, words, static_cast<size_t>(want), at) != want) return false;
+      for (size_t i = 0; i < n; ++i) out[done + i] = static_cast<PageState>(words[i] >> 62);
+      done += n;
+    }
+    return true;
   }
-  swap = swap || swap_configured();
-  const PageState absent = swap ? PageState::kMaybeSwapped : PageState::kZero;
-  for (size_t i = 0; i < pages; ++i) out[i] = (vec[i] & 1) ? PageState::kPresent : absent;
-}
+
+  static constexpr int kUnknown = -2;
+  size_t unit_;
+  int forced_;
+  bool mincore_only_;   // the tests chose mincore
+  bool mincore_first_;  // a range too big for pagemap to pay
+  int fd_ = kUnknown;
+};
 
 // The first non-zero byte of [p, p + bytes) (bytes a multiple of 8), or
 // SIZE_MAX. A cache line at a time, then the word and byte inside it.
@@ -207,26 +271,24 @@ size_t zero_pages(void* p, size_t bytes) {
   ErrnoKeeper keep;
   const size_t unit = mincore_page_size();
   PageState state[kBatch];
+  PageQuery query(unit, bytes);
   char* cur = static_cast<char*>(p);
   size_t written = 0;
   while (bytes > 0) {
     size_t pages = bytes / unit < kBatch ? bytes / unit : kBatch;
     if (pages == 0) break;  // a partial page at the end: not a whole page
-    page_states(reinterpret_cast<uintptr_t>(cur), pages, unit, state);
-    for (size_t i = 0; i < pages;) {
-      // Runs of pages to write, to discard, or to leave.
-      bool write = state[i] == PageState::kPresent;
-      bool discard = state[i] == PageState::kSwapped || state[i] == PageState::kMaybeSwapped;
+    query.fill(reinterpret_cast<uintptr_t>(cur), pages, state);
+    for (size_t i = skip_zero(state, 0, pages); i < pages; i = skip_zero(state, i, pages)) {
+      // Runs of pages to write, or to discard.
+      bool write = write_it(state[i]);
       size_t j = i + 1;
-      while (j < pages && (state[j] == PageState::kPresent) == write &&
-             (state[j] == PageState::kSwapped || state[j] == PageState::kMaybeSwapped) == discard)
-        ++j;
+      while (j < pages && write_it(state[j]) == write && discard_it(state[j]) == !write) ++j;
       char* run = cur + i * unit;
       size_t len = (j - i) * unit;
       if (write) {
         memset(run, 0, len);
         written += len;
-      } else if (discard) {
+      } else {
         madvise(run, len, MADV_DONTNEED);
         note_madvise();
       }
@@ -257,17 +319,20 @@ size_t find_nonzero(const void* p, size_t bytes) {
   const size_t unit = mincore_page_size();
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
   PageState state[kBatch];
+  PageQuery query(unit, bytes);
   for (uintptr_t page = begin & ~(unit - 1); page < end;) {
     size_t pages = (end - page + unit - 1) / unit;
     if (pages > kBatch) pages = kBatch;
-    page_states(page, pages, unit, state);
-    for (size_t i = 0; i < pages; ++i, page += unit) {
-      if (state[i] != PageState::kPresent && state[i] != PageState::kSwapped) continue;
-      uintptr_t lo = page < begin ? begin : page;
-      uintptr_t hi = page + unit > end ? end : page + unit;
+    query.fill(page, pages, state);
+    for (size_t i = skip_zero(state, 0, pages); i < pages; i = skip_zero(state, i + 1, pages)) {
+      if (!holds_data(state[i])) continue;
+      uintptr_t at = page + i * unit;
+      uintptr_t lo = at < begin ? begin : at;
+      uintptr_t hi = at + unit > end ? end : at + unit;
       size_t off = first_nonzero(reinterpret_cast<const char*>(lo), hi - lo);
       if (off != SIZE_MAX) return lo - begin + off;
     }
+    page += pages * unit;
   }
   return SIZE_MAX;
 }
