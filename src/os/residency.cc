@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -146,7 +147,9 @@ bool pagemap_answers(int fd, size_t unit) {
   int old = g_pm.fd.load(std::memory_order_relaxed);
   bool ours = old >= 0 && same_file(old, g_pm.dev.load(std::memory_order_relaxed),
                                     g_pm.ino.load(std::memory_order_relaxed));
-  fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  // The system call itself: a library interposing open() (a sandbox, a
+  // tracer) may allocate, and this runs inside free.
+  fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/pagemap", O_RDONLY | O_CLOEXEC));
   if (fd < 0) {
     // No /proc, or a kernel that refuses the file: mincore from now on. Out
     // of descriptors: this time only.
