@@ -215,7 +215,14 @@ class PageQuery {
       return;
     }
     swap = swap || swap_configured();
-    if (swap && !mincore_only_ && pagemap_fill(first, pages, out)) return;
+    if (swap && !mincore_only_) {
+      if (pagemap_fill(first, pages, out)) return;
+      // It may have written part of out over mincore's answer: ask again.
+      if (mincore(reinterpret_cast<void*>(first), pages * unit_, vec) != 0) {
+        for (size_t i = 0; i < pages; ++i) out[i] = kPresent;
+        return;
+      }
+    }
     const PageState absent = swap ? kMaybeSwapped : kZero;
     for (size_t i = 0; i < pages; ++i) out[i] = (vec[i] & 1) ? kPresent : absent;
   }
