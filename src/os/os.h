@@ -52,9 +52,10 @@ bool map_fresh(void* p, size_t bytes);
 // Makes the whole pages of [p, p + bytes) read as zero at the least cost:
 // pages present are written with zeros, pages swapped out are discarded
 // (MADV_DONTNEED), pages never touched or purged (they read as zero) are left
-// alone. Nothing is faulted in. Asks /proc/self/pagemap, else mincore (which
-// cannot tell a page swapped out from one never touched: with swap
-// configured every page not resident is discarded). os/residency.cc.
+// alone. Nothing is faulted in. Asks /proc/self/pagemap or mincore, by the
+// range's size (os/residency.cc); without pagemap, mincore cannot tell a page
+// swapped out from one never touched, so with swap configured every page not
+// resident is discarded.
 // Returns the bytes written.
 size_t zero_pages(void* p, size_t bytes);
 // The same for any range: the partial pages at either end are written (at
