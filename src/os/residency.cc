@@ -179,6 +179,13 @@ bool pagemap_answers(int fd, size_t unit) {
   return fd;
 }
 
+// This process's pagemap file, opened if need be; -1 where it cannot be used.
+int pagemap_fd(size_t unit) {
+  if (g_pm.unusable.load(std::memory_order_relaxed)) return -1;
+  int fd = valid_pagemap_fd();
+  return fd >= 0 ? fd : reopen_pagemap(unit);
+}
+
 bool swap_configured() {
   struct sysinfo si;
   return sysinfo(&si) != 0 || si.totalswap != 0;
@@ -207,38 +214,33 @@ class PageQuery {
   // of the unit).
   void fill(uintptr_t first, size_t pages, PageState* out) {
     if (!mincore_first_ && pagemap_fill(first, pages, out)) return;
-    // mincore writes a byte a page (bit 0: resident) into out, read in place.
-    unsigned char* vec = reinterpret_cast<unsigned char*>(out);
     bool swap = forced_ == static_cast<int>(Residency::kMincoreSwap) || swap_configured();
-    if (mincore(reinterpret_cast<void*>(first), pages * unit_, vec) != 0) {
-      for (size_t i = 0; i < pages; ++i) out[i] = kPresent;  // unknown: as if
-      return;
-    }
+    if (!mincore_fill(first, pages, out)) return;
     swap = swap || swap_configured();
     if (swap && !mincore_only_) {
       if (pagemap_fill(first, pages, out)) return;
       // It may have written part of out over mincore's answer: ask again.
-      if (mincore(reinterpret_cast<void*>(first), pages * unit_, vec) != 0) {
-        for (size_t i = 0; i < pages; ++i) out[i] = kPresent;
-        return;
-      }
+      if (!mincore_fill(first, pages, out)) return;
     }
     const PageState absent = swap ? kMaybeSwapped : kZero;
-    for (size_t i = 0; i < pages; ++i) out[i] = (vec[i] & 1) ? kPresent : absent;
+    for (size_t i = 0; i < pages; ++i) out[i] = (out[i] & 1) ? kPresent : absent;
   }
 
  private:
   static constexpr size_t kPagemapMost = 512;
   static constexpr size_t kWords = 256;  // a pread's (2 KiB on the stack)
 
+  // mincore's answer in out, a byte a page (bit 0: resident), which fill
+  // reads in place. False when it fails, every page then kPresent (unknown:
+  // as if).
+  bool mincore_fill(uintptr_t first, size_t pages, PageState* out) {
+    if (mincore(reinterpret_cast<void*>(first), pages * unit_, out) == 0) return true;
+    for (size_t i = 0; i < pages; ++i) out[i] = kPresent;
+    return false;
+  }
+
   bool pagemap_fill(uintptr_t first, size_t pages, PageState* out) {
-    if (fd_ == kUnknown) {
-      fd_ = -1;
-      if (!g_pm.unusable.load(std::memory_order_relaxed)) {
-        fd_ = valid_pagemap_fd();
-        if (fd_ < 0) fd_ = reopen_pagemap(unit_);
-      }
-    }
+    if (fd_ == kUnknown) fd_ = pagemap_fd(unit_);
     if (fd_ < 0) return false;
     uint64_t words[kWords];
     for (size_t done = 0; done < pages;) {
@@ -372,10 +374,7 @@ Residency residency_source() {
   const int forced = g_forced.load(std::memory_order_relaxed);
   if (forced >= 0) return static_cast<Residency>(forced);
   ErrnoKeeper keep;
-  int fd = valid_pagemap_fd();
-  if (fd < 0 && !g_pm.unusable.load(std::memory_order_relaxed))
-    fd = reopen_pagemap(mincore_page_size());
-  return fd >= 0 ? Residency::kPagemap : Residency::kMincore;
+  return pagemap_fd(mincore_page_size()) >= 0 ? Residency::kPagemap : Residency::kMincore;
 }
 
 void force_residency_for_tests(int source) { g_forced.store(source, std::memory_order_relaxed); }
