@@ -138,7 +138,8 @@ void* alloc_large_untimed(size_t n, size_t align, unsigned flags) noexcept {
 
 // Medium requests (up to 1 MiB, alignment up to a page: every medium block
 // starts on one) are blocks of a class, through the caches; the checked
-// paths keep all of them on spans (guards and canaries are per span there).
+// paths choose their own (secure/checks.h checked_medium_class_of: the
+// canary after the request, no medium class under SLABBY_GUARD_PAGES).
 // The checks are read once init is done (it sets them); before, or if init
 // failed, the request goes on to alloc_span, which sorts that out.
 SLABBY_INLINE bool is_medium_request(size_t n, size_t align) {
@@ -158,7 +159,8 @@ namespace {
 SLABBY_NOINLINE void* alloc_profiled(size_t n, size_t align, const ProfWeight& w) {
   bool classed = !g_checks.on && n <= kMaxClassSize;
   size_t usable = classed ? class_size(class_of_size(n)) : n;
-  void* p = alloc_large_untimed(usable, align, 0);  // the span holds all of `usable`
+  // The span holds all of `usable` (a checked block: a span, never a medium class's).
+  void* p = g_checks.on ? checked_alloc_span(usable, align) : alloc_large_untimed(usable, align, 0);
   if (p != nullptr && g_rt.heap.owns(p)) {
     Span* s = g_rt.heap.span_of(p);
     s->sampled = true;
@@ -320,16 +322,21 @@ namespace {
 void* zero_large(void* p, size_t total) {
   if (!g_rt.heap.owns(p)) {
     memset(p, 0, total);  // a glibc fallback block
+  } else if (SLABBY_UNLIKELY(g_checks.on)) {
+    // A checked block: a page span, or a medium class's block. Freed blocks
+    // are zeroed with SLABBY_ZERO=free (and SLABBY_SECURE), and the checked
+    // paths have just found this one still zero: nothing to write. Otherwise
+    // (a span's guards and canaries around it, so not page-aligned) its
+    // resident pages, as below, and the partial pages at its ends; nothing
+    // when its span is fresh.
+    bool fresh = g_rt.heap.class_of(p) == 0 && g_rt.heap.span_of(p)->zeroed;
+    if (fresh)
+      g_rt.calloc_fresh.fetch_add(1, std::memory_order_relaxed);
+    else if (!g_checks.zero_free)
+      count_memset(os::zero_resident(p, total));
   } else if (g_rt.heap.span_of(p)->zeroed) {
     // Pages fresh from the OS or purged since their last use are zero.
     g_rt.calloc_fresh.fetch_add(1, std::memory_order_relaxed);
-  } else if (SLABBY_UNLIKELY(g_checks.on)) {
-    // A checked block. Freed blocks are zeroed with SLABBY_ZERO=free (and
-    // SLABBY_SECURE), and checked_alloc_large has just found this one
-    // still zero: nothing to write. Otherwise (guards and canaries around
-    // it, so not page-aligned) its resident pages, as below, and the partial
-    // pages at its ends.
-    if (!g_checks.zero_free) count_memset(os::zero_resident(p, total));
   } else {
     // Old data: only the resident pages are written (the others read as
     // zero already, or are returned to the OS), so nothing is faulted in

@@ -18,12 +18,17 @@ namespace {
 
 size_t canary_room() { return g_checks.bitguard ? kCanaryBytes : 0; }
 
-// The class malloc(n) lands in on the checked paths (0: a large block): the
-// first whose size holds the request and the canary (checked_small.cc
-// class_with_canary gives the same answer from the fast path's class).
+// The class malloc(n) lands in on the checked paths (0: a page span): the
+// first small class whose size holds the request and the canary
+// (checked_small.cc class_with_canary gives the same answer from the fast
+// path's class), else a medium class (checked_medium_class_of).
 unsigned checked_class_of(size_t n) {
-  if (g_checks.bitguard) return static_cast<unsigned>(class_with_canary_of(n));
-  return n > kMaxSmallSize ? 0 : static_cast<unsigned>(size_class_of(n));
+  uintptr_t cls;
+  if (g_checks.bitguard)
+    cls = class_with_canary_of(n);
+  else
+    cls = n > kMaxSmallSize ? 0 : size_class_of(n);
+  return cls != 0 ? static_cast<unsigned>(cls) : checked_medium_class_of(n);
 }
 
 }  // namespace
@@ -47,6 +52,7 @@ namespace {
 size_t usable_of_live(const void* ptr, const char* verb) {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   unsigned cls = g_rt.heap.class_of(ptr);
+  if (SLABBY_UNLIKELY(is_medium_class(cls))) return checked_medium_usable(p, cls, verb);
   if (cls != 0) {
     checked_validate_small(p, cls, verb);
     return class_size(cls) - canary_room();
@@ -66,10 +72,17 @@ void* checked_realloc(void* ptr, size_t n) noexcept {
   // reported before anything is copied from it.
   size_t old = usable_of_live(ptr, "realloc");
   unsigned cls = g_rt.heap.class_of(ptr);
-  if (n <= old && n > old / 2 && checked_class_of(n) == cls) return ptr;
-  // A page span growing: in place, or moved with room to grow.
+  if (n <= old && n > old / 2) {
+    // Kept in its class; a page span keeps any size above the small ones.
+    unsigned want = checked_class_of(n);
+    if (want == cls || (cls == 0 && (want == 0 || is_medium_class(want)))) return ptr;
+  }
+  // A page span growing: in place, or moved with room to grow; a medium block
+  // growing: in place within its class, else moved to a page span with room.
   if (n > old && cls == 0) {
     if (void* q = checked_grow_large(ptr, n)) return q;
+  } else if (n > old && is_medium_class(cls)) {
+    if (void* q = checked_grow_medium(ptr, cls, n)) return q;
   }
   void* q = malloc_fast(n);
   if (q == nullptr) return nullptr;  // errno is ENOMEM; ptr is untouched

@@ -12,6 +12,7 @@
 
 #include "common/base.h"
 #include "common/size_class.h"
+#include "os/os.h"
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"
@@ -23,6 +24,25 @@ SLABBY_INLINE uint64_t* words(uintptr_t p) { return reinterpret_cast<uint64_t*>(
 SLABBY_INLINE uint64_t& tag_word(uintptr_t p, size_t size) { return *tag_at(p, size); }
 SLABBY_INLINE size_t usable_of(unsigned cls) {
   return class_size(cls) - (g_checks.bitguard ? kCanaryBytes : 0);
+}
+
+// Bodies above the small classes' (medium blocks, up to 1 MiB) are read and
+// zeroed only where their pages hold data (os::find_nonzero,
+// os::zero_resident): a program that uses the start of one must not have the
+// rest faulted in by the allocator, nor pay for reading pages nobody wrote.
+inline constexpr size_t kPagewiseBody = kMaxSmallSize;
+
+SLABBY_NOINLINE inline ssize_t first_nonzero_pagewise(uintptr_t p, size_t from, size_t to) {
+  size_t at = os::find_nonzero(reinterpret_cast<const void*>(p + from), to - from);
+  return at == SIZE_MAX ? -1 : static_cast<ssize_t>(from + at);
+}
+
+// n bytes at p zeroed, page by page where they are above kPagewiseBody.
+SLABBY_INLINE void zero_bytes(uintptr_t p, size_t n) {
+  if (SLABBY_UNLIKELY(n > kPagewiseBody))
+    os::zero_resident(reinterpret_cast<void*>(p), n);
+  else
+    memset(reinterpret_cast<void*>(p), 0, n);
 }
 
 // Offset of the first non-zero byte in [from, to) of the block, or -1.
@@ -48,6 +68,8 @@ SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
     for (size_t i = from / 8; i < to / 8; ++i) any |= words(p)[i];
     if (SLABBY_LIKELY(any == 0)) return -1;
   } else {
+    // (from > to, an empty range, for a 16-byte block.)
+    if (SLABBY_UNLIKELY(to > from + kPagewiseBody)) return first_nonzero_pagewise(p, from, to);
     // Large bodies: 64 bytes a step into four accumulators (independent
     // loads), then whole pairs, then a tail word if odd.
     Pair any = {0, 0}, any1 = {0, 0}, any2 = {0, 0}, any3 = {0, 0};
@@ -72,7 +94,8 @@ SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
 }
 
 // Zeroes bytes [8, size - 8) of a freed block: the link word and the tag
-// word are written apart. Up to 128 bytes by 16-byte stores, memset above.
+// word are written apart. Up to 128 bytes by 16-byte stores, memset above
+// (page by page above kPagewiseBody).
 SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
   if (size <= 16) return;
   if (size <= 128 && size % 16 == 0) {
@@ -82,14 +105,26 @@ SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
     }
     return;
   }
-  memset(reinterpret_cast<void*>(p + 8), 0, size - 16);
+  zero_bytes(p + 8, size - 16);
+}
+
+// The usable bytes a report names for a block of class cls at p: a medium
+// block's own (reported as a large block of that size), else 0 (its class).
+SLABBY_COLD inline uint64_t reported_usable(uintptr_t p, unsigned cls) {
+  if (!is_medium_class(cls)) return 0;
+  return g_rt.heap.span_of(reinterpret_cast<void*>(p))->usable;
 }
 
 [[noreturn]] SLABBY_COLD inline void write_after_free(uintptr_t p, unsigned cls, ssize_t byte,
                                                       const char* found_by) {
   Report r;
-  r.str("write after free of ").ptr(p).where(cls).str(": byte ").u64(static_cast<uint64_t>(byte));
-  r.str(" changed after it was freed (found by ").str(found_by).str(")");
+  r.str("write after free of ").ptr(p).where(cls, reported_usable(p, cls)).str(": byte ");
+  r.u64(static_cast<uint64_t>(byte));
+  // A medium block in the quarantine is named as a page span is there.
+  if (is_medium_class(cls) && strcmp(found_by, "quarantine") == 0)
+    r.str(" changed while it was in quarantine");
+  else
+    r.str(" changed after it was freed (found by ").str(found_by).str(")");
   r.abort_now();
 }
 
@@ -100,7 +135,11 @@ SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
 // tag when it is popped (checked_verify_free_small).
 [[noreturn]] SLABBY_COLD inline void corrupted_link(uintptr_t block, uintptr_t next, unsigned cls) {
   Report r;
-  r.str("corrupted free list").where(cls).str(": the free block ").ptr(block).str(" links to ");
+  r.str("corrupted free list")
+      .where(cls, reported_usable(block, cls))
+      .str(": the free block ")
+      .ptr(block)
+      .str(" links to ");
   r.ptr(next).str(", not a block of its class (a write after free)");
   r.abort_now();
 }
@@ -161,7 +200,7 @@ SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
   size_t size = class_size(cls);
   words(p)[0] = 0;
   if (g_checks.tags) tag_word(p, size) = g_checks.bitguard ? live_canary(p) : 0;
-  if (g_checks.zero_alloc) memset(reinterpret_cast<void*>(p), 0, usable_of(cls));
+  if (g_checks.zero_alloc) zero_bytes(p, usable_of(cls));
   return reinterpret_cast<void*>(p);
 }
 
@@ -175,24 +214,33 @@ SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
   uintptr_t into = off % size;
   uint32_t index = static_cast<uint32_t>(off / size);
   uint32_t carved = __atomic_load_n(&s->carved, __ATOMIC_RELAXED);
-  uint64_t tag = tag_word(p, size);
   Report r;
   if (into != 0) {
     r.str(verb).str(p % kMinAlign != 0 ? " of unaligned pointer " : " of interior pointer ");
-    r.ptr(p).str(": ").u64(into).str(" bytes into the block at ").ptr(p - into).where(cls);
-  } else if (g_checks.tags && tag == freed_tag(p)) {
+    r.ptr(p).str(": ").u64(into).str(" bytes into the block at ").ptr(p - into);
+    r.where(cls, reported_usable(p - into, cls));
+    r.abort_now();
+  }
+  // A block's start: its tag word is inside its slab.
+  uint64_t tag = tag_word(p, size);
+  uint64_t usable = reported_usable(p, cls);
+  if (g_checks.tags && tag == freed_tag(p)) {
     if (verb[0] == 'f')
-      r.str("double free of ").ptr(p).where(cls);
+      r.str("double free of ").ptr(p).where(cls, usable);
     else
-      r.str(verb).str(" of freed pointer ").ptr(p).where(cls);
+      r.str(verb).str(" of freed pointer ").ptr(p).where(cls, usable);
   } else if (index >= blocks_per_slab(cls) || index >= carved ||
              (g_checks.tags && tag == fresh_tag(p))) {
-    r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls);
+    r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls, usable);
   } else {
+    // (A medium block's canary after its usable bytes was intact: this is
+    // the tag word at its class's end.)
     uint64_t diff = tag ^ live_canary(p);
-    r.str("heap overflow past the ").u64(size - kCanaryBytes).str(" usable bytes of ").ptr(p);
-    r.where(cls).str(": canary byte ").u64(__builtin_ctzll(diff) / 8).str(" changed (found by ");
-    r.str(verb).str(")");
+    r.str("heap overflow past the ").u64(usable != 0 ? usable : size - kCanaryBytes);
+    r.str(" usable bytes of ").ptr(p).where(cls, usable).str(": canary byte ");
+    r.u64(usable != 0 ? size - kCanaryBytes - usable + __builtin_ctzll(diff) / 8
+                      : __builtin_ctzll(diff) / 8);
+    r.str(" changed (found by ").str(verb).str(")");
   }
   r.abort_now();
 }
@@ -229,5 +277,13 @@ SLABBY_INLINE void validate_small(uintptr_t p, unsigned cls, const char* verb, b
 // The rest of a free once the block is validated and tagged (zeroed):
 // counted, then to the quarantine or a cache (checked_small.cc).
 SLABBY_NOINLINE void free_tagged(uintptr_t p, unsigned cls) noexcept;
+
+// A block of exactly class cls from the thread's caches (or the central
+// pool), handed out; not traced by the leak check (checked_small.cc).
+void* alloc_in_class(unsigned cls) noexcept;
+
+// A medium block's free: validated, its canary checked and cleared
+// (checked_medium.cc).
+void checked_medium_release(uintptr_t p, unsigned cls) noexcept;
 
 }  // namespace slabby::checked

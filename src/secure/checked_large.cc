@@ -147,12 +147,10 @@ void clear_canary(Span* s, uintptr_t p) {
 
 }  // namespace
 
-namespace {
-
 // A checked large block of n bytes whose span spans at least room bytes (the
 // rest: room for realloc growth in place, address space until it is used);
 // flags: kLargeZeroTable for a calloc (heap/page_heap.h).
-void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) noexcept {
+void* checked_alloc_span(size_t n, size_t align, size_t room, unsigned flags) noexcept {
   if (SLABBY_UNLIKELY(!ensure_init())) return fallback_alloc(n, align);
   if (align < kMinAlign) align = kMinAlign;
   size_t usable = round_up(n == 0 ? 1 : n, kMinAlign);
@@ -211,10 +209,24 @@ void* alloc_checked_span(size_t n, size_t align, size_t room, unsigned flags) no
   return p;
 }
 
-}  // namespace
-
 void* checked_alloc_large(size_t n, size_t align, unsigned flags) noexcept {
-  return alloc_checked_span(n, align, 0, flags);
+  if (align <= kPageSize) {
+    if (unsigned cls = checked_medium_class_of(n)) return checked_alloc_medium(cls, n);
+  }
+  return checked_alloc_span(n, align, 0, flags);
+}
+
+void* checked_move_to_span(void* ptr, size_t old, size_t n) noexcept {
+  size_t need = round_up(n, kMinAlign) + (g_checks.bitguard ? kCanaryBytes : 0);
+  size_t pages = (need + kPageSize - 1) >> kPageShift;
+  void* q = checked_alloc_span(n, 0, PageHeap::with_headroom(pages) << kPageShift, 0);
+  if (q == nullptr) return nullptr;
+  memcpy(q, ptr, old);
+  ThreadCache& tc = tl_cache;
+  tc.realloc_copies++;
+  tc.realloc_copied_bytes += old;
+  free_fast(ptr);
+  return q;
 }
 
 // A buffer grown a step at a time must not be copied at every step (O(N^2):
@@ -238,17 +250,8 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
   if (usable <= old) return nullptr;
   const size_t need = usable + canary;
   const size_t pages = (need + kPageSize - 1) >> kPageShift;
-  if (pages > s->pages && !g_rt.heap.grow_to_class(s, pages, /*all_pages=*/true)) {
-    // Moved, with room for the next steps (as the default's moves).
-    void* q = alloc_checked_span(n, 0, PageHeap::with_headroom(pages) << kPageShift, 0);
-    if (q == nullptr) return nullptr;
-    memcpy(q, ptr, old);
-    ThreadCache& tc = tl_cache;
-    tc.realloc_copies++;
-    tc.realloc_copied_bytes += old;
-    free_fast(ptr);
-    return q;
-  }
+  if (pages > s->pages && !g_rt.heap.grow_to_class(s, pages, /*all_pages=*/true))
+    return checked_move_to_span(ptr, old, n);  // with room for the next steps
   if (g_checks.zero_free) {
     size_t at =
         os::find_nonzero(reinterpret_cast<const void*>(p + old + canary), need - (old + canary));

@@ -74,6 +74,8 @@ SLABBY_NOINLINE void* lean_alloc_from_bin(unsigned cls, size_t n, size_t size) n
 
 template <bool kBitguard, bool kZero>
 void* lean_alloc(unsigned cls, size_t n) noexcept {
+  // A medium class only as a thread's first call before init (checked_alloc).
+  if (SLABBY_UNLIKELY(is_medium_class(cls))) return checked_alloc(cls, n);
   size_t size = class_size(cls);
   if (kBitguard && size - n < kCanaryBytes) {  // the canary needs the next class
     uintptr_t up = class_with_canary_of(n);
@@ -99,6 +101,8 @@ SLABBY_NOINLINE void lean_free_to_bin(uintptr_t p, unsigned cls) noexcept {
 
 template <bool kBitguard, bool kZero>
 void lean_free(void* ptr, unsigned cls) noexcept {
+  // Medium blocks have their own canary (checked_medium.cc).
+  if (SLABBY_UNLIKELY(is_medium_class(cls))) return checked_free(ptr, cls);
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
   size_t size = class_size(cls);
   validate_small(p, cls, "free", kBitguard);

@@ -266,7 +266,7 @@ void* checked_alloc(unsigned cls, size_t n) noexcept {
   CheckedCache& k = tl_checked;
   if (g_checks.guard_sample != 0 && tl_cache.state == kCacheActive) {
     if (k.guard_countdown == 0) k.guard_countdown = g_checks.guard_sample;
-    if (--k.guard_countdown == 0) return checked_alloc_large(class_size(cls), 0);
+    if (--k.guard_countdown == 0) return checked_alloc_span(class_size(cls), 0);
   }
   unsigned c = class_with_canary(cls, n);
   if (c == 0) return checked_alloc_large(n, 0);
@@ -328,6 +328,8 @@ void* checked_alloc_first(unsigned cls, size_t n) noexcept {
   return hand_out(p, c);
 }
 
+void* checked::alloc_in_class(unsigned cls) noexcept { return alloc_exact(cls); }
+
 void* checked_alloc_class(unsigned cls) noexcept {
   void* p = alloc_exact(cls);
   if (SLABBY_UNLIKELY(g_checks.leak_check) && p != nullptr) leak_note_alloc(p, usable_of(cls));
@@ -353,7 +355,10 @@ void checked::free_tagged(uintptr_t p, unsigned cls) noexcept {
 
 void checked_free(void* ptr, unsigned cls) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  validate_small(p, cls, "free", g_checks.bitguard);
+  if (SLABBY_UNLIKELY(is_medium_class(cls)))
+    checked_medium_release(p, cls);  // validated, its canary checked and cleared
+  else
+    validate_small(p, cls, "free", g_checks.bitguard);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
   if (g_checks.tags) {
     size_t size = class_size(cls);

@@ -29,6 +29,16 @@
 //          cache, plain in the central pools), word at
 //          S-8 a tag naming the state (freed by the program, or never handed
 //          out), bytes between zero when zero-on-free is on.
+// Medium blocks (above the small classes, up to 1 MiB with the canary, no
+// more than page alignment, not with SLABBY_GUARD_PAGES) are blocks of the
+// medium classes, cached as the small ones (secure/checked_medium.cc): the
+// same format at the class's size S, plus the size the program asked for
+// (rounded to 16: U) in their slab's span (one block per slab) and, with the
+// bit guard, a canary in [U, U+8), so an overflow is found from its first
+// byte as on a page span; reports call them large blocks of U bytes. Their
+// bodies are zeroed and checked page by page where pages hold data
+// (os::zero_resident, os::find_nonzero): a program using the start of one
+// never has the rest faulted in.
 // Tags and canaries mix the block's address with a key, so a value
 // copied from another block, or a guess, does not match.
 #pragma once
@@ -98,6 +108,20 @@ SLABBY_INLINE uintptr_t class_with_canary_of(size_t n) {
   return n > kMaxSmallSize - kCanaryBytes ? 0 : size_class_of(n + kCanaryBytes);
 }
 
+// The bytes a medium block of a request of n bytes holds for the program
+// (its canary follows them).
+SLABBY_INLINE size_t medium_usable_of(size_t n) { return round_up(n, kMinAlign); }
+
+// The medium class a request of n bytes takes on the checked paths (0: none,
+// a page span): above the small classes, up to the largest medium class with
+// the canary, unless every large block is guarded (SLABBY_GUARD_PAGES).
+SLABBY_INLINE unsigned checked_medium_class_of(size_t n) {
+  if (n > kMaxClassSize || g_checks.guard_large) return 0;
+  size_t need = medium_usable_of(n) + (g_checks.bitguard ? kCanaryBytes : 0);
+  if (need <= kMaxSmallSize || need > kMaxClassSize) return 0;
+  return static_cast<unsigned>(medium_class_of(need));
+}
+
 // Tags, canaries and links are the address XOR a per-process key: one
 // instruction each on the checked paths, and without the key (random, never
 // stored in the heap) a value copied from another block or guessed does not
@@ -148,8 +172,25 @@ void checked_free_validated(void* p, unsigned cls) noexcept;
 // ... and a block popped from a CPU's cache that is not plainly as cached
 // (never used yet, zeros to check, or changed: reported): hands it out.
 void* checked_hand_out_cached(void* p, unsigned cls) noexcept;
+// A checked block above the small classes: of a medium class when one
+// holds it (checked_medium_class_of; align at most a page), else a page span.
 // flags: kLargeZeroTable for a calloc (heap/page_heap.h LargeFlags).
 void* checked_alloc_large(size_t n, size_t align, unsigned flags = 0) noexcept;
+// A page span whatever the size (guard samples, heap-profile samples),
+// spanning at least `room` bytes (the rest: room for realloc to grow into).
+void* checked_alloc_span(size_t n, size_t align, size_t room = 0, unsigned flags = 0) noexcept;
+// A block of medium class cls for a request of n bytes (secure/checked_medium.cc).
+void* checked_alloc_medium(unsigned cls, size_t n) noexcept;
+// The usable bytes of the live medium block p; reports (verb: the caller)
+// an overwritten canary.
+size_t checked_medium_usable(uintptr_t p, unsigned cls, const char* verb) noexcept;
+// realloc growth of a medium block: in place within its class, or moved to a
+// page span with room to grow; nullptr when it takes the usual way.
+void* checked_grow_medium(void* p, unsigned cls, size_t n) noexcept;
+// realloc growth of the block p (old usable bytes) to n bytes by a move to a
+// page span with room for the next steps (as the default's moves): copied,
+// p freed; nullptr when no memory.
+void* checked_move_to_span(void* p, size_t old, size_t n) noexcept;
 void checked_free_large(void* p) noexcept;
 void* checked_aligned(size_t align, size_t n) noexcept;
 void* checked_realloc(void* p, size_t n) noexcept;

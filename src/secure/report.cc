@@ -7,7 +7,8 @@
 namespace slabby {
 
 Report& Report::where(unsigned cls, uint64_t large_usable) {
-  if (cls == 0) {
+  // A medium block is a large one to the program: its own size, not its class's.
+  if (cls == 0 || is_medium_class(cls)) {
     w_.str(" (large block");
     if (large_usable != 0) w_.str(" of ").u64(large_usable).str(" bytes");
     w_.str(")");

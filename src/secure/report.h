@@ -29,7 +29,7 @@ class Report {
     return *this;
   }
   // " (size class 5, 64-byte blocks)", or " (large block of 40960 bytes)"
-  // for class 0 with the usable size.
+  // for class 0 or a medium class, with the usable size (0: not named).
   Report& where(unsigned cls, uint64_t large_usable = 0);
   // Ends the line and aborts the process with SIGABRT.
   [[noreturn]] SLABBY_COLD void abort_now();

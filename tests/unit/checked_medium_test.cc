@@ -1,0 +1,295 @@
+// Medium blocks (above 32 KiB, up to 1 MiB) on the checked paths
+// (secure/checked_medium.cc): blocks of the medium classes through the
+// caches, each with the size the program asked for and, with the bit guard,
+// a canary right after it; reported as large blocks of that size. Each test
+// is its own process (gtest_discover_tests): the modes are set in the
+// environment before the runtime's first allocation.
+#include <gtest/gtest.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "frontend/allocator.h"
+#include "os/os.h"
+#include "runtime/runtime.h"
+#include "secure/checks.h"
+
+namespace slabby {
+namespace {
+
+// SLABBY_SECURE alone: zeroing and the bit guard, the lean pair.
+bool start_secure() {
+  setenv("SLABBY_SECURE", "1", 1);
+  free_fast(malloc_fast(1));
+  return g_checks.bitguard && g_checks.zero_free && !g_checks.zero_alloc && !g_checks.guard_large &&
+         !g_checks.extras;
+}
+
+// The general pair: the bit guard, zeroing on allocation, a quarantine.
+bool start_general() {
+  setenv("SLABBY_BITGUARD", "1", 1);
+  setenv("SLABBY_ZERO", "alloc", 1);
+  setenv("SLABBY_QUARANTINE", "256K", 1);
+  free_fast(malloc_fast(1));
+  return g_checks.bitguard && !g_checks.zero_free && g_checks.zero_alloc && g_checks.extras &&
+         !g_checks.guard_large;
+}
+
+// A freed block waits in this CPU's cache (or this thread's bin): the tests
+// that take it back stay on one CPU, and so do their death tests' children.
+void stay_on_this_cpu() {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(static_cast<unsigned>(sched_getcpu()), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+}
+
+unsigned class_of_block(const void* p) { return g_rt.heap.class_of(p); }
+
+TEST(CheckedMedium, RequestsAboveTheSmallClassesAreMediumBlocksOfTheirOwnSize) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  for (size_t n = kMaxSmallSize - kCanaryBytes + 1; n <= kMaxClassSize; n += 4093) {
+    auto* p = static_cast<unsigned char*>(malloc_fast(n));
+    ASSERT_NE(p, nullptr);
+    const size_t usable = round_up(n, 16);
+    ASSERT_EQ(usable_size_impl(p), usable) << "malloc(" << n << ")";
+    unsigned cls = class_of_block(p);
+    if (usable + kCanaryBytes > kMaxClassSize) {
+      EXPECT_EQ(cls, 0u) << "no medium class holds " << n << " bytes and the canary: a span";
+    } else {
+      ASSERT_TRUE(is_medium_class(cls)) << "malloc(" << n << ") took class " << cls;
+      EXPECT_EQ(cls, medium_class_of(usable + kCanaryBytes)) << "the first class that holds it";
+    }
+    // Freed blocks are zeroed: the first and last pages, and one between.
+    for (size_t i : {size_t{0}, usable / 2, usable - 1}) ASSERT_EQ(p[i], 0) << n << " @" << i;
+    memset(p, 0x5a, usable);
+    checked_sized_free(p, n, "sized delete");  // aborts if the size maps to another class
+  }
+}
+
+TEST(CheckedMediumDeathTest, AnOverflowPastTheRequestIsFoundByFree) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  auto* p = static_cast<char*>(malloc_fast(100000));
+  ASSERT_TRUE(is_medium_class(class_of_block(p)));
+  // 100000 is a multiple of 16: the first byte past the request is the canary's.
+  EXPECT_EXIT(
+      {
+        p[100000] = 'x';
+        free_fast(p);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: heap overflow past the 100000 usable bytes of 0x[0-9a-f]+ \\(large block of "
+      "100000 bytes\\): canary byte 0 changed \\(found by free\\)");
+  EXPECT_EXIT(
+      {
+        p[100003] = 'x';
+        (void)usable_size_impl(p);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: heap overflow past the 100000 usable bytes of 0x[0-9a-f]+ .*: canary byte 3 "
+      "changed \\(found by malloc_usable_size\\)");
+  free_fast(p);
+}
+
+TEST(CheckedMediumDeathTest, ADoubleFreeIsNamedWithTheBlocksSize) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  void* p = malloc_fast(200000);
+  ASSERT_TRUE(is_medium_class(class_of_block(p)));
+  free_fast(p);
+  EXPECT_EXIT(free_fast(p), testing::KilledBySignal(SIGABRT),
+              "slabby: double free of 0x[0-9a-f]+ \\(large block of 200000 bytes\\)");
+  EXPECT_EXIT(free_fast(static_cast<char*>(p) + 8192), testing::KilledBySignal(SIGABRT),
+              "slabby: free of interior pointer 0x[0-9a-f]+: 8192 bytes into the block at "
+              "0x[0-9a-f]+ \\(large block of 200000 bytes\\)");
+}
+
+TEST(CheckedMediumDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  stay_on_this_cpu();
+  auto* p = static_cast<char*>(malloc_fast(300000));
+  memset(p, 'a', 300000);
+  free_fast(p);
+  EXPECT_EXIT(
+      {
+        p[200000] = 1;
+        (void)malloc_fast(300000);  // its class's cache on this CPU gives p back
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: write after free of 0x[0-9a-f]+ \\(large block of 300000 bytes\\): byte 200000 "
+      "changed after it was freed \\(found by malloc\\)");
+}
+
+// Zeroing at free and the zero check at reuse read and write only the pages
+// that hold data: a block the program used the start of is not faulted in
+// whole (its last page holds the tag, the first the data).
+TEST(CheckedMedium, ABlockUsedAtItsStartIsNotFaultedInByItsFreeNorItsReuse) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  stay_on_this_cpu();
+  const size_t n = size_t{512} << 10, page = os::mincore_page_size();
+  auto* p = static_cast<char*>(malloc_fast(n));
+  ASSERT_TRUE(is_medium_class(class_of_block(p)));
+  memset(p, 1, 8192);
+  const char* middle = p + (size_t{64} << 10);
+  const size_t middle_bytes = n - (size_t{128} << 10);
+  ASSERT_EQ(os::resident_bytes(middle, middle_bytes), 0u) << "the block's middle was never used";
+  free_fast(p);
+  EXPECT_EQ(os::resident_bytes(middle, middle_bytes), 0u) << "faulted in by the free's zeroing";
+  auto* q = static_cast<char*>(malloc_fast(n));
+  ASSERT_EQ(q, p) << "its class's cache on this CPU gives p back";
+  EXPECT_EQ(os::resident_bytes(middle, middle_bytes), 0u) << "faulted in by the zero check";
+  for (size_t i = 0; i < 8192 + page; ++i) ASSERT_EQ(q[i], 0) << i;
+  free_fast(q);
+}
+
+// realloc: within its class a medium block stays where it is (its canary
+// moves to the new end); past it, it goes to a page span with room to grow,
+// where the next steps take place in place; a shrink to more than half is kept.
+TEST(CheckedMedium, ReallocGrowsInItsClassInPlaceAndPastItToASpanWithRoom) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  auto* p = static_cast<unsigned char*>(malloc_fast(100000));
+  const unsigned cls = class_of_block(p);
+  ASSERT_TRUE(is_medium_class(cls));
+  for (size_t i = 0; i < 100000; ++i) p[i] = static_cast<unsigned char>(i * 7);
+  ASSERT_EQ(checked_medium_class_of(104000), cls) << "the test's sizes no longer share a class";
+  auto* q = static_cast<unsigned char*>(realloc_impl(p, 104000));
+  ASSERT_EQ(q, p) << "grown within its class";
+  ASSERT_EQ(usable_size_impl(q), 104000u);
+  for (size_t i = 100000; i < 104000; ++i)
+    ASSERT_EQ(q[i], 0) << "the old canary left behind: " << i;
+  for (size_t i = 100000; i < 104000; ++i) q[i] = static_cast<unsigned char>(i * 7);
+  EXPECT_DEATH(
+      {
+        q[104000] ^= 1;
+        free_fast(q);
+      },
+      "slabby: heap overflow past the 104000 usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
+  auto* r = static_cast<unsigned char*>(realloc_impl(q, 200000));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(class_of_block(r), 0u) << "past its class: a page span";
+  EXPECT_EQ(usable_size_impl(r), 200000u);
+  for (size_t i = 0; i < 104000; ++i) ASSERT_EQ(r[i], static_cast<unsigned char>(i * 7)) << i;
+  auto* s = static_cast<unsigned char*>(realloc_impl(r, 260000));
+  EXPECT_EQ(s, r) << "the span had room to grow";
+  EXPECT_EQ(realloc_impl(s, 150000), s) << "a shrink to more than half is kept";
+  for (size_t i = 0; i < 104000; ++i) ASSERT_EQ(s[i], static_cast<unsigned char>(i * 7)) << i;
+  free_fast(s);
+}
+
+// Dirty medium blocks handed out again read zero with SLABBY_ZERO=alloc, and
+// calloc's read zero in every mode; a write into a medium block waiting in
+// the quarantine is found as it leaves.
+TEST(CheckedMedium, ZeroOnAllocAndCallocOfDirtyMediumBlocksReadZero) {
+  if (!start_general()) GTEST_SKIP() << "the runtime started before the modes were set";
+  for (size_t n : {size_t{40000}, size_t{100000}, size_t{700000}}) {
+    for (int round = 0; round < 3; ++round) {
+      auto* p = static_cast<unsigned char*>(malloc_fast(n));
+      ASSERT_TRUE(is_medium_class(class_of_block(p)));
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], 0) << n << " @" << i;
+      memset(p, 0xcd, n);
+      free_fast(p);
+      auto* c = static_cast<unsigned char*>(calloc_impl(1, n));
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(c[i], 0) << "calloc " << n << " @" << i;
+      memset(c, 0xcd, n);
+      free_fast(c);
+    }
+  }
+}
+
+TEST(CheckedMediumDeathTest, AWriteIntoAQuarantinedBlockIsFoundAsItLeaves) {
+  setenv("SLABBY_ZERO", "free", 1);
+  setenv("SLABBY_QUARANTINE", "256K", 1);
+  free_fast(malloc_fast(1));
+  if (!g_checks.zero_free || g_checks.quarantine == 0)
+    GTEST_SKIP() << "the runtime started before the modes were set";
+  auto* p = static_cast<char*>(malloc_fast(100000));
+  ASSERT_TRUE(is_medium_class(class_of_block(p)));
+  memset(p, 'a', 100000);
+  free_fast(p);
+  EXPECT_EXIT(
+      {
+        p[10] = 1;
+        for (int i = 0; i < 4; ++i) free_fast(malloc_fast(200000));  // pushes p out
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: write after free of 0x[0-9a-f]+ \\(large block of 100000 bytes\\): byte 10 "
+      "changed while it was in quarantine");
+}
+
+// Four threads allocate medium and small blocks, fill, verify, resize and
+// free them, a quarter freed by another thread: no byte lost, no report.
+TEST(CheckedMedium, ThreadsSharingMediumBlocksKeepEveryByte) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  struct Block {
+    unsigned char* p;
+    size_t n;
+    unsigned char fill;
+  };
+  std::mutex mu;
+  std::vector<Block> shared;
+  auto check = [](const Block& b) {
+    for (size_t i = 0; i < b.n; i += 61) ASSERT_EQ(b.p[i], b.fill) << (void*)b.p << " @" << i;
+    if (b.n > 0) ASSERT_EQ(b.p[b.n - 1], b.fill);
+  };
+  auto worker = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<Block> mine;
+    auto medium = [&rng]() -> size_t {
+      return 30000 + rng() % (rng() % 8 == 0 ? (size_t{1} << 20) : (size_t{200} << 10));
+    };
+    for (int op = 0; op < 800; ++op) {
+      if (mine.size() < 24 || rng() % 2 == 0) {
+        size_t n = rng() % 4 == 0 ? rng() % 2000 : medium();
+        Block b{static_cast<unsigned char*>(malloc_fast(n)), n,
+                static_cast<unsigned char>(rng() | 1)};
+        ASSERT_NE(b.p, nullptr);
+        memset(b.p, b.fill, n);
+        mine.push_back(b);
+        continue;
+      }
+      size_t at = rng() % mine.size();
+      Block b = mine[at];
+      mine[at] = mine.back();
+      mine.pop_back();
+      check(b);
+      if (rng() % 4 == 0) {  // resized: kept bytes, new bytes filled
+        size_t m = medium();
+        auto* q = static_cast<unsigned char*>(realloc_impl(b.p, m));
+        ASSERT_NE(q, nullptr);
+        Block c{q, m < b.n ? m : b.n, b.fill};
+        check(c);
+        memset(q, b.fill, m);
+        mine.push_back({q, m, b.fill});
+      } else if (rng() % 3 == 0) {
+        std::lock_guard<std::mutex> g(mu);
+        shared.push_back(b);
+      } else {
+        free_fast(b.p);
+      }
+      std::vector<Block> theirs;
+      {
+        std::lock_guard<std::mutex> g(mu);
+        if (shared.size() > 8) theirs.swap(shared);
+      }
+      for (const Block& t : theirs) {
+        check(t);
+        free_fast(t.p);
+      }
+    }
+    for (const Block& b : mine) {
+      check(b);
+      free_fast(b.p);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < 4; ++t) threads.emplace_back(worker, 100 + t);
+  for (auto& t : threads) t.join();
+  for (const Block& b : shared) free_fast(b.p);
+}
+
+}  // namespace
+}  // namespace slabby
