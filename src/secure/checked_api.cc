@@ -72,10 +72,15 @@ void* checked_realloc(void* ptr, size_t n) noexcept {
   // reported before anything is copied from it.
   size_t old = usable_of_live(ptr, "realloc");
   unsigned cls = g_rt.heap.class_of(ptr);
-  if (n <= old && n > old / 2) {
-    // Kept in its class; a page span keeps any size above the small ones.
+  if (n <= old) {
+    // Kept in its class while it needs more than half of it; a page span
+    // keeps any size above the small classes, shrunk in place below half.
     unsigned want = checked_class_of(n);
-    if (want == cls || (cls == 0 && (want == 0 || is_medium_class(want)))) return ptr;
+    if (n > old / 2 && want == cls) return ptr;
+    if (cls == 0 && (want == 0 || is_medium_class(want))) {
+      if (n > old / 2) return ptr;
+      if (void* q = checked_shrink_large(ptr, n)) return q;
+    }
   }
   // A page span growing: in place, or moved with room to grow; a medium block
   // growing: in place within its class, else moved to a page span with room.

@@ -197,6 +197,9 @@ void* checked_realloc(void* p, size_t n) noexcept;
 // realloc growth of a large block: in place, or moved with room to grow
 // again; nullptr when it takes the usual way (secure/checked_large.cc).
 void* checked_grow_large(void* p, size_t n) noexcept;
+// realloc of a large block to half its size or less (above the small
+// classes): in place, its tail given back; nullptr when it takes the usual way.
+void* checked_shrink_large(void* p, size_t n) noexcept;
 size_t checked_usable_size(const void* p) noexcept;
 // A free that names the block's size (sized delete, C23 free_sized; call:
 // which, for the report): reports a size the block was not allocated with.

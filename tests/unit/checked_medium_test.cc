@@ -148,7 +148,7 @@ TEST(CheckedMedium, ABlockUsedAtItsStartIsNotFaultedInByItsFreeNorItsReuse) {
 
 // realloc: within its class a medium block stays where it is (its canary
 // moves to the new end); past it, it goes to a page span with room to grow,
-// where the next steps take place in place; a shrink to more than half is kept.
+// where the next steps take place in place; the span shrinks in place too.
 TEST(CheckedMedium, ReallocGrowsInItsClassInPlaceAndPastItToASpanWithRoom) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
   auto* p = static_cast<unsigned char*>(malloc_fast(100000));
@@ -177,6 +177,20 @@ TEST(CheckedMedium, ReallocGrowsInItsClassInPlaceAndPastItToASpanWithRoom) {
   EXPECT_EQ(s, r) << "the span had room to grow";
   EXPECT_EQ(realloc_impl(s, 150000), s) << "a shrink to more than half is kept";
   for (size_t i = 0; i < 104000; ++i) ASSERT_EQ(s[i], static_cast<unsigned char>(i * 7)) << i;
+  // Below half: in place too, the bytes given up zeroed as free memory (so
+  // growing over them again finds no write after free, and reads zero).
+  memset(s + 104000, 0xee, 260000 - 104000);
+  ASSERT_EQ(realloc_impl(s, 60000), s) << "a span shrinks in place";
+  ASSERT_EQ(usable_size_impl(s), 60000u);
+  EXPECT_DEATH(
+      {
+        s[60000] ^= 1;
+        free_fast(s);
+      },
+      "slabby: heap overflow past the 60000 usable bytes of 0x[0-9a-f]+ .*canary byte 0 changed");
+  ASSERT_EQ(realloc_impl(s, 250000), s) << "grown back over its own pages";
+  for (size_t i = 0; i < 60000; ++i) ASSERT_EQ(s[i], static_cast<unsigned char>(i * 7)) << i;
+  for (size_t i = 60000; i < 250000; ++i) ASSERT_EQ(s[i], 0) << i;
   free_fast(s);
 }
 
