@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/size_class.h"
 #include "os/os.h"
 
 namespace slabby {
@@ -392,7 +393,8 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
-  return take_span(pages, 1, kSlabRequest, [&](Span* s) {
+  unsigned flags = medium_slabs_small_pages_ && is_medium_class(cls) ? 0u : unsigned{kSlabRequest};
+  return take_span(pages, 1, flags, [&](Span* s) {
     if (huge_slabs_) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../common/vm_flags.h"
+#include "common/size_class.h"
 #include "heap/page_heap.h"
 #include "os/os.h"
 
@@ -131,6 +132,30 @@ TEST(HugeSlabs, LargeModeAndNeverModeKeepSlabsOnSmallPages) {
     if (kernel_shows_huge_marks()) EXPECT_FALSE(marked(slabs.back()->start));
     for (Span* s : slabs) h->free_slab(s);
   }
+}
+
+// The checked modes that zero keep medium slabs off huge pages (their blocks'
+// pages are zeroed and read wherever present): past the bound a medium slab
+// takes no chunk, a small one still does.
+TEST(HugeSlabs, MediumSlabsTakeNoChunkWhenAskedTo) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  h->set_medium_slabs_small_pages(true);
+  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  ASSERT_EQ(h->stats().huge_slab_chunks, 0u);
+  const unsigned medium = kNumSmallClasses;  // the first medium class
+  Span* m = h->alloc_slab(medium, kSlabPages[medium]);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 0u) << "a medium slab took a chunk";
+  Span* small = h->alloc_slab(1, 1);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u) << "a small slab past the bound takes one";
+  h->set_medium_slabs_small_pages(false);
+  Span* m2 = h->alloc_slab(medium, kSlabPages[medium]);
+  ASSERT_NE(m2, nullptr);
+  EXPECT_TRUE(h->stats().huge_slab_chunks == 2u ||
+              m2->start / os::huge_page_size() == small->start / os::huge_page_size())
+      << "by default a medium slab takes a chunk's pages (or a new chunk)";
 }
 
 TEST(HugeSlabs, TheBoundOnceReachedStaysWhenSlabsGoBack) {
