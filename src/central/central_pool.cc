@@ -7,7 +7,6 @@
 #include <new>
 
 #include "common/size_class.h"
-#include "os/os.h"
 
 namespace slabby {
 
@@ -243,12 +242,13 @@ void CentralPool::release_slab(Span* s) {
   // what the page heap gave, and stay untouched (not faulted in). What the
   // carved ones get first: SlabScrub (central_pool.h).
   if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kZero)) {
-    // Above 32 KiB (a medium block) only the pages that hold data: the rest read zero.
-    size_t bytes = uintptr_t{s->written} * block_size_;
-    if (bytes > kMaxSmallSize)
-      os::zero_resident(reinterpret_cast<void*>(s->start), bytes);
-    else
-      memset(reinterpret_cast<void*>(s->start), 0, bytes);
+    memset(reinterpret_cast<void*>(s->start), 0, uintptr_t{s->written} * block_size_);
+  } else if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kZeroEdges)) {
+    for (uint32_t i = 0; i < s->written; ++i) {
+      auto* w = reinterpret_cast<uint64_t*>(s->start + uintptr_t{i} * block_size_);
+      w[0] = w[1] = 0;
+      w[block_size_ / 8 - 1] = 0;
+    }
   } else if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kClearTags)) {
     for (uint32_t i = 0; i < s->written; ++i)
       reinterpret_cast<uint64_t*>(s->start + uintptr_t{i + 1} * block_size_)[-1] = 0;

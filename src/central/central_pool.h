@@ -87,8 +87,13 @@ struct Shard {
 //               heap's next owner does not inherit tags that would make old
 //               data look like a freed block (the bit guard);
 //   kZero       every carved byte zeroed, so every free page reads zero
-//               (SLABBY_ZERO=free: the large checked path relies on it).
-enum class SlabScrub : uint8_t { kNone, kClearTags, kZero };
+//               (SLABBY_ZERO=free: the large checked path relies on it);
+//   kZeroEdges  each carved block's first two words and last word zeroed:
+//               the rest is zero already (SLABBY_ZERO=free's medium blocks,
+//               whose bodies the checked paths zero at their free and their
+//               first formatting; zeroing them whole again cost a third pass
+//               over their pages).
+enum class SlabScrub : uint8_t { kNone, kClearTags, kZero, kZeroEdges };
 
 class alignas(128) CentralPool {
  public:

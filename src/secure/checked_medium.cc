@@ -28,9 +28,9 @@ Span* slab_of(uintptr_t p) { return g_rt.heap.span_of(reinterpret_cast<void*>(p)
 
 uint64_t* canary_at(uintptr_t p, size_t usable) { return reinterpret_cast<uint64_t*>(p + usable); }
 
-// The block's usable bytes from now on, and their canary after them (when
-// usable is its class's size - 8, the canary is the tag word, which holds the
-// same value while the block is live).
+// The block's usable bytes from now on, and their canary after them. (Never
+// on the tag word: usable is a multiple of 16, and so is the class's size,
+// so usable + 8 < size.)
 void set_usable(uintptr_t p, size_t usable) {
   slab_of(p)->usable = usable;
   if (g_checks.bitguard) *canary_at(p, usable) = live_canary(p);
@@ -70,9 +70,8 @@ size_t checked_medium_usable(uintptr_t p, unsigned cls, const char* verb) noexce
 
 void checked::checked_medium_release(uintptr_t p, unsigned cls) noexcept {
   size_t usable = checked_medium_usable(p, cls, "free");
-  // Derived from the process's key: not left in freed memory (unless it is
-  // the tag word, which the free overwrites).
-  if (g_checks.bitguard && usable + kCanaryBytes < class_size(cls)) *canary_at(p, usable) = 0;
+  // Derived from the process's key: not left in freed memory.
+  if (g_checks.bitguard) *canary_at(p, usable) = 0;
 }
 
 // A medium block growing within its class keeps its place: only its usable

@@ -205,6 +205,35 @@ TEST_F(PoolFixture, ReleasingASlabTouchesOnlyTheBlocksCarvedFromIt) {
   g_checks = saved;
 }
 
+// SLABBY_ZERO=free's medium slabs: their block's body is zeroed by the
+// checked paths, so a release zeroes only its link words and its tag word,
+// and never touches the pages between.
+TEST_F(PoolFixture, AZeroEdgesReleaseClearsTheEdgeWordsOnly) {
+  // The first medium class (one block a slab) with a page between its first and last.
+  unsigned cls = kNumSmallClasses;
+  while (cls + 1 < kNumClasses && class_size(cls) < 3 * kPageSize) ++cls;
+  const size_t size = class_size(cls);
+  ASSERT_GE(size, 3 * kPageSize);
+  shard_mem.emplace_back(new char[128]);
+  lock_mem.emplace_back(new Mutex[3]);
+  CentralPool pool;
+  pool.init(cls, heap.get(), shard_mem.back().get(), 1, 128, lock_mem.back().get(), 3, 1, 0,
+            nullptr, SlabScrub::kZeroEdges);
+  void* b[1];
+  ASSERT_EQ(pool.take_blocks(b, 1, 0), 1u);
+  auto* w = static_cast<uint64_t*>(b[0]);
+  w[0] = w[1] = w[size / 8 - 1] = ~uint64_t{0};
+  uintptr_t from = reinterpret_cast<uintptr_t>(b[0]) + kPageSize;
+  size_t middle = size - 2 * kPageSize;
+  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), middle, PROT_NONE), 0);
+  pool.give_blocks(b, 1);  // faults here if the release touches the middle
+  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), middle, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(pool.stats().slabs, 0u) << "the slab went back to the page heap";
+  EXPECT_EQ(w[0], 0u);
+  EXPECT_EQ(w[1], 0u);
+  EXPECT_EQ(w[size / 8 - 1], 0u);
+}
+
 // A refill from slabs whose free blocks are scattered walks several slabs'
 // free lists side by side (their cache misses overlap): a batch draws on
 // four slabs, each slab's blocks together, every free block comes back
