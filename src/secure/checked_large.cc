@@ -131,6 +131,16 @@ void note_canary(size_t usable, uintptr_t end) {
     g_canary_hot[h].store(end, std::memory_order_relaxed);
 }
 
+// The block at p ends after `usable` bytes from now on: its canary, if its
+// span has one, written there.
+void set_block_end(Span* s, uintptr_t p, size_t usable) {
+  s->usable = usable;
+  if (!s->canary) return;
+  uint64_t word = live_canary(p);
+  memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
+  note_canary(usable, p + usable);
+}
+
 void clear_canary(Span* s, uintptr_t p) {
   const uintptr_t end = p + s->usable;
   const size_t page = os::system_page_size();
@@ -189,13 +199,8 @@ void* checked_alloc_span(size_t n, size_t align, size_t room, unsigned flags) no
     s = g_rt.heap.alloc_large(bytes, align > kPageSize ? align : kPageSize,
                               kLargeAllPages | (flags & kLargeZeroTable));
     if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);
-    s->usable = usable;
-    if (g_checks.bitguard) {
-      s->canary = true;
-      uint64_t word = live_canary(s->block);
-      memcpy(reinterpret_cast<void*>(s->block + usable), &word, sizeof word);
-      note_canary(usable, s->block + usable);
-    }
+    s->canary = g_checks.bitguard;
+    set_block_end(s, s->block, usable);
   }
   void* p = reinterpret_cast<void*>(s->block);
   // Also a span the heap calls zeroed (fresh, or its pages returned to the
@@ -264,19 +269,11 @@ void* checked_grow_large(void* ptr, size_t n) noexcept {
     }
   }
   if (g_checks.zero_alloc) os::zero_resident(reinterpret_cast<void*>(p + old), usable - old);
-  s->usable = usable;  // (grow_in_place set it to the span's bytes)
-  if (canary != 0) {
-    // The old canary is the program's now: not to be read back (it is
-    // derived from the process's key).
-    memset(reinterpret_cast<void*>(p + old), 0, canary);
-    uint64_t word = live_canary(p);
-    memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
-    note_canary(usable, p + usable);
-  }
-  if (SLABBY_UNLIKELY(g_checks.leak_check)) {
-    leak_note_free(ptr);
-    leak_note_alloc(ptr, usable);
-  }
+  // The old canary is the program's now: not to be read back (it is
+  // derived from the process's key).
+  if (canary != 0) memset(reinterpret_cast<void*>(p + old), 0, canary);
+  set_block_end(s, p, usable);  // (grow_in_place set usable to the span's bytes)
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_resized(ptr, usable);
   return ptr;
 }
 
@@ -311,16 +308,8 @@ void* checked_shrink_large(void* ptr, size_t n) noexcept {
   const size_t pages = (usable + canary + kPageSize - 1) >> kPageShift;
   if ((s->pages - pages) * 2 > s->pages)
     g_rt.heap.shrink_in_place(s, PageHeap::large_class_pages(pages));
-  s->usable = usable;  // (shrink_in_place set it to the span's bytes)
-  if (canary != 0) {
-    uint64_t word = live_canary(p);
-    memcpy(reinterpret_cast<void*>(p + usable), &word, sizeof word);
-    note_canary(usable, p + usable);
-  }
-  if (SLABBY_UNLIKELY(g_checks.leak_check)) {
-    leak_note_free(ptr);
-    leak_note_alloc(ptr, usable);
-  }
+  set_block_end(s, p, usable);  // (shrink_in_place set usable to the span's bytes)
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_resized(ptr, usable);
   return ptr;
 }
 

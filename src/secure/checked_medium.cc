@@ -92,10 +92,7 @@ void* checked_grow_medium(void* ptr, unsigned cls, size_t n) noexcept {
   if (g_checks.bitguard) *canary_at(p, old) = 0;
   if (g_checks.zero_alloc) zero_bytes(p + old, usable - old);
   set_usable(p, usable);
-  if (SLABBY_UNLIKELY(g_checks.leak_check)) {
-    leak_note_free(ptr);
-    leak_note_alloc(ptr, usable);
-  }
+  if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_resized(ptr, usable);
   return ptr;
 }
 

@@ -141,6 +141,11 @@ void leak_note_free(void* p) noexcept {
   }
 }
 
+void leak_note_resized(void* p, size_t usable) noexcept {
+  leak_note_free(p);
+  leak_note_alloc(p, usable);
+}
+
 void leak_fork_prepare() noexcept { g_mu.lock(); }
 void leak_fork_parent() noexcept { g_mu.unlock(); }
 void leak_fork_child() noexcept { g_mu.reset_after_fork(); }

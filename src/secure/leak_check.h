@@ -17,6 +17,8 @@ void leak_check_start() noexcept;
 // Every checked allocation and free (sampling is decided inside).
 void leak_note_alloc(void* p, size_t usable) noexcept;
 void leak_note_free(void* p) noexcept;
+// A block resized in place: traced as freed and allocated again at its new size.
+void leak_note_resized(void* p, size_t usable) noexcept;
 // The at-exit report to fd.
 void leak_report(int fd) noexcept;
 // Fork: the table lock is a leaf (held only while a stack is recorded), so
