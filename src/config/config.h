@@ -46,7 +46,6 @@ struct Config {
   bool leak_check = false;                // SLABBY_LEAK_CHECK: live blocks reported at exit
   size_t leak_sample = 64;                // SLABBY_LEAK_SAMPLE: 1 in N allocations traced
   bool secure = false;                    // SLABBY_SECURE: zero on free + bit guard
-  bool track_writes = true;               // SLABBY_TRACK_WRITES: zero only pages written
   char stats_file[256] = {};              // SLABBY_STATS_FILE: %p is the pid ("": stderr)
   char config_file[256] = {};             // SLABBY_CONFIG: key = value lines, read first
   // Observability (telemetry/latency.h, telemetry/log.h, runtime/breaker.h).

@@ -89,10 +89,6 @@ constexpr OptionSpec kOptions[] = {
      &Config::leak_sample},
     {"SLABBY_SECURE", OptionKind::kBool, 0, 0,
      "the balanced hardening set: SLABBY_ZERO=free and SLABBY_BITGUARD=1", &Config::secure},
-    {"SLABBY_TRACK_WRITES", OptionKind::kBool, 0, 0,
-     "with SLABBY_ZERO, ask the kernel which pages were written since they were zeroed "
-     "(userfaultfd, Linux 6.7+) and zero and check only those (0: every page holding data)",
-     &Config::track_writes},
     {"SLABBY_LATENCY_SAMPLE", OptionKind::kCount, 0, 1000000000,
      "time one allocation in N with the cycle counter, for the latency percentiles (0: off)",
      nullptr, &Config::latency_sample},

@@ -108,18 +108,14 @@ void purge(void* p, size_t bytes) {
 bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes) {
   ErrnoKeeper keep;
   void* r = mremap(from, bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-  if (r != to) return false;
-  track_writes(to, new_bytes);  // a moved mapping leaves its registration behind
-  return true;
+  return r == to;
 }
 
 bool map_fresh(void* p, size_t bytes) {
   ErrnoKeeper keep;
   void* r = mmap(p, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-  if (r != p) return false;
-  track_writes(p, bytes);  // a new mapping is not registered
-  return true;
+  return r == p;
 }
 
 void* map_rw(size_t bytes) {

@@ -50,8 +50,7 @@ bool move_pages(void* from, size_t bytes, void* to, size_t new_bytes);
 bool map_fresh(void* p, size_t bytes);
 
 // Makes the whole pages of [p, p + bytes) read as zero at the least cost:
-// pages present (with written-page tracking: written since they were last
-// zeroed) are written with zeros, pages swapped out are discarded
+// pages present are written with zeros, pages swapped out are discarded
 // (MADV_DONTNEED), pages never touched or purged (they read as zero) are left
 // alone. Nothing is faulted in. Asks /proc/self/pagemap or mincore, by the
 // range's size (os/residency.cc); without pagemap, mincore cannot tell a page
@@ -79,7 +78,6 @@ enum class Residency : int {
   kPagemap,      // /proc/self/pagemap: present and swapped pages, exactly
   kMincore,      // mincore (and sysinfo for swap): no /proc, or its file failed the probe
   kMincoreSwap,  // mincore as if swap were configured (tests only)
-  kWritten,      // PAGEMAP_SCAN: the pages written since zero_pages last zeroed them
 };
 // The source answering now (opening the pagemap file if it is not open).
 Residency residency_source();
@@ -89,20 +87,6 @@ void force_residency_for_tests(int source);
 // In a forked child: the residency queries' lock (taken by a thread of the
 // parent's, it would be held for ever). They never wait for it.
 void residency_fork_child();
-
-// Written-page tracking (os/written_pages.cc): zero_pages, zero_resident
-// and find_nonzero then zero and read only the pages written since
-// zero_pages last zeroed them, wherever the range is registered. Started
-// once, at init, by the checked modes that zero; false where the kernel
-// cannot (before Linux 6.7, userfaultfd refused) and nothing changes.
-bool start_write_tracking();
-// Tests only: stops it (every range unregistered).
-void stop_write_tracking();
-// Registers [p, p + bytes) (whole mappings of slabby's, anonymous): the heap
-// calls it for its arena, and again for a range it mapped afresh or moved
-// there (such a range is not tracked until then). false when tracking is off
-// or the kernel refused.
-bool track_writes(void* p, size_t bytes);
 
 // Whole anonymous read-write mapping (for metadata regions that are small).
 void* map_rw(size_t bytes);

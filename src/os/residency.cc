@@ -33,19 +33,7 @@
 //
 // Whoever (re)opens the file does so under a lock that nothing waits for: a
 // thread that finds it taken asks mincore this once.
-//
-// With written-page tracking on (the checked modes, os/written_pages.cc) a
-// third source comes first: pagemap's PAGEMAP_SCAN names the pages written
-// since zero_pages last protected them, a subset of those holding data. A
-// page not written since it was zeroed reads zero, so only the written ones
-// are zeroed and read. zero_pages protects what it zeroed again when the
-// written pages were few (a block used at a few pages of many, at whatever
-// sizes: without tracking, every page an earlier use left holding data is
-// zeroed and read at every free and reuse); when they were many (a block
-// the program fills), only one zeroing in eight protects them, since every
-// protected page the program writes again costs a fault.
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -198,60 +186,6 @@ int pagemap_fd(size_t unit) {
   return fd >= 0 ? fd : reopen_pagemap(unit);
 }
 
-// PAGEMAP_SCAN (Linux 6.7; Debian 12's headers lack it): the kernel's ABI.
-struct PageRegion {
-  uint64_t start, end, categories;
-};
-struct PmScanArg {
-  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted,
-      category_mask, category_anyof_mask, return_mask;
-};
-static_assert(sizeof(PmScanArg) == 96, "the kernel's struct pm_scan_arg");
-constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
-constexpr uint64_t kScanWpMatching = 1;    // PM_SCAN_WP_MATCHING
-constexpr uint64_t kScanCheckWpAsync = 2;  // PM_SCAN_CHECK_WPASYNC: EPERM where not registered
-constexpr uint64_t kPageWritten = 1 << 1;  // PAGE_IS_WRITTEN
-constexpr uint64_t kPagePresent = 1 << 3;  // PAGE_IS_PRESENT
-constexpr uint64_t kPageSwapped = 1 << 4;  // PAGE_IS_SWAPPED
-
-// written_states on an open pagemap file. Regions come back merged (a
-// region per run of pages alike), 32 at a time on the stack.
-bool scan_written(int fd, uintptr_t first, size_t pages, size_t unit, PageState* out) {
-  memset(out, kZero, pages);
-  PageRegion vec[32];
-  const uintptr_t end = first + pages * unit;
-  for (uintptr_t at = first; at < end;) {
-    PmScanArg a{};
-    a.size = sizeof a;
-    a.flags = kScanCheckWpAsync;
-    a.start = at;
-    a.end = end;
-    a.vec = reinterpret_cast<uintptr_t>(vec);
-    a.vec_len = sizeof vec / sizeof vec[0];
-    a.category_mask = kPageWritten;
-    a.return_mask = kPageWritten | kPagePresent | kPageSwapped;
-    long n = ioctl(fd, kPagemapScan, &a);
-    if (n < 0 || a.walk_end <= at || a.walk_end > end) return false;
-    for (long i = 0; i < n; ++i) {
-      // Written and neither present nor swapped: purged since, reads zero.
-      PageState st = (vec[i].categories & kPagePresent)   ? kPresent
-                     : (vec[i].categories & kPageSwapped) ? kSwapped
-                                                          : kZero;
-      if (st == kZero || vec[i].start < first || vec[i].end > end) continue;
-      memset(out + (vec[i].start - first) / unit, st, (vec[i].end - vec[i].start) / unit);
-    }
-    at = a.walk_end;
-  }
-  return true;
-}
-
-// Below this many written pages a zeroing protects nothing: zeroing them at
-// every free and reading them at every reuse costs less than a protection
-// (a page-table walk and a TLB flush) and the faults of their next writes.
-constexpr size_t kProtectFrom = 16;
-// Zeroings whose pages were mostly written, counted: one in eight protects.
-std::atomic<uint32_t> g_dense_zeroings{0};
-
 bool swap_configured() {
   struct sysinfo si;
   return sysinfo(&si) != 0 || si.totalswap != 0;
@@ -274,22 +208,11 @@ class PageQuery {
     mincore_only_ = forced_ == static_cast<int>(Residency::kMincore) ||
                     forced_ == static_cast<int>(Residency::kMincoreSwap);
     mincore_first_ = mincore_only_ || bytes / unit > kPagemapMost;
-    written_ok_ =
-        (forced_ < 0 || forced_ == static_cast<int>(Residency::kWritten)) && writes_tracked_here();
   }
 
   // The states of `pages` (at most kBatch) pages from `first` (a multiple
   // of the unit).
   void fill(uintptr_t first, size_t pages, PageState* out) {
-    from_written_ = false;
-    if (written_ok_) {
-      if (fd_ == kUnknown) fd_ = pagemap_fd(unit_);
-      if (fd_ >= 0 && scan_written(fd_, first, pages, unit_, out)) {
-        from_written_ = true;
-        return;
-      }
-      written_ok_ = false;  // a range not tracked (moved, or in a child): as before
-    }
     if (!mincore_first_ && pagemap_fill(first, pages, out)) return;
     bool swap = forced_ == static_cast<int>(Residency::kMincoreSwap) || swap_configured();
     if (!mincore_fill(first, pages, out)) return;
@@ -334,13 +257,6 @@ class PageQuery {
   static constexpr int kUnknown = -2;
   size_t unit_;
   int forced_;
-  bool written_ok_;            // tracking on, and no range of this query refused so far
-  bool from_written_ = false;  // the last fill's states are the written pages'
-
- public:
-  bool from_written() const { return from_written_; }
-
- private:
   bool mincore_only_;   // the tests chose mincore
   bool mincore_first_;  // a range too big for pagemap to pay
   int fd_ = kUnknown;
@@ -374,7 +290,6 @@ size_t zero_pages(void* p, size_t bytes) {
     size_t pages = bytes / unit < kBatch ? bytes / unit : kBatch;
     if (pages == 0) break;  // a partial page at the end: not a whole page
     query.fill(reinterpret_cast<uintptr_t>(cur), pages, state);
-    size_t held = 0;  // pages written or discarded
     for (size_t i = skip_zero(state, 0, pages); i < pages; i = skip_zero(state, i, pages)) {
       // Runs of pages to write, or to discard.
       bool write = write_it(state[i]);
@@ -389,14 +304,8 @@ size_t zero_pages(void* p, size_t bytes) {
         madvise(run, len, MADV_DONTNEED);
         note_madvise();
       }
-      held += j - i;
       i = j;
     }
-    // Written pages, now zero: protected again while they are few, or one
-    // zeroing in eight (header).
-    if (query.from_written() && held >= kProtectFrom &&
-        (held * 4 <= pages || (g_dense_zeroings.fetch_add(1, std::memory_order_relaxed) & 7) == 7))
-      protect_written(cur, pages * unit);
     cur += pages * unit;
     bytes -= pages * unit;
   }
@@ -461,29 +370,10 @@ size_t resident_bytes(const void* p, size_t bytes) {
   return total;
 }
 
-bool written_states(uintptr_t first, size_t pages, size_t unit, uint8_t* out) {
-  int fd = pagemap_fd(unit);
-  return fd >= 0 && scan_written(fd, first, pages, unit, out);
-}
-
-bool protect_written(void* p, size_t bytes) {
-  int fd = pagemap_fd(mincore_page_size());
-  if (fd < 0) return false;
-  PmScanArg a{};
-  a.size = sizeof a;
-  a.flags = kScanWpMatching | kScanCheckWpAsync;
-  a.start = reinterpret_cast<uintptr_t>(p);
-  a.end = a.start + bytes;
-  a.category_mask = kPageWritten;
-  return ioctl(fd, kPagemapScan, &a) >= 0;
-}
-
 Residency residency_source() {
   const int forced = g_forced.load(std::memory_order_relaxed);
-  if (forced >= 0 && forced != static_cast<int>(Residency::kWritten))
-    return static_cast<Residency>(forced);
+  if (forced >= 0) return static_cast<Residency>(forced);
   ErrnoKeeper keep;
-  if (writes_tracked_here()) return Residency::kWritten;
   return pagemap_fd(mincore_page_size()) >= 0 ? Residency::kPagemap : Residency::kMincore;
 }
 

@@ -289,13 +289,7 @@ bool init_slow() {
     compute_cache_limits(cfg);
     checks_init(cfg);
     // Medium blocks zeroed and checked by page where present: not on huge pages.
-    if (g_checks.zero_free || g_checks.zero_alloc) {
-      g_rt.heap.set_medium_slabs_small_pages(true);
-      // Zeroing and zero checks of the written pages only (os/written_pages.cc).
-      if (cfg.track_writes && os::start_write_tracking() &&
-          !os::track_writes(reinterpret_cast<void*>(g_rt.heap.base()), g_rt.heap.size()))
-        os::stop_write_tracking();
-    }
+    if (g_checks.zero_free || g_checks.zero_alloc) g_rt.heap.set_medium_slabs_small_pages(true);
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
     // By default the main thread and four threads per CPU keep their bins
     // (their shares: cache/thread_cache.h); one more moves them all to the
