@@ -54,7 +54,12 @@ void format_from_pool(uintptr_t p, unsigned cls) {
     }
     return;
   }
-  if (g_checks.zero_free) zero_body(p, size);
+  if (g_checks.zero_free) {
+    if (SLABBY_UNLIKELY(size > kPagewiseBody))
+      zero_fresh_body(p, size);  // a medium block: its pages given back
+    else
+      zero_body(p, size);
+  }
   tag = fresh_tag(p);
 }
 
