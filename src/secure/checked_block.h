@@ -60,6 +60,10 @@ SLABBY_COLD inline void zero_fresh_body(uintptr_t p, size_t size) {
   }
   const size_t page = os::system_page_size();
   const uintptr_t lo = round_up(from, page), hi = to & ~(page - 1);
+  if (lo >= hi) {  // no whole page inside (64 KiB pages: a 40 KiB block)
+    memset(reinterpret_cast<void*>(from), 0, to - from);
+    return;
+  }
   memset(reinterpret_cast<void*>(from), 0, lo - from);
   os::purge(reinterpret_cast<void*>(lo), hi - lo);
   memset(reinterpret_cast<void*>(hi), 0, to - hi);
