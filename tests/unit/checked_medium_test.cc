@@ -170,6 +170,23 @@ TEST(CheckedMedium, ANeverUsedBodyIsZeroedByGivingItsPagesBack) {
   munmap(m, n + page);
 }
 
+// With 64 KiB pages a medium block of the 32-64 KiB classes sits alone in a
+// 64 KiB slab with no whole page inside its body: it is written, and nothing
+// past it.
+TEST(CheckedMedium, ANeverUsedBodyWithNoWholePageInsideIsWrittenAndNothingPastIt) {
+  const size_t page = size_t{64} << 10, n = size_t{40} << 10;
+  void* m = mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  // The block at the start of a (64 KiB) page, as its slab is.
+  auto* p = reinterpret_cast<unsigned char*>(round_up(reinterpret_cast<uintptr_t>(m), page));
+  memset(p, 0x5a, 2 * page);
+  checked::zero_fresh_body(reinterpret_cast<uintptr_t>(p), n, page);
+  for (size_t i = 0; i < 8; ++i) ASSERT_EQ(p[i], 0x5a) << "its link word: " << i;
+  for (size_t i = 8; i < n - 8; ++i) ASSERT_EQ(p[i], 0) << i;
+  for (size_t i = n - 8; i < 2 * page; ++i) ASSERT_EQ(p[i], 0x5a) << "past the body: " << i;
+  munmap(m, 3 * page);
+}
+
 // realloc: within its class a medium block stays where it is (its canary
 // moves to the new end); past it, it goes to a page span with room to grow,
 // where the next steps take place in place; the span shrinks in place too.
