@@ -153,8 +153,8 @@ TEST(CheckedMedium, ABlockUsedAtItsStartIsNotFaultedInByItsFreeNorItsReuse) {
 // on pages that hold data, or on a huge page (a medium slab in the free pages
 // a huge-page chunk left), every page of which is present, zeroing would
 // leave them all present, to be zeroed and read again at each free and reuse
-// of the block (under SLABBY_SECURE, a loop of 64 KiB-1 MiB blocks took 3.3 s
-// with 32 MiB of small blocks live, against 1.2 s).
+// of the block (under SLABBY_SECURE, a loop of 64 KiB-1 MiB blocks with 32 MiB
+// of small blocks live took 3.8 s, against 1.6 s: docs/security.md).
 TEST(CheckedMedium, ANeverUsedBodyIsZeroedByGivingItsPagesBack) {
   const size_t page = os::system_page_size(), n = size_t{1} << 20;
   void* m = mmap(nullptr, n + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
