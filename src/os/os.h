@@ -63,6 +63,11 @@ size_t zero_pages(void* p, size_t bytes);
 // Returns the bytes written.
 size_t zero_resident(void* p, size_t bytes);
 
+// Makes [p, p + bytes) read as zero without keeping its pages: the partial
+// pages at either end are written, the whole pages between given back to the
+// OS (purge). `page`: the system's page size (a test passes a larger one).
+void zero_by_discarding(void* p, size_t bytes, size_t page = system_page_size());
+
 // The offset of the first non-zero byte in [p, p + bytes) (p and bytes
 // multiples of 8), or SIZE_MAX. Only pages present or swapped out are read
 // (the others read as zero), so nothing never touched is faulted in. Without

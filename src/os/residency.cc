@@ -1,6 +1,7 @@
 // slabby: which pages of a range hold data, asked of the kernel without
 // faulting any in, and the zeroing and zero checks built on the answer
-// (os.h: zero_pages, zero_resident, find_nonzero, resident_bytes).
+// (os.h: zero_pages, zero_resident, find_nonzero, resident_bytes; and
+// zero_by_discarding, which shares zero_resident's partial pages).
 //
 // Every page of the arena is in one of three states: present (it holds
 // data, or the zero page after a read), swapped out (it holds data, on disk),
@@ -312,8 +313,14 @@ size_t zero_pages(void* p, size_t bytes) {
   return written;
 }
 
-size_t zero_resident(void* p, size_t bytes) {
-  const size_t page = mincore_page_size();
+namespace {
+
+// [p, p + bytes) made zero: the partial pages at either end written, the
+// whole pages between (if any; else the whole range is written) handed to
+// whole(start, length), which returns the bytes it wrote. Returns the bytes
+// written.
+template <typename Whole>
+size_t zero_ends_and(void* p, size_t bytes, size_t page, Whole whole) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
   const uintptr_t lo = (begin + page - 1) & ~(page - 1), hi = end & ~(page - 1);
   if (lo >= hi) {
@@ -321,9 +328,23 @@ size_t zero_resident(void* p, size_t bytes) {
     return bytes;
   }
   memset(p, 0, lo - begin);
-  size_t written = lo - begin + zero_pages(reinterpret_cast<void*>(lo), hi - lo);
+  size_t written = lo - begin + whole(reinterpret_cast<void*>(lo), hi - lo);
   memset(reinterpret_cast<void*>(hi), 0, end - hi);
   return written + (end - hi);
+}
+
+}  // namespace
+
+size_t zero_resident(void* p, size_t bytes) {
+  return zero_ends_and(p, bytes, mincore_page_size(),
+                       [](void* run, size_t len) { return zero_pages(run, len); });
+}
+
+void zero_by_discarding(void* p, size_t bytes, size_t page) {
+  zero_ends_and(p, bytes, page, [](void* run, size_t len) {
+    purge(run, len);
+    return size_t{0};
+  });
 }
 
 size_t find_nonzero(const void* p, size_t bytes) {

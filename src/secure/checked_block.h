@@ -45,29 +45,17 @@ SLABBY_INLINE void zero_bytes(uintptr_t p, size_t n) {
     memset(reinterpret_cast<void*>(p), 0, n);
 }
 
-// A never-used block's body ([8, size - 8)) made zero, above kPagewiseBody
-// by giving its whole pages back to the OS (os::purge) and writing only the
-// partial pages at its ends. Page heap memory reads zero under
-// SLABBY_ZERO=free already, but its pages may be present: freed dirty, or a
-// huge page's (a medium slab in the free pages a huge-page chunk left), every
-// page of which the zeroing at each free and the zero check at each reuse
-// would write and read for as long as the block lives.
+// A never-used medium block's body ([8, size - 8), size > kPagewiseBody)
+// made zero by giving its whole pages back to the OS, the partial pages at
+// its ends written. Page heap memory reads zero under SLABBY_ZERO=free
+// already, but its pages may be present: freed dirty, or a huge page's (a
+// medium slab in the free pages a huge-page chunk left), every page of which
+// the zeroing at each free and the zero check at each reuse would write and
+// read for as long as the block lives.
 // (page: the system's; a test passes 64 KiB on a 4 KiB system.)
 SLABBY_COLD inline void zero_fresh_body(uintptr_t p, size_t size,
                                         size_t page = os::system_page_size()) {
-  const uintptr_t from = p + 8, to = p + size - 8;
-  if (size - 16 <= kPagewiseBody) {
-    memset(reinterpret_cast<void*>(from), 0, to - from);
-    return;
-  }
-  const uintptr_t lo = round_up(from, page), hi = to & ~(page - 1);
-  if (lo >= hi) {  // no whole page inside (64 KiB pages: a 40 KiB block)
-    memset(reinterpret_cast<void*>(from), 0, to - from);
-    return;
-  }
-  memset(reinterpret_cast<void*>(from), 0, lo - from);
-  os::purge(reinterpret_cast<void*>(lo), hi - lo);
-  memset(reinterpret_cast<void*>(hi), 0, to - hi);
+  os::zero_by_discarding(reinterpret_cast<void*>(p + 8), size - 16, page);
 }
 
 // Offset of the first non-zero byte in [from, to) of the block, or -1.
