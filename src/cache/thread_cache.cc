@@ -51,10 +51,9 @@ namespace {
 void close_bins(ThreadCache& tc) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc.bins[c];
-    if (bin_count(b) > 0) g_central_pools[c].give(b.head, bin_count(b));
-    b.head = nullptr;
-    b.space = 0;
+    bin_give_all(b, c);
     b.limit = 0;
+    bin_set_room(b, 0);
     tc.demand[c] = BinDemand{};
   }
   tc.grown_bytes = 0;
@@ -110,20 +109,38 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     return p;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  bin_note_miss(tc, cls, kBinMissEmpty);
-  CentralPool& pool = g_central_pools[cls];
-  BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
-  if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
-  void* p = c.head;
-  void* rest = *static_cast<void**>(p);
-  uint32_t kept = c.count - 1;
-  if (kept > b.limit) {  // a transfer batch larger than this bin (its limit was lowered)
-    pool.give(rest, kept);
-    rest = nullptr;
-    kept = 0;
+  // Malloc's list is empty: it takes free's (every block the bin holds),
+  // and, below the next refill's size, blocks from the pool after them
+  // (the freed ones are the warmer).
+  uint32_t held = bin_count(b), want = next_fill(b);
+  void* list = b.free_head;
+  b.free_head = nullptr;
+  if (held < want) {
+    bin_note_miss(tc, cls, kBinMissEmpty);
+    CentralPool& pool = g_central_pools[cls];
+    BlockChain c = pool.take(want - held, current_shard(pool.num_shards()));
+    if (c.count == 0 && held == 0)
+      return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
+    uint32_t room = b.limit - held;
+    if (c.count > room + 1) {  // a transfer batch larger than the room (the limit was lowered)
+      pool.give(*static_cast<void**>(c.head), c.count - 1);
+      *static_cast<void**>(c.head) = nullptr;
+      c.count = 1;
+    }
+    if (c.count > 0) {
+      if (list == nullptr) {
+        list = c.head;
+      } else {
+        void* tail = list;
+        while (*static_cast<void**>(tail) != nullptr) tail = *static_cast<void**>(tail);
+        *static_cast<void**>(tail) = c.head;
+      }
+      held += c.count;
+    }
   }
-  b.head = rest;
-  b.space = static_cast<int32_t>(b.limit - kept);
+  void* p = list;
+  b.head = *static_cast<void**>(p);
+  bin_set_room(b, b.limit - (held - 1));
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();
   return p;
@@ -149,15 +166,16 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     return;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  if (b.space <= 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
+  if (bin_room(b) == 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
     // Flush one batch (the top `n` blocks of the bin).
     uint32_t held = bin_count(b), batch = g_central_pools[cls].batch_size();
     bin_give_top(b, cls, batch < held ? batch : held);
     g_cache_upcalls.slow_path_done();
   }
-  *static_cast<void**>(p) = b.head;
-  b.head = p;
-  b.space--;
+  // The room the pops gave back goes to the pushes.
+  bin_set_room(b, bin_room(b) - 1);
+  *static_cast<void**>(p) = b.free_head;
+  b.free_head = p;
   tc.frees[cls]++;
 }
 
@@ -165,14 +183,32 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
 
 void bin_give_top(Bin& b, unsigned cls, uint32_t n) {
   void* blocks[kMaxBatch];
-  void* q = b.head;
-  for (uint32_t i = 0; i < n; ++i) {
+  uint32_t i = 0;
+  void* q = b.free_head;
+  for (; i < n && q != nullptr; ++i) {
+    blocks[i] = q;
+    q = *static_cast<void**>(q);
+  }
+  b.free_head = q;
+  q = b.head;
+  for (; i < n; ++i) {
     blocks[i] = q;
     q = *static_cast<void**>(q);
   }
   b.head = q;
-  b.space += static_cast<int32_t>(n);
+  bin_set_room(b, bin_room(b) + n);
   g_central_pools[cls].give_blocks(blocks, n);
+}
+
+uint64_t bin_give_all(Bin& b, unsigned cls) {
+  uint32_t held = bin_count(b);
+  uint32_t batch = std::clamp<uint32_t>(g_central_pools[cls].batch_size(), 1, kMaxBatch);
+  for (uint32_t left = held; left > 0;) {
+    uint32_t n = left < batch ? left : batch;
+    bin_give_top(b, cls, n);
+    left -= n;
+  }
+  return held;
 }
 
 uint32_t first_block_batch(unsigned cls) {
@@ -228,7 +264,12 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   uint32_t want = first_block_batch(cls);
   void* blocks[kMaxBatch];
   // As percpu_alloc_first: the bin's top blocks, else a few of the pool's.
-  // (The thread is bound: its bin holds limit - space blocks.)
+  // (The thread is bound: its bin holds bin_count blocks, malloc's list
+  // after free's.)
+  if (b.head == nullptr) {
+    b.head = b.free_head;
+    b.free_head = nullptr;
+  }
   uint32_t got = 0;
   while (got < want && b.head != nullptr) {
     blocks[got++] = b.head;
@@ -251,13 +292,13 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   // first (deepest); what does not fit goes back to the pool.
   void** rest = blocks + 1;
   uint32_t keep = got - 1;
-  uint32_t room = b.space > 0 ? static_cast<uint32_t>(b.space) : 0;
+  uint32_t room = bin_room(b);
   if (keep > room) keep = room;
   for (uint32_t i = 0; i < keep; ++i) {
     *static_cast<void**>(rest[i]) = b.head;
     b.head = rest[i];
   }
-  b.space -= static_cast<int32_t>(keep);
+  bin_set_room(b, room - keep);
   if (keep < got - 1) pool.give_blocks(rest + keep, got - 1 - keep);
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();
@@ -267,13 +308,39 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
 // A divert keeps every bin at limit 0, so every call lands here: it is
 // tested first, in a frame of its own (a tail jump), and takes the calling
 // thread's first call too (the divert initialises the thread).
+// Then the two lists' own misses (Bin in cache/thread_cache.h), which need
+// no pool: malloc's list empty while free's holds at least a refill's worth
+// (it becomes malloc's), and free's room used up while the pops gave some
+// back (it moves over). A bin the thread does not use (a closed one, a
+// thread on the CPU caches, one not bound yet) holds nothing and has no
+// room, so both tests fail there.
 void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
+  ThreadCache& tc = tl_cache;
+  Bin& b = tc.bins[cls];
+  void* p = b.free_head;
+  if (p != nullptr && b.head == nullptr && bin_count(b) >= b.fill) {
+    b.free_head = nullptr;
+    b.head = *static_cast<void**>(p);
+    b.space++;
+    tc.allocs[cls]++;
+    return p;
+  }
   return refill_and_alloc(cls, n);
 }
 
 void cache_flush_and_free(void* p, unsigned cls) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.free != nullptr)) return g_small_divert.free(p, cls);
+  ThreadCache& tc = tl_cache;
+  Bin& b = tc.bins[cls];
+  if (b.space > 0) {
+    b.free_space += b.space - 1;
+    b.space = 0;
+    *static_cast<void**>(p) = b.free_head;
+    b.free_head = p;
+    tc.frees[cls]++;
+    return;
+  }
   return flush_and_free(p, cls);
 }
 
@@ -335,15 +402,7 @@ uint64_t cache_flush_all() noexcept {
   if (g_small_divert.flush != nullptr) return g_small_divert.flush();
   if (tc.percpu_ok) return 0;
   uint64_t moved = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c) {
-    Bin& b = tc.bins[c];
-    uint32_t n = bin_count(b);
-    if (n == 0) continue;
-    g_central_pools[c].give(b.head, n);
-    b.head = nullptr;
-    b.space = b.limit;
-    moved += n;
-  }
+  for (unsigned c = 1; c < kNumClasses; ++c) moved += bin_give_all(tc.bins[c], c);
   bins_reset(tc);  // empty bins: only the limits change
   return moved;
 }

@@ -371,6 +371,59 @@ TEST(ThreadCache, FreesNeverHoldMoreThanTheLimitAndFlushHalf) {
   }).join();
 }
 
+// The bins' two lists (cache/thread_cache.h, Bin): a freed block goes onto
+// the free list and comes back once malloc's list has run out, first of the
+// blocks that list then gets.
+TEST(ThreadCache, AFreedBlockWaitsUntilMallocsListRunsOut) {
+  BinBudget fixed(0);
+  std::thread([] {
+    use_thread_cache();
+    free_fast(malloc_fast(100));  // the thread's first block has its own rule (cache_alloc_first)
+    unsigned cls = size_class_of(48);
+    void* p = malloc_fast(48);
+    ASSERT_NE(tl_cache.bins[cls].head, nullptr) << "a refill brings more than one block";
+    free_fast(p);
+    EXPECT_EQ(tl_cache.bins[cls].free_head, p);
+    std::vector<void*> got;
+    while (got.size() <= tl_cache.bins[cls].limit) {
+      bool ran_out = tl_cache.bins[cls].head == nullptr;
+      got.push_back(malloc_fast(48));
+      EXPECT_EQ(got.back() == p, ran_out) << "malloc " << got.size();
+      if (got.back() == p) break;
+    }
+    EXPECT_EQ(got.back(), p) << "the freed block came back when malloc's list ran out";
+    EXPECT_GT(got.size(), 1u);
+    for (void* q : got) free_fast(q);
+  }).join();
+}
+
+// A malloc+free loop: after the slow start, malloc's list takes the free
+// list's blocks whenever it runs out and the free list takes the room the
+// pops gave back, so the loop never reaches the pool and the bin holds at
+// most its limit.
+TEST(ThreadCache, AMallocFreeLoopStaysOffThePoolOnceWarm) {
+  BinBudget fixed(0);
+  std::thread([] {
+    use_thread_cache();
+    free_fast(malloc_fast(100));
+    unsigned cls = size_class_of(16);
+    uint32_t limit = tl_cache.bins[cls].limit;
+    ASSERT_GE(limit, 8u);
+    for (uint32_t i = 0; i < 8 * limit; ++i) free_fast(malloc_fast(16));
+    CentralPoolStats before = g_central_pools[cls].stats();
+    for (int i = 0; i < 100000; ++i) {
+      void* p = malloc_fast(16);
+      ASSERT_NE(p, nullptr);
+      free_fast(p);
+      ASSERT_LE(bin_count(tl_cache.bins[cls]), limit);
+    }
+    CentralPoolStats after = g_central_pools[cls].stats();
+    EXPECT_EQ(after.refills, before.refills);
+    EXPECT_EQ(after.flushes, before.flushes);
+    EXPECT_GE(bin_count(tl_cache.bins[cls]), 1u);
+  }).join();
+}
+
 // Blocks of class cls straight from its pool, past every cache, into *out
 // until it holds at least n (a take may bring a whole transfer batch).
 void take_from_pool(unsigned cls, size_t n, std::vector<void*>* out) {
