@@ -14,6 +14,9 @@ constinit ThreadRegistry g_threads;
 
 namespace {
 
+// Malloc's list takes free's once it holds this many (Bin, "Two lists").
+constexpr uint32_t kSwapAtLeast = 8;
+
 // Blocks per refill: slow start (4, 8, 16, ...) up to half the bin, so a
 // thread alternating around the limit does not bounce single blocks, and a
 // class used once does not carve (and touch) a whole batch.
@@ -109,38 +112,54 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     return p;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  // Malloc's list is empty: it takes free's (every block the bin holds),
-  // and, below the next refill's size, blocks from the pool after them
-  // (the freed ones are the warmer).
-  uint32_t held = bin_count(b), want = next_fill(b);
-  void* list = b.free_head;
-  b.free_head = nullptr;
-  if (held < want) {
-    bin_note_miss(tc, cls, kBinMissEmpty);
-    CentralPool& pool = g_central_pools[cls];
-    BlockChain c = pool.take(want - held, current_shard(pool.num_shards()));
-    if (c.count == 0 && held == 0)
-      return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
-    uint32_t room = b.limit - held;
-    if (c.count > room + 1) {  // a transfer batch larger than the room (the limit was lowered)
-      pool.give(*static_cast<void**>(c.head), c.count - 1);
-      *static_cast<void**>(c.head) = nullptr;
-      c.count = 1;
-    }
-    if (c.count > 0) {
-      if (list == nullptr) {
-        list = c.head;
-      } else {
+  if (b.free_head != nullptr) {
+    // Malloc's list takes free's: every block the bin holds, topped up from
+    // the pool to kSwapAtLeast (or half the bin) first, so a class cycling
+    // through a few blocks does not come here every few calls.
+    uint32_t held = bin_count(b);
+    uint32_t enough = std::min<uint32_t>(kSwapAtLeast, std::max<uint32_t>(1, b.limit / 2));
+    void* list = b.free_head;
+    b.free_head = nullptr;
+    if (held < enough) {
+      CentralPool& pool = g_central_pools[cls];
+      BlockChain c = pool.take(enough - held, current_shard(pool.num_shards()));
+      if (c.count > b.limit - held) {  // a whole transfer batch came: the room's worth stays
+        uint32_t keep = b.limit - held;
+        void* q = c.head;
+        for (uint32_t i = 1; i < keep; ++i) q = *static_cast<void**>(q);
+        void* rest = keep > 0 ? *static_cast<void**>(q) : c.head;
+        if (keep > 0) *static_cast<void**>(q) = nullptr;
+        pool.give(rest, c.count - keep);
+        c.count = keep;
+      }
+      if (c.count > 0) {
         void* tail = list;
         while (*static_cast<void**>(tail) != nullptr) tail = *static_cast<void**>(tail);
         *static_cast<void**>(tail) = c.head;
+        held += c.count;
       }
-      held += c.count;
     }
+    void* p = list;
+    b.head = *static_cast<void**>(p);
+    bin_set_room(b, b.limit - (held - 1));
+    tc.allocs[cls]++;
+    g_cache_upcalls.slow_path_done();
+    return p;
   }
-  void* p = list;
-  b.head = *static_cast<void**>(p);
-  bin_set_room(b, b.limit - (held - 1));
+  bin_note_miss(tc, cls, kBinMissEmpty);
+  CentralPool& pool = g_central_pools[cls];
+  BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
+  if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
+  void* p = c.head;
+  void* rest = *static_cast<void**>(p);
+  uint32_t kept = c.count - 1;
+  if (kept > b.limit) {  // a transfer batch larger than this bin (its limit was lowered)
+    pool.give(rest, kept);
+    rest = nullptr;
+    kept = 0;
+  }
+  b.head = rest;
+  bin_set_room(b, b.limit - kept);
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();
   return p;
@@ -319,7 +338,7 @@ void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept {
   ThreadCache& tc = tl_cache;
   Bin& b = tc.bins[cls];
   void* p = b.free_head;
-  if (p != nullptr && b.head == nullptr && bin_count(b) >= b.fill) {
+  if (p != nullptr && b.head == nullptr && bin_count(b) >= kSwapAtLeast) {
     b.free_head = nullptr;
     b.head = *static_cast<void**>(p);
     b.space++;

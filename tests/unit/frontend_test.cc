@@ -398,9 +398,10 @@ TEST(ThreadCache, AFreedBlockWaitsUntilMallocsListRunsOut) {
 }
 
 // A malloc+free loop: after the slow start, malloc's list takes the free
-// list's blocks whenever it runs out and the free list takes the room the
-// pops gave back, so the loop never reaches the pool and the bin holds at
-// most its limit.
+// list's blocks whenever it runs out (topped up to eight blocks once, so it
+// runs out every eighth call, not every fourth) and the free list takes the
+// room the pops gave back, so the loop never reaches the pool and the bin
+// holds at most its limit. The same on a class whose bin holds few blocks.
 TEST(ThreadCache, AMallocFreeLoopStaysOffThePoolOnceWarm) {
   BinBudget fixed(0);
   std::thread([] {
@@ -420,7 +421,25 @@ TEST(ThreadCache, AMallocFreeLoopStaysOffThePoolOnceWarm) {
     CentralPoolStats after = g_central_pools[cls].stats();
     EXPECT_EQ(after.refills, before.refills);
     EXPECT_EQ(after.flushes, before.flushes);
-    EXPECT_GE(bin_count(tl_cache.bins[cls]), 1u);
+    EXPECT_EQ(bin_count(tl_cache.bins[cls]), 8u) << "the first refill's four, topped up to eight";
+
+    // A bin of fewer than sixteen blocks tops up to half of them.
+    unsigned big = size_class_of(8 << 10);
+    uint32_t big_limit = tl_cache.bins[big].limit;
+    ASSERT_LT(big_limit, 16u);
+    ASSERT_GE(big_limit, 2u);
+    for (uint32_t i = 0; i < 8 * big_limit; ++i) free_fast(malloc_fast(8 << 10));
+    before = g_central_pools[big].stats();
+    for (int i = 0; i < 1000; ++i) {
+      void* p = malloc_fast(8 << 10);
+      ASSERT_NE(p, nullptr);
+      free_fast(p);
+      ASSERT_LE(bin_count(tl_cache.bins[big]), big_limit);
+    }
+    after = g_central_pools[big].stats();
+    EXPECT_EQ(after.refills, before.refills);
+    EXPECT_EQ(after.flushes, before.flushes);
+    EXPECT_EQ(bin_count(tl_cache.bins[big]), big_limit / 2);
   }).join();
 }
 
