@@ -44,15 +44,22 @@ namespace slabby {
 
 // Two lists. With one list, a malloc popped what the free before it had
 // pushed: the pop's load of the head waited for the push's store, whose
-// address waited for the freed block's class (the class map's load), and
-// push and pop updated one counter: a chain through memory from each call
-// to the next, about 33 cycles a malloc+free pair on an Intel Xeon, where
-// snmalloc (whose frees go to the slab's list, not the one its mallocs pop)
-// took 22. Here a pop reads only what pops wrote, and a push what pushes
-// wrote. The slow paths move the lists and the room between the halves:
-// an empty `head` takes the free list (and tops it up from the pool to the
-// next refill's size), a push out of free_space takes the room the pops
-// gave back (space), and only a bin with no room left flushes.
+// address waited for the freed block's class (the class map's load): a
+// chain through memory from each call to the next. Separate counters for
+// push and pop on one list did not shorten it (fastpath_loops
+// pair16-spread 0.98 x); separate lists did (0.70 x, docs/benchmarks.md
+// "Two lists per bin"). Here a pop reads only what pops wrote, and a push
+// what pushes wrote, so the loop runs as far ahead as the branch
+// predictor lets it. The price is a block freed and asked for again
+// waiting its turn, and a slow path each time malloc's list runs out: it
+// takes the free list whole, topped up from the pool to eight blocks (half
+// a smaller bin) first, so a class cycling through a few blocks comes
+// there every eighth call, not every fourth (fastpath_loops mixed 1.02 x
+// one list, against 1.10 x untopped and 1.07 x topped up to half the bin).
+// A push out of free_space takes the room the pops gave back (space), and
+// only a bin with no room left flushes. The swap of at least eight blocks
+// and the room's move are what cache_refill_and_alloc / cache_flush_and_free
+// try first, after the divert's test.
 struct Bin {
   void* head;     // malloc's list
   int32_t space;  // room given back by pops since the last slow path
