@@ -14,9 +14,6 @@ constinit ThreadRegistry g_threads;
 
 namespace {
 
-// Malloc's list takes free's once it holds this many (Bin, "Two lists").
-constexpr uint32_t kSwapAtLeast = 8;
-
 // Blocks per refill: slow start (4, 8, 16, ...) up to half the bin, so a
 // thread alternating around the limit does not bounce single blocks, and a
 // class used once does not carve (and touch) a whole batch.
@@ -54,9 +51,10 @@ namespace {
 void close_bins(ThreadCache& tc) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     Bin& b = tc.bins[c];
-    bin_give_all(b, c);
+    if (bin_count(b) > 0) g_central_pools[c].give(b.head, bin_count(b));
+    b.head = nullptr;
+    b.space = 0;
     b.limit = 0;
-    bin_set_room(b, 0);
     tc.demand[c] = BinDemand{};
   }
   tc.grown_bytes = 0;
@@ -112,40 +110,6 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     return p;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  if (b.free_head != nullptr) {
-    // Malloc's list takes free's: every block the bin holds, topped up from
-    // the pool to kSwapAtLeast (or half the bin) first, so a class cycling
-    // through a few blocks does not come here every few calls.
-    uint32_t held = bin_count(b);
-    uint32_t enough = std::min<uint32_t>(kSwapAtLeast, std::max<uint32_t>(1, b.limit / 2));
-    void* list = b.free_head;
-    b.free_head = nullptr;
-    if (held < enough) {
-      CentralPool& pool = g_central_pools[cls];
-      BlockChain c = pool.take(enough - held, current_shard(pool.num_shards()));
-      if (c.count > b.limit - held) {  // a whole transfer batch came: the room's worth stays
-        uint32_t keep = b.limit - held;
-        void* q = c.head;
-        for (uint32_t i = 1; i < keep; ++i) q = *static_cast<void**>(q);
-        void* rest = keep > 0 ? *static_cast<void**>(q) : c.head;
-        if (keep > 0) *static_cast<void**>(q) = nullptr;
-        pool.give(rest, c.count - keep);
-        c.count = keep;
-      }
-      if (c.count > 0) {
-        void* tail = list;
-        while (*static_cast<void**>(tail) != nullptr) tail = *static_cast<void**>(tail);
-        *static_cast<void**>(tail) = c.head;
-        held += c.count;
-      }
-    }
-    void* p = list;
-    b.head = *static_cast<void**>(p);
-    bin_set_room(b, b.limit - (held - 1));
-    tc.allocs[cls]++;
-    g_cache_upcalls.slow_path_done();
-    return p;
-  }
   bin_note_miss(tc, cls, kBinMissEmpty);
   CentralPool& pool = g_central_pools[cls];
   BlockChain c = pool.take(next_fill(b), current_shard(pool.num_shards()));
@@ -159,7 +123,7 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     kept = 0;
   }
   b.head = rest;
-  bin_set_room(b, b.limit - kept);
+  b.space = static_cast<int32_t>(b.limit - kept);
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();
   return p;
@@ -185,16 +149,15 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     return;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  if (bin_room(b) == 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
+  if (b.space <= 0 && !bin_note_miss(tc, cls, kBinMissFull)) {
     // Flush one batch (the top `n` blocks of the bin).
     uint32_t held = bin_count(b), batch = g_central_pools[cls].batch_size();
     bin_give_top(b, cls, batch < held ? batch : held);
     g_cache_upcalls.slow_path_done();
   }
-  // The room the pops gave back goes to the pushes.
-  bin_set_room(b, bin_room(b) - 1);
-  *static_cast<void**>(p) = b.free_head;
-  b.free_head = p;
+  *static_cast<void**>(p) = b.head;
+  b.head = p;
+  b.space--;
   tc.frees[cls]++;
 }
 
@@ -202,32 +165,14 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
 
 void bin_give_top(Bin& b, unsigned cls, uint32_t n) {
   void* blocks[kMaxBatch];
-  uint32_t i = 0;
-  void* q = b.free_head;
-  for (; i < n && q != nullptr; ++i) {
-    blocks[i] = q;
-    q = *static_cast<void**>(q);
-  }
-  b.free_head = q;
-  q = b.head;
-  for (; i < n; ++i) {
+  void* q = b.head;
+  for (uint32_t i = 0; i < n; ++i) {
     blocks[i] = q;
     q = *static_cast<void**>(q);
   }
   b.head = q;
-  bin_set_room(b, bin_room(b) + n);
+  b.space += static_cast<int32_t>(n);
   g_central_pools[cls].give_blocks(blocks, n);
-}
-
-uint64_t bin_give_all(Bin& b, unsigned cls) {
-  uint32_t held = bin_count(b);
-  uint32_t batch = std::clamp<uint32_t>(g_central_pools[cls].batch_size(), 1, kMaxBatch);
-  for (uint32_t left = held; left > 0;) {
-    uint32_t n = left < batch ? left : batch;
-    bin_give_top(b, cls, n);
-    left -= n;
-  }
-  return held;
 }
 
 uint32_t first_block_batch(unsigned cls) {
@@ -283,12 +228,7 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   uint32_t want = first_block_batch(cls);
   void* blocks[kMaxBatch];
   // As percpu_alloc_first: the bin's top blocks, else a few of the pool's.
-  // (The thread is bound: its bin holds bin_count blocks, malloc's list
-  // after free's.)
-  if (b.head == nullptr) {
-    b.head = b.free_head;
-    b.free_head = nullptr;
-  }
+  // (The thread is bound: its bin holds limit - space blocks.)
   uint32_t got = 0;
   while (got < want && b.head != nullptr) {
     blocks[got++] = b.head;
@@ -311,13 +251,13 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
   // first (deepest); what does not fit goes back to the pool.
   void** rest = blocks + 1;
   uint32_t keep = got - 1;
-  uint32_t room = bin_room(b);
+  uint32_t room = b.space > 0 ? static_cast<uint32_t>(b.space) : 0;
   if (keep > room) keep = room;
   for (uint32_t i = 0; i < keep; ++i) {
     *static_cast<void**>(rest[i]) = b.head;
     b.head = rest[i];
   }
-  bin_set_room(b, room - keep);
+  b.space -= static_cast<int32_t>(keep);
   if (keep < got - 1) pool.give_blocks(rest + keep, got - 1 - keep);
   tc.allocs[cls]++;
   g_cache_upcalls.slow_path_done();
@@ -327,39 +267,13 @@ void* cache_alloc_first(unsigned cls, size_t n) noexcept {
 // A divert keeps every bin at limit 0, so every call lands here: it is
 // tested first, in a frame of its own (a tail jump), and takes the calling
 // thread's first call too (the divert initialises the thread).
-// Then the two lists' own misses (Bin in cache/thread_cache.h), which need
-// no pool: malloc's list empty while free's holds at least a refill's worth
-// (it becomes malloc's), and free's room used up while the pops gave some
-// back (it moves over). A bin the thread does not use (a closed one, a
-// thread on the CPU caches, one not bound yet) holds nothing and has no
-// room, so both tests fail there.
 void* cache_refill_and_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
-  ThreadCache& tc = tl_cache;
-  Bin& b = tc.bins[cls];
-  void* p = b.free_head;
-  if (p != nullptr && b.head == nullptr && bin_count(b) >= kSwapAtLeast) {
-    b.free_head = nullptr;
-    b.head = *static_cast<void**>(p);
-    b.space++;
-    tc.allocs[cls]++;
-    return p;
-  }
   return refill_and_alloc(cls, n);
 }
 
 void cache_flush_and_free(void* p, unsigned cls) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.free != nullptr)) return g_small_divert.free(p, cls);
-  ThreadCache& tc = tl_cache;
-  Bin& b = tc.bins[cls];
-  if (b.space > 0) {
-    b.free_space += b.space - 1;
-    b.space = 0;
-    *static_cast<void**>(p) = b.free_head;
-    b.free_head = p;
-    tc.frees[cls]++;
-    return;
-  }
   return flush_and_free(p, cls);
 }
 
@@ -421,7 +335,15 @@ uint64_t cache_flush_all() noexcept {
   if (g_small_divert.flush != nullptr) return g_small_divert.flush();
   if (tc.percpu_ok) return 0;
   uint64_t moved = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c) moved += bin_give_all(tc.bins[c], c);
+  for (unsigned c = 1; c < kNumClasses; ++c) {
+    Bin& b = tc.bins[c];
+    uint32_t n = bin_count(b);
+    if (n == 0) continue;
+    g_central_pools[c].give(b.head, n);
+    b.head = nullptr;
+    b.space = b.limit;
+    moved += n;
+  }
   bins_reset(tc);  // empty bins: only the limits change
   return moved;
 }

@@ -2,18 +2,14 @@
 //
 // It lives directly in initial-exec TLS, zero-initialised, so a thread's
 // first malloc finds every bin empty (head == nullptr) and its first free
-// finds every bin full (free_space == limit == 0): both land in the slow path,
+// finds every bin full (space == limit == 0): both land in the slow path,
 // which initialises. The fast paths never ask "initialized?".
 //
 // Invariants (touched only by the owning thread, except that stats readers
 // read the counters and fork/exit handlers run when the owner cannot run):
-// - bins[c] holds limit - space - free_space free blocks of class c on two
-//   lists linked through their first word, null-terminated: `head`, which
-//   malloc pops, and `free_head`, which free pushes (mimalloc's local free
-//   list beside its free list). 0 <= space, free_space between calls, and
-//   space + free_space is the room left: a pop adds one to space, a push
-//   takes one from free_space, so neither fast path reads what the other
-//   wrote (below, "Two lists").
+// - bins[c] holds limit - space free blocks of class c, linked through their
+//   first word from `head` (null-terminated); 0 <= space <= limit between
+//   calls.
 // - bins[0] is never used: class 0 means "not a small block", so its limit
 //   stays 0 and free() of such a pointer always reaches the slow path.
 // - A thread that can run the critical sections (rseq_ok) keeps no medium
@@ -42,35 +38,14 @@
 
 namespace slabby {
 
-// Two lists. With one list, a malloc popped what the free before it had
-// pushed: the pop's load of the head waited for the push's store, whose
-// address waited for the freed block's class (the class map's load): a
-// chain through memory from each call to the next. Separate counters for
-// push and pop on one list did not shorten it (fastpath_loops
-// pair16-spread 0.98 x); separate lists did (0.70 x, docs/benchmarks.md
-// "Two lists per bin"). Here a pop reads only what pops wrote, and a push
-// what pushes wrote, so the loop runs as far ahead as the branch
-// predictor lets it. The price is a block freed and asked for again
-// waiting its turn, and a slow path each time malloc's list runs out: it
-// takes the free list whole, topped up from the pool to eight blocks (half
-// a smaller bin) first, so a class cycling through a few blocks comes
-// there every eighth call, not every fourth (fastpath_loops mixed 1.02 x
-// one list, against 1.10 x untopped and 1.07 x topped up to half the bin).
-// A push out of free_space takes the room the pops gave back (space), and
-// only a bin with no room left flushes. The swap of at least eight blocks
-// and the room's move are what cache_refill_and_alloc / cache_flush_and_free
-// try first, after the divert's test.
 struct Bin {
-  void* head;     // malloc's list
-  int32_t space;  // room given back by pops since the last slow path
+  void* head;
+  int32_t space;  // room left: limit - blocks held. The fast free is
+                  // "if (--space >= 0) push", one instruction and a branch;
+                  // a miss undoes the decrement before anything else.
   uint16_t limit;
   uint16_t fill;    // blocks the next refill takes: starts small, doubles up to
                     // limit / 2, so a thread using a class once touches little
-  void* free_head;  // free's list
-  int32_t free_space;  // room for pushes. The fast free is "if (--free_space
-                       // >= 0) push", one instruction and a branch; a miss
-                       // undoes the decrement before anything else.
-  uint32_t unused;
 };
 
 // A bin's latest refill or flush, and whether it had one since the last
@@ -131,31 +106,18 @@ inline bool cache_medium_on_cpu(const ThreadCache& tc, unsigned cls) {
   return tc.rseq_ok && is_medium_class(cls);
 }
 
-// Blocks a bin holds, and the room it has left.
-inline uint32_t bin_count(const Bin& b) {
-  return static_cast<uint32_t>(b.limit - b.space - b.free_space);
-}
-inline uint32_t bin_room(const Bin& b) { return static_cast<uint32_t>(b.space + b.free_space); }
-// Puts all of the bin's room on the pushes' side (pops give theirs back).
-inline void bin_set_room(Bin& b, uint32_t room) {
-  b.space = 0;
-  b.free_space = static_cast<int32_t>(room);
-}
-// Changes a bin's limit, keeping its blocks (tests and thread init; the
-// blocks above a lower limit are given back first).
+// Blocks a bin holds.
+inline uint32_t bin_count(const Bin& b) { return static_cast<uint32_t>(b.limit - b.space); }
+// Changes a bin's limit, keeping its blocks (tests and thread init).
 inline void bin_set_limit(Bin& b, uint32_t limit) {
-  uint32_t held = bin_count(b);
+  b.space += static_cast<int32_t>(limit) - b.limit;
   b.limit = static_cast<uint16_t>(limit);
-  bin_set_room(b, limit > held ? limit - held : 0);
 }
 // Gives the bin's top n blocks (n at most its count and the pool's batch
-// size; the free list's first, then malloc's) to class cls's central pool,
-// read off the chains into an array in one walk: a whole transfer batch
-// goes to the stack with no second walk and no write to its blocks. A
-// flush, and a grown bin shrinking.
+// size) to class cls's central pool, read off the chain into an array in
+// one walk: a whole transfer batch goes to the stack with no second walk
+// and no write to its blocks. A flush, and a grown bin shrinking.
 void bin_give_top(Bin& b, unsigned cls, uint32_t n);
-// Gives all of the bin's blocks to the pool (its limit kept).
-uint64_t bin_give_all(Bin& b, unsigned cls);
 
 // The symbol is named plainly (slabby_tl_cache) so the fast paths' assembly
 // can load its TLS offset (frontend/allocator.h: tl_cache_offset).
@@ -244,10 +206,10 @@ void cache_flush_and_free(void* p, unsigned cls) noexcept;
 // thread's first block"). So its first block is one on a line of its own
 // among the cache's top blocks, else among a few of the pool's, and the
 // others go (back) into the cache (arrange_first_block). Only the first:
-// on a CPU's cache, a thread that later frees a block it was handed still
-// gets it back, as under jemalloc; on its bins, once malloc's list has run
-// out (Bin, "Two lists"). Any mode the caches do not serve (a divert, a
-// thread not yet bound): as cache_refill_and_alloc.
+// a thread that later frees a block it was handed still gets it back, as
+// under jemalloc; only blocks going back to their owner (issue 16) would
+// end that. Any mode the caches do not serve (a divert, a thread not yet
+// bound): as cache_refill_and_alloc.
 void* cache_alloc_first(unsigned cls, size_t n) noexcept;
 // Arranges blocks[0, n) (n >= 1 free blocks of `size` bytes, off the top
 // of a cache or from the pool) for a thread's first allocation: blocks[0]

@@ -57,8 +57,6 @@ inline constexpr size_t kAllocsAt = offsetof(ThreadCache, allocs);
 inline constexpr size_t kFreesAt = offsetof(ThreadCache, frees);
 inline constexpr size_t kBinHeadAt = offsetof(ThreadCache, bins) + offsetof(Bin, head);
 inline constexpr size_t kBinSpaceAt = offsetof(ThreadCache, bins) + offsetof(Bin, space);
-inline constexpr size_t kBinFreeHeadAt = offsetof(ThreadCache, bins) + offsetof(Bin, free_head);
-inline constexpr size_t kBinFreeSpaceAt = offsetof(ThreadCache, bins) + offsetof(Bin, free_space);
 
 // Adds one to entry cls of the per-class counter array at kCounterAt
 // (kAllocsAt: a block handed out; kFreesAt: one taken back).
@@ -96,12 +94,12 @@ SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
 #endif
 }
 
-// A thread's bins: an array of entries in a TLS variable (tl_cache's bins
-// here, 32 bytes each; the hardened library's checked bins, 16,
+// A thread's bins: an array of 16-byte {head, int32 space} entries in a TLS
+// variable (tl_cache's bins here; the hardened library's checked bins,
 // frontend/hardened_fast.h), addressed from %fs on x86-64 as above, from the
-// variable's TLS offset `tls` and at = (entry size / 8) * cls scaled by 8
-// (one lea, where a shift of cls took a copy and a shift). kHeadAt /
-// kSpaceAt: the first entry's fields' offsets in the variable.
+// variable's TLS offset `tls` and at = 2 * cls scaled by 8 (one lea, where
+// cls << 4 took a copy and a shift). kHeadAt / kSpaceAt: the first entry's
+// fields' offsets in the variable.
 #if SLABBY_ASM_X86_64
 template <size_t kHeadAt>
 SLABBY_INLINE uintptr_t fs_bin_head(uintptr_t tls, uintptr_t at) noexcept {
@@ -157,14 +155,12 @@ SLABBY_INLINE bool fs_bin_take_room(uintptr_t tls, uintptr_t at) noexcept {
 }
 #endif
 
-// The thread's bin of class cls: a pop from malloc's list (nullptr when it
-// is empty) and a push onto free's (false when it has no room, the bin left
-// as it was). Two lists: cache/thread_cache.h, Bin.
-inline constexpr uintptr_t kBinWords = sizeof(Bin) / 8;
-static_assert(sizeof(Bin) == 32, "bin_pop/bin_push address bins by (4 * cls) * 8");
+// The thread's bin of class cls: a pop (nullptr when the bin is empty) and a
+// push (false when it is full, the bin left as it was).
+static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by (2 * cls) * 8");
 SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t at = cls * kBinWords;
+  uintptr_t at = cls * 2;
   void* p = reinterpret_cast<void*>(fs_bin_head<kBinHeadAt>(tco, at));
   if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
   void* next = *static_cast<void**>(p);
@@ -187,22 +183,22 @@ SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 #endif
 }
 // The portable push needs no atomics (the bin belongs to this thread), and
-// free_space - 1 cannot wrap.
+// space - 1 cannot wrap.
 SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t at = cls * kBinWords;
-  if (SLABBY_UNLIKELY(!fs_bin_take_room<kBinFreeSpaceAt>(tco, at))) return false;
-  *static_cast<uintptr_t*>(p) = fs_bin_head<kBinFreeHeadAt>(tco, at);
-  fs_bin_set_head<kBinFreeHeadAt>(tco, at, reinterpret_cast<uintptr_t>(p));
+  uintptr_t at = cls * 2;
+  if (SLABBY_UNLIKELY(!fs_bin_take_room<kBinSpaceAt>(tco, at))) return false;
+  *static_cast<uintptr_t*>(p) = fs_bin_head<kBinHeadAt>(tco, at);
+  fs_bin_set_head<kBinHeadAt>(tco, at, reinterpret_cast<uintptr_t>(p));
   return true;
 #else
   (void)tco;
   Bin& b = tl_cache.bins[cls];
-  int32_t room = b.free_space - 1;
-  if (SLABBY_UNLIKELY(room < 0)) return false;
-  b.free_space = room;
-  *static_cast<void**>(p) = b.free_head;
-  b.free_head = p;
+  int32_t space = b.space - 1;
+  if (SLABBY_UNLIKELY(space < 0)) return false;
+  b.space = space;
+  *static_cast<void**>(p) = b.head;
+  b.head = p;
   return true;
 #endif
 }

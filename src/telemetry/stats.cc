@@ -44,10 +44,8 @@ void collect_stats(slabby_stats* out) {
         allocs[c] += __atomic_load_n(&t->allocs[c], __ATOMIC_RELAXED);
         frees[c] += __atomic_load_n(&t->frees[c], __ATOMIC_RELAXED);
         percpu_net[c] += __atomic_load_n(&t->percpu_net[c], __ATOMIC_RELAXED);
-        cached[c] +=
-            static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
-                                  __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED) -
-                                  __atomic_load_n(&t->bins[c].free_space, __ATOMIC_RELAXED));
+        cached[c] += static_cast<uint32_t>(__atomic_load_n(&t->bins[c].limit, __ATOMIC_RELAXED) -
+                                           __atomic_load_n(&t->bins[c].space, __ATOMIC_RELAXED));
       }
     }
     out->realloc_copies = g_threads.retired_realloc_copies;

@@ -8,11 +8,8 @@
 // thread and the block a worker frees is on top of it: the old behaviour handed that block back,
 // every time. Each worker keeps its first block; the main thread then checks that no worker's
 // first block shares a 64-byte line with another worker's or with a block the main thread still
-// held at the time, and that the usual order holds right after. On a CPU's cache (and the
-// checked modes' bins), a stack, a worker that frees its second block gets it back from its next
-// malloc. On the default bins (cache/thread_cache.h, "Two lists") the freed block goes onto the
-// free list while malloc's list still holds the first block's arranged neighbours, so the next
-// malloc returns one of those instead: the tests of those modes set LC_FREED_BLOCK_WAITS.
+// held at the time, and that the usual order holds right after: a worker that frees its second
+// block gets it back from its next malloc.
 // Run under the default (each thread on its bins up to the main thread and four per CPU, then
 // on the CPU's cache), with SLABBY_PERCPU_THREADS=1 (every thread on the CPU's cache) and with
 // SLABBY_PERCPU=0 (every thread on its bins).
@@ -60,7 +57,6 @@ int main() {
   // that moved between its free and its malloc would see another CPU's cache, which only
   // loosens the check on the block it freed.
   bool pinned = sched_setaffinity(0, sizeof one, &one) == 0;
-  bool freed_waits = getenv("LC_FREED_BLOCK_WAITS") != nullptr;
 
   Arg args[kWorkers];
   for (Arg& a : args) {
@@ -87,16 +83,9 @@ int main() {
                  "still held for worker %d (worker %d had just freed %p, next to it)",
                  i, args[i].first, args[j].handed, j, i, args[i].handed);
     }
-    if (freed_waits)
-      LC_CHECK(args[i].again != args[i].second,
-               "worker %d: after it freed its block %p, the next malloc returned that block, "
-               "not one of malloc's list",
-               i, args[i].second);
-    else
-      LC_CHECK(args[i].again == args[i].second || !pinned,
-               "worker %d: after it freed its block %p, the next malloc returned %p, not that "
-               "block",
-               i, args[i].second, args[i].again);
+    LC_CHECK(args[i].again == args[i].second || !pinned,
+             "worker %d: after it freed its block %p, the next malloc returned %p, not that block",
+             i, args[i].second, args[i].again);
   }
   // The first blocks were not freed by the workers: freed here, by another thread, as any block.
   for (Arg& a : args) free(a.first);
