@@ -38,6 +38,11 @@
 
 namespace slabby {
 
+// One list, a stack: a block freed and asked for again comes back hot. Two
+// lists (malloc's and free's, as mimalloc's local free list) took the
+// malloc+free loop's chain through memory away (0.70 x its time) but cost
+// the replay of python's trace 1.10 x: docs/benchmarks.md, "Two lists per
+// bin".
 struct Bin {
   void* head;
   int32_t space;  // room left: limit - blocks held. The fast free is
