@@ -16,11 +16,24 @@
 
 static void* volatile sink;
 
+#ifdef SLABBY_TLS_PAD
+/* scripts/bench-placements builds this file with a thread-local block of
+ * SLABBY_TLS_PAD bytes: the executable's TLS sits next to the thread
+ * pointer, so every preloaded library's (the allocator's thread cache among
+ * them) moves that far, and where its hot fields fall against the loop's
+ * blocks and stacks (4 KiB aliasing) changes the loops' time by 30% or more
+ * for the same library (docs/benchmarks.md, "The bins' addressing"). */
+__thread char tls_pad[SLABBY_TLS_PAD + 8] = {1};
+#endif
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: %s pair16|pair16-spread|batch100|mixed|realloc N\n", argv[0]);
     return 2;
   }
+#ifdef SLABBY_TLS_PAD
+  sink = tls_pad;
+#endif
   const char* mode = argv[1];
   long n = atol(argv[2]);
   if (strcmp(mode, "pair16") == 0) {
