@@ -171,6 +171,12 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
 // - the push adds to the word it loaded and stores it back: the same add
 //   in memory made malloc+free of mixed sizes 1.2 x slower (the pop's form
 //   cost nothing there and saves two instructions on the pair loop).
+// The class's cursor word and its top slot are addressed by a base register
+// alone ([hdr], and [tmp] once it holds the slot's address: an lea each), not
+// base + index x 8: on the Intel Xeon host (2026-12-06) the pair loop on a
+// CPU's cache took 0.81 x the time of the indexed forms and mixed sizes
+// 0.92 x, over 16 thread-local placements (docs/benchmarks.md, "The bins'
+// addressing"); two instructions more per call.
 // percpu_pop / percpu_push run on the slow paths' table; percpu_pop_fast /
 // percpu_push_fast, inlined in malloc and free, on the fast table.
 // A pop's body, after its start has put the CPU's region in [region].
@@ -183,21 +189,24 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
 // first miss on the CPU).
 // (docs/benchmarks.md, "Prefetching the next block").
 #define SLABBY_PERCPU_POP_BODY                                      \
-  "movzwl %c[cur](%[region], %[cls], 8), %k[tmp]\n\t"               \
-  "cmpw (%[region], %[cls], 8), %w[tmp]\n\t"                        \
+  "leaq (%[region], %[cls], 8), %[hdr]\n\t"                         \
+  "movzwl %c[cur](%[hdr]), %k[tmp]\n\t"                             \
+  "cmpw (%[hdr]), %w[tmp]\n\t"                                      \
   "je %l[miss]\n\t"                                                 \
-  "movq -8(%[region], %[tmp], 8), %[result]\n\t"                    \
-  "movq -16(%[region], %[tmp], 8), %[next]\n\t"                     \
+  "leaq (%[region], %[tmp], 8), %[tmp]\n\t"                         \
+  "movq -8(%[tmp]), %[result]\n\t"                                  \
+  "movq -16(%[tmp]), %[next]\n\t"                                   \
   "prefetcht0 (%[next])\n\t"                                        \
-  "subq $1, %c[cur](%[region], %[cls], 8)\n\t"                      \
+  "subq $1, %c[cur](%[hdr])\n\t"                                    \
   SLABBY_RSEQ_SECTION_END
 #define SLABBY_PERCPU_POP(name, start)                              \
   SLABBY_INLINE void* name(uintptr_t cls) {                         \
     void* result;                                                   \
-    uintptr_t tmp, region, next;                                    \
+    uintptr_t tmp, region, next, hdr;                               \
     asm volatile goto(start SLABBY_PERCPU_POP_BODY                  \
                       : [result] "=&a"(result), [tmp] "=&r"(tmp),   \
-                        [region] "=&r"(region), [next] "=&r"(next)  \
+                        [region] "=&r"(region), [next] "=&r"(next), \
+                        [hdr] "=&r"(hdr)                            \
                       : [cls] "r"(cls), [cur] "i"(kCursorAt)        \
                       : "memory", "cc"                              \
                       : miss);                                      \
@@ -209,18 +218,20 @@ extern FastRegionTable g_fast_regions __asm__("slabby_g_fast_regions")
   }
 #define SLABBY_PERCPU_PUSH(name, start, commit)                     \
   SLABBY_INLINE bool name(uintptr_t cls, void* p) {                 \
-    uintptr_t tmp, region, w;                                       \
+    uintptr_t tmp, region, w, hdr;                                  \
     asm volatile goto(start                                         \
-                      "movq %c[cur](%[region], %[cls], 8), %[w]\n\t" \
-                      "cmpw 2(%[region], %[cls], 8), %w[w]\n\t"    \
+                      "leaq (%[region], %[cls], 8), %[hdr]\n\t"   \
+                      "movq %c[cur](%[hdr]), %[w]\n\t"             \
+                      "cmpw 2(%[hdr]), %w[w]\n\t"                  \
                       "je %l[miss]\n\t"                             \
                       "movzwl %w[w], %k[tmp]\n\t"                   \
-                      "movq %[p], (%[region], %[tmp], 8)\n\t"       \
+                      "leaq (%[region], %[tmp], 8), %[tmp]\n\t"     \
+                      "movq %[p], (%[tmp])\n\t"                     \
                       commit ", %[w]\n\t"                           \
-                      "movq %[w], %c[cur](%[region], %[cls], 8)\n\t" \
+                      "movq %[w], %c[cur](%[hdr])\n\t"             \
                       SLABBY_RSEQ_SECTION_END                       \
                       : [tmp] "=&r"(tmp), [region] "=&r"(region),   \
-                        [w] "=&r"(w)                                \
+                        [w] "=&r"(w), [hdr] "=&r"(hdr)              \
                       : [cls] "r"(cls), [p] "r"(p), [cur] "i"(kCursorAt), \
                         [count] "i"(kCursorPush)                    \
                       : "memory", "cc"                              \
@@ -235,14 +246,14 @@ SLABBY_PERCPU_PUSH(percpu_push_section, SLABBY_RSEQ_SECTION_START, "addq $1")
 // already holds it in, for the class): FastRegionTable above.
 SLABBY_INLINE void* percpu_pop_fast(uintptr_t cls, const FastRegionTable* fast = &g_fast_regions) {
   void* result;
-  uintptr_t tmp, region, next;
+  uintptr_t tmp, region, next, hdr;
   // SLABBY_RSEQ_FAST_SECTION_START, with the table's address given.
   asm volatile goto(SLABBY_RSEQ_ARM
                     "movslq %%fs:4(%[region]), %[tmp]\n\t"
                     "movq %c[at](%[fast], %[tmp], 8), %[region]\n\t"
                     SLABBY_PERCPU_POP_BODY
                     : [result] "=&a"(result), [tmp] "=&r"(tmp), [region] "=&r"(region),
-                      [next] "=&r"(next)
+                      [next] "=&r"(next), [hdr] "=&r"(hdr)
                     : [cls] "r"(cls), [fast] "r"(fast), [cur] "i"(kCursorAt),
                       [at] "i"(2 * sizeof(void*))
                     : "memory", "cc"

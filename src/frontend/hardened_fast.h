@@ -131,7 +131,7 @@ SLABBY_INLINE bool hardened_on_cpu(uintptr_t tck) noexcept {
 // %fs-relative bin accesses of frontend/thread_fast.h on tl_checked's bins.
 SLABBY_INLINE uintptr_t checked_bin_head(uintptr_t tck, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
-  return fs_bin_head<kCheckedHeadAt>(tck, cls * 2);
+  return fs_bin_head(fs_bin_head_at<kCheckedHeadAt>(tck, cls * 2));
 #else
   (void)tck;
   return tl_checked.bins[cls].head;
@@ -174,10 +174,11 @@ SLABBY_INLINE bool hardened_bin_free(uintptr_t tco, uintptr_t tck, uintptr_t cls
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls * 2;
   if (SLABBY_UNLIKELY(!fs_bin_take_room<kCheckedSpaceAt>(tck, at))) return false;
-  uintptr_t head = fs_bin_head<kCheckedHeadAt>(tck, at);
+  uintptr_t head_at = fs_bin_head_at<kCheckedHeadAt>(tck, at);
+  uintptr_t head = fs_bin_head(head_at);
   *tag_at(p, class_size(cls)) = freed_tag(p);
   *static_cast<uint64_t*>(block) = encode_link(p, head);
-  fs_bin_set_head<kCheckedHeadAt>(tck, at, p);
+  fs_bin_set_head(head_at, p);
 #else
   (void)tck;
   CheckedBin& b = tl_checked.bins[cls];

@@ -100,31 +100,41 @@ SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
 // variable's TLS offset `tls` and at = 2 * cls scaled by 8 (one lea, where
 // cls << 4 took a copy and a shift). kHeadAt / kSpaceAt: the first entry's
 // fields' offsets in the variable.
+//
+// The head's loads, and the push's store of it, go through the head's own
+// address (fs_bin_head_at, one lea) by a base register alone; the pop's
+// commit store, the room counter and the statistics keep base + index. Each
+// choice measured on the Intel Xeon host (2026-12-06, scripts/bench-placements
+// over 16 thread-local placements; docs/benchmarks.md, "The bins'
+// addressing"): every bin access indexed, the malloc+free loop took 1.4 x
+// this form's time; base-only on free's side alone or on malloc's load alone
+// changed nothing there; the pop's commit or the counter base-only as well
+// took mixed sizes 1.15-1.2 x slower (where this form is 1.03 x the indexed
+// one). One instruction more on each path.
 #if SLABBY_ASM_X86_64
 template <size_t kHeadAt>
-SLABBY_INLINE uintptr_t fs_bin_head(uintptr_t tls, uintptr_t at) noexcept {
+SLABBY_INLINE uintptr_t fs_bin_head_at(uintptr_t tls, uintptr_t at) noexcept {
+  uintptr_t head_at;
+  asm("leaq %c[head](%[tc], %[at], 8), %[h]"
+      : [h] "=r"(head_at)
+      : [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt));
+  return head_at;
+}
+SLABBY_INLINE uintptr_t fs_bin_head(uintptr_t head_at) noexcept {
   uintptr_t p;
-  asm("movq %%fs:%c[head](%[tc], %[at], 8), %[p]"
-      : [p] "=r"(p)
-      : [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt)
-      : "memory");
+  asm("movq %%fs:(%[h]), %[p]" : [p] "=r"(p) : [h] "r"(head_at) : "memory");
   return p;
 }
-template <size_t kHeadAt>
-SLABBY_INLINE void fs_bin_set_head(uintptr_t tls, uintptr_t at, uintptr_t p) noexcept {
-  asm("movq %[p], %%fs:%c[head](%[tc], %[at], 8)"
-      :
-      : [p] "r"(p), [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt)
-      : "memory");
+SLABBY_INLINE void fs_bin_set_head(uintptr_t head_at, uintptr_t p) noexcept {
+  asm("movq %[p], %%fs:(%[h])" : : [p] "r"(p), [h] "r"(head_at) : "memory");
 }
-// A pop's commit: the new head, and one slot of room more.
+// A pop's commit: the new head, and one slot of room more (indexed, above).
 template <size_t kHeadAt, size_t kSpaceAt>
 SLABBY_INLINE void fs_bin_unlink(uintptr_t tls, uintptr_t at, uintptr_t next) noexcept {
   asm("movq %[next], %%fs:%c[head](%[tc], %[at], 8)\n\t"
       "addl $1, %%fs:%c[space](%[tc], %[at], 8)"
       :
-      : [next] "r"(next), [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt),
-        [space] "i"(kSpaceAt)
+      : [next] "r"(next), [tc] "r"(tls), [at] "r"(at), [head] "i"(kHeadAt), [space] "i"(kSpaceAt)
       : "memory", "cc");
 }
 // A push takes one slot of room first: "subl $1, space; js full". Plain C
@@ -160,8 +170,8 @@ SLABBY_INLINE bool fs_bin_take_room(uintptr_t tls, uintptr_t at) noexcept {
 static_assert(sizeof(Bin) == 16, "bin_pop/bin_push address bins by (2 * cls) * 8");
 SLABBY_INLINE void* bin_pop(uintptr_t tco, uintptr_t cls) noexcept {
 #if SLABBY_ASM_X86_64
-  uintptr_t at = cls * 2;
-  void* p = reinterpret_cast<void*>(fs_bin_head<kBinHeadAt>(tco, at));
+  uintptr_t at = cls * 2, head_at = fs_bin_head_at<kBinHeadAt>(tco, at);
+  void* p = reinterpret_cast<void*>(fs_bin_head(head_at));
   if (SLABBY_UNLIKELY(p == nullptr)) return nullptr;
   void* next = *static_cast<void**>(p);
   fs_bin_unlink<kBinHeadAt, kBinSpaceAt>(tco, at, reinterpret_cast<uintptr_t>(next));
@@ -188,8 +198,9 @@ SLABBY_INLINE bool bin_push(uintptr_t tco, uintptr_t cls, void* p) noexcept {
 #if SLABBY_ASM_X86_64
   uintptr_t at = cls * 2;
   if (SLABBY_UNLIKELY(!fs_bin_take_room<kBinSpaceAt>(tco, at))) return false;
-  *static_cast<uintptr_t*>(p) = fs_bin_head<kBinHeadAt>(tco, at);
-  fs_bin_set_head<kBinHeadAt>(tco, at, reinterpret_cast<uintptr_t>(p));
+  uintptr_t head_at = fs_bin_head_at<kBinHeadAt>(tco, at);
+  *static_cast<uintptr_t*>(p) = fs_bin_head(head_at);
+  fs_bin_set_head(head_at, reinterpret_cast<uintptr_t>(p));
   return true;
 #else
   (void)tco;
