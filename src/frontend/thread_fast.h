@@ -106,11 +106,12 @@ SLABBY_INLINE bool on_percpu_caches(uintptr_t tco) noexcept {
 // commit store, the room counter and the statistics keep base + index. Each
 // choice measured on the Intel Xeon host (2026-12-06, scripts/bench-placements
 // over 16 thread-local placements; docs/benchmarks.md, "The bins'
-// addressing"): every bin access indexed, the malloc+free loop took 1.4 x
-// this form's time; base-only on free's side alone or on malloc's load alone
-// changed nothing there; the pop's commit or the counter base-only as well
-// took mixed sizes 1.15-1.2 x slower (where this form is 1.03 x the indexed
-// one). One instruction more on each path.
+// addressing"): every bin access indexed, the malloc+free loop took 1.25-1.4 x
+// this form's time, and mixed sizes 0.94-0.97 x; base-only on free's side
+// alone or on malloc's load alone changed nothing on the loop; the pop's
+// commit or the room counter base-only as well took mixed sizes another
+// 1.1 x (against this form in the same runs). One instruction more on each
+// path.
 #if SLABBY_ASM_X86_64
 template <size_t kHeadAt>
 SLABBY_INLINE uintptr_t fs_bin_head_at(uintptr_t tls, uintptr_t at) noexcept {
