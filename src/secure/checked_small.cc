@@ -83,6 +83,15 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
 // 0, so space stays at least 0 between calls: the inline free's undo of a
 // full bin (frontend/hardened_fast.h) stores 0, and a negative space there
 // would lose blocks from the count.
+// Up to half the limit, not one transfer batch, as the default bins: a bin
+// refilled a batch at a time could settle into a refill and a flush of a
+// batch every round of a burst it holds (it ends the burst's frees a batch
+// short of full, and the next burst runs it dry by as much); with the
+// default's fills it settles full (docs/security.md, "The checked bins'
+// refills and flushes").
+// The blocks come as arrays (CentralPool::take_blocks), so each is written
+// once, its tag and its encoded link, not first linked by the pool and read
+// back.
 bool refill(CheckedBin& b, unsigned cls) {
   CentralPool& pool = g_central_pools[cls];
   if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
@@ -91,42 +100,47 @@ bool refill(CheckedBin& b, unsigned cls) {
   uint32_t n = b.fill == 0 ? 4 : b.fill;
   if (n > cap) n = cap;
   b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
-  if (n > pool.batch_size()) n = pool.batch_size();
-  BlockChain c = pool.take(n, current_shard(pool.num_shards()), fresh_per_refill(cls));
-  if (c.count == 0) return false;
-  // A whole transfer batch may come: what the bin has no room for goes back
-  // (one block always stays, for the caller to pop at once).
-  uint32_t keep = c.count < limit ? c.count : (limit > 0 ? limit : 1);
-  uintptr_t p = reinterpret_cast<uintptr_t>(c.head);
-  for (uint32_t i = 0; i < keep; ++i) {
-    uintptr_t next = words(p)[0];  // plain in the central pool
-    if (i + 1 < c.count) check_link(p, next, cls);
-    format_from_pool(p, cls);
-    push(b, p);
-    p = next;
+  unsigned home = current_shard(pool.num_shards());
+  void* blocks[kMaxBatch];
+  for (uint32_t taken = 0; taken < n;) {
+    uint32_t want = n - taken < kMaxBatch ? n - taken : kMaxBatch;
+    uint32_t got = pool.take_blocks(blocks, want, home, fresh_per_refill(cls));
+    // A whole transfer batch may come: what the bin has no room for goes
+    // back (one block always stays, for the caller to pop at once).
+    uint32_t room = b.space > 0 ? static_cast<uint32_t>(b.space) : 0;
+    uint32_t keep = got < room ? got : room;
+    if (keep == 0 && got > 0 && b.head == 0) keep = 1;
+    for (uint32_t i = 0; i < keep; ++i) {
+      uintptr_t p = reinterpret_cast<uintptr_t>(blocks[i]);
+      format_from_pool(p, cls);
+      push(b, p);
+    }
+    if (keep < got) pool.give_blocks(blocks + keep, got - keep);
+    taken += got;
+    if (got < want || keep < got) break;  // out of memory, or the bin is full
   }
-  if (keep < c.count) pool.give(reinterpret_cast<void*>(p), c.count - keep);
-  return true;
+  return b.head != 0;
 }
 
-// Gives n blocks of the bin back to the central pool, as a plain chain.
+// Gives the bin's top n blocks back to the central pool, a transfer batch at
+// a time, as arrays: each link is read (and checked) once, and no block is
+// written (the pool keeps arrays, or links a block itself as it takes it).
 void flush(CheckedBin& b, unsigned cls, uint32_t n) {
-  uintptr_t head = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    uintptr_t p = pop(b, cls);
-    words(p)[0] = head;
-    head = p;
+  CentralPool& pool = g_central_pools[cls];
+  uint32_t batch = pool.batch_size();
+  void* blocks[kMaxBatch];
+  while (n > 0) {
+    uint32_t k = n < batch ? n : batch;
+    for (uint32_t i = 0; i < k; ++i) blocks[i] = reinterpret_cast<void*>(pop(b, cls));
+    pool.give_blocks(blocks, k);
+    n -= k;
   }
-  g_central_pools[cls].give(reinterpret_cast<void*>(head), n);
 }
 
-// Gives the bin's blocks above `keep` back, a transfer batch at a time.
+// Gives the bin's blocks above `keep` back.
 void flush_above(CheckedBin& b, unsigned cls, uint32_t keep) {
-  uint32_t batch = g_central_pools[cls].batch_size();
-  while (checked_bin_count(b) > keep) {
-    uint32_t n = checked_bin_count(b) - keep;
-    flush(b, cls, n < batch ? n : batch);
-  }
+  uint32_t count = checked_bin_count(b);
+  if (count > keep) flush(b, cls, count - keep);
 }
 
 // The bins' capacities follow demand by the default bins' rule, on the
