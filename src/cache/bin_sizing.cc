@@ -15,8 +15,14 @@ namespace slabby {
 
 namespace {
 
-// As the per-CPU classes' most: 2048 blocks.
-constexpr uint32_t kMaxGrownLimit = 2048;
+// A bin's most: 8192 blocks (the growth budget bounds it first for classes
+// above 128 bytes). The per-CPU regions reserve 2048 slots a class; a bin is
+// a list, and at 2048 a burst within a transfer batch of it (1921-2048
+// blocks) could settle a batch short of full and refill and flush every
+// round for good, its misses alternating but the bin unable to grow (the
+// checked bins' 80- and 160-byte classes did, under the burst benchmark:
+// docs/benchmarks.md, "Refills of one batch, bins of up to 8192 blocks").
+constexpr uint32_t kMaxGrownLimit = 8192;
 
 // Gives the bin's blocks above `keep` to the pool, whole transfer batches
 // where it can.

@@ -277,7 +277,7 @@ extern constinit SmallDivert g_small_divert;
 // Bin capacities that follow demand (cache/bin_sizing.cc), as the per-CPU
 // caches' (cache/percpu_sizing.cc). A class whose bin runs empty and then
 // full (or full, then empty) holds a burst that does not fit: its limit
-// doubles, up to 2048 blocks, while the thread's grown bytes stay within
+// doubles, up to 8192 blocks, while the thread's grown bytes stay within
 // its growth budget (bins_grow_budget). One that only runs empty or only
 // full (either end of a producer/consumer pair) never grows. Each
 // background pass advances the decay epoch; the thread's next slow path

@@ -75,21 +75,15 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
   return n > 0 ? n : 1;
 }
 
-// Fills the empty bin: 4 blocks, then 8, ... up to half its limit, as the
-// default bins' slow start (cache/thread_cache.cc next_fill): every block a
-// checked refill takes is written (its tag), so a short-lived thread, or
-// one using a class a few times, touches few (one block, taken at once,
-// when the class caches nothing). The limit is set first if it was still
-// 0, so space stays at least 0 between calls: the inline free's undo of a
-// full bin (frontend/hardened_fast.h) stores 0, and a negative space there
-// would lose blocks from the count.
-// Up to half the limit, not one transfer batch, as the default bins: a bin
-// refilled a batch at a time could settle into a refill and a flush of a
-// batch every round of a burst it holds (it ends the burst's frees a batch
-// short of full, and the next burst runs it dry by as much); with the
-// default's fills it settles full (docs/security.md, "The checked bins'
-// refills and flushes").
-// The blocks come as arrays (CentralPool::take_blocks), so each is written
+// Fills the empty bin: 4 blocks, then 8, ... up to half its limit and one
+// transfer batch, as the default bins' slow start (cache/thread_cache.cc
+// next_fill): every block a checked refill takes is written (its tag), so a
+// short-lived thread, or one using a class a few times, touches few (one
+// block, taken at once, when the class caches nothing). The limit is set
+// first if it was still 0, so space stays at least 0 between calls: the
+// inline free's undo of a full bin (frontend/hardened_fast.h) stores 0, and
+// a negative space there would lose blocks from the count.
+// The blocks come as an array (CentralPool::take_blocks), so each is written
 // once, its tag and its encoded link, not first linked by the pool and read
 // back.
 bool refill(CheckedBin& b, unsigned cls) {
@@ -97,29 +91,24 @@ bool refill(CheckedBin& b, unsigned cls) {
   if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
   uint32_t limit = b.limit;
   uint32_t cap = limit / 2 > 0 ? limit / 2 : 1;
+  if (cap > pool.batch_size()) cap = pool.batch_size();
   uint32_t n = b.fill == 0 ? 4 : b.fill;
   if (n > cap) n = cap;
   b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
-  unsigned home = current_shard(pool.num_shards());
   void* blocks[kMaxBatch];
-  for (uint32_t taken = 0; taken < n;) {
-    uint32_t want = n - taken < kMaxBatch ? n - taken : kMaxBatch;
-    uint32_t got = pool.take_blocks(blocks, want, home, fresh_per_refill(cls));
-    // A whole transfer batch may come: what the bin has no room for goes
-    // back (one block always stays, for the caller to pop at once).
-    uint32_t room = b.space > 0 ? static_cast<uint32_t>(b.space) : 0;
-    uint32_t keep = got < room ? got : room;
-    if (keep == 0 && got > 0 && b.head == 0) keep = 1;
-    for (uint32_t i = 0; i < keep; ++i) {
-      uintptr_t p = reinterpret_cast<uintptr_t>(blocks[i]);
-      format_from_pool(p, cls);
-      push(b, p);
-    }
-    if (keep < got) pool.give_blocks(blocks + keep, got - keep);
-    taken += got;
-    if (got < want || keep < got) break;  // out of memory, or the bin is full
+  uint32_t got =
+      pool.take_blocks(blocks, n, current_shard(pool.num_shards()), fresh_per_refill(cls));
+  if (got == 0) return false;
+  // A whole transfer batch may come: what the bin has no room for goes back
+  // (one block always stays, for the caller to pop at once).
+  uint32_t keep = got < limit ? got : (limit > 0 ? limit : 1);
+  for (uint32_t i = 0; i < keep; ++i) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(blocks[i]);
+    format_from_pool(p, cls);
+    push(b, p);
   }
-  return b.head != 0;
+  if (keep < got) pool.give_blocks(blocks + keep, got - keep);
+  return true;
 }
 
 // Gives the bin's top n blocks back to the central pool, a transfer batch at

@@ -431,6 +431,61 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   }).join();
 }
 
+// Bursts of any size the budget holds stop missing once the class has grown,
+// those within a transfer batch of a doubling's limit too (at 2048 blocks,
+// the most a bin could hold before, 1921-2048 could settle a batch short
+// of full and miss every round for good).
+TEST(ThreadCache, BurstsTheBudgetHoldsStopMissingWhateverTheirSize) {
+  BinBudget budget(1 << 20);
+  std::thread([] {
+    use_thread_cache();
+    unsigned cls = size_class_of(64);
+    for (uint32_t burst : {1000u, 1950u, 2000u, 2040u, 2100u, 4000u}) {
+      std::vector<void*> v(burst);
+      uint64_t moves_last = 0;
+      for (int round = 0; round < 20; ++round) {
+        uint64_t before = pool_moves(cls);
+        for (uint32_t i = 0; i < burst; ++i) v[i] = malloc_fast(64);
+        for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+        if (round >= 12) moves_last += pool_moves(cls) - before;
+      }
+      EXPECT_GE(tl_cache.bins[cls].limit, burst);
+      EXPECT_EQ(moves_last, 0u) << "refills and flushes in the last 8 rounds of a burst of "
+                                << burst << ", limit " << tl_cache.bins[cls].limit;
+    }
+  }).join();
+}
+
+// A burst a little larger than the budget lets the class hold moves about
+// its excess through the pool each round: one or two transfer batches each
+// way (where the bin's count lands after a flush decides which). Refills of
+// up to half the bin (1024 blocks) took in a refill's worth more than the
+// burst needed and sent it back batch by batch: 16 moves a round.
+TEST(ThreadCache, ABurstJustPastWhatTheBudgetHoldsMovesItsExcessNotHalfTheBin) {
+  BinBudget budget(112 * 1024);  // about 2048 blocks of 64 bytes above the base
+  std::thread([] {
+    use_thread_cache();
+    unsigned cls = size_class_of(64);
+    auto rounds = [cls](uint32_t burst, int n) {
+      std::vector<void*> v(burst);
+      uint64_t moves_last = 0;
+      for (int round = 0; round < n; ++round) {
+        uint64_t before = pool_moves(cls);
+        for (uint32_t i = 0; i < burst; ++i) v[i] = malloc_fast(64);
+        for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+        if (round >= n - 8) moves_last += pool_moves(cls) - before;
+      }
+      return moves_last;
+    };
+    rounds(4000, 8);  // grows the class as far as the budget lets it
+    uint32_t most = tl_cache.bins[cls].limit;
+    ASSERT_LT(most, 3000u) << "the budget did not stop the class";
+    EXPECT_LE(rounds(most + 52, 20), 8u * 4)
+        << "refills and flushes in the last 8 rounds of a burst of " << most + 52 << ", limit "
+        << tl_cache.bins[cls].limit;
+  }).join();
+}
+
 // A class that only runs full (every block it frees was allocated by
 // another thread: a consumer) or only empty (a producer) keeps its base.
 TEST(ThreadCache, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
@@ -457,7 +512,7 @@ TEST(ThreadCache, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
 }
 
 // Together, one thread's classes grow by at most the budget, counted
-// exactly, and every class stays within its most (2048 blocks).
+// exactly, and every class stays within its most (8192 blocks).
 TEST(ThreadCache, GrowthStopsAtTheThreadsBudget) {
   const size_t kBudget = 96 * 1024;
   BinBudget budget(kBudget);
@@ -471,7 +526,7 @@ TEST(ThreadCache, GrowthStopsAtTheThreadsBudget) {
         for (void*& p : v) p = malloc_fast(size);
         for (void* p : v) free_fast(p);
       }
-      EXPECT_LE(tl_cache.bins[cls].limit, 2048u);
+      EXPECT_LE(tl_cache.bins[cls].limit, 8192u);
       EXPECT_LE(bin_count(tl_cache.bins[cls]), tl_cache.bins[cls].limit);
     }
     EXPECT_GT(tl_cache.grown_bytes, 0u);
