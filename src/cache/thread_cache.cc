@@ -12,28 +12,6 @@ __thread ThreadCache tl_cache __attribute__((tls_model("initial-exec")));
 constinit SmallDivert g_small_divert = {};
 constinit ThreadRegistry g_threads;
 
-namespace {
-
-// Blocks per refill: slow start (4, 8, 16, ...) up to half the bin and one
-// transfer batch, so a thread alternating around the limit does not bounce
-// single blocks, and a class used once does not carve (and touch) a whole
-// batch. Not more than a batch: a grown bin filled by up to half its limit
-// (1024 blocks) at a time took in, with a burst a few blocks larger than
-// it holds, a refill's worth more than the burst needed, and sent it back
-// batch by batch as the burst was freed: 16 refills and flushes a round
-// where one of each moves the excess (docs/benchmarks.md, "Refills of one
-// batch, bins of up to 8192 blocks").
-uint32_t next_fill(Bin& b, uint32_t batch) {
-  uint32_t cap = b.limit < 2 ? 1 : b.limit / 2;
-  if (cap > batch) cap = batch;
-  uint32_t n = b.fill == 0 ? 4 : b.fill;
-  if (n > cap) n = cap;
-  b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
-  return n;
-}
-
-}  // namespace
-
 void* uncached_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(g_small_divert.alloc != nullptr)) return g_small_divert.alloc(cls, n);
   CentralPool& pool = g_central_pools[cls];
@@ -119,7 +97,8 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
   bin_note_miss(tc, cls, kBinMissEmpty);
   CentralPool& pool = g_central_pools[cls];
-  BlockChain c = pool.take(next_fill(b, pool.batch_size()), current_shard(pool.num_shards()));
+  BlockChain c = pool.take(bin_next_fill(b.fill, b.limit, pool.batch_size()),
+                           current_shard(pool.num_shards()));
   if (c.count == 0) return g_cache_upcalls.exhausted(class_size(cls));  // arena exhausted
   void* p = c.head;
   void* rest = *static_cast<void**>(p);

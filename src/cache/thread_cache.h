@@ -113,6 +113,25 @@ inline bool cache_medium_on_cpu(const ThreadCache& tc, unsigned cls) {
 
 // Blocks a bin holds.
 inline uint32_t bin_count(const Bin& b) { return static_cast<uint32_t>(b.limit - b.space); }
+// Blocks the next refill of a bin with this limit takes, advancing its
+// `fill` (Bin::fill, CheckedBin::fill; 0: none yet): slow start (4, 8, 16,
+// ...) up to half the limit and one transfer batch, so a thread alternating
+// around the limit does not bounce single blocks, and a class used once does
+// not carve (and touch) a whole batch. Not more than a batch: a grown bin
+// filled by up to half its limit (1024 blocks) at a time took in, with a
+// burst a few blocks larger than it holds, a refill's worth more than the
+// burst needed, and sent it back batch by batch as the burst was freed: 16
+// refills and flushes a round where one of each moves the excess
+// (docs/benchmarks.md, "Refills of one batch, bins of up to 8192 blocks").
+// The default bins and the checked bins (secure/checked_small.cc) share it.
+inline uint32_t bin_next_fill(uint16_t& fill, uint32_t limit, uint32_t batch) {
+  uint32_t cap = limit < 2 ? 1 : limit / 2;
+  if (cap > batch) cap = batch;
+  uint32_t n = fill == 0 ? 4 : fill;
+  if (n > cap) n = cap;
+  fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
+  return n;
+}
 // Changes a bin's limit, keeping its blocks (tests and thread init).
 inline void bin_set_limit(Bin& b, uint32_t limit) {
   b.space += static_cast<int32_t>(limit) - b.limit;

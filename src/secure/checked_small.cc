@@ -76,10 +76,10 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
 }
 
 // Fills the empty bin: 4 blocks, then 8, ... up to half its limit and one
-// transfer batch, as the default bins' slow start (cache/thread_cache.cc
-// next_fill): every block a checked refill takes is written (its tag), so a
-// short-lived thread, or one using a class a few times, touches few (one
-// block, taken at once, when the class caches nothing). The limit is set
+// transfer batch, by the default bins' slow start (cache/thread_cache.h
+// bin_next_fill): every block a checked refill takes is written (its tag),
+// so a short-lived thread, or one using a class a few times, touches few
+// (one block, taken at once, when the class caches nothing). The limit is set
 // first if it was still 0, so space stays at least 0 between calls: the
 // inline free's undo of a full bin (frontend/hardened_fast.h) stores 0, and
 // a negative space there would lose blocks from the count.
@@ -90,11 +90,7 @@ bool refill(CheckedBin& b, unsigned cls) {
   CentralPool& pool = g_central_pools[cls];
   if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
   uint32_t limit = b.limit;
-  uint32_t cap = limit / 2 > 0 ? limit / 2 : 1;
-  if (cap > pool.batch_size()) cap = pool.batch_size();
-  uint32_t n = b.fill == 0 ? 4 : b.fill;
-  if (n > cap) n = cap;
-  b.fill = static_cast<uint16_t>(n * 2 > cap ? cap : n * 2);
+  uint32_t n = bin_next_fill(b.fill, limit, pool.batch_size());
   void* blocks[kMaxBatch];
   uint32_t got =
       pool.take_blocks(blocks, n, current_shard(pool.num_shards()), fresh_per_refill(cls));

@@ -435,20 +435,27 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
 // those within a transfer batch of a doubling's limit too (at 2048 blocks,
 // the most a bin could hold before, 1921-2048 could settle a batch short
 // of full and miss every round for good).
+// Allocates `burst` blocks of 64 bytes and frees them, `rounds` times;
+// returns class cls's pool moves (refills and flushes) in the last 8 rounds.
+uint64_t burst_moves_in_last_8(unsigned cls, uint32_t burst, int rounds) {
+  std::vector<void*> v(burst);
+  uint64_t moves_last = 0;
+  for (int round = 0; round < rounds; ++round) {
+    uint64_t before = pool_moves(cls);
+    for (uint32_t i = 0; i < burst; ++i) v[i] = malloc_fast(64);
+    for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+    if (round >= rounds - 8) moves_last += pool_moves(cls) - before;
+  }
+  return moves_last;
+}
+
 TEST(ThreadCache, BurstsTheBudgetHoldsStopMissingWhateverTheirSize) {
   BinBudget budget(1 << 20);
   std::thread([] {
     use_thread_cache();
     unsigned cls = size_class_of(64);
     for (uint32_t burst : {1000u, 1950u, 2000u, 2040u, 2100u, 4000u}) {
-      std::vector<void*> v(burst);
-      uint64_t moves_last = 0;
-      for (int round = 0; round < 20; ++round) {
-        uint64_t before = pool_moves(cls);
-        for (uint32_t i = 0; i < burst; ++i) v[i] = malloc_fast(64);
-        for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
-        if (round >= 12) moves_last += pool_moves(cls) - before;
-      }
+      uint64_t moves_last = burst_moves_in_last_8(cls, burst, 20);
       EXPECT_GE(tl_cache.bins[cls].limit, burst);
       EXPECT_EQ(moves_last, 0u) << "refills and flushes in the last 8 rounds of a burst of "
                                 << burst << ", limit " << tl_cache.bins[cls].limit;
@@ -466,21 +473,10 @@ TEST(ThreadCache, ABurstJustPastWhatTheBudgetHoldsMovesItsExcessNotHalfTheBin) {
   std::thread([] {
     use_thread_cache();
     unsigned cls = size_class_of(64);
-    auto rounds = [cls](uint32_t burst, int n) {
-      std::vector<void*> v(burst);
-      uint64_t moves_last = 0;
-      for (int round = 0; round < n; ++round) {
-        uint64_t before = pool_moves(cls);
-        for (uint32_t i = 0; i < burst; ++i) v[i] = malloc_fast(64);
-        for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
-        if (round >= n - 8) moves_last += pool_moves(cls) - before;
-      }
-      return moves_last;
-    };
-    rounds(4000, 8);  // grows the class as far as the budget lets it
+    burst_moves_in_last_8(cls, 4000, 8);  // grows the class as far as the budget lets it
     uint32_t most = tl_cache.bins[cls].limit;
     ASSERT_LT(most, 3000u) << "the budget did not stop the class";
-    EXPECT_LE(rounds(most + 52, 20), 8u * 4)
+    EXPECT_LE(burst_moves_in_last_8(cls, most + 52, 20), 8u * 4)
         << "refills and flushes in the last 8 rounds of a burst of " << most + 52 << ", limit "
         << tl_cache.bins[cls].limit;
   }).join();
