@@ -4,10 +4,11 @@
 // bins_init and below). Everything here runs on the owning thread, from its
 // slow paths, so a bin's limit changes with no synchronisation: only the
 // owner reads or writes its bins. The grown bytes are counted exactly:
-// tc.grown_bytes is the sum over classes of (limit - base) * size for the
-// classes above their base.
+// tc.grown_bytes is the sum over classes of (limit - base) * the bytes a
+// block counts for (cache/budget_bytes.h) for the classes above their base.
 #include <algorithm>
 
+#include "cache/budget_bytes.h"
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
 
@@ -85,7 +86,7 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   // a check mode, a closed bin); medium classes keep their base, as per CPU.
   if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
-  size_t size = class_size(cls), budget = bins_grow_budget();
+  size_t size = budget_block_bytes(cls), budget = bins_grow_budget();
   size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
@@ -111,7 +112,7 @@ uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
 }
 
 void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to) {
-  uint32_t less = static_cast<uint32_t>((from - to) * class_size(cls));
+  uint32_t less = static_cast<uint32_t>((from - to) * budget_block_bytes(cls));
   tc.grown_bytes = tc.grown_bytes > less ? tc.grown_bytes - less : 0;
   g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
 }

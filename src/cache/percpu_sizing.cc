@@ -14,6 +14,7 @@
 // to their base, so memory follows demand down as well as up.
 #include <atomic>
 
+#include "cache/budget_bytes.h"
 #include "cache/percpu_region.h"
 #include "common/size_class.h"
 
@@ -37,7 +38,7 @@ size_t grown_bytes(char* region) {
   for (unsigned c = 1; c < kNumClasses; ++c) {
     uint32_t base = g_region_layout.base[c].end;
     uint32_t end = load16(&r[c].end);
-    if (end > base) total += size_t{end - base} * class_size(c);
+    if (end > base) total += size_t{end - base} * budget_block_bytes(c);
   }
   return total;
 }
@@ -59,7 +60,7 @@ bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, Regio
     // Medium blocks (above 32 KiB) keep their base: a few of them would
     // fill a budget.
     if (c != 0 && !is_medium_class(c) && grow_bytes != 0) {
-      size_t want = base + grow_bytes / class_size(c);
+      size_t want = base + grow_bytes / budget_block_bytes(c);
       uint32_t cap = limit > base ? limit : base;
       max = want < cap ? static_cast<uint32_t>(want) : cap;
     }
@@ -96,7 +97,7 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   uint32_t add = end - begin;  // doubling
   if (add > max - end) add = max - end;
   size_t used = grown_bytes(region), budget = g_region_layout.grow_bytes;
-  size_t room = used < budget ? (budget - used) / class_size(cls) : 0;
+  size_t room = used < budget ? (budget - used) / budget_block_bytes(cls) : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   if (add == 0) return false;
   // On whatever CPU the thread runs now: if it moved, that CPU's class grows

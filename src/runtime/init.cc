@@ -11,6 +11,7 @@
 #include <cstring>
 #include <new>
 
+#include "cache/budget_bytes.h"
 #include "cache/percpu_cache.h"
 #include "common/writer.h"
 #include "frontend/allocator.h"
@@ -288,6 +289,9 @@ bool init_slow() {
     install_heap_events(g_rt.heap);
     compute_cache_limits(cfg);
     checks_init(cfg);
+    // Growth budgets count a checked block as the program's request (the
+    // canary moves full-class requests up one): before the caches are sized.
+    budget_block_bytes_init(g_checks.bitguard);
     // Medium blocks zeroed and checked by page where present: not on huge pages.
     if (g_checks.zero_free || g_checks.zero_alloc) g_rt.heap.set_medium_slabs_small_pages(true);
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);

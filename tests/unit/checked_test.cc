@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/budget_bytes.h"
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
 #include "frontend/allocator.h"
@@ -459,6 +460,32 @@ TEST(CheckedBins, ABurstTheBudgetHoldsStopsMissingOnceTheBinHasGrown) {
         << "refills and flushes in 8 rounds of a burst of " << live << " blocks, limit "
         << tl_checked.bins[cls].limit;
   }
+}
+
+
+// With the canary, a request that fills its class (256 bytes) moves up one
+// (to 320), and its block counts against the growth budget at the class
+// below's size (cache/budget_bytes.h): a burst of as many of them as the
+// budget holds at 256 bytes each grows the bin until it fits and then stops
+// missing, as the same burst does in the default bins. Counted at 320 bytes,
+// the bin stopped short of it and refilled and flushed every round.
+TEST(CheckedBins, ABurstOfRequestsFillingTheirClassGrowsAsIfNoCanaryMovedThem) {
+  if (!start_bitguard_bins()) GTEST_SKIP() << "the runtime started before the modes were set";
+  constexpr size_t kFull = 256;
+  unsigned cls = class_of_request(kFull);
+  ASSERT_EQ(class_size(cls), 320u);
+  EXPECT_EQ(budget_block_bytes(cls), 256u);
+  size_t budget = bins_grow_budget();
+  unsigned live = static_cast<unsigned>(budget / 290);
+  ASSERT_GT(size_t{live - g_threads.bin_base[cls]} * class_size(cls), budget)
+      << "more than the budget holds at 320 bytes a block";
+  burst(kFull, live, 12);
+  EXPECT_GE(tl_checked.bins[cls].limit, live) << "budget " << budget;
+  uint64_t before = g_central_pools[cls].activity();
+  burst(kFull, live, 8);
+  EXPECT_EQ(g_central_pools[cls].activity(), before)
+      << "refills and flushes in 8 rounds of a burst of " << live << " blocks, limit "
+      << tl_checked.bins[cls].limit;
 }
 
 }  // namespace

@@ -1,0 +1,42 @@
+// slabby: what a cached block counts for against the caches' growth budget
+// (SLABBY_PERCPU_GROW_BYTES: cache/bin_sizing.cc for the bins,
+// cache/percpu_sizing.cc for the CPU caches).
+//
+// The budget is in the program's bytes: a block counts for its class's
+// size, except when the canary (the bit guard) follows every small block.
+// Then a request that fills its class (a 256-byte string, a power-of-two
+// array) moves up one class for the canary's 8 bytes, and its block counts
+// for the class below's size: what the same request takes without the
+// canary. So the checked caches hold as many of a program's blocks as the
+// default caches would, and grow at the same misses; the canary's share of
+// the memory is the mode's cost, not a smaller cache. A request that left
+// its class room for the canary is undercounted by one class step: the
+// bytes held can reach 2 x the budget in the 32-byte class, 1.5 x in the
+// 48-byte one, at most 1.33 x from 64 bytes up (the classes' ratios).
+//
+// Written once by init (runtime/init.cc), before the caches are set up
+// (percpu_init, bins_init); read-only after.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/size_class.h"
+
+namespace slabby {
+
+inline constinit std::array<uint32_t, kNumClasses> g_budget_block_bytes = kClassSize;
+
+inline size_t budget_block_bytes(unsigned cls) { return g_budget_block_bytes[cls]; }
+
+// canary: every small block carries one after the program's bytes, moving
+// requests that fill their class up one. Medium classes never grow (their
+// bases are fixed), so they keep their size.
+inline void budget_block_bytes_init(bool canary) {
+  for (unsigned c = 0; c < kNumClasses; ++c)
+    g_budget_block_bytes[c] = canary && c >= 2 && !is_medium_class(c) ? kClassSize[c - 1]
+                                                                       : kClassSize[c];
+}
+
+}  // namespace slabby
