@@ -70,10 +70,17 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
   return std::max<uint32_t>((base >> tc.base_shift) & ~uint32_t{1}, 4);
 }
 
-size_t bins_grow_budget() {
+size_t bins_grow_budget(const ThreadCache& tc) {
   uint64_t threads = cache_program_threads(), cpus = g_threads.cpus;
-  size_t budget = g_threads.bin_grow_bytes;
-  return threads <= cpus ? budget : static_cast<size_t>(budget * cpus / threads);
+  int64_t one = static_cast<int64_t>(g_threads.bin_grow_bytes);
+  if (threads <= cpus) return static_cast<size_t>(one);
+  int64_t share = one * static_cast<int64_t>(cpus) / static_cast<int64_t>(threads);
+  // What no thread has grown into (negative: the threads together are past
+  // the CPUs' budget), on top of what this one holds.
+  int64_t all = static_cast<int64_t>(g_threads.bins_grown.load(std::memory_order_relaxed));
+  int64_t unused = one * static_cast<int64_t>(cpus) - all;
+  int64_t budget = std::max(share, static_cast<int64_t>(tc.grown_bytes) + unused);
+  return static_cast<size_t>(std::clamp<int64_t>(budget, 0, one));
 }
 
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
@@ -86,12 +93,13 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   // a check mode, a closed bin); medium classes keep their base, as per CPU.
   if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
-  size_t size = budget_block_bytes(cls), budget = bins_grow_budget();
+  size_t size = budget_block_bytes(cls), budget = bins_grow_budget(tc);
   size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
   if (add == 0) return 0;
   tc.grown_bytes += static_cast<uint32_t>(add * size);
+  g_threads.bins_grown.fetch_add(add * size, std::memory_order_relaxed);
   g_threads.bin_grows.fetch_add(1, std::memory_order_relaxed);
   return add;
 }
@@ -107,13 +115,15 @@ bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
 uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
   uint32_t base = bin_base(tc, cls);
   if (limit <= base) return limit;
-  if (tc.demand[cls].missed != 0 && tc.grown_bytes <= bins_grow_budget()) return limit;
+  if (tc.demand[cls].missed != 0 && tc.grown_bytes <= bins_grow_budget(tc)) return limit;
   return (base + (limit - base) / 2) & ~uint32_t{1};
 }
 
 void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to) {
   uint32_t less = static_cast<uint32_t>((from - to) * budget_block_bytes(cls));
-  tc.grown_bytes = tc.grown_bytes > less ? tc.grown_bytes - less : 0;
+  if (less > tc.grown_bytes) less = tc.grown_bytes;
+  tc.grown_bytes -= less;
+  g_threads.bins_grown.fetch_sub(less, std::memory_order_relaxed);
   g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
 }
 

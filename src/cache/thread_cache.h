@@ -173,6 +173,13 @@ struct ThreadRegistry {
   uint16_t bin_base[kNumClasses] = {};
   size_t bin_grow_bytes = 0;
   uint64_t cpus = 1;
+  // The live threads' ThreadCache::grown_bytes, summed: each thread adds
+  // what its bins grow and takes off what they shrink (bin_grow_by,
+  // bin_shrunk), and all of it when its bins close (at its exit, or its
+  // move to the CPU caches); a forked child keeps only its own thread's.
+  // Read by bins_grow_budget. Relaxed atomics: a racing growth may take a
+  // few KiB past the budget, which the next decays give back.
+  std::atomic<uint64_t> bins_grown{0};
   uint32_t decay_epoch = 0;  // atomic builtins
   std::atomic<uint64_t> bin_grows{0};
   std::atomic<uint64_t> bin_shrinks{0};
@@ -306,10 +313,18 @@ extern constinit SmallDivert g_small_divert;
 // until its next slow path (at most the budget it had).
 //
 // Shares. The per-CPU caches bound what is cached by the CPUs; bins, by
-// the threads. So while the live threads on bins outnumber the CPUs, each
-// gets a share: its growth budget is SLABBY_PERCPU_GROW_BYTES x cpus /
-// threads (the threads' budgets together are the CPUs', as per CPU), read
-// at every growth and decay, so it follows threads starting and exiting;
+// the threads. The bins of all threads together may grow by
+// SLABBY_PERCPU_GROW_BYTES x cpus (what the CPUs' caches may), and one
+// thread's by SLABBY_PERCPU_GROW_BYTES (one CPU's). While the live threads
+// on bins outnumber the CPUs, each is sure of a share, SLABBY_PERCPU_GROW_
+// BYTES x cpus / threads, and may grow past it into what the other threads
+// have not grown (g_threads.bins_grown): idle threads (a main thread
+// waiting in join, a pool's parked workers) leave theirs to the busy ones.
+// A thread that grew past its share while the others' grew too, so that
+// together they are past the CPUs' budget, is over its budget by that much:
+// its next decays shrink it, classes that keep missing included, down to
+// its share at most. Read at every growth and decay, so it follows threads
+// starting, growing and exiting;
 // and a thread starting when the process already has four threads per CPU
 // gets half of each small class's base (not less than 4 blocks), kept for
 // its life (they can be that many only up to SLABBY_PERCPU_THREADS, or
@@ -327,8 +342,9 @@ void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus);
 void bins_start(ThreadCache& tc, bool cached);
 // Class cls's base on this thread: the floor its decay and resets go down to.
 uint32_t bin_base(const ThreadCache& tc, unsigned cls);
-// The calling thread's growth budget now (the share above).
-size_t bins_grow_budget();
+// How far thread tc's bins may grow above their bases now, its grown bytes
+// included (the shares above).
+size_t bins_grow_budget(const ThreadCache& tc);
 // Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
 // the calling thread's bins; true when the bin grew (space rose).
 bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);

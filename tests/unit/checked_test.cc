@@ -451,7 +451,8 @@ TEST(CheckedBins, ABurstTheBudgetHoldsStopsMissingOnceTheBinHasGrown) {
   constexpr size_t kBurstRequest = 72;  // a class no other test here uses
   unsigned cls = class_of_request(kBurstRequest);
   for (unsigned live : {1000u, 1950u, 2000u, 2040u, 2100u, 3000u}) {
-    ASSERT_GE(bins_grow_budget(), size_t{live} * class_size(cls)) << "the budget would stop it";
+    ASSERT_GE(bins_grow_budget(tl_cache), size_t{live} * class_size(cls))
+        << "the budget would stop it";
     burst(kBurstRequest, live, 12);
     EXPECT_GE(tl_checked.bins[cls].limit, live);
     uint64_t before = g_central_pools[cls].activity();
@@ -475,7 +476,7 @@ TEST(CheckedBins, ABurstOfRequestsFillingTheirClassGrowsAsIfNoCanaryMovedThem) {
   unsigned cls = class_of_request(kFull);
   ASSERT_EQ(class_size(cls), 320u);
   EXPECT_EQ(budget_block_bytes(cls), 256u);
-  size_t budget = bins_grow_budget();
+  size_t budget = bins_grow_budget(tl_cache);
   unsigned live = static_cast<unsigned>(budget / 290);
   ASSERT_GT(size_t{live - g_threads.bin_base[cls]} * class_size(cls), budget)
       << "more than the budget holds at 320 bytes a block";

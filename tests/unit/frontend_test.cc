@@ -641,54 +641,118 @@ uint64_t program_threads_now() {
          __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
 }
 
-// Once the threads on bins outnumber the CPUs, a thread's growth budget is
-// its share (budget x cpus / threads), read at each growth: its classes stop
-// there. When more threads start, its share falls, and its next decays
-// shrink what it grew, classes that keep missing included, until it is
-// within the new share; as they exit, it may grow again.
-TEST(ThreadCache, AThreadsGrowthBudgetIsItsShareOfTheCpusAndFollowsTheThreads) {
+// Bursts of 128-byte blocks, 8 x the class's base live at once: each round
+// runs the bin empty and full until it has grown to hold them.
+void bursts_of_128(int rounds) {
+  unsigned cls = size_class_of(128);
+  std::vector<void*> v(8 * g_threads.bin_base[cls]);
+  for (int round = 0; round < rounds; ++round) {
+    for (void*& p : v) p = malloc_fast(128);
+    for (void* p : v) free_fast(p);
+  }
+}
+
+uint64_t all_grown() { return g_threads.bins_grown.load(std::memory_order_relaxed); }
+
+// Once the threads on bins outnumber the CPUs, each is sure of a share of
+// the CPUs' growth budget (budget x cpus / threads) and may grow past it
+// into what the others have not grown: threads that sit idle (here six
+// parked ones, a main thread waiting in join) leave theirs to the busy one.
+// Under the rule before, an even share for every live thread, this thread
+// stopped at a seventh of the budget.
+TEST(ThreadCache, IdleThreadsLeaveTheirShareOfTheGrowthBudgetToABusyOne) {
   const size_t kBudget = 256 * 1024;
   BinBudget budget(kBudget);
   SharedCpus cpus(1);
   std::thread([&] {
     use_thread_cache();
-    uint64_t threads = program_threads_now();  // main and this one, at least
-    ASSERT_GE(threads, 2u);
-    EXPECT_EQ(bins_grow_budget(), kBudget / threads);
-    unsigned cls = size_class_of(128);
-    std::vector<void*> v(8 * g_threads.bin_base[cls]);
-    auto bursts = [&](int rounds) {
-      for (int round = 0; round < rounds; ++round) {
-        for (void*& p : v) p = malloc_fast(128);
-        for (void* p : v) free_fast(p);
-      }
-    };
-    bursts(8);
+    ParkedThreads idle(6);
+    uint64_t threads = program_threads_now();
+    ASSERT_GE(threads, 8u);
+    size_t share = kBudget / threads;
+    ASSERT_EQ(all_grown(), tl_cache.grown_bytes) << "no other thread has grown";
+    EXPECT_EQ(bins_grow_budget(tl_cache), kBudget);
+    bursts_of_128(8);
+    EXPECT_GT(tl_cache.grown_bytes, 4 * share) << "grew past its share of " << share;
+    EXPECT_LE(tl_cache.grown_bytes, kBudget);
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+    EXPECT_EQ(all_grown(), tl_cache.grown_bytes);
+    // It keeps what it grew while it uses it, decay after decay.
     size_t grown = tl_cache.grown_bytes;
-    EXPECT_GT(grown, kBudget / threads / 2) << "grew near its share";
-    EXPECT_LE(grown, kBudget / threads);
-    EXPECT_EQ(grown, grown_by_limits());
-    {
-      ParkedThreads more(6);  // its share falls to a quarter or less
-      uint64_t now = program_threads_now();
-      ASSERT_GE(now, threads + 6);
-      size_t share = kBudget / now;
-      EXPECT_EQ(bins_grow_budget(), share);
-      ASSERT_GT(tl_cache.grown_bytes, share);
-      // Each pass: the class misses (bursts), and a decay at its next slow
-      // path halves what it grew while it is above its share.
-      for (int pass = 0; pass < 8 && tl_cache.grown_bytes > share; ++pass) {
-        cache_decay_tick();
-        bursts(1);
-      }
-      EXPECT_LE(tl_cache.grown_bytes, share);
-      EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
-      EXPECT_GE(tl_cache.bins[cls].limit, g_threads.bin_base[cls]);
+    for (int pass = 0; pass < 3; ++pass) {
+      cache_decay_tick();
+      bursts_of_128(1);
     }
-    // The parked threads exited: the whole share again, and room to grow.
-    EXPECT_EQ(bins_grow_budget(), kBudget / program_threads_now());
-    bursts(8);
-    EXPECT_GT(tl_cache.grown_bytes, kBudget / program_threads_now() / 2);
+    EXPECT_EQ(tl_cache.grown_bytes, grown);
+    cache_flush_all();
+    EXPECT_EQ(all_grown(), 0u) << "a flush takes the bins back to their bases";
+  }).join();
+}
+
+// Threads that grow together stay within the CPUs' budget: one that grew
+// past its share into room nobody used gives back what a thread growing
+// into its own share takes, at its next decays (classes that keep missing
+// included), and may grow again once that thread has exited. The sum the
+// budget reads (g_threads.bins_grown) follows every growth, shrink and exit.
+TEST(ThreadCache, ThreadsGrowingTogetherStayWithinTheCpusBudget) {
+  const size_t kBudget = 256 * 1024;
+  BinBudget budget(kBudget);
+  SharedCpus cpus(1);
+  std::thread([&] {
+    use_thread_cache();
+    bursts_of_128(8);  // alone with the main thread: up to the whole budget
+    size_t alone = tl_cache.grown_bytes;
+    EXPECT_GT(alone, kBudget / 2);
+    EXPECT_LE(alone, kBudget);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool grown = false, done = false;
+    size_t other_grown = 0;
+    std::thread other([&] {
+      use_thread_cache();
+      bursts_of_128(8);  // into its own share, past the CPUs' budget
+      std::unique_lock<std::mutex> l(mu);
+      other_grown = tl_cache.grown_bytes;
+      grown = true;
+      cv.notify_all();
+      cv.wait(l, [&] { return done; });
+    });
+    {
+      std::unique_lock<std::mutex> l(mu);
+      cv.wait(l, [&] { return grown; });
+    }
+    uint64_t threads = program_threads_now();
+    ASSERT_GE(threads, 3u);
+    size_t share = kBudget / threads;
+    EXPECT_GT(other_grown, share / 2) << "the other thread grew into its share";
+    EXPECT_LE(other_grown, share);
+    EXPECT_EQ(all_grown(), alone + other_grown);
+    ASSERT_GT(all_grown(), kBudget) << "together past the CPUs' budget";
+    EXPECT_LT(bins_grow_budget(tl_cache), alone);
+    // A decay runs at the thread's first slow path after a tick: here the
+    // first allocation of a class its bins have not held (its bursts fit).
+    const size_t kFreshSizes[] = {1500, 2500, 3500, 5000, 6500, 9000, 11000, 13000};
+    for (size_t fresh : kFreshSizes) {
+      if (all_grown() <= kBudget) break;
+      cache_decay_tick();
+      free_fast(malloc_fast(fresh));
+      bursts_of_128(1);
+    }
+    EXPECT_LE(all_grown(), kBudget);
+    EXPECT_GE(tl_cache.grown_bytes, share) << "it keeps its share";
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+    {
+      std::lock_guard<std::mutex> g(mu);
+      done = true;
+    }
+    cv.notify_all();
+    other.join();
+    // The other thread's bins closed with it: the room is back.
+    EXPECT_EQ(all_grown(), tl_cache.grown_bytes);
+    EXPECT_EQ(bins_grow_budget(tl_cache), kBudget);
+    size_t before = tl_cache.grown_bytes;
+    bursts_of_128(8);
+    EXPECT_GT(tl_cache.grown_bytes, before);
     cache_flush_all();
   }).join();
 }
