@@ -130,9 +130,6 @@ TEST(CheckedMediumDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
       "changed after it was freed \\(found by malloc\\)");
 }
 
-// Zeroing at free and the zero check at reuse read and write only the pages
-// that hold data: a block the program used the start of is not faulted in
-// whole (its last page holds the tag, the first the data).
 // A thread on its checked bins keeps its medium blocks in its CPU's cache,
 // as the default caches do (cache/thread_cache.h cache_medium_on_cpu), not
 // one of each medium class in its own bin: a C++ program's eight threads on
@@ -159,6 +156,9 @@ TEST(CheckedMedium, AThreadOnItsBinsKeepsItsMediumBlocksInItsCpusCache) {
   free_fast(q);
 }
 
+// Zeroing at free and the zero check at reuse read and write only the pages
+// that hold data: a block the program used the start of is not faulted in
+// whole (its last page holds the tag, the first the data).
 TEST(CheckedMedium, ABlockUsedAtItsStartIsNotFaultedInByItsFreeNorItsReuse) {
   if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
   stay_on_this_cpu();

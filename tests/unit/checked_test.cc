@@ -463,7 +463,6 @@ TEST(CheckedBins, ABurstTheBudgetHoldsStopsMissingOnceTheBinHasGrown) {
   }
 }
 
-
 // With the canary, a request that fills its class (256 bytes) moves up one
 // (to 320), and its block counts against the growth budget at the class
 // below's size (cache/budget_bytes.h): a burst of as many of them as the
