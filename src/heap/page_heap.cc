@@ -12,8 +12,8 @@ namespace slabby {
 
 // ---------------------------------------------------------------- Region --
 
-bool Region::reserve(size_t bytes, size_t align, size_t step) {
-  void* p = os::reserve(bytes, align);
+bool Region::reserve(size_t bytes, size_t align, size_t step, bool readable) {
+  void* p = os::reserve(bytes, align, readable);
   if (p == nullptr) return false;
   base_ = static_cast<char*>(p);
   reserved_ = bytes;
@@ -43,10 +43,14 @@ bool PageHeap::init(size_t arena_bytes, size_t retain_max) {
   for (size_t sz = arena_bytes; sz >= min_bytes; sz /= 2) {
     // The arena commits in 4 MiB steps (few mprotect calls, one growing
     // mapping); its maps in 64 KiB steps (each covers 32 and 256 MiB).
+    // The maps read as zeros past what is committed: a pointer into the
+    // arena beyond the frontier (a wild free, a corrupted link) finds class
+    // 0 and no span, and gets the invalid-pointer report, not a fault.
     if (!arena_.reserve(sz, size_t{2} << 20, size_t{4} << 20)) continue;
     size_t pages = sz >> kPageShift;
-    if (page_map_region_.reserve(round_up(pages * sizeof(Span*), kPageSize), kPageSize, 64 << 10) &&
-        class_map_region_.reserve(round_up(pages, kPageSize), kPageSize, 64 << 10)) {
+    if (page_map_region_.reserve(round_up(pages * sizeof(Span*), kPageSize), kPageSize, 64 << 10,
+                                 true) &&
+        class_map_region_.reserve(round_up(pages, kPageSize), kPageSize, 64 << 10, true)) {
       page_map_ = reinterpret_cast<Span**>(page_map_region_.base());
       class_map_ = reinterpret_cast<uint8_t*>(class_map_region_.base());
       base_ = reinterpret_cast<uintptr_t>(arena_.base());

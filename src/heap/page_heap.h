@@ -87,8 +87,9 @@ namespace slabby {
 // A reservation whose prefix is committed on demand.
 class Region {
  public:
-  // `step`: commit granularity (a multiple of the page size).
-  bool reserve(size_t bytes, size_t align, size_t step);
+  // `step`: commit granularity (a multiple of the page size). `readable`:
+  // the part not committed yet reads as zeros (os::reserve).
+  bool reserve(size_t bytes, size_t align, size_t step, bool readable = false);
   // Commits at least [base, base + bytes). False if the OS refuses.
   bool ensure(size_t bytes);
   char* base() const { return base_; }

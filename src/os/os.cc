@@ -69,10 +69,11 @@ size_t huge_page_size() {
   return v >= page && (v & (v - 1)) == 0 ? v : derived;
 }
 
-void* reserve(size_t bytes, size_t align) {
+void* reserve(size_t bytes, size_t align, bool readable) {
   ErrnoKeeper keep;
   size_t span = bytes + align;
-  void* raw = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  int prot = readable ? PROT_READ : PROT_NONE;
+  void* raw = mmap(nullptr, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     g_last_map_errno.store(errno, std::memory_order_relaxed);
     return nullptr;

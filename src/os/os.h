@@ -26,8 +26,11 @@ size_t huge_page_size();
 
 // Reserves address space with no access and no commit charge
 // (PROT_NONE, MAP_NORESERVE). Aligned to `align` (a power of two >= page).
-// Returns nullptr on failure.
-void* reserve(size_t bytes, size_t align);
+// Returns nullptr on failure. `readable`: PROT_READ instead, so the pages
+// read as zeros until committed (still no charge: a private read-only
+// mapping is not counted against the commit limit, and a read maps the
+// shared zero page).
+void* reserve(size_t bytes, size_t align, bool readable = false);
 void release(void* p, size_t bytes);
 
 // Makes reserved pages readable and writable (they read as zero until touched).

@@ -249,6 +249,28 @@ TEST(FrontendDeathTest, FreeOfAnInteriorPointerOfALargeBlockAborts) {
   free_fast(p);
 }
 
+// A pointer into the arena past what it has committed (the arena reserves
+// 64 GiB by default; its last page is never reached here) gets the same
+// report from each call that takes one, not a fault: the page and class
+// maps read as zeros there (before 2026-12-07 their reservations were
+// PROT_NONE, and each of these died of SIGSEGV).
+TEST(FrontendDeathTest, APointerIntoTheArenaPastItsCommittedPartGetsTheInvalidPointerReport) {
+  thread_init();
+  char* far = reinterpret_cast<char*>(g_rt.heap.base() + g_rt.heap.size() - kPageSize);
+  ASSERT_GT(g_rt.heap.size(), size_t{1} << 30) << "an arena this small may be committed to its end";
+  const char* report =
+      " of invalid pointer 0x[0-9a-f]+ \\(inside slabby's heap, not the start of a "
+      "live block\\)";
+  EXPECT_EXIT(free_fast(far), ::testing::KilledBySignal(SIGABRT),
+              std::string("slabby: free") + report);
+  EXPECT_EXIT(free_fast(far + 3), ::testing::KilledBySignal(SIGABRT),
+              std::string("slabby: free") + report);
+  EXPECT_EXIT(realloc_impl(far, 100), ::testing::KilledBySignal(SIGABRT),
+              std::string("slabby: realloc") + report);
+  EXPECT_EXIT(usable_size_impl(far), ::testing::KilledBySignal(SIGABRT),
+              std::string("slabby: malloc_usable_size") + report);
+}
+
 }  // namespace
 }  // namespace slabby
 
