@@ -90,13 +90,17 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   d.missed = 1;
   if (last == kBinMissNone || last == kind) return 0;
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
-  // a check mode, a closed bin); medium classes keep their base, as per CPU.
-  if (limit == 0 || is_medium_class(cls) || limit >= kMaxGrownLimit) return 0;
+  // a check mode, a closed bin). Medium classes grow too, by whole blocks
+  // from their base of one, within the same byte budget (as per CPU:
+  // percpu_sizing.cc).
+  if (limit == 0 || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
   size_t size = budget_block_bytes(cls), budget = bins_grow_budget(tc);
   size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
-  add &= ~uint32_t{1};  // even, as the bases: a flush of half is whole batches
+  // Even, as the bases: a flush of half is whole batches (a medium class's
+  // batch is one block).
+  if (!is_medium_class(cls)) add &= ~uint32_t{1};
   if (add == 0) return 0;
   tc.grown_bytes += static_cast<uint32_t>(add * size);
   g_threads.bins_grown.fetch_add(add * size, std::memory_order_relaxed);

@@ -372,7 +372,10 @@ uint64_t percpu_drain_idle(bool all) {
     uint64_t misses = g_cpu_misses[cpu].load(std::memory_order_relaxed);
     bool idle = misses == g_cpu_misses_seen[cpu];
     g_cpu_misses_seen[cpu] = misses;
-    if (!idle && !all && !sizing_grown(r)) continue;
+    if (!idle && !all && !sizing_grown(r)) {
+      sizing_hint_exact(r);  // (a read of the other CPU's region: no need to run there)
+      continue;
+    }
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);

@@ -5,7 +5,7 @@
 //
 // A region, mapped on a CPU's first use:
 //   [SlotRange per class][cursor word per class][ClassDemand per class]
-//   [pad, slots of class 1][pad, slots of class 2] ...
+//   [GrowthHint][pad, slots of class 1][pad, slots of class 2] ...
 // The ranges and cursors are the header (kRegionHeaderBytes, percpu_cache.h:
 // a cursor word holds cur and the inline free's pushes). Each part starts on
 // a 64-byte boundary; slot indices count 8-byte words from the region's
@@ -27,9 +27,9 @@
 // - Every class c >= 1 has its pad at begin - 1 == max_end[c - 1], 0 or the
 //   region's address (percpu_cache.cc arm_pad, on the slow paths); a push
 //   writes below its class's end <= max_end, so no section ever writes it.
-// - ClassDemand is a heuristic: written by the slow paths of threads on that
-//   CPU and by the background pass, with relaxed atomics and no lock; a lost
-//   update only delays a grow or a shrink.
+// - ClassDemand and GrowthHint are heuristics: written by the slow paths of
+//   threads on that CPU and by the background pass, with relaxed atomics and
+//   no lock; a lost update only delays a grow or a shrink.
 #pragma once
 
 #include <cstddef>
@@ -46,6 +46,18 @@ struct ClassDemand {
   uint32_t seen;    // misses when the background pass last looked
   uint32_t last;    // MissKind of the latest miss
   uint32_t unused;
+};
+
+// Bytes of the region's growth budget believed used: the exact sum (over
+// every class's capacity above its base) when the sizing last computed it,
+// plus what it granted since; the background pass sets it exact again. A
+// miss skips that sum (a walk over every class) while the hint says the
+// budget has no room for its class: with medium classes growing, the budget
+// is often full, and the walk took a tenth of a medium-block loop's time.
+// Only ever high (a grow that landed on another CPU), never low: a grow is
+// granted only after the exact sum.
+struct GrowthHint {
+  uint64_t used;
 };
 
 struct RegionLayout {
@@ -68,6 +80,10 @@ inline uint32_t region_cur(char* region, unsigned cls) {
 }
 inline ClassDemand* region_demand(char* region) {
   return reinterpret_cast<ClassDemand*>(region + g_region_layout.demand_at);
+}
+inline GrowthHint* region_growth_hint(char* region) {
+  return reinterpret_cast<GrowthHint*>(region + g_region_layout.demand_at +
+                                       sizeof(ClassDemand) * kNumClasses);
 }
 
 // Pops up to `max` blocks of class cls from the current CPU's cache and
@@ -93,6 +109,8 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
 uint64_t sizing_decay(char* region, bool reset);
 // Whether any class of the region is above its base capacity.
 bool sizing_grown(char* region);
+// Sets the region's GrowthHint to the exact sum (sizing_decay does it too).
+void sizing_hint_exact(char* region);
 // Capacity of class cls in the region (end - begin).
 uint32_t sizing_capacity(char* region, unsigned cls);
 

@@ -6,7 +6,11 @@
 // allocates and then frees, each round sending most of it to the central
 // pools and back. Such a class doubles its capacity on the CPU, up to its
 // maximum and within the CPU's budget for growth (SLABBY_PERCPU_GROW_BYTES,
-// counted in bytes of capacity above the base). A class that only runs
+// counted in bytes of capacity above the base). Medium classes (above 32
+// KiB) too, from their base of one block: a few of them fill the budget, but
+// a server's buffers in flight (a few of each size live, how many wandering)
+// otherwise sent every other block of a size to the page heap and back
+// (bench medium-live-*; 2026-12-07). A class that only runs
 // empty (the consumer of a producer/consumer pair) or only full (the
 // producer's remote frees) never grows: more room would hold blocks its CPU
 // does not reuse. The background pass halves what a class grew when the
@@ -52,14 +56,13 @@ namespace {
 // 16-bit slot indices.
 bool try_plan(const uint32_t* base_cap, size_t grow_bytes, uint32_t limit, RegionLayout* out) {
   uint32_t header = static_cast<uint32_t>(kRegionHeaderBytes);
-  uint32_t demand = static_cast<uint32_t>(round_up(sizeof(ClassDemand) * kNumClasses, 64));
+  uint32_t demand =
+      static_cast<uint32_t>(round_up(sizeof(ClassDemand) * kNumClasses + sizeof(GrowthHint), 64));
   uint32_t idx = (header + demand) / 8;
   for (unsigned c = 0; c < kNumClasses; ++c) {
     uint32_t base = c == 0 ? 0 : base_cap[c];
     uint32_t max = base;
-    // Medium blocks (above 32 KiB) keep their base: a few of them would
-    // fill a budget.
-    if (c != 0 && !is_medium_class(c) && grow_bytes != 0) {
+    if (c != 0 && grow_bytes != 0) {
       size_t want = base + grow_bytes / budget_block_bytes(c);
       uint32_t cap = limit > base ? limit : base;
       max = want < cap ? static_cast<uint32_t>(want) : cap;
@@ -96,9 +99,13 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   if (end >= max) return false;
   uint32_t add = end - begin;  // doubling
   if (add > max - end) add = max - end;
-  size_t used = grown_bytes(region), budget = g_region_layout.grow_bytes;
-  size_t room = used < budget ? (budget - used) / budget_block_bytes(cls) : 0;
+  size_t size = budget_block_bytes(cls), budget = g_region_layout.grow_bytes;
+  uint64_t* hint = &region_growth_hint(region)->used;
+  if (__atomic_load_n(hint, __ATOMIC_RELAXED) + size > budget) return false;
+  size_t used = grown_bytes(region);
+  size_t room = used < budget ? (budget - used) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
+  __atomic_store_n(hint, used + size_t{add} * size, __ATOMIC_RELAXED);
   if (add == 0) return false;
   // On whatever CPU the thread runs now: if it moved, that CPU's class grows
   // instead (or nothing, if that CPU has no region yet), as it would on its
@@ -132,6 +139,7 @@ uint64_t sizing_decay(char* region, bool reset) {
       }
     }
   }
+  sizing_hint_exact(region);
   return moved;
 }
 
@@ -140,6 +148,10 @@ bool sizing_grown(char* region) {
   for (unsigned c = 1; c < kNumClasses; ++c)
     if (load16(&r[c].end) > g_region_layout.base[c].end) return true;
   return false;
+}
+
+void sizing_hint_exact(char* region) {
+  __atomic_store_n(&region_growth_hint(region)->used, grown_bytes(region), __ATOMIC_RELAXED);
 }
 
 uint32_t sizing_capacity(char* region, unsigned cls) {

@@ -453,6 +453,35 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   }).join();
 }
 
+// A medium class too (64 KiB blocks, base one block): a few buffers of a
+// size live at once, how many wandering, sent every other one to the pools
+// and the page heap while the class kept its base (bench medium-live-*).
+TEST(ThreadCache, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
+  BinBudget budget(1 << 20);
+  std::thread([] {
+    use_thread_cache();
+    unsigned cls = static_cast<unsigned>(class_of_size(64 << 10));
+    ASSERT_TRUE(is_medium_class(cls));
+    ASSERT_EQ(tl_cache.bins[cls].limit, 1u) << "a thread on its bins keeps its medium blocks there";
+    const uint32_t burst = 6;
+    std::vector<void*> v(burst);
+    uint64_t moves_last = 0;
+    for (int round = 0; round < 8; ++round) {
+      uint64_t before = pool_moves(cls);
+      for (uint32_t i = 0; i < burst; ++i) {
+        v[i] = malloc_fast(64 << 10);
+        memset(v[i], round, 64);
+      }
+      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+      moves_last = pool_moves(cls) - before;
+    }
+    EXPECT_GE(tl_cache.bins[cls].limit, burst);
+    EXPECT_LE(tl_cache.bins[cls].limit, 8u) << "doubling stops once the burst fits";
+    EXPECT_EQ(moves_last, 0u) << "the last burst came from and went back to the thread's bin";
+    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+  }).join();
+}
+
 // Bursts of any size the budget holds stop missing once the class has grown,
 // those within a transfer batch of a doubling's limit too (at 2048 blocks,
 // the most a bin could hold before, 1921-2048 could settle a batch short
@@ -1291,6 +1320,38 @@ TEST_F(PerCpu, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     EXPECT_GT(stats().cpu_cache_grows, grows);
     EXPECT_EQ(misses_last, 0u) << "the last burst came from and went back to the CPU's cache";
     EXPECT_GE(stats().cpu_cache_capacity_bytes, uint64_t{cap} * class_size(cls));
+  }).join();
+}
+
+// A medium class too, from its base of one block (64 KiB blocks: up to 16
+// more within the 1 MiB budget).
+TEST_F(PerCpu, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // from the base capacities, whatever ran before
+    unsigned cls = static_cast<unsigned>(class_of_size(64 << 10));
+    ASSERT_TRUE(is_medium_class(cls));
+    ASSERT_EQ(g_rt.cache_limit[cls], 1u);
+    ASSERT_GE(percpu_max_capacity(cls), 8u)
+        << "medium classes may grow (SLABBY_PERCPU_GROW_BYTES=1M)";
+    const uint32_t burst = 6;
+    std::vector<void*> v(burst);
+    uint64_t misses_last = 0;
+    for (int round = 0; round < 8; ++round) {
+      uint64_t before = class_misses(cls);
+      for (uint32_t i = 0; i < burst; ++i) {
+        v[i] = malloc_fast(64 << 10);
+        memset(v[i], round, 64);
+      }
+      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
+      misses_last = class_misses(cls) - before;
+    }
+    uint32_t cap = percpu_capacity(cpu, cls);
+    EXPECT_GE(cap, burst);
+    EXPECT_LE(cap, 8u) << "doubling stops once the burst fits";
+    EXPECT_EQ(misses_last, 0u) << "the last burst came from and went back to the CPU's cache";
   }).join();
 }
 
