@@ -309,12 +309,6 @@ class PageHeap {
     huge_slabs_ = mode == os::Thp::kDense && huge_page_size_ <= kMaxSlabChunk;
     os::set_thp(arena_.base(), arena_.reserved(), mode);
   }
-  // Medium classes' slabs never take a huge page chunk (the checked modes
-  // that zero: a medium block's pages are zeroed at its free and read at its
-  // reuse wherever they are present, and on a huge page all of them are; a
-  // loop of malloc(64 KiB-1 MiB) with 32 MiB of small blocks live took 5 x
-  // the time under SLABBY_SECURE).
-  void set_medium_slabs_small_pages(bool on) { medium_slabs_small_pages_ = on; }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
   // Dirty bytes above retain_max freed less than this long ago are kept
   // (0: none are, every free enforces retain_max at once). Set while a
@@ -522,7 +516,6 @@ class PageHeap {
   // allows them, slab bytes in use, whether kHugeSlabsAfter was reached
   // (never unset).
   bool huge_slabs_ = false;
-  bool medium_slabs_small_pages_ = false;
   uint64_t slab_bytes_ = 0;
   bool huge_slabs_due_ = false;
   // Bit i: the arena's i-th huge page (from base_) is a chunk marked now

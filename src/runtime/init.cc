@@ -292,8 +292,6 @@ bool init_slow() {
     // Growth budgets count a checked block as the program's request (the
     // canary moves full-class requests up one): before the caches are sized.
     budget_block_bytes_init(g_checks.bitguard);
-    // Medium blocks zeroed and checked by page where present: not on huge pages.
-    if (g_checks.zero_free || g_checks.zero_alloc) g_rt.heap.set_medium_slabs_small_pages(true);
     percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
     // By default the main thread and four threads per CPU keep their bins
     // (their shares: cache/thread_cache.h); one more moves them all to the
