@@ -54,8 +54,10 @@ struct ClassDemand {
 // miss skips that sum (a walk over every class) while the hint says the
 // budget has no room for its class: with medium classes growing, the budget
 // is often full, and the walk took a tenth of a medium-block loop's time.
-// Only ever high (a grow that landed on another CPU), never low: a grow is
-// granted only after the exact sum.
+// A grow that lands on another CPU (the thread moved) leaves this region's
+// hint high until the next pass, and that CPU's low; a low hint costs only
+// the sum it would have skipped, since a grow is granted only after the
+// exact sum.
 struct GrowthHint {
   uint64_t used;
 };

@@ -1,9 +1,11 @@
 // slabby: slabs on transparent huge pages (SLABBY_THP=dense, the default).
 //
-// A slab is filled from its first block on, so unlike a large block it
-// never leaves most of a huge page untouched; what huge pages cost slabs is
-// the grain (RSS grows 2 MiB at a time) and what they save is a fault and a
-// TLB entry per 4 KiB. A program that has put kHugeSlabsAfter bytes into
+// A small blocks' slab is filled from its first block on, so unlike a large
+// block it never leaves most of a huge page untouched (a medium block is a
+// slab of its own, not filled by construction: medium slabs never take a
+// chunk, PageHeap::alloc_slab); what huge pages cost slabs is the grain (RSS
+// grows 2 MiB at a time) and what they save is a fault and a TLB entry per
+// 4 KiB. A program that has put kHugeSlabsAfter bytes into
 // slabs is past the point where the grain matters: from then on, a slab
 // request that no free dirty span can serve takes a whole aligned huge page
 // (a chunk: of free clean pages if the free bins hold one, else at the

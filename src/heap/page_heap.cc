@@ -400,8 +400,8 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   // Medium classes' slabs (one block each) never take a huge page chunk: a
   // block is not filled by construction, and on a huge page every page of
   // it is present. 400 live blocks of 40 KiB-1 MiB, their first 4 KiB
-  // written, held 303 MB where snmalloc held 8 and jemalloc 78 (bench
-  // medium-sparse, 2026-12-07). In the checked modes that zero, each present
+  // written, peaked at 296 MiB (34 now) where snmalloc took 7.5 and
+  // jemalloc 77 (bench medium-sparse, 2026-12-07). In the checked modes that zero, each present
   // page was also zeroed at every free and read at every reuse (a loop of
   // malloc(64 KiB-1 MiB) beside 32 MiB of small blocks: 5 x the time under
   // SLABBY_SECURE, 2026-12-06).
