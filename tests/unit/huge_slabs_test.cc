@@ -138,7 +138,7 @@ TEST(HugeSlabs, LargeModeAndNeverModeKeepSlabsOnSmallPages) {
 // chunk, whatever the mode: past the bound, 64 of them take none, and a
 // small slab still does. (Before 2026-12-07 they did outside the checked
 // modes that zero: 400 blocks of 40 KiB-1 MiB with their first 4 KiB
-// written held 303 MB, bench medium-sparse.)
+// written peaked at 296 MiB, bench medium-sparse.)
 TEST(HugeSlabs, MediumSlabsNeverTakeAChunk) {
   if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
   auto h = make_heap(os::Thp::kDense);
