@@ -140,7 +140,7 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     // Flush one batch (the top `n` blocks of the bin).
     uint32_t held = bin_count(b), batch = g_central_pools[cls].batch_size();
     bin_give_top(b, cls, batch < held ? batch : held);
-    g_cache_upcalls.slow_path_done();
+    // (No slow_path_done from a free: thread_cache.h CacheUpcalls.)
   }
   *static_cast<void**>(p) = b.head;
   b.head = p;

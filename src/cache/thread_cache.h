@@ -266,7 +266,11 @@ struct CacheUpcalls {
   void* (*exhausted)(size_t bytes) noexcept;
   // A pointer whose page has no small class (class 0) reached a cache's free.
   void (*not_small)(void* p) noexcept;
-  // A slow path is done and holds no lock (the background thread may start).
+  // An allocation's slow path is done and holds no lock (the background
+  // thread may start). Never called from a free: glibc frees a thread's TLS
+  // while it holds its stack-cache lock, which pthread_create takes, and a
+  // free that started the background thread there deadlocked (a join in
+  // lifecycle.many_threads_rss, about one run in 300 under load; 2026-12-07).
   void (*slow_path_done)() noexcept;
   // The calling thread's cache is not bound yet (its first slow path):
   // initialise slabby if needed and bind it (runtime.h thread_init).

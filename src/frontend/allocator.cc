@@ -133,6 +133,7 @@ void* alloc_large_untimed(size_t n, size_t align, unsigned flags) noexcept {
   if (SLABBY_UNLIKELY(g_checks.on)) return checked_alloc_large(n, align, flags);
   Span* s = g_rt.heap.alloc_large(n == 0 ? 1 : n, align < kPageSize ? kPageSize : align, flags);
   if (SLABBY_UNLIKELY(s == nullptr)) return fallback_alloc(n, align);  // arena exhausted
+  maybe_start_background();
   return reinterpret_cast<void*>(s->start);
 }
 
@@ -261,8 +262,7 @@ void free_not_small(void* p) noexcept {
   if (SLABBY_LIKELY(s != nullptr && s->state == SpanState::kLarge &&
                     s->start == reinterpret_cast<uintptr_t>(p))) {
     g_rt.heap.free_large(s);
-    maybe_start_background();
-    return;
+    return;  // (the background thread starts from allocations only: runtime/background.h)
   }
   invalid_pointer("free", p);
 }

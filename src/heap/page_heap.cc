@@ -226,6 +226,11 @@ bool PageHeap::extend_frontier_locked(size_t pages) {
       !page_map_region_.ensure(end_pages * sizeof(Span*)) || !class_map_region_.ensure(end_pages))
     return false;
   frontier_pages_ = end_pages;
+  // A heap this big will have pages to purge once the program frees, and
+  // frees do not start the background thread (runtime/background.h): the
+  // allocations that grow it do.
+  if ((end_pages << kPageShift) >= kBackgroundAfterBytes)
+    wants_background_.store(true, std::memory_order_relaxed);
   return true;
 }
 

@@ -285,8 +285,10 @@ class PageHeap {
   size_t purge_all();
   // Purges dirty free spans freed at least decay_ms ago, oldest first.
   size_t decay(uint64_t now_ms);
-  // True once free pages have piled up past 1 MiB: the background purger is
-  // worth starting (read without the lock by the slow paths).
+  // True once free pages have piled up past 1 MiB, or the heap has grown to
+  // kBackgroundAfterBytes: the background purger is worth starting (read
+  // without the lock by allocations' slow paths).
+  static constexpr size_t kBackgroundAfterBytes = size_t{8} << 20;
   bool wants_background() const { return wants_background_.load(std::memory_order_relaxed); }
 
   PageHeapStats stats();

@@ -24,7 +24,9 @@ extern std::atomic<int> g_background;
 
 void start_background() noexcept;
 
-// Called by slow paths after they released every lock.
+// Called by allocations' slow paths after they released every lock; never
+// by a free (glibc frees a thread's TLS under the lock pthread_create takes:
+// cache/thread_cache.h CacheUpcalls).
 SLABBY_INLINE void maybe_start_background() noexcept {
   if (SLABBY_UNLIKELY(g_rt.heap.wants_background() || g_rt.config.config.stats_interval_ms != 0 ||
                       g_rt.config.config.prof_interval_ms != 0) &&

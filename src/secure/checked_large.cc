@@ -218,7 +218,9 @@ void* checked_alloc_large(size_t n, size_t align, unsigned flags) noexcept {
   if (align <= kPageSize) {
     if (unsigned cls = checked_medium_class_of(n)) return checked_alloc_medium(cls, n);
   }
-  return checked_alloc_span(n, align, 0, flags);
+  void* p = checked_alloc_span(n, align, 0, flags);
+  maybe_start_background();  // (its frees no longer may: runtime/background.h)
+  return p;
 }
 
 void* checked_move_to_span(void* ptr, size_t old, size_t n) noexcept {
@@ -374,7 +376,7 @@ void checked_release_large(uintptr_t p) noexcept {
   uint32_t slot = g_freed_next.fetch_add(1, std::memory_order_relaxed) % kFreedRing;
   g_freed_ring[slot].store(p, std::memory_order_relaxed);
   g_rt.heap.free_large(s);
-  maybe_start_background();
+  // (The background thread starts from allocations only: runtime/background.h.)
 }
 
 }  // namespace slabby

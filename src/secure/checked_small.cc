@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "frontend/allocator.h"
+#include "runtime/background.h"
 #include "runtime/runtime.h"
 #include "secure/checked_block.h"
 #include "secure/checked_cache.h"
@@ -104,6 +105,7 @@ bool refill(CheckedBin& b, unsigned cls) {
     push(b, p);
   }
   if (keep < got) pool.give_blocks(blocks + keep, got - keep);
+  maybe_start_background();  // a refill, holding no lock (runtime/background.h)
   return true;
 }
 
