@@ -453,6 +453,25 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   }).join();
 }
 
+// Eight rounds of `burst` 64 KiB blocks allocated (their start written),
+// then freed; returns what `moves` counted for class cls in the last round
+// (central pool moves for a thread's bins, refills and flushes per CPU).
+uint64_t class_misses(unsigned cls);
+uint64_t medium_bursts_last_round(unsigned cls, uint32_t burst, uint64_t (*moves)(unsigned)) {
+  std::vector<void*> v(burst);
+  uint64_t last = 0;
+  for (int round = 0; round < 8; ++round) {
+    uint64_t before = moves(cls);
+    for (void*& p : v) {
+      p = malloc_fast(64 << 10);
+      memset(p, round, 64);
+    }
+    for (void* p : v) free_fast(p);
+    last = moves(cls) - before;
+  }
+  return last;
+}
+
 // A medium class too (64 KiB blocks, base one block): a few buffers of a
 // size live at once, how many wandering, sent every other one to the pools
 // and the page heap while the class kept its base (bench medium-live-*).
@@ -464,17 +483,7 @@ TEST(ThreadCache, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     ASSERT_TRUE(is_medium_class(cls));
     ASSERT_EQ(tl_cache.bins[cls].limit, 1u) << "a thread on its bins keeps its medium blocks there";
     const uint32_t burst = 6;
-    std::vector<void*> v(burst);
-    uint64_t moves_last = 0;
-    for (int round = 0; round < 8; ++round) {
-      uint64_t before = pool_moves(cls);
-      for (uint32_t i = 0; i < burst; ++i) {
-        v[i] = malloc_fast(64 << 10);
-        memset(v[i], round, 64);
-      }
-      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
-      moves_last = pool_moves(cls) - before;
-    }
+    uint64_t moves_last = medium_bursts_last_round(cls, burst, pool_moves);
     EXPECT_GE(tl_cache.bins[cls].limit, burst);
     EXPECT_LE(tl_cache.bins[cls].limit, 8u) << "doubling stops once the burst fits";
     EXPECT_EQ(moves_last, 0u) << "the last burst came from and went back to the thread's bin";
@@ -1337,17 +1346,7 @@ TEST_F(PerCpu, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     ASSERT_GE(percpu_max_capacity(cls), 8u)
         << "medium classes may grow (SLABBY_PERCPU_GROW_BYTES=1M)";
     const uint32_t burst = 6;
-    std::vector<void*> v(burst);
-    uint64_t misses_last = 0;
-    for (int round = 0; round < 8; ++round) {
-      uint64_t before = class_misses(cls);
-      for (uint32_t i = 0; i < burst; ++i) {
-        v[i] = malloc_fast(64 << 10);
-        memset(v[i], round, 64);
-      }
-      for (uint32_t i = 0; i < burst; ++i) free_fast(v[i]);
-      misses_last = class_misses(cls) - before;
-    }
+    uint64_t misses_last = medium_bursts_last_round(cls, burst, class_misses);
     uint32_t cap = percpu_capacity(cpu, cls);
     EXPECT_GE(cap, burst);
     EXPECT_LE(cap, 8u) << "doubling stops once the burst fits";
