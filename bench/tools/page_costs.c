@@ -14,6 +14,14 @@
  *                       of the writes (MADV_POPULATE_WRITE), and huge pages;
  *                       seconds, user and system time, and minor faults of
  *                       each (src/heap/huge_slabs.cc).
+ *   page_costs faults [SECONDS]
+ *                       one fault per 2 MiB: 64 huge pages faulted by one
+ *                       write each, then 64 x 512 small pages; again after
+ *                       SECONDS idle (default 5), as memory freed long ago
+ *                       may cost more than memory freed just now (a VM
+ *                       whose free memory is reported to its host);
+ *                       per-2 MiB medians, minimum and maximum in
+ *                       microseconds (src/heap/fault_judge.h).
  *
  * Both run on one private anonymous mapping with 4 KiB pages
  * (MADV_NOHUGEPAGE; "calloc thp" asks for huge pages instead). */
@@ -137,16 +145,53 @@ static void touch_costs(void) {
   }
 }
 
+static void fault_pass(const char* when, int huge_pages) {
+  enum { kHuge = 64 };
+  const size_t huge = (size_t)2 << 20;
+  char* map = arena((kHuge + 1) * huge, huge_pages);
+  char* p = (char*)(((unsigned long)map + huge - 1) & ~(huge - 1));
+  double t[kHuge], lo = 1e9, hi = 0;
+  for (int i = 0; i < kHuge; i++) {
+    char* h = p + (size_t)i * huge;
+    double t0 = tool_now();
+    if (huge_pages)
+      h[0] = 1;
+    else
+      for (size_t o = 0; o < huge; o += 4096) h[o] = 1;
+    t[i] = (tool_now() - t0) * 1e6;
+    if (t[i] < lo) lo = t[i];
+    if (t[i] > hi) hi = t[i];
+  }
+  printf("%-12s %-22s %10.0f %10.0f %10.0f\n", when, huge_pages ? "1 huge page" : "512 small pages",
+         tool_median(t, kHuge), lo, hi);
+  munmap(map, (kHuge + 1) * huge);
+}
+
+static void fault_costs(int idle_seconds) {
+  printf("%-12s %-22s %10s %10s %10s\n", "after", "per 2 MiB (us)", "median", "min", "max");
+  fault_pass("start", 1);
+  fault_pass("start", 0);
+  fault_pass("a free", 1); /* the 128 MiB the passes above just gave back */
+  fault_pass("a free", 0);
+  struct timespec idle = {idle_seconds, 0};
+  nanosleep(&idle, NULL);
+  fault_pass("idle", 1);
+  nanosleep(&idle, NULL);
+  fault_pass("idle", 0);
+}
+
 int main(int argc, char** argv) {
   if (argc < 2 || (strcmp(argv[1], "calloc") != 0 && strcmp(argv[1], "remap") != 0 &&
-                   strcmp(argv[1], "touch") != 0)) {
-    fprintf(stderr, "usage: %s calloc [thp] | remap | touch\n", argv[0]);
+                   strcmp(argv[1], "touch") != 0 && strcmp(argv[1], "faults") != 0)) {
+    fprintf(stderr, "usage: %s calloc [thp] | remap | touch | faults [SECONDS]\n", argv[0]);
     return 2;
   }
   if (strcmp(argv[1], "calloc") == 0)
     calloc_costs(argc > 2 && strcmp(argv[2], "thp") == 0);
   else if (strcmp(argv[1], "touch") == 0)
     touch_costs();
+  else if (strcmp(argv[1], "faults") == 0)
+    fault_costs(argc > 2 ? atoi(argv[2]) : 5);
   else
     remap_costs();
   return 0;

@@ -24,8 +24,9 @@ extern "C" {
  * 4: the heap profile's counters, after lost_bytes.
  * 5: the per-CPU caches' capacities, after prof_dumps.
  * 6: the per-thread caches' limits, after cpu_cache_shrinks.
- * 7: huge_slab_bytes, after thread_cache_shrinks. */
-#define SLABBY_STATS_VERSION 7
+ * 7: huge_slab_bytes, after thread_cache_shrinks.
+ * 8: the huge page fault timings, after huge_slab_bytes. */
+#define SLABBY_STATS_VERSION 8
 /* Upper bound on the number of size classes; the real count is num_classes. */
 #define SLABBY_MAX_CLASSES 64
 
@@ -153,6 +154,11 @@ typedef struct slabby_stats {
 
   /* Version 7: slabs on transparent huge pages (SLABBY_THP=dense, past 16 MiB of slabs). */
   uint64_t huge_slab_bytes; /* arena marked MADV_HUGEPAGE for slabs (whole huge pages), ever */
+
+  /* Version 8: whether huge pages pay for slabs, from first touches timed (SLABBY_THP=dense). */
+  uint64_t huge_fault_ns;      /* a new huge page's first write, moving average (0: none timed) */
+  uint64_t small_fault_ns;     /* a new small page's first write, median of the first 32 */
+  uint64_t huge_slab_declined; /* slabs that took small pages: huge ones faulted slower, ever */
 } slabby_stats;
 
 #define SLABBY_SECURITY_ZERO_FREE 1

@@ -32,6 +32,7 @@ struct Config {
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long
   bool background = true;                 // SLABBY_BACKGROUND: purge while idle
   size_t thp = 4;                         // SLABBY_THP: never madvise always large dense
+  bool thp_timed = true;                  // SLABBY_THP_TIMED: chunks only while they pay
   size_t stats_interval_ms = 0;           // SLABBY_STATS_INTERVAL_MS: rewrite the file
   size_t max_heap = 0;                    // SLABBY_MAX_HEAP: cap on slabby's memory (0: none)
   bool heap_fallback = true;              // SLABBY_HEAP_FALLBACK: past the cap, use glibc

@@ -69,6 +69,11 @@ constexpr OptionSpec kOptions[] = {
      "every large block (large), the whole arena (always), none (never), or the system's "
      "setting (madvise)",
      nullptr, &Config::thp, false, kThpChoices},
+    {"SLABBY_THP_TIMED", OptionKind::kBool, 0, 0,
+     "with SLABBY_THP=dense, time new huge pages' first faults and give slabs small pages while "
+     "huge ones fault slower than the small ones they replace (0: slabs always take huge pages "
+     "past 16 MiB)",
+     &Config::thp_timed},
     {"SLABBY_ZERO", OptionKind::kChoice, 0, 0,
      "zero blocks on free (and check they stay zero), on allocation, or both", nullptr,
      &Config::zero, false, kZeroChoices},

@@ -89,7 +89,8 @@ Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
   const uintptr_t bytes = uintptr_t{pages} << kPageShift;
   Span* s = take_from_bins(free_[1], pages);
   if (s == nullptr && (s = at_chunk_cursor_locked(bytes)) != nullptr) chunk_cursor_ += bytes;
-  if (s == nullptr && pages <= chunk_pages && chunk_allowed_locked()) {
+  if (s == nullptr && pages <= chunk_pages && chunk_allowed_locked() &&
+      fault_judge_.chunk_pays(bytes)) {
     // A span with an aligned huge page in it: free clean pages, else at the
     // frontier (a free span that ends there is extended: grow_locked).
     Span* whole = take_aligned_from_bins(free_[0], chunk_pages, chunk_pages);
@@ -105,6 +106,7 @@ Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
       mark_chunk_locked(chunk);
       *align_pages = chunk_pages;  // the caller splits the head off
       chunk_cursor_ = chunk + bytes;
+      chunk_to_time_ = chunk;
       return whole;
     }
   }
@@ -112,6 +114,30 @@ Span* PageHeap::take_slab_span_locked(size_t pages, size_t* align_pages) {
   if (s == nullptr) s = take_from_bins(free_[0], pages);
   if (s != nullptr) remove_free_locked(s);
   return s;
+}
+
+PageHeap::FaultKind PageHeap::fault_to_time_locked(const Span* s) {
+  if (chunk_to_time_ != 0 && s->start == chunk_to_time_) {
+    chunk_to_time_ = 0;
+    return fault_judge_.enabled() ? FaultKind::kHuge : FaultKind::kNone;
+  }
+  // A clean span outside the chunks faults in small pages (a cursor's slab
+  // lies in a chunk faulted in already).
+  if (s->dirty || !fault_judge_.wants_small_sample()) return FaultKind::kNone;
+  if (chunk_bits_ != nullptr && chunk_bit((s->start - base_) / huge_page_size_))
+    return FaultKind::kNone;
+  return FaultKind::kSmall;
+}
+
+void PageHeap::time_first_touch(uintptr_t p, FaultKind kind) {
+  // Clean (zeros) and not handed out yet: a zero word written there changes
+  // nothing but brings its fault forward.
+  uint64_t ns = os::time_first_write(reinterpret_cast<void*>(p));
+  LockGuard g(*mu_);
+  if (kind == FaultKind::kHuge)
+    fault_judge_.note_huge(ns);
+  else
+    fault_judge_.note_small(ns);
 }
 
 Span* PageHeap::at_chunk_cursor_locked(uintptr_t bytes) {

@@ -37,6 +37,7 @@ bool Region::ensure(size_t bytes) {
 bool PageHeap::init(size_t arena_bytes, size_t retain_max) {
   set_retain_max(retain_max);
   huge_page_size_ = os::huge_page_size();
+  fault_judge_.init(huge_page_size_ / os::system_page_size());
   size_t min_bytes = size_t{256} << 20;
   if (arena_bytes < min_bytes) arena_bytes = min_bytes;
   arena_bytes = round_up(arena_bytes, size_t{2} << 20);
@@ -411,8 +412,12 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   // malloc(64 KiB-1 MiB) beside 32 MiB of small blocks: 5 x the time under
   // SLABBY_SECURE, 2026-12-06).
   unsigned flags = is_medium_class(cls) ? 0u : unsigned{kSlabRequest};
-  return take_span(pages, 1, flags, [&](Span* s) {
-    if (huge_slabs_) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
+  FaultKind timed = FaultKind::kNone;
+  Span* span = take_span(pages, 1, flags, [&](Span* s) {
+    if (huge_slabs_) {
+      note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
+      timed = fault_to_time_locked(s);
+    }
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);
     s->freelist = nullptr;
@@ -424,6 +429,8 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
   });
+  if (timed != FaultKind::kNone) time_first_touch(span->start, timed);
+  return span;
 }
 
 void PageHeap::free_slab(Span* s) {
@@ -440,6 +447,7 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   if (!(flags & kLargeExactPages)) pages = large_class_pages(pages);
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
   Takeover mark = Takeover::kNone;
+  bool cover_pays = true;
   Span* span = take_span(pages, align_pages, flags, [&](Span* s) {
     note_huge_request(pages);
     s->state = SpanState::kLarge;
@@ -451,6 +459,9 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
       mark = settle_marks_locked(s->start, s->pages,
                                  wants_huge(s->pages) && !(flags & kLargeSmallPages));
       s->huge = mark != Takeover::kNone;
+      // A kept mark it covers would spread over its fresh pages: only while
+      // huge pages pay (fault_judge.h).
+      if (mark == Takeover::kCovered && learn_density_) cover_pays = fault_judge_.on();
     }
     s->block = s->start;
     s->usable = uint64_t{s->pages} << kPageShift;
@@ -460,8 +471,10 @@ Span* PageHeap::alloc_large(size_t bytes, size_t align, unsigned flags) {
   });
   // Guarded spans keep small pages; the checked paths' others (canaries)
   // take huge pages as the default's do.
-  if (mark == Takeover::kCovered)
+  if (mark == Takeover::kCovered && cover_pays)
     os::mark_huge(reinterpret_cast<void*>(span->start), span->end() - span->start, true);
+  else if (mark == Takeover::kCovered)
+    unmark_huge(span, span->start, span->end() - span->start, true);
   else if (span != nullptr && !(flags & kLargeSmallPages))
     mark_huge(span, /*inner_ok=*/!(flags & kLargeZeroTable));
   return span;
@@ -516,6 +529,10 @@ PageHeapStats PageHeap::stats() {
   s.huge_marks_kept = kept_marks_n_;
   s.huge_page_spans = huge_live_.load(std::memory_order_relaxed) - kept_marks_n_;
   s.metadata_bytes += page_map_region_.committed() + class_map_region_.committed();
+  s.huge_fault_ns = fault_judge_.average_ns();
+  s.small_fault_ns = fault_judge_.small_ns();
+  s.huge_fault_timed = fault_judge_.chunks_timed();
+  s.huge_slab_declined = fault_judge_.chunks_declined();
   return s;
 }
 

@@ -79,6 +79,7 @@
 
 #include "common/base.h"
 #include "common/lock.h"
+#include "heap/fault_judge.h"
 #include "heap/span.h"
 #include "os/os.h"
 
@@ -143,6 +144,11 @@ struct PageHeapStats {
   uint64_t huge_slab_chunks;  // huge pages of the frontier marked for slabs (SLABBY_THP=dense)
   uint64_t huge_slab_runs;    // runs of adjacent chunks marked now: a mapping each
   uint64_t huge_slab_unmarked;  // chunks marked back after a purge touched them
+  // Whether chunks pay here (fault_judge.h).
+  uint64_t huge_fault_ns;       // chunks' first touches, moving average (0: none timed)
+  uint64_t small_fault_ns;      // clean slabs' first touches (4 KiB faults), median
+  uint64_t huge_fault_timed;    // chunks timed
+  uint64_t huge_slab_declined;  // chunks not made: huge pages faulted slower than small ones
 };
 
 // How a large span is asked for.
@@ -311,6 +317,11 @@ class PageHeap {
     huge_slabs_ = mode == os::Thp::kDense && huge_page_size_ <= kMaxSlabChunk;
     os::set_thp(arena_.base(), arena_.reserved(), mode);
   }
+  // Whether slabs take chunks only while huge pages fault faster than the
+  // small ones they replace (fault_judge.h; on by default).
+  void set_thp_timed(bool on) { fault_judge_.set_enabled(on); }
+  // Tests: the judge, to tell it of faults.
+  FaultJudge& fault_judge_for_tests() { return fault_judge_; }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
   // Dirty bytes above retain_max freed less than this long ago are kept
   // (0: none are, every free enforces retain_max at once). Set while a
@@ -390,6 +401,14 @@ class PageHeap {
   bool chunk_allowed_locked();
   // Marks the huge page at `chunk` (aligned, in the arena) a chunk.
   void mark_chunk_locked(uintptr_t chunk);
+  // A slab span just taken (under the lock): whether its first touch is to
+  // be timed for the fault judge, as a new chunk's (a huge page fault) or a
+  // clean span's outside any chunk (a small one, while samples are wanted).
+  enum class FaultKind { kNone, kSmall, kHuge };
+  FaultKind fault_to_time_locked(const Span* s);
+  // Outside the lock: writes a zero word at p (a clean page not handed out
+  // yet), timed, and tells the judge.
+  void time_first_touch(uintptr_t p, FaultKind kind);
   // Notes slab bytes going out (bytes > 0) or back (< 0): kHugeSlabsAfter.
   void note_slab_bytes_locked(int64_t bytes);
   // Pages [start, end) were just purged: the marked chunks they touch are
@@ -446,6 +465,8 @@ class PageHeap {
   // written and is often written sparsely (a hash table), where each write
   // into a marked page would make 2 MiB resident (calloc-large-sparse: peak
   // RSS 34 -> 60 MiB).
+  // Under SLABBY_THP=dense with SLABBY_THP_TIMED, only while the fault judge
+  // finds that huge pages pay (fault_judge.h).
   void mark_huge(Span* s, bool inner_ok = false);
   // Whether large spans of `pages` are marked (SLABBY_THP=dense: whether
   // one of their size was found filled).
@@ -527,6 +548,10 @@ class PageHeap {
   // Where the next slab comes from in the chunk the last chunk slab came
   // from (take_slab_span_locked); a hint, checked before use.
   uintptr_t chunk_cursor_ = 0;
+  // Whether new chunks pay (their faults timed: fault_judge.h); the chunk
+  // made last, whose first touch alloc_slab times (0: none pending).
+  FaultJudge fault_judge_;
+  uintptr_t chunk_to_time_ = 0;
   size_t huge_page_size_ = size_t{2} << 20;  // the system's (os::huge_page_size), read at init
   os::Thp thp_ = os::Thp::kMadvise;
   PageHeapHooks hooks_ = {};

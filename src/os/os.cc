@@ -192,6 +192,15 @@ uint64_t now_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
+uint64_t time_first_write(void* p) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  __atomic_store_n(static_cast<uint64_t*>(p), uint64_t{0}, __ATOMIC_RELAXED);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  int64_t ns = (static_cast<int64_t>(b.tv_sec) - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
+  return ns > 0 ? static_cast<uint64_t>(ns) : 0;
+}
+
 uint64_t mappings() { return g_mappings.load(std::memory_order_relaxed); }
 
 void set_thp(void* p, size_t bytes, Thp mode) {

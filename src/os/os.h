@@ -110,6 +110,12 @@ unsigned possible_cpus();
 // Milliseconds of CLOCK_MONOTONIC_COARSE (vDSO, no system call).
 uint64_t now_ms();
 
+// Writes a zero word at p, the start of a page known to hold zeros (clean:
+// never written, or purged), and returns the nanoseconds it took: the page's
+// first fault (a store, never a load first: a load would map the zero page,
+// and a store after it splits a huge zero page into small ones).
+uint64_t time_first_write(void* p);
+
 // Mappings slabby holds now (each reserve/map_rw is one; a region split by
 // mprotect counts once). Reported in the stats (max_map_count is finite).
 uint64_t mappings();

@@ -285,6 +285,7 @@ bool init_slow() {
     g_rt.heap.set_decay_ms(cfg.decay_ms);
     g_rt.heap.set_max_heap(cfg.max_heap);
     g_rt.heap.set_thp(static_cast<os::Thp>(cfg.thp));
+    g_rt.heap.set_thp_timed(cfg.thp_timed);
     telemetry_init(cfg);
     install_heap_events(g_rt.heap);
     compute_cache_limits(cfg);

@@ -151,6 +151,9 @@ void collect_stats(slabby_stats* out) {
   out->thread_cache_grows = g_threads.bin_grows.load(std::memory_order_relaxed);
   out->thread_cache_shrinks = g_threads.bin_shrinks.load(std::memory_order_relaxed);
   out->huge_slab_bytes = h.huge_slab_chunks * os::huge_page_size();
+  out->huge_fault_ns = h.huge_fault_ns;
+  out->small_fault_ns = h.small_fault_ns;
+  out->huge_slab_declined = h.huge_slab_declined;
   out->calloc_fresh = g_rt.calloc_fresh.load(std::memory_order_relaxed);
   out->calloc_memset = g_rt.calloc_memset.load(std::memory_order_relaxed);
   out->calloc_memset_bytes = g_rt.calloc_memset_bytes.load(std::memory_order_relaxed);
@@ -244,6 +247,11 @@ void print_report(int fd) {
     row("thread_cache_shrinks", s.thread_cache_shrinks);
   }
   if (s.huge_slab_bytes != 0) row_bytes("huge_slab_bytes", s.huge_slab_bytes);
+  if (s.huge_fault_ns != 0 || s.huge_slab_declined != 0) {
+    row("huge_fault_ns", s.huge_fault_ns);
+    row("small_fault_ns", s.small_fault_ns);
+    row("huge_slab_declined", s.huge_slab_declined);
+  }
   if (s.prof_samples != 0 || s.prof_dumps != 0) {
     row("prof_samples", s.prof_samples);
     row("prof_live_samples", s.prof_live_samples);

@@ -153,6 +153,12 @@ constexpr Field kProcess[] = {
             "flushed)."),
     PROCESS("huge_slab_bytes", "huge_slab_bytes_total", kCounter, huge_slab_bytes,
             "Bytes of the arena marked for transparent huge pages for slabs (SLABBY_THP=dense)."),
+    PROCESS("huge_fault_ns", "huge_fault_ns", kGauge, huge_fault_ns,
+            "A new huge page's first write for slabs, moving average in ns (0: none timed)."),
+    PROCESS("small_fault_ns", "small_fault_ns", kGauge, small_fault_ns,
+            "A new small page's first write for a slab, median of the first 32, in ns."),
+    PROCESS("huge_slab_declined", "huge_slab_declined_total", kCounter, huge_slab_declined,
+            "Slabs that took small pages because huge pages faulted slower than small ones."),
 };
 #undef PROCESS
 

@@ -1,7 +1,9 @@
 // Slabs on transparent huge pages (heap/huge_slabs.cc): none below
 // kHugeSlabsAfter bytes of slabs, then whole aligned huge pages at the
 // frontier, marked, filled by the slabs that follow before the frontier
-// moves, adjacent ones one mapping; never under SLABBY_THP=large.
+// moves, adjacent ones one mapping; never under SLABBY_THP=large. Heaps
+// here do not time their faults (SLABBY_THP_TIMED=0), whose outcome depends
+// on the host, except the last test's, which tells its judge of the faults.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -23,6 +25,7 @@ std::unique_ptr<PageHeap> make_heap(os::Thp thp) {
   auto h = std::make_unique<PageHeap>();
   EXPECT_TRUE(h->init(kArena, 64 * kMiB));
   h->set_thp(thp);
+  h->set_thp_timed(false);
   h->set_decay_ms(3600 * 1000);
   return h;
 }
@@ -286,4 +289,63 @@ TEST(HugeSlabs, AHeapGrowingAgainAfterAPurgeGetsChunksFromThePurgedPages) {
 }
 
 }  // namespace
+// With the faults timed (the default), the 16 MiB of slabs before the first
+// chunk time small faults, the first chunk is timed; once a chunk faults
+// slower than the small faults it replaces, slabs take small pages (no chunk
+// for the next 32 MiB of them) until one chunk more is made as a probe.
+TEST(HugeSlabs, SlowHugeFaultsStopChunksUntilAProbe) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  h->set_thp_timed(true);
+  std::vector<Span*> slabs = take_slabs(*h, PageHeap::kHugeSlabsAfter);
+  EXPECT_GT(h->stats().small_fault_ns, 0u);
+  Span* first = h->alloc_slab(1, 1);
+  ASSERT_NE(first, nullptr);
+  slabs.push_back(first);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
+  EXPECT_EQ(h->stats().huge_fault_timed, 1u);
+  EXPECT_GT(h->stats().huge_fault_ns, 0u);
+  // The rest of that chunk, then huge faults reported ten times too slow.
+  const size_t per_chunk = os::huge_page_size() / kPageSize;
+  for (size_t i = 1; i < per_chunk; ++i) slabs.push_back(h->alloc_slab(1, 1));
+  FaultJudge& judge = h->fault_judge_for_tests();
+  for (int i = 0; i < 8; ++i) judge.note_huge(10 * judge.limit_ns());
+  ASSERT_FALSE(judge.on());
+  // 32 MiB of slabs on small pages: no chunk, every slab declined one.
+  const uint64_t declined = h->stats().huge_slab_declined;
+  std::vector<Span*> small = take_slabs(*h, FaultJudge::kFirstProbe - kPageSize);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
+  EXPECT_EQ(h->stats().huge_slab_declined - declined, small.size());
+  // The next one is the probe: a chunk, timed.
+  const uint64_t timed = h->stats().huge_fault_timed;
+  Span* probe = h->alloc_slab(1, 1);
+  ASSERT_NE(probe, nullptr);
+  EXPECT_EQ(probe->start % os::huge_page_size(), 0u);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 2u);
+  EXPECT_EQ(h->stats().huge_fault_timed, timed + 1);
+  h->free_slab(probe);
+  for (Span* s : small) h->free_slab(s);
+  for (Span* s : slabs) h->free_slab(s);
+}
+
+// Large spans follow the judge's verdict (learnt from the chunks): a fresh
+// 16 MiB block of a size not learnt gets its inner huge pages marked while
+// huge pages pay, and none once they do not.
+TEST(HugeSlabs, LargeSpansAreMarkedOnlyWhileHugeFaultsPay) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  h->set_thp_timed(true);
+  Span* before = h->alloc_large(16 * kMiB, kPageSize);
+  ASSERT_NE(before, nullptr);
+  EXPECT_TRUE(before->huge);
+  FaultJudge& judge = h->fault_judge_for_tests();
+  judge.note_huge(10 * judge.limit_ns());
+  ASSERT_FALSE(judge.on());
+  Span* after = h->alloc_large(32 * kMiB, kPageSize);
+  ASSERT_NE(after, nullptr);
+  EXPECT_FALSE(after->huge);
+  h->free_large(after);
+  h->free_large(before);
+}
+
 }  // namespace slabby
