@@ -57,7 +57,8 @@ void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus) {
 
 void bins_start(ThreadCache& tc, bool cached) {
   // The thread itself is not counted yet (thread_init registers it after).
-  tc.base_shift = cached && cache_program_threads() + 1 > 4 * g_threads.cpus ? 1 : 0;
+  // The checked bins (uncached here) take their bases by the same rule.
+  tc.base_shift = cache_program_threads() + 1 > 4 * g_threads.cpus ? 1 : 0;
   for (unsigned c = 1; c < kNumClasses; ++c)
     bin_set_limit(tc.bins[c], !cached || cache_medium_on_cpu(tc, c) ? 0 : bin_base(tc, c));
 }

@@ -89,7 +89,7 @@ SLABBY_INLINE uint32_t fresh_per_refill(unsigned cls) {
 // back.
 bool refill(CheckedBin& b, unsigned cls) {
   CentralPool& pool = g_central_pools[cls];
-  if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[cls]);
+  if (b.limit == 0) checked_bin_set_limit(b, bin_base(tl_cache, cls));
   uint32_t limit = b.limit;
   uint32_t n = bin_next_fill(b.fill, limit, pool.batch_size());
   void* blocks[kMaxBatch];
@@ -210,8 +210,7 @@ SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   ThreadCache& tc = tl_cache;
   if (tc.state == kCacheActive) move_to_cpu_if_due(tc);
   if (tc.state == kCacheActive && on_cpu_cache(tc, cls) && release_to_cpu(p, cls)) return;
-  uint32_t limit = g_rt.cache_limit[cls];
-  if (SLABBY_UNLIKELY(tc.state != kCacheActive || limit == 0)) {
+  if (SLABBY_UNLIKELY(tc.state != kCacheActive || g_rt.cache_limit[cls] == 0)) {
     words(p)[0] = 0;
     g_central_pools[cls].give(reinterpret_cast<void*>(p), 1);
     return;
@@ -219,7 +218,7 @@ SLABBY_INLINE void release(uintptr_t p, unsigned cls) {
   CheckedBin& b = tl_checked.bins[cls];
   // From the first release on, the fast free (checked_lean.cc, the hardened
   // library's inline one) pushes until the bin is full.
-  if (b.limit == 0) checked_bin_set_limit(b, limit);
+  if (b.limit == 0) checked_bin_set_limit(b, bin_base(tc, cls));
   if (b.space <= 0) {
     if (SLABBY_UNLIKELY(bins_decay_due(tc))) decay_bins(tc);
     bin_missed(tc, b, cls, kBinMissFull);
@@ -334,7 +333,7 @@ void* checked_alloc_first(unsigned cls, size_t n) noexcept {
   }
   // The rest into the bin as far as it has room, the block's line mates
   // first (deepest); what does not fit goes back to the pool.
-  if (b.limit == 0) checked_bin_set_limit(b, g_rt.cache_limit[c]);
+  if (b.limit == 0) checked_bin_set_limit(b, bin_base(tc, c));
   uint32_t keep = 0;
   while (1 + keep < got && b.space > 0) push(b, reinterpret_cast<uintptr_t>(blocks[1 + keep++]));
   if (1 + keep < got) pool.give_blocks(blocks + 1 + keep, got - 1 - keep);
@@ -397,7 +396,7 @@ uint64_t checked_thread_flush() noexcept {
     CheckedBin& b = tl_checked.bins[c];
     moved += checked_bin_count(b);
     flush_above(b, c, 0);
-    uint32_t base = g_rt.cache_limit[c];
+    uint32_t base = bin_base(tc, c);
     if (b.limit > base) {
       bin_shrunk(tc, c, b.limit, base);
       checked_bin_set_limit(b, base);

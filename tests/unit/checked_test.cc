@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include "runtime/runtime.h"
 #include "secure/checked_cache.h"
 #include "secure/checks.h"
+#include "thread_scopes.h"
 
 namespace slabby {
 namespace {
@@ -437,6 +439,34 @@ TEST(CheckedBins, ABinRunningEmptyAndFullGrowsAndGivesItBackWhenQuiet) {
   EXPECT_EQ(tl_checked.bins[cls].head, 0u);
   burst(kRequest, 8, 2);  // and they serve again
   EXPECT_GT(checked_bin_count(tl_checked.bins[cls]), 0u);
+}
+
+// A thread starting while the program's threads are more than four per CPU
+// gets half of each small class's base in its checked bins, as in the
+// default's bins (cache/bin_sizing.cc bin_base), and goes back to that half
+// after growing; before 2026-12-07 the checked bins took the whole base.
+TEST(CheckedBins, AThreadStartingBeyondFourThreadsPerCpuGetsHalfTheBases) {
+  if (!start_bitguard_bins()) GTEST_SKIP() << "the runtime started before the modes were set";
+  test_scopes::SharedCpus cpus(1);  // and no move to the CPU caches
+  unsigned cls = class_of_request(kRequest);
+  uint32_t base = g_threads.bin_base[cls];
+  ASSERT_GE(base, 16u);
+  ASSERT_LE(test_scopes::program_threads_now(), 3u) << "other threads are alive in this process";
+  test_scopes::ParkedThreads more(5 - static_cast<unsigned>(test_scopes::program_threads_now()));
+  ASSERT_GE(test_scopes::program_threads_now(), 5u);
+  std::thread([&] {
+    free_fast(malloc_fast(kRequest));
+    ASSERT_EQ(tl_checked.on_cpu, 0u);
+    EXPECT_EQ(tl_cache.base_shift, 1u);
+    uint32_t half = std::max<uint32_t>((base / 2) & ~1u, 4);
+    EXPECT_EQ(bin_base(tl_cache, cls), half);
+    EXPECT_EQ(tl_checked.bins[cls].limit, half);
+    // Grown, then flushed: back to its half, not to the whole base.
+    burst(kRequest, 4 * base, 6);
+    EXPECT_GT(tl_checked.bins[cls].limit, half);
+    cache_flush_all();
+    EXPECT_EQ(tl_checked.bins[cls].limit, half);
+  }).join();
 }
 
 // A burst of any size the growth budget holds stops missing once the bin

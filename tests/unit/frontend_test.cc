@@ -24,9 +24,14 @@
 #include "os/os.h"
 #include "runtime/background.h"
 #include "telemetry/stats.h"
+#include "thread_scopes.h"
 
 namespace slabby {
 namespace {
+
+using test_scopes::ParkedThreads;
+using test_scopes::program_threads_now;
+using test_scopes::SharedCpus;
 
 slabby_stats stats() {
   static slabby_stats s;
@@ -641,64 +646,6 @@ TEST(ThreadCache, QuietClassesShrinkAfterADecayTickAndAFlushResetsThem) {
     EXPECT_EQ(tl_cache.bins[busy].limit, g_threads.bin_base[busy]);
     EXPECT_EQ(tl_cache.grown_bytes, 0u);
   }).join();
-}
-
-// The CPUs the bins' shares divide (g_threads.cpus) for a scope, with
-// SLABBY_PERCPU_THREADS out of reach, so threads started in it stay on
-// their bins whatever the machine.
-class SharedCpus {
- public:
-  explicit SharedCpus(uint64_t cpus)
-      : cpus_((thread_init(), g_threads.cpus)), at_(g_threads.percpu_threads) {
-    g_threads.cpus = cpus;
-    g_threads.percpu_threads = 1 << 20;
-  }
-  ~SharedCpus() {
-    g_threads.cpus = cpus_;
-    g_threads.percpu_threads = at_;
-  }
-
- private:
-  uint64_t cpus_, at_;
-};
-
-// Threads that start (each allocates once, so it is registered) and wait
-// until the scope ends.
-class ParkedThreads {
- public:
-  explicit ParkedThreads(unsigned n) {
-    for (unsigned i = 0; i < n; ++i)
-      threads_.emplace_back([this] {
-        free_fast(malloc_fast(32));
-        std::unique_lock<std::mutex> l(mu_);
-        ++started_;
-        cv_.notify_all();
-        cv_.wait(l, [this] { return done_; });
-      });
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return started_ == n; });
-  }
-  ~ParkedThreads() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  unsigned started_ = 0;
-  bool done_ = false;
-  std::vector<std::thread> threads_;
-};
-
-// The program's live threads, as the shares count them.
-uint64_t program_threads_now() {
-  return __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) -
-         __atomic_load_n(&g_threads.internal, __ATOMIC_RELAXED);
 }
 
 // Bursts of 128-byte blocks, 8 x the class's base live at once: each round
