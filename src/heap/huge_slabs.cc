@@ -2,8 +2,9 @@
 //
 // A small blocks' slab is filled from its first block on, so unlike a large
 // block it never leaves most of a huge page untouched (a medium block is a
-// slab of its own, not filled by construction: medium slabs never take a
-// chunk, PageHeap::alloc_slab); what huge pages cost slabs is the grain (RSS
+// slab of its own, not filled by construction: a medium class's slabs take
+// chunks only once one of them is seen filled, PageHeap::alloc_slab and
+// medium_to_look_at_locked); what huge pages cost slabs is the grain (RSS
 // grows 2 MiB at a time) and what they save is a fault and a TLB entry per
 // 4 KiB. A program that has put kHugeSlabsAfter bytes into
 // slabs is past the point where the grain matters: from then on, a slab
@@ -138,6 +139,17 @@ void PageHeap::time_first_touch(uintptr_t p, FaultKind kind) {
     fault_judge_.note_huge(ns);
   else
     fault_judge_.note_small(ns);
+}
+
+PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s) {
+  uintptr_t prev = medium_last_[cls];
+  medium_last_[cls] = s->start;
+  if (prev == 0 || medium_checks_[cls]++ % kDensityCheckEvery != 0) return {0, 0};
+  // Still the class's slab (freed since, its pages may serve anything).
+  const Span* p = page_map_[(prev - base_) >> kPageShift];
+  if (p == nullptr || p->state != SpanState::kSlab || p->cls != cls || p->start != prev)
+    return {0, 0};
+  return {prev, size_t{p->pages} << kPageShift};
 }
 
 Span* PageHeap::at_chunk_cursor_locked(uintptr_t bytes) {

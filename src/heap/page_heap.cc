@@ -403,20 +403,27 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
 }
 
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
-  // Medium classes' slabs (one block each) never take a huge page chunk: a
-  // block is not filled by construction, and on a huge page every page of
-  // it is present. 400 live blocks of 40 KiB-1 MiB, their first 4 KiB
-  // written, peaked at 296 MiB (34 now) where snmalloc took 7.5 and
-  // jemalloc 77 (bench medium-sparse, 2026-12-07). In the checked modes that zero, each present
-  // page was also zeroed at every free and read at every reuse (a loop of
-  // malloc(64 KiB-1 MiB) beside 32 MiB of small blocks: 5 x the time under
-  // SLABBY_SECURE, 2026-12-06).
-  unsigned flags = is_medium_class(cls) ? 0u : unsigned{kSlabRequest};
+  // A medium class's slabs (one block each) take no huge page chunk until
+  // the class is seen filled (SLABBY_THP=dense: a mincore of the class's
+  // previous slab, one in kDensityCheckEvery, as for large spans): a block
+  // is not filled by construction, and on a huge page every page of it is
+  // present. 400 live blocks of 40 KiB-1 MiB, their first 4 KiB written,
+  // peaked at 296 MiB (34 without chunks) where snmalloc took 7.5 and
+  // jemalloc 77 (bench medium-sparse, 2026-12-07); in the checked modes that
+  // zero, each present page was also zeroed at every free and read at every
+  // reuse (a loop of malloc(64 KiB-1 MiB) beside 32 MiB of small blocks: 5 x
+  // the time under SLABBY_SECURE, 2026-12-06). A heap of medium blocks
+  // filled whole, on the other hand, faults 4 KiB at a time without them.
+  const bool medium = is_medium_class(cls);
+  const bool dense = !medium || ((dense_medium_.load(std::memory_order_relaxed) >> cls) & 1);
+  unsigned flags = dense ? unsigned{kSlabRequest} : 0u;
   FaultKind timed = FaultKind::kNone;
+  Range look = {0, 0};
   Span* span = take_span(pages, 1, flags, [&](Span* s) {
     if (huge_slabs_) {
       note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
       timed = fault_to_time_locked(s);
+      if (!dense) look = medium_to_look_at_locked(cls, s);
     }
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);
@@ -430,6 +437,10 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
   });
   if (timed != FaultKind::kNone) time_first_touch(span->start, timed);
+  // Filled: at least 7/8 of it resident (dense's rule for large spans).
+  if (look.bytes != 0 &&
+      os::resident_bytes(reinterpret_cast<void*>(look.start), look.bytes) >= look.bytes / 8 * 7)
+    dense_medium_.fetch_or(uint64_t{1} << cls, std::memory_order_relaxed);
   return span;
 }
 

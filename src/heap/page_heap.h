@@ -261,6 +261,9 @@ class PageHeap {
   static constexpr uint32_t kDensityCheckEvery = 16;
   // Sizes (bit b: 2^b to 2^(b+1) - 1 pages) found filled so far.
   uint64_t dense_sizes() const { return dense_sizes_.load(std::memory_order_relaxed); }
+  // Medium classes (bit cls) whose slabs were found filled so far: their
+  // slabs take chunks as small ones do (huge_slabs.cc).
+  uint64_t dense_medium() const { return dense_medium_.load(std::memory_order_relaxed); }
   // SLABBY_THP=dense: slab bytes in use from which new slabs at the frontier
   // take huge pages (huge_slabs.cc). A program below it never gets any.
   static constexpr size_t kHugeSlabsAfter = size_t{16} << 20;
@@ -409,6 +412,14 @@ class PageHeap {
   // Outside the lock: writes a zero word at p (a clean page not handed out
   // yet), timed, and tells the judge.
   void time_first_touch(uintptr_t p, FaultKind kind);
+  // A medium slab of class cls just taken (under the lock): the range of the
+  // class's previous slab, still live, to look at for its density (one slab
+  // in kDensityCheckEvery; bytes 0: none), and this one becomes the previous.
+  struct Range {
+    uintptr_t start;
+    size_t bytes;
+  };
+  Range medium_to_look_at_locked(unsigned cls, const Span* s);
   // Notes slab bytes going out (bytes > 0) or back (< 0): kHugeSlabsAfter.
   void note_slab_bytes_locked(int64_t bytes);
   // Pages [start, end) were just purged: the marked chunks they touch are
@@ -535,6 +546,11 @@ class PageHeap {
   bool learn_density_ = false;
   std::atomic<uint64_t> dense_sizes_{0};
   std::atomic<uint32_t> density_checks_[64] = {};
+  // The same for medium classes (bit cls; under the lock but dense_medium_):
+  // each class's latest slab, and its slabs so far.
+  std::atomic<uint64_t> dense_medium_{0};
+  uintptr_t medium_last_[64] = {};
+  uint32_t medium_checks_[64] = {};
   // Slabs on huge pages (huge_slabs.cc), under the lock: whether the mode
   // allows them, slab bytes in use, whether kHugeSlabsAfter was reached
   // (never unset).

@@ -137,12 +137,14 @@ TEST(HugeSlabs, LargeModeAndNeverModeKeepSlabsOnSmallPages) {
   }
 }
 
-// Medium slabs (one block each, not filled by construction) never take a
-// chunk, whatever the mode: past the bound, 64 of them take none, and a
-// small slab still does. (Before 2026-12-07 they did outside the checked
+// Medium slabs (one block each, not filled by construction) take no chunk
+// until their class is seen filled: past the bound, 64 unwritten ones of
+// two classes take none (before 2026-12-07 they did outside the checked
 // modes that zero: 400 blocks of 40 KiB-1 MiB with their first 4 KiB
-// written peaked at 296 MiB, bench medium-sparse.)
-TEST(HugeSlabs, MediumSlabsNeverTakeAChunk) {
+// written peaked at 296 MiB, bench medium-sparse); a class whose previous
+// slab is filled when the next one is taken gets chunks from then on, as
+// small slabs do.
+TEST(HugeSlabs, MediumSlabsTakeNoChunkUntilTheirClassIsSeenFilled) {
   if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
   auto h = make_heap(os::Thp::kDense);
   std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter);
@@ -155,9 +157,24 @@ TEST(HugeSlabs, MediumSlabsNeverTakeAChunk) {
           << "a medium slab of class " << medium << " took a chunk";
     }
   }
-  Span* small = h->alloc_slab(1, 1);
-  ASSERT_NE(small, nullptr);
-  EXPECT_EQ(h->stats().huge_slab_chunks, 1u) << "a small slab past the bound takes one";
+  EXPECT_EQ(h->dense_medium(), 0u);
+  // Filled: the next slab looks at it, and the one after takes a chunk.
+  const unsigned filled = kNumSmallClasses + 1;
+  Span* first = h->alloc_slab(filled, kSlabPages[filled]);
+  ASSERT_NE(first, nullptr);
+  memset(reinterpret_cast<void*>(first->start), 1, size_t{first->pages} << kPageShift);
+  Span* second = h->alloc_slab(filled, kSlabPages[filled]);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(h->dense_medium(), uint64_t{1} << filled);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
+  Span* third = h->alloc_slab(filled, kSlabPages[filled]);
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u) << "a slab of a filled medium class takes one";
+  EXPECT_EQ(third->start % os::huge_page_size(), 0u);
+  // The other medium classes still make none.
+  Span* other = h->alloc_slab(kNumSmallClasses, kSlabPages[kNumSmallClasses]);
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(h->stats().huge_slab_chunks, 1u);
 }
 
 TEST(HugeSlabs, TheBoundOnceReachedStaysWhenSlabsGoBack) {
