@@ -192,11 +192,12 @@ uint64_t now_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-uint64_t time_first_write(void* p) {
+uint64_t time_first_write(void* p, bool thread_cpu) {
+  const clockid_t clock = thread_cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
   struct timespec a, b;
-  clock_gettime(CLOCK_MONOTONIC, &a);
+  clock_gettime(clock, &a);
   __atomic_store_n(static_cast<uint64_t*>(p), uint64_t{0}, __ATOMIC_RELAXED);
-  clock_gettime(CLOCK_MONOTONIC, &b);
+  clock_gettime(clock, &b);
   int64_t ns = (static_cast<int64_t>(b.tv_sec) - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec);
   return ns > 0 ? static_cast<uint64_t>(ns) : 0;
 }

@@ -113,8 +113,12 @@ uint64_t now_ms();
 // Writes a zero word at p, the start of a page known to hold zeros (clean:
 // never written, or purged), and returns the nanoseconds it took: the page's
 // first fault (a store, never a load first: a load would map the zero page,
-// and a store after it splits a huge zero page into small ones).
-uint64_t time_first_write(void* p);
+// and a store after it splits a huge zero page into small ones). By
+// CLOCK_MONOTONIC (vDSO: for faults of a microsecond), or with `thread_cpu`
+// by the thread's CPU time (two system calls: for faults long enough that a
+// preemption inside one would otherwise be read as the fault's cost; a
+// host's work behind a fault still counts, as the thread's system time).
+uint64_t time_first_write(void* p, bool thread_cpu);
 
 // Mappings slabby holds now (each reserve/map_rw is one; a region split by
 // mprotect counts once). Reported in the stats (max_map_count is finite).
