@@ -326,6 +326,9 @@ TEST(HugeSlabs, SlowHugeFaultsStopChunksUntilAProbe) {
   const size_t per_chunk = os::huge_page_size() / kPageSize;
   for (size_t i = 1; i < per_chunk; ++i) slabs.push_back(h->alloc_slab(1, 1));
   FaultJudge& judge = h->fault_judge_for_tests();
+  // What the judge had measured, should anything below fail.
+  SCOPED_TRACE(testing::Message() << "first chunk's fault " << judge.average_ns() << " ns, small "
+                                  << judge.small_ns() << " ns");
   for (int i = 0; i < 8; ++i) judge.note_huge(10 * judge.limit_ns());
   ASSERT_FALSE(judge.on());
   // 32 MiB of slabs on small pages: no chunk, every slab declined one.
