@@ -132,9 +132,9 @@ PageHeap::FaultKind PageHeap::fault_to_time_locked(const Span* s) {
 
 void PageHeap::time_first_touch(uintptr_t p, FaultKind kind) {
   // Clean (zeros) and not handed out yet: a zero word written there changes
-  // nothing but brings its fault forward.
-  // A huge page's fault by the thread's CPU time: a preemption inside it
-  // would read as a slow fault and stop the chunks for a while.
+  // nothing but brings its fault forward. A huge page's fault is timed by
+  // the thread's CPU time: a preemption inside it would read as a slow
+  // fault and stop the chunks for a while.
   uint64_t ns = os::time_first_write(reinterpret_cast<void*>(p), kind == FaultKind::kHuge);
   LockGuard g(*mu_);
   if (kind == FaultKind::kHuge)

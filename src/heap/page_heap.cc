@@ -380,6 +380,8 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
   return s;
 }
 
+static_assert(kNumClasses <= 64, "dense_medium_ has a bit per class");
+
 Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   // A medium class's slabs (one block each) take no huge page chunk until
   // the class is seen filled (SLABBY_THP=dense: a mincore of the class's

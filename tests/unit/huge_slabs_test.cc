@@ -3,7 +3,8 @@
 // frontier, marked, filled by the slabs that follow before the frontier
 // moves, adjacent ones one mapping; never under SLABBY_THP=large. Heaps
 // here do not time their faults (SLABBY_THP_TIMED=0), whose outcome depends
-// on the host, except the last test's, which tells its judge of the faults.
+// on the host, except the last two tests', which tell their judges of slow
+// faults.
 #include <gtest/gtest.h>
 
 #include <cstring>
