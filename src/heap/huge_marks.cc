@@ -45,12 +45,15 @@ void PageHeap::note_density(const Span* s) {
   unsigned b = size_bit(s->pages);
   if ((dense_sizes_.load(std::memory_order_relaxed) >> b) & 1) return;
   if (density_checks_[b].fetch_add(1, std::memory_order_relaxed) % kDensityCheckEvery != 0) return;
-  // Filled: at least 7/8 of the huge page resident (a program that writes
-  // all of its buffer; one that writes its first few KiB leaves the rest
-  // untouched, and huge pages would multiply what it holds).
-  size_t resident = os::resident_bytes(reinterpret_cast<void*>(first), huge_page_size_);
-  if (resident >= huge_page_size_ / 8 * 7)
+  if (looks_filled(first, huge_page_size_))
     dense_sizes_.fetch_or(uint64_t{1} << b, std::memory_order_relaxed);
+}
+
+bool PageHeap::looks_filled(uintptr_t start, size_t bytes) {
+  // At least 7/8 resident: a program that writes all of its buffer; one
+  // that writes its first few KiB leaves the rest untouched, and huge pages
+  // would multiply what it holds.
+  return os::resident_bytes(reinterpret_cast<void*>(start), bytes) >= bytes / 8 * 7;
 }
 
 void PageHeap::mark_huge(Span* s, bool inner_ok) {

@@ -417,9 +417,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
   });
   if (timed != FaultKind::kNone) time_first_touch(span->start, timed);
-  // Filled: at least 7/8 of it resident (dense's rule for large spans).
-  if (look.bytes != 0 &&
-      os::resident_bytes(reinterpret_cast<void*>(look.start), look.bytes) >= look.bytes / 8 * 7)
+  if (look.bytes != 0 && looks_filled(look.start, look.bytes))
     dense_medium_.fetch_or(uint64_t{1} << cls, std::memory_order_relaxed);
   return span;
 }

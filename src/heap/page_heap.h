@@ -472,6 +472,9 @@ class PageHeap {
   // size is not known to be filled and this free is one to look at, its
   // first whole huge page is checked with mincore (outside the lock).
   void note_density(const Span* s);
+  // Whether [start, start + bytes) is mostly resident (outside the lock, a
+  // mincore): the density rule of large spans and medium classes alike.
+  static bool looks_filled(uintptr_t start, size_t bytes);
   // Marks [p, p + bytes) of a marked span back (its tail, or all of it when
   // `whole`, which also ends the span's mark).
   void unmark_huge(Span* s, uintptr_t p, size_t bytes, bool whole);
