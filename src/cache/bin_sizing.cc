@@ -4,11 +4,13 @@
 // bins_init and below). Everything here runs on the owning thread, from its
 // slow paths, so a bin's limit changes with no synchronisation: only the
 // owner reads or writes its bins. The grown bytes are counted exactly:
-// tc.grown_bytes is the sum over classes of (limit - base) * the bytes a
-// block counts for (cache/budget_bytes.h) for the classes above their base.
+// tc.grown_bytes is the sum over small classes of (limit - base) * the bytes
+// a block counts for (cache/budget_bytes.h) for the classes above their
+// base, tc.medium_grown the same over the medium classes.
 #include <algorithm>
 
 #include "cache/budget_bytes.h"
+#include "cache/percpu_region.h"
 #include "cache/thread_cache.h"
 #include "central/central_pool.h"
 
@@ -47,11 +49,14 @@ void shrink_to(ThreadCache& tc, unsigned cls, uint32_t target) {
 
 }  // namespace
 
-void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus) {
+void bins_init(const uint32_t* base_limit, size_t grow_bytes, size_t medium_grow_bytes,
+               uint64_t cpus) {
   for (unsigned c = 0; c < kNumClasses; ++c)
     g_threads.bin_base[c] = static_cast<uint16_t>(base_limit[c] < 65535 ? base_limit[c] : 65535);
   // grown_bytes is 32-bit: budgets past 1 GiB are clamped there.
   g_threads.bin_grow_bytes = grow_bytes < (size_t{1} << 30) ? grow_bytes : size_t{1} << 30;
+  g_threads.medium_grow_bytes =
+      medium_grow_bytes < (size_t{1} << 30) ? medium_grow_bytes : size_t{1} << 30;
   g_threads.cpus = cpus != 0 ? cpus : 1;
 }
 
@@ -71,6 +76,10 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
   return std::max<uint32_t>((base >> tc.base_shift) & ~uint32_t{1}, 4);
 }
 
+size_t bins_medium_used() {
+  return g_threads.bins_medium_grown.load(std::memory_order_relaxed) + sizing_medium_hint();
+}
+
 size_t bins_grow_budget(const ThreadCache& tc) {
   uint64_t threads = cache_program_threads(), cpus = g_threads.cpus;
   int64_t one = static_cast<int64_t>(g_threads.bin_grow_bytes);
@@ -88,23 +97,32 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   BinDemand& d = tc.demand[cls];
   uint8_t last = d.last;
   d.last = kind;
-  d.missed = 1;
+  if (d.missed < 255) d.missed++;
   if (last == kBinMissNone || last == kind) return 0;
+  if (is_medium_class(cls) && d.missed < kMediumMissesToGrow) return 0;  // (budget_bytes.h)
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
   // a check mode, a closed bin). Medium classes grow too, by whole blocks
-  // from their base of one, within the same byte budget (as per CPU:
-  // percpu_sizing.cc).
+  // from their base of one, within the process's medium budget, which the
+  // CPU caches' medium classes share (as per CPU: percpu_sizing.cc).
   if (limit == 0 || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
-  size_t size = budget_block_bytes(cls), budget = bins_grow_budget(tc);
-  size_t room = tc.grown_bytes < budget ? (budget - tc.grown_bytes) / size : 0;
+  size_t size = budget_block_bytes(cls);
+  bool medium = is_medium_class(cls);
+  size_t used = medium ? bins_medium_used() : tc.grown_bytes;
+  size_t budget = medium ? g_threads.medium_grow_bytes : bins_grow_budget(tc);
+  size_t room = used < budget ? (budget - used) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   // Even, as the bases: a flush of half is whole batches (a medium class's
   // batch is one block).
-  if (!is_medium_class(cls)) add &= ~uint32_t{1};
+  if (!medium) add &= ~uint32_t{1};
   if (add == 0) return 0;
-  tc.grown_bytes += static_cast<uint32_t>(add * size);
-  g_threads.bins_grown.fetch_add(add * size, std::memory_order_relaxed);
+  if (medium) {
+    tc.medium_grown += static_cast<uint32_t>(add * size);
+    g_threads.bins_medium_grown.fetch_add(add * size, std::memory_order_relaxed);
+  } else {
+    tc.grown_bytes += static_cast<uint32_t>(add * size);
+    g_threads.bins_grown.fetch_add(add * size, std::memory_order_relaxed);
+  }
   g_threads.bin_grows.fetch_add(1, std::memory_order_relaxed);
   return add;
 }
@@ -120,15 +138,21 @@ bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind) {
 uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
   uint32_t base = bin_base(tc, cls);
   if (limit <= base) return limit;
-  if (tc.demand[cls].missed != 0 && tc.grown_bytes <= bins_grow_budget(tc)) return limit;
+  // (The medium budget has no shares: a medium class that missed keeps it.)
+  if (tc.demand[cls].missed != 0 &&
+      (is_medium_class(cls) || tc.grown_bytes <= bins_grow_budget(tc)))
+    return limit;
   return (base + (limit - base) / 2) & ~uint32_t{1};
 }
 
 void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to) {
   uint32_t less = static_cast<uint32_t>((from - to) * budget_block_bytes(cls));
-  if (less > tc.grown_bytes) less = tc.grown_bytes;
-  tc.grown_bytes -= less;
-  g_threads.bins_grown.fetch_sub(less, std::memory_order_relaxed);
+  bool medium = is_medium_class(cls);
+  uint32_t& grown = medium ? tc.medium_grown : tc.grown_bytes;
+  if (less > grown) less = grown;
+  grown -= less;
+  (medium ? g_threads.bins_medium_grown : g_threads.bins_grown)
+      .fetch_sub(less, std::memory_order_relaxed);
   g_threads.bin_shrinks.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -138,7 +162,7 @@ void bins_decay_done(ThreadCache& tc) {
 }
 
 void bins_decay(ThreadCache& tc) {
-  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c) {
+  for (unsigned c = 1; c < kNumClasses && (tc.grown_bytes | tc.medium_grown) != 0; ++c) {
     uint32_t limit = tc.bins[c].limit, target = bin_decay_target(tc, c, limit);
     if (target < limit) shrink_to(tc, c, target);
   }
@@ -146,7 +170,7 @@ void bins_decay(ThreadCache& tc) {
 }
 
 void bins_reset(ThreadCache& tc) {
-  for (unsigned c = 1; c < kNumClasses && tc.grown_bytes != 0; ++c)
+  for (unsigned c = 1; c < kNumClasses && (tc.grown_bytes | tc.medium_grown) != 0; ++c)
     shrink_to(tc, c, bin_base(tc, c));
   for (unsigned c = 1; c < kNumClasses; ++c) tc.demand[c] = BinDemand{};
 }

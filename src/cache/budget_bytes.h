@@ -28,6 +28,17 @@ namespace slabby {
 
 inline constinit std::array<uint32_t, kNumClasses> g_budget_block_bytes = kClassSize;
 
+// A medium class grows (its misses alternating) only once it has missed this
+// many times since the last background pass (SLABBY_DECAY_MS, 1 s by
+// default), on that CPU or in that thread's bins. A medium miss costs about
+// a microsecond (the central pool and the page heap); a grown medium class
+// holds whole blocks of 40 KiB-1 MiB. A program that asks for a class a
+// few dozen times a second (a threaded C++ program's 300 KiB-1 MiB buffers)
+// loses nothing on those misses, and its grown classes held 17 MiB more at
+// the peak (docs/benchmarks.md, "Medium classes grow within a budget of
+// their own"); a server's buffers in flight miss thousands of times a second.
+inline constexpr uint32_t kMediumMissesToGrow = 64;
+
 inline size_t budget_block_bytes(unsigned cls) { return g_budget_block_bytes[cls]; }
 
 // canary: every small block carries one after the program's bytes, moving

@@ -149,7 +149,8 @@ int percpu_current_cpu() {
   return static_cast<int32_t>(area->cpu_id);
 }
 
-void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes) {
+void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes,
+                 size_t medium_grow_bytes) {
   for (unsigned i = 0; i < kMaxCpus; ++i)
     g_percpu.regions[i] = const_cast<char*>(reinterpret_cast<const char*>(kSentinel));
   for (const void*& r : g_fast_regions.at) r = kSentinel;
@@ -192,7 +193,7 @@ void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes) {
     g_why_not = "no rseq on this system";
     return;
   }
-  if (!sizing_plan(cache_limit, grow_bytes, &g_region_layout)) {
+  if (!sizing_plan(cache_limit, grow_bytes, medium_grow_bytes, &g_region_layout)) {
     // The base capacities alone do not fit 16-bit slot indices: stay per-thread.
     g_why_not = "caches too large for 16-bit slot indices";
     return;
@@ -372,7 +373,9 @@ uint64_t percpu_drain_idle(bool all) {
     bool idle = misses == g_cpu_misses_seen[cpu];
     g_cpu_misses_seen[cpu] = misses;
     if (!idle && !all && !sizing_grown(r)) {
-      sizing_hint_exact(r);  // (a read of the other CPU's region: no need to run there)
+      // (Reads and relaxed stores of the other CPU's region: no need to run there.)
+      sizing_hint_exact(r);
+      sizing_period_seen(r);
       continue;
     }
     cpu_set_t one;
@@ -388,6 +391,13 @@ uint64_t percpu_drain_idle(bool all) {
     drained += sizing_decay(r, idle || all);
   }
   sched_setaffinity(0, sizeof(saved), &saved);
+  // The medium classes' process-wide budget, exact again (reads only).
+  uint64_t medium = 0;
+  for (unsigned cpu = 0; cpu < kMaxCpus; ++cpu) {
+    char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+    if (r != reinterpret_cast<const char*>(kSentinel)) medium += sizing_medium_grown(r);
+  }
+  sizing_medium_hint_exact(medium);
   return drained;
 }
 

@@ -429,9 +429,12 @@ SLABBY_INLINE uint32_t percpu_pop_n(uintptr_t cls, void** dst, uint32_t n) {
 
 // Decides the mode (SLABBY_PERCPU, rseq availability) once, at init, on the
 // initialising thread. cache_limit: each class's base capacity in slots per
-// CPU; grow_bytes: how far above their bases a CPU's classes may grow
-// together, in bytes of blocks (SLABBY_PERCPU_GROW_BYTES; 0: never).
-void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes);
+// CPU; grow_bytes: how far above their bases a CPU's small classes may grow
+// together, in bytes of blocks (SLABBY_PERCPU_GROW_BYTES; 0: never);
+// medium_grow_bytes: how far every CPU's medium classes together may
+// (SLABBY_MEDIUM_GROW_BYTES; 0: never).
+void percpu_init(bool wanted, const uint32_t* cache_limit, size_t grow_bytes,
+                 size_t medium_grow_bytes);
 // Per thread, on its first call: registers slabby's own rseq area where glibc
 // has none. Returns false when this thread cannot use the per-CPU caches.
 bool percpu_thread_init();

@@ -43,13 +43,14 @@ enum MissKind : uint32_t { kMissNone = 0, kMissEmpty = 1, kMissFull = 2 };
 
 struct ClassDemand {
   uint32_t misses;  // refills and flushes of the class on this CPU, ever
-  uint32_t seen;    // misses when the background pass last looked
+  uint32_t seen;    // misses when the background pass last looked (a medium class grows
+                    // only after kMediumMissesToGrow more, cache/budget_bytes.h)
   uint32_t last;    // MissKind of the latest miss
   uint32_t unused;
 };
 
 // Bytes of the region's growth budget believed used: the exact sum (over
-// every class's capacity above its base) when the sizing last computed it,
+// every small class's capacity above its base) when the sizing last computed it,
 // plus what it granted since; the background pass sets it exact again. A
 // miss skips that sum (a walk over every class) while the hint says the
 // budget has no room for its class: with medium classes growing, the budget
@@ -67,7 +68,8 @@ struct RegionLayout {
   uint16_t max_end[kNumClasses];  // the most end may grow to
   uint32_t demand_at;             // byte offset of the ClassDemand array
   size_t bytes;                   // the region's size (whole pages)
-  size_t grow_bytes;              // per-CPU budget above the base capacities (SLABBY_PERCPU_GROW_BYTES)
+  size_t grow_bytes;              // per-CPU budget of the small classes (SLABBY_PERCPU_GROW_BYTES)
+  size_t medium_grow_bytes;       // every CPU's medium classes together (SLABBY_MEDIUM_GROW_BYTES)
 };
 extern RegionLayout g_region_layout;
 
@@ -95,9 +97,11 @@ uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max);
 
 // Sizing (percpu_sizing.cc).
 // Plans the layout: each class's base capacity (base_cap[c] slots) and the
-// most it may grow to (within 16-bit slot indices). false when even the base
+// most it may grow to (within 16-bit slot indices): a small class by
+// grow_bytes, a medium one by medium_grow_bytes. false when even the base
 // capacities do not fit.
-bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, RegionLayout* out);
+bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, size_t medium_grow_bytes,
+                 RegionLayout* out);
 // A slow path of a thread on this CPU found class cls's cache empty or full.
 // When the class's misses alternate (empty, then full, or full, then empty),
 // its blocks do not fit the cache: it grows, doubling, within max_end and
@@ -111,6 +115,17 @@ bool sizing_note_miss(char* region, unsigned cls, MissKind kind);
 uint64_t sizing_decay(char* region, bool reset);
 // Whether any class of the region is above its base capacity.
 bool sizing_grown(char* region);
+// The background pass, for a region it does not decay (busy, nothing
+// grown): starts a new period of each class's misses (ClassDemand::seen),
+// as sizing_decay does. A read and a store per class, from any CPU.
+void sizing_period_seen(char* region);
+// Bytes of capacity the region's medium classes hold above their bases.
+size_t sizing_medium_grown(char* region);
+// The medium classes' growth over every CPU, believed (the exact sum when
+// the background pass last took it, plus what was granted since), and its
+// setter for that pass (percpu_drain_idle).
+uint64_t sizing_medium_hint();
+void sizing_medium_hint_exact(uint64_t bytes);
 // Sets the region's GrowthHint to the exact sum (sizing_decay does it too).
 void sizing_hint_exact(char* region);
 // Capacity of class cls in the region (end - begin).

@@ -43,7 +43,9 @@ void close_bins(ThreadCache& tc) {
     tc.demand[c] = BinDemand{};
   }
   g_threads.bins_grown.fetch_sub(tc.grown_bytes, std::memory_order_relaxed);
+  g_threads.bins_medium_grown.fetch_sub(tc.medium_grown, std::memory_order_relaxed);
   tc.grown_bytes = 0;
+  tc.medium_grown = 0;
 }
 
 }  // namespace
@@ -313,6 +315,7 @@ void cache_forget_other_threads() {
   g_threads.list = self;
   if (self) self->next = self->prev = nullptr;
   g_threads.bins_grown.store(self ? self->grown_bytes : 0, std::memory_order_relaxed);
+  g_threads.bins_medium_grown.store(self ? self->medium_grown : 0, std::memory_order_relaxed);
   __atomic_store_n(&g_threads.live, self ? 1 : 0, __ATOMIC_RELAXED);
   __atomic_store_n(&g_threads.internal, 0, __ATOMIC_RELAXED);
 }

@@ -58,7 +58,7 @@ struct Bin {
 enum BinMiss : uint8_t { kBinMissNone = 0, kBinMissEmpty = 1, kBinMissFull = 2 };
 struct BinDemand {
   uint8_t last;    // BinMiss of the latest refill (empty) or flush (full)
-  uint8_t missed;  // 1: a refill or flush since the last decay
+  uint8_t missed;  // refills and flushes since the last decay (at most 255)
 };
 
 enum CacheState : uint32_t { kCacheUninit = 0, kCacheActive = 1, kCacheDead = 2 };
@@ -78,10 +78,12 @@ struct ThreadCache {
   // instead, so a thread's blocks are counted by allocs/frees plus those.
   int64_t percpu_net[kNumClasses];
   // Capacities that follow demand (cache/bin_sizing.cc): each class's
-  // latest miss, the bytes of limit above the bases over all classes (at
-  // most g_threads.bin_grow_bytes), and the decay epoch last acted on.
+  // latest miss, the bytes of limit above the bases over the small classes
+  // (at most g_threads.bin_grow_bytes) and over the medium ones (within the
+  // process's medium budget), and the decay epoch last acted on.
   BinDemand demand[kNumClasses];
   uint32_t grown_bytes;
+  uint32_t medium_grown;
   uint32_t decay_seen;
   uint32_t state;
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
@@ -180,6 +182,11 @@ struct ThreadRegistry {
   // Read by bins_grow_budget. Relaxed atomics: a racing growth may take a
   // few KiB past the budget, which the next decays give back.
   std::atomic<uint64_t> bins_grown{0};
+  // The medium classes' budget (SLABBY_MEDIUM_GROW_BYTES), shared with the
+  // CPU caches' medium classes (cache/percpu_sizing.cc), and the live
+  // threads' ThreadCache::medium_grown, summed as bins_grown is.
+  size_t medium_grow_bytes = 0;
+  std::atomic<uint64_t> bins_medium_grown{0};
   uint32_t decay_epoch = 0;  // atomic builtins
   std::atomic<uint64_t> bin_grows{0};
   std::atomic<uint64_t> bin_shrinks{0};
@@ -336,9 +343,14 @@ extern constinit SmallDivert g_small_divert;
 // Half and no less: a base cut to cpus / threads (2/9 for a C++ program's
 // nine threads on two CPUs) cost it the bins' whole gain
 // (docs/benchmarks.md, "Bins for more threads").
-// Sets the bases (each class's limit at a thread's start), the budget and
+// Medium classes grow within the process's medium budget instead
+// (SLABBY_MEDIUM_GROW_BYTES: every thread's bins and every CPU's cache
+// together), with no shares: a thread keeps its medium blocks in its bins
+// only without rseq or with SLABBY_PERCPU=0.
+// Sets the bases (each class's limit at a thread's start), the budgets and
 // the CPUs the shares divide.
-void bins_init(const uint32_t* base_limit, size_t grow_bytes, uint64_t cpus);
+void bins_init(const uint32_t* base_limit, size_t grow_bytes, size_t medium_grow_bytes,
+               uint64_t cpus);
 // Sets the calling thread's bin limits at its start: each class's base
 // (its share of it, above), or 0 for every class when `cached` is false (a
 // check mode's divert owns the blocks) and for the medium classes of a
@@ -349,6 +361,9 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls);
 // How far thread tc's bins may grow above their bases now, its grown bytes
 // included (the shares above).
 size_t bins_grow_budget(const ThreadCache& tc);
+// The medium budget's bytes in use: every thread's medium bins above their
+// bases, and the CPU caches' medium classes (their hint, percpu_region.h).
+size_t bins_medium_used();
 // Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
 // the calling thread's bins; true when the bin grew (space rose).
 bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);

@@ -42,6 +42,10 @@ constexpr OptionSpec kOptions[] = {
      "bytes each CPU's caches may grow by, together, above their base sizes, for classes whose "
      "blocks do not fit (0: fixed sizes)",
      nullptr, &Config::percpu_grow_bytes},
+    {"SLABBY_MEDIUM_GROW_BYTES", OptionKind::kBytes, 0, uint64_t{1} << 30,
+     "bytes the CPU caches' medium classes (32 KiB-1 MiB) may grow by, every CPU's together, "
+     "above their base of one block, for classes whose blocks do not fit (0: one block each)",
+     nullptr, &Config::medium_grow_bytes},
     {"SLABBY_PERCPU_THREADS", OptionKind::kCount, 0, 1000000,
      "live threads from which threads move to the per-CPU caches (0: four per CPU the process "
      "may use, plus two; 1: from the first; until then each thread has its own cache, which is "

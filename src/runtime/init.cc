@@ -293,13 +293,13 @@ bool init_slow() {
     // Growth budgets count a checked block as the program's request (the
     // canary moves full-class requests up one): before the caches are sized.
     budget_block_bytes_init(g_checks.bitguard);
-    percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes);
+    percpu_init(cfg.percpu, g_rt.cache_limit, cfg.percpu_grow_bytes, cfg.medium_grow_bytes);
     // By default the main thread and four threads per CPU keep their bins
     // (their shares: cache/thread_cache.h); one more moves them all to the
     // CPU caches. Measured in docs/benchmarks.md, "Bins for more threads".
     uint64_t cpus = os::usable_cpus();
     g_threads.percpu_threads = cfg.percpu_threads != 0 ? cfg.percpu_threads : 4 * cpus + 2;
-    bins_init(g_rt.cache_limit, cfg.percpu_grow_bytes, cpus);
+    bins_init(g_rt.cache_limit, cfg.percpu_grow_bytes, cfg.medium_grow_bytes, cpus);
     if (!init_pools(cfg)) {
       int err = os::last_map_errno();
       Writer w(2);

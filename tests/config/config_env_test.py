@@ -40,6 +40,7 @@ class ConfigEnv(unittest.TestCase):
             "SLABBY_RETAIN_MAX": ["lots", "-5", "18446744073709551616"],
             "SLABBY_THREAD_CACHE_BYTES": ["x", "17T"],
             "SLABBY_PERCPU_GROW_BYTES": ["lots", "1G", "-1"],
+            "SLABBY_MEDIUM_GROW_BYTES": ["lots", "2G", "-1"],
             "SLABBY_STATS": ["maybe", "2", ""],
             "SLABBY_VERBOSE": ["yess", "-1"],
             "SLABBY_ZERO": ["yes", "2", ""],

@@ -294,6 +294,8 @@ void use_thread_cache() {
     tl_cache.demand[c] = BinDemand{};
   }
   tl_cache.grown_bytes = 0;
+  g_threads.bins_medium_grown.fetch_sub(tl_cache.medium_grown);
+  tl_cache.medium_grown = 0;
 }
 
 // Sets one thread's growth budget (g_threads.bin_grow_bytes) for a scope.
@@ -415,15 +417,17 @@ uint64_t pool_moves(unsigned cls) {
   return st.flushes + st.refills;
 }
 
-// Sum over classes of (limit - base) * size: what tc.grown_bytes must say.
-size_t grown_by_limits() {
+// Sum over classes [from, to) of (limit - base) * size: over the small
+// classes, what tc.grown_bytes must say; over the medium ones, tc.medium_grown.
+size_t grown_by_limits(unsigned from = 1, unsigned to = kNumSmallClasses) {
   size_t total = 0;
-  for (unsigned c = 1; c < kNumClasses; ++c) {
+  for (unsigned c = from; c < to; ++c) {
     uint32_t limit = tl_cache.bins[c].limit, base = bin_base(tl_cache, c);
     if (limit > base) total += size_t{limit - base} * class_size(c);
   }
   return total;
 }
+size_t medium_grown_by_limits() { return grown_by_limits(kNumSmallClasses, kNumClasses); }
 
 // A burst larger than the bin: allocating runs it empty, freeing runs it
 // full, each round through the pool. The class doubles its limit until the
@@ -462,10 +466,11 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
 // then freed; returns what `moves` counted for class cls in the last round
 // (central pool moves for a thread's bins, refills and flushes per CPU).
 uint64_t class_misses(unsigned cls);
-uint64_t medium_bursts_last_round(unsigned cls, uint32_t burst, uint64_t (*moves)(unsigned)) {
+uint64_t medium_bursts_last_round(unsigned cls, uint32_t burst, uint64_t (*moves)(unsigned),
+                                  int rounds = 16) {
   std::vector<void*> v(burst);
   uint64_t last = 0;
-  for (int round = 0; round < 8; ++round) {
+  for (int round = 0; round < rounds; ++round) {
     uint64_t before = moves(cls);
     for (void*& p : v) {
       p = malloc_fast(64 << 10);
@@ -488,11 +493,59 @@ TEST(ThreadCache, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     ASSERT_TRUE(is_medium_class(cls));
     ASSERT_EQ(tl_cache.bins[cls].limit, 1u) << "a thread on its bins keeps its medium blocks there";
     const uint32_t burst = 6;
+    // Rare misses (fewer than kMediumMissesToGrow in a decay epoch) leave it
+    // at its base; a new epoch (its first slow path decays) starts the count.
+    medium_bursts_last_round(cls, burst, pool_moves, 4);
+    EXPECT_EQ(tl_cache.bins[cls].limit, 1u) << "a few misses a second cost less than the blocks";
+    cache_decay_tick();
+    medium_bursts_last_round(cls, burst, pool_moves, 4);
+    EXPECT_EQ(tl_cache.bins[cls].limit, 1u) << "the count starts again at each epoch";
     uint64_t moves_last = medium_bursts_last_round(cls, burst, pool_moves);
     EXPECT_GE(tl_cache.bins[cls].limit, burst);
     EXPECT_LE(tl_cache.bins[cls].limit, 8u) << "doubling stops once the burst fits";
     EXPECT_EQ(moves_last, 0u) << "the last burst came from and went back to the thread's bin";
-    EXPECT_EQ(tl_cache.grown_bytes, grown_by_limits());
+    EXPECT_EQ(tl_cache.grown_bytes, 0u) << "not from the small classes' budget";
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+  }).join();
+}
+
+// The medium classes' budget is the process's (SLABBY_MEDIUM_GROW_BYTES,
+// shared with the CPU caches' medium classes), not the thread's: a thread
+// whose small budget is tiny still grows a medium class whose bursts do not
+// fit, and the medium budget stops it; its growth is counted for every
+// thread (g_threads.bins_medium_grown) until its bins go back to their bases.
+TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
+  BinBudget budget(16 << 10);  // less than one medium block
+  std::thread([] {
+    use_thread_cache();
+    uint64_t others = g_threads.bins_medium_grown.load();
+    unsigned cls = static_cast<unsigned>(class_of_size(64 << 10));
+    const uint32_t burst = 6;
+    EXPECT_EQ(medium_bursts_last_round(cls, burst, pool_moves), 0u);
+    EXPECT_GE(tl_cache.bins[cls].limit, burst);
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+    EXPECT_EQ(g_threads.bins_medium_grown.load(), others + tl_cache.medium_grown);
+    // Two blocks of room left in the medium budget: another class grows by
+    // two at most, however far its bursts pass its limit.
+    size_t saved = g_threads.medium_grow_bytes;
+    unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
+    g_threads.medium_grow_bytes = bins_medium_used() + 2 * class_size(big);
+    std::vector<void*> v;
+    for (int round = 0; round < 6; ++round) {
+      for (int i = 0; i < 12; ++i) v.push_back(malloc_fast(128 << 10));
+      for (void* p : v) free_fast(p);
+      v.clear();
+    }
+    g_threads.medium_grow_bytes = saved;
+    EXPECT_GT(tl_cache.bins[big].limit, 1u) << "it grew while there was room";
+    EXPECT_LE(tl_cache.bins[big].limit, 3u) << "by two blocks at most";
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+    EXPECT_EQ(tl_cache.grown_bytes, 0u);
+    // A flush (malloc_trim's) puts every class back to its base, and the
+    // budget's bytes back.
+    cache_flush_all();
+    EXPECT_EQ(tl_cache.medium_grown, 0u);
+    EXPECT_EQ(g_threads.bins_medium_grown.load(), others);
   }).join();
 }
 
@@ -1279,8 +1332,8 @@ TEST_F(PerCpu, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   }).join();
 }
 
-// A medium class too, from its base of one block (64 KiB blocks: up to 16
-// more within the 1 MiB budget).
+// A medium class too, from its base of one block (64 KiB blocks, within the
+// medium classes' own budget, SLABBY_MEDIUM_GROW_BYTES).
 TEST_F(PerCpu, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   std::thread([] {
     use_percpu_caches();
@@ -1291,8 +1344,15 @@ TEST_F(PerCpu, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     ASSERT_TRUE(is_medium_class(cls));
     ASSERT_EQ(g_rt.cache_limit[cls], 1u);
     ASSERT_GE(percpu_max_capacity(cls), 8u)
-        << "medium classes may grow (SLABBY_PERCPU_GROW_BYTES=1M)";
+        << "medium classes may grow (SLABBY_MEDIUM_GROW_BYTES=32M)";
     const uint32_t burst = 6;
+    // A class that misses rarely keeps its one block: four rounds are about
+    // 44 misses, fewer than kMediumMissesToGrow since the last pass.
+    medium_bursts_last_round(cls, burst, class_misses, 4);
+    EXPECT_EQ(percpu_capacity(cpu, cls), 1u) << "a few misses a second cost less than the blocks";
+    percpu_drain_idle(false);  // a pass starts a new count
+    medium_bursts_last_round(cls, burst, class_misses, 4);
+    EXPECT_EQ(percpu_capacity(cpu, cls), 1u) << "the count starts again at each pass";
     uint64_t misses_last = medium_bursts_last_round(cls, burst, class_misses);
     uint32_t cap = percpu_capacity(cpu, cls);
     EXPECT_GE(cap, burst);
@@ -1360,6 +1420,62 @@ TEST_F(PerCpu, GrowthStopsAtTheCpusBudget) {
     }
     EXPECT_GT(grown, 0u);
     EXPECT_LE(grown, g_rt.config.config.percpu_grow_bytes);
+  }).join();
+}
+
+// Medium classes grow within a budget of their own, for every CPU together
+// (SLABBY_MEDIUM_GROW_BYTES): a CPU whose small classes spent theirs still
+// grows a medium class whose bursts do not fit, and the medium budget stops
+// medium classes, whatever is left of the small one. Each background pass
+// takes the budget's use exact again.
+TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // every class of every CPU at its base
+    EXPECT_EQ(sizing_medium_hint(), 0u) << "no medium class above its base";
+    // The small classes spend this CPU's budget (as GrowthStopsAtTheCpusBudget).
+    const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
+    std::vector<void*> v;
+    for (int round = 0; round < 6; ++round) {
+      for (size_t n : sizes)
+        for (int i = 0; i < 600; ++i) v.push_back(malloc_fast(n));
+      for (void* p : v) free_fast(p);
+      v.clear();
+    }
+    size_t small = 0;
+    for (size_t n : sizes) {
+      unsigned c = size_class_of(n);
+      small += size_t{percpu_capacity(cpu, c) - g_rt.cache_limit[c]} * class_size(c);
+    }
+    const size_t budget = g_rt.config.config.percpu_grow_bytes;
+    ASSERT_GT(small + class_size(size_class_of(4096)), budget) << "the small budget is spent";
+    // A medium class grows all the same, from its own budget.
+    unsigned cls = static_cast<unsigned>(class_of_size(64 << 10));
+    const uint32_t burst = 24;  // 1.5 MiB of 64 KiB blocks: more than the whole small budget
+    EXPECT_EQ(medium_bursts_last_round(cls, burst, class_misses), 0u)
+        << "the last burst came from and went back to the CPU's cache";
+    uint32_t cap = percpu_capacity(cpu, cls);
+    EXPECT_GE(cap, burst);
+    EXPECT_GE(sizing_medium_hint(), size_t{cap - 1} * class_size(cls)) << "the grants are counted";
+    // With the medium budget two blocks from spent, another medium class
+    // grows by two blocks at most, however far its bursts pass its capacity.
+    size_t saved = g_region_layout.medium_grow_bytes;
+    unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
+    g_region_layout.medium_grow_bytes = sizing_medium_hint() + 2 * class_size(big);
+    for (int round = 0; round < 6; ++round) {
+      for (int i = 0; i < 12; ++i) v.push_back(malloc_fast(128 << 10));
+      for (void* p : v) free_fast(p);
+      v.clear();
+    }
+    EXPECT_GT(percpu_capacity(cpu, big), 1u) << "it grew while there was room";
+    EXPECT_LE(percpu_capacity(cpu, big), 3u) << "by two blocks at most";
+    g_region_layout.medium_grow_bytes = saved;
+    // A pass takes the use exact: here every class back to its base.
+    percpu_drain_idle(/*all=*/true);
+    EXPECT_EQ(percpu_capacity(cpu, cls), 1u);
+    EXPECT_EQ(sizing_medium_hint(), 0u);
   }).join();
 }
 
