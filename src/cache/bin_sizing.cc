@@ -69,6 +69,7 @@ void bins_start(ThreadCache& tc, bool cached) {
 }
 
 uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
+  if (cache_medium_on_cpu(tc, cls)) return 0;  // in the CPU's cache until it grows a bin
   uint32_t base = g_threads.bin_base[cls];
   // Medium classes keep theirs (one block); a small class's half stays even
   // (a flush of half the bin is whole batches) and at least 4, as the bases.
@@ -101,13 +102,20 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   if (last == kBinMissNone || last == kind) return 0;
   if (is_medium_class(cls) && d.missed < kMediumMissesToGrow) return 0;  // (budget_bytes.h)
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
-  // a check mode, a closed bin). Medium classes grow too, by whole blocks
-  // from their base of one, within the process's medium budget, which the
-  // CPU caches' medium classes share (as per CPU: percpu_sizing.cc).
-  if (limit == 0 || limit >= kMaxGrownLimit) return 0;
-  uint32_t add = std::min<uint32_t>(limit, kMaxGrownLimit - limit);  // doubling
-  size_t size = budget_block_bytes(cls);
+  // a check mode, a closed bin), but for a medium class of a thread that
+  // keeps its medium blocks in its CPU's cache (cache_medium_on_cpu): such a
+  // class grows a bin of its own, from 0 to 1 block and doubling, once it
+  // misses often (kMediumMissesToGrow). Then its blocks take the same inline
+  // paths as the small ones: a program mixing small and medium sizes at
+  // random otherwise mispredicted the free's branch to the slow path on every
+  // other block (a 1-64 KiB loop: 0.023 s against 0.015 with its medium
+  // blocks on bins, the touches left out). Medium classes grow by whole
+  // blocks within the process's medium budget, which the CPU caches' medium
+  // classes share (as per CPU: percpu_sizing.cc).
   bool medium = is_medium_class(cls);
+  if ((limit == 0 && !cache_medium_on_cpu(tc, cls)) || limit >= kMaxGrownLimit) return 0;
+  uint32_t add = std::min<uint32_t>(std::max<uint32_t>(limit, 1), kMaxGrownLimit - limit);
+  size_t size = budget_block_bytes(cls);
   size_t used = medium ? bins_medium_used() : tc.grown_bytes;
   size_t budget = medium ? g_threads.medium_grow_bytes : bins_grow_budget(tc);
   size_t room = used < budget ? (budget - used) / size : 0;

@@ -88,7 +88,6 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     if (g_small_divert.alloc != nullptr) return g_small_divert.alloc(cls, n);
   }
   if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_alloc(cls);
-  if (cache_medium_on_cpu(tc, cls)) return percpu_alloc(cls);  // its bin has limit 0
   Bin& b = tc.bins[cls];
   if (b.head != nullptr) {  // re-entered while initialising: the bin may be filled
     void* p = b.head;
@@ -98,7 +97,10 @@ SLABBY_NOINLINE void* refill_and_alloc(unsigned cls, size_t n) noexcept {
     return p;
   }
   if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
-  bin_note_miss(tc, cls, kBinMissEmpty);
+  // A medium class kept in the CPU's cache (limit 0) until it misses often
+  // enough here to grow a bin (bin_grow_by).
+  if (!bin_note_miss(tc, cls, kBinMissEmpty) && b.limit == 0 && cache_medium_on_cpu(tc, cls))
+    return percpu_alloc(cls);
   CentralPool& pool = g_central_pools[cls];
   BlockChain c = pool.take(bin_next_fill(b.fill, b.limit, pool.batch_size()),
                            current_shard(pool.num_shards()));
@@ -129,8 +131,13 @@ SLABBY_NOINLINE void flush_and_free(void* p, unsigned cls) noexcept {
     if (g_small_divert.free != nullptr) return g_small_divert.free(p, cls);
   }
   if (SLABBY_UNLIKELY(cache_percpu_due(tc)) && cache_move_to_percpu()) return percpu_free(p, cls);
-  if (cache_medium_on_cpu(tc, cls)) return percpu_free(p, cls);  // its bin has limit 0
   Bin& b = tc.bins[cls];
+  // A medium class kept in the CPU's cache (limit 0) until it misses often
+  // enough here to grow a bin (bin_grow_by); grown, the block goes in it.
+  if (b.limit == 0 && cache_medium_on_cpu(tc, cls)) {
+    if (SLABBY_UNLIKELY(bins_decay_due(tc))) bins_decay(tc);
+    if (!bin_note_miss(tc, cls, kBinMissFull)) return percpu_free(p, cls);
+  }
   if (b.limit == 0) {  // caching disabled (SLABBY_THREAD_CACHE_BYTES=0)
     tc.frees[cls]++;
     *static_cast<void**>(p) = nullptr;

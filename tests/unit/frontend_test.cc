@@ -812,8 +812,9 @@ TEST(ThreadCache, ThreadsGrowingTogetherStayWithinTheCpusBudget) {
 
 // A thread starting while the program's threads are more than four per CPU
 // gets half of each small class's base (even, at least 4 blocks), which its
-// decays and resets go down to; medium classes keep theirs, and a thread
-// starting before that point keeps the whole bases.
+// decays and resets go down to; medium classes keep theirs (none, for a
+// thread that keeps them in its CPU's cache), and a thread starting before
+// that point keeps the whole bases.
 TEST(ThreadCache, AThreadStartingBeyondFourThreadsPerCpuGetsHalfTheBases) {
   BinBudget budget(1 << 20);
   SharedCpus cpus(1);
@@ -834,11 +835,11 @@ TEST(ThreadCache, AThreadStartingBeyondFourThreadsPerCpuGetsHalfTheBases) {
     EXPECT_EQ(tl_cache.base_shift, 1u);
     for (unsigned c = 1; c < kNumClasses; ++c) {
       uint32_t base = g_threads.bin_base[c];
-      uint32_t want =
-          is_medium_class(c) || base <= 4 ? base : std::max<uint32_t>((base / 2) & ~1u, 4);
+      uint32_t want = cache_medium_on_cpu(tl_cache, c)  ? 0
+                      : is_medium_class(c) || base <= 4 ? base
+                                                        : std::max<uint32_t>((base / 2) & ~1u, 4);
       EXPECT_EQ(bin_base(tl_cache, c), want) << "class " << c;
-      if (!cache_medium_on_cpu(tl_cache, c))
-        EXPECT_EQ(tl_cache.bins[c].limit, want) << "class " << c;
+      EXPECT_EQ(tl_cache.bins[c].limit, want) << "class " << c;
     }
     // Grown and reset: back to its half, not to the whole base.
     std::vector<void*> v(4 * g_threads.bin_base[small]);
@@ -1155,6 +1156,56 @@ TEST_F(PerCpu, ABinThreadsMediumBlocksWaitInItsCpusCacheNotInItsBins) {
     EXPECT_EQ(a.frees - b.frees, 2u);
     EXPECT_EQ(a.live_blocks, b.live_blocks);
     EXPECT_FALSE(tl_cache.percpu_ok);
+  }).join();
+  g_threads.percpu_threads = saved;
+}
+
+// ... until the class misses often (kMediumMissesToGrow in a decay epoch):
+// then it grows a bin of its own, from 0 blocks, doubling, and its blocks
+// take the inline paths the small ones take (a program mixing small and
+// medium sizes otherwise sent every other free down the slow path's branch).
+// A flush gives the bin back (limit 0: the CPU's cache again).
+TEST_F(PerCpu, ABinThreadsBusyMediumClassGrowsABinOfItsOwn) {
+  uint64_t saved = g_threads.percpu_threads;
+  g_threads.percpu_threads = __atomic_load_n(&g_threads.live, __ATOMIC_RELAXED) + 8;
+  std::thread([] {
+    thread_init();
+    ASSERT_TRUE(tl_cache.rseq_ok);
+    ASSERT_FALSE(tl_cache.percpu_ok) << "the thread started on the CPU caches";
+    ASSERT_TRUE(pin_to(allowed_cpus()[0]));
+    unsigned cls = static_cast<unsigned>(class_of_size(64 << 10));
+    const Bin& b = tl_cache.bins[cls];
+    ASSERT_EQ(b.limit, 0u);
+    ASSERT_EQ(bin_base(tl_cache, cls), 0u);
+    uint64_t others = g_threads.bins_medium_grown.load();
+    const uint32_t burst = 6;
+    cache_decay_tick();  // a new epoch: its count starts at this thread's next slow path
+    medium_bursts_last_round(cls, burst, pool_moves, 4);  // about 44 misses
+    EXPECT_EQ(b.limit, 0u) << "a few misses a second: its blocks stay in the CPU's cache";
+    medium_bursts_last_round(cls, burst, pool_moves);
+    EXPECT_GE(b.limit, burst) << "grown from 0, doubling";
+    EXPECT_LE(b.limit, 8u);
+    EXPECT_EQ(tl_cache.medium_grown, size_t{b.limit} * class_size(cls));
+    EXPECT_EQ(g_threads.bins_medium_grown.load(), others + tl_cache.medium_grown);
+    // A round now goes through the bin alone: the CPU's cache and the pool
+    // see none of it.
+    uint64_t before[kNumClasses] = {};
+    percpu_cached_blocks(before);
+    uint64_t moves = pool_moves(cls);
+    std::vector<void*> v(burst);
+    for (void*& p : v) p = malloc_fast(64 << 10);
+    EXPECT_EQ(bin_count(b), 0u);
+    for (void* p : v) free_fast(p);
+    EXPECT_EQ(bin_count(b), burst);
+    uint64_t after[kNumClasses] = {};
+    percpu_cached_blocks(after);
+    EXPECT_EQ(after[cls], before[cls]);
+    EXPECT_EQ(pool_moves(cls), moves);
+    cache_flush_all();
+    EXPECT_EQ(b.limit, 0u);
+    EXPECT_EQ(bin_count(b), 0u);
+    EXPECT_EQ(tl_cache.medium_grown, 0u);
+    EXPECT_EQ(g_threads.bins_medium_grown.load(), others);
   }).join();
   g_threads.percpu_threads = saved;
 }
