@@ -150,7 +150,9 @@ uint32_t bin_decay_target(const ThreadCache& tc, unsigned cls, uint32_t limit) {
   if (tc.demand[cls].missed != 0 &&
       (is_medium_class(cls) || tc.grown_bytes <= bins_grow_budget(tc)))
     return limit;
-  return (base + (limit - base) / 2) & ~uint32_t{1};
+  // Even for a small class, as the bases; a medium class by whole blocks.
+  uint32_t target = base + (limit - base) / 2;
+  return is_medium_class(cls) ? target : target & ~uint32_t{1};
 }
 
 void bin_shrunk(ThreadCache& tc, unsigned cls, uint32_t from, uint32_t to) {

@@ -42,8 +42,8 @@ inline constexpr uint32_t kMediumMissesToGrow = 64;
 inline size_t budget_block_bytes(unsigned cls) { return g_budget_block_bytes[cls]; }
 
 // canary: every small block carries one after the program's bytes, moving
-// requests that fill their class up one. Medium classes never grow (their
-// bases are fixed), so they keep their size.
+// requests that fill their class up one. Medium requests are not moved up
+// by it, so a medium block counts for its own class's size.
 inline void budget_block_bytes_init(bool canary) {
   for (unsigned c = 0; c < kNumClasses; ++c)
     g_budget_block_bytes[c] = canary && c >= 2 && !is_medium_class(c) ? kClassSize[c - 1]

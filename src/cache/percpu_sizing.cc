@@ -64,7 +64,7 @@ size_t small_grown_bytes(char* region) { return grown_bytes(region, 1, kNumSmall
 // The room class cls has to grow by, in blocks, at most `add` (lowered to
 // it); false when none. Taken from its budget's hint: the region's (a small
 // class: its CPU's budget) or the process's (a medium class: every CPU's,
-// and the medium bins' of threads without rseq, cache/bin_sizing.cc).
+// and every thread's medium bins, cache/bin_sizing.cc).
 bool take_room(char* region, unsigned cls, uint32_t* add) {
   size_t size = budget_block_bytes(cls);
   if (is_medium_class(cls)) {

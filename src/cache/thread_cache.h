@@ -345,8 +345,11 @@ extern constinit SmallDivert g_small_divert;
 // (docs/benchmarks.md, "Bins for more threads").
 // Medium classes grow within the process's medium budget instead
 // (SLABBY_MEDIUM_GROW_BYTES: every thread's bins and every CPU's cache
-// together), with no shares: a thread keeps its medium blocks in its bins
-// only without rseq or with SLABBY_PERCPU=0.
+// together), with no shares, and only once they miss often
+// (kMediumMissesToGrow, cache/budget_bytes.h). A thread that can run the
+// critical sections keeps a medium class in its CPU's cache (base 0) until
+// the class grows a bin here; one that cannot (no rseq, SLABBY_PERCPU=0)
+// starts each medium class at one block.
 // Sets the bases (each class's limit at a thread's start), the budgets and
 // the CPUs the shares divide.
 void bins_init(const uint32_t* base_limit, size_t grow_bytes, size_t medium_grow_bytes,

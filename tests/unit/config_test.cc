@@ -84,14 +84,17 @@ TEST(Config, CleanEnvironmentPrintsNothingAndKeepsDefaults) {
 }
 
 TEST(Config, ValidValuesApply) {
-  Parsed p = parse({"SLABBY_STATS=1", "SLABBY_VERBOSE=yes", "SLABBY_ARENA_SIZE=1G",
-                    "SLABBY_RETAIN_MAX=0", "SLABBY_THREAD_CACHE_BYTES=16K"});
+  Parsed p =
+      parse({"SLABBY_STATS=1", "SLABBY_VERBOSE=yes", "SLABBY_ARENA_SIZE=1G", "SLABBY_RETAIN_MAX=0",
+             "SLABBY_THREAD_CACHE_BYTES=16K", "SLABBY_MEDIUM_GROW_BYTES=4M"});
   EXPECT_TRUE(p.lines.empty()) << p.lines[0];
   EXPECT_EQ(p.result.config.stats, StatsFormat::kText);
   EXPECT_TRUE(p.result.config.verbose);
   EXPECT_EQ(p.result.config.arena_size, 1ull << 30);
   EXPECT_EQ(p.result.config.retain_max, 0u);
   EXPECT_EQ(p.result.config.thread_cache_bytes, 16u << 10);
+  EXPECT_EQ(p.result.config.medium_grow_bytes, 4u << 20);
+  EXPECT_EQ(Config{}.medium_grow_bytes, 32u << 20) << "README's default";
   auto source_of = [&](const char* name) {
     for (size_t i = 0; i < num_options(); ++i)
       if (strcmp(option(i).name, name) == 0) return p.result.source[i];

@@ -1486,6 +1486,9 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     ASSERT_TRUE(pin_to(cpu));
     percpu_drain_idle(/*all=*/true);  // every class of every CPU at its base
     EXPECT_EQ(sizing_medium_hint(), 0u) << "no medium class above its base";
+    // The one budget, from SLABBY_MEDIUM_GROW_BYTES, for the CPUs and the bins.
+    EXPECT_EQ(g_region_layout.medium_grow_bytes, g_rt.config.config.medium_grow_bytes);
+    EXPECT_EQ(g_threads.medium_grow_bytes, g_rt.config.config.medium_grow_bytes);
     // The small classes spend this CPU's budget (as GrowthStopsAtTheCpusBudget).
     const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
     std::vector<void*> v;
