@@ -43,8 +43,8 @@ constexpr OptionSpec kOptions[] = {
      "blocks do not fit (0: fixed sizes)",
      nullptr, &Config::percpu_grow_bytes},
     {"SLABBY_MEDIUM_GROW_BYTES", OptionKind::kBytes, 0, uint64_t{1} << 30,
-     "bytes the CPU caches' medium classes (32 KiB-1 MiB) may grow by, every CPU's together, "
-     "above their base of one block, for classes whose blocks do not fit (0: one block each)",
+     "bytes the medium classes (32 KiB-1 MiB) of every CPU's and thread's cache may grow by, "
+     "together, for classes whose blocks do not fit and that miss often (0: no growth)",
      nullptr, &Config::medium_grow_bytes},
     {"SLABBY_PERCPU_THREADS", OptionKind::kCount, 0, 1000000,
      "live threads from which threads move to the per-CPU caches (0: four per CPU the process "
