@@ -77,10 +77,6 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls) {
   return std::max<uint32_t>((base >> tc.base_shift) & ~uint32_t{1}, 4);
 }
 
-size_t bins_medium_used() {
-  return g_threads.bins_medium_grown.load(std::memory_order_relaxed) + sizing_medium_hint();
-}
-
 size_t bins_grow_budget(const ThreadCache& tc) {
   uint64_t threads = cache_program_threads(), cpus = g_threads.cpus;
   int64_t one = static_cast<int64_t>(g_threads.bin_grow_bytes);
@@ -116,7 +112,7 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   if ((limit == 0 && !cache_medium_on_cpu(tc, cls)) || limit >= kMaxGrownLimit) return 0;
   uint32_t add = std::min<uint32_t>(std::max<uint32_t>(limit, 1), kMaxGrownLimit - limit);
   size_t size = budget_block_bytes(cls);
-  size_t used = medium ? bins_medium_used() : tc.grown_bytes;
+  size_t used = medium ? sizing_medium_used() : tc.grown_bytes;
   size_t budget = medium ? g_threads.medium_grow_bytes : bins_grow_budget(tc);
   size_t room = used < budget ? (budget - used) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);

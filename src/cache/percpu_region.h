@@ -125,6 +125,11 @@ size_t sizing_medium_grown(char* region);
 // the background pass last took it, plus what was granted since), and its
 // setter for that pass (percpu_drain_idle).
 uint64_t sizing_medium_hint();
+// The medium budget's bytes in use, believed: that hint plus every thread's
+// medium bins above their bases (exact, g_threads.bins_medium_grown). The
+// one sum both kinds of cache grow against (percpu_sizing.cc take_room,
+// bin_sizing.cc bin_grow_by).
+uint64_t sizing_medium_used();
 void sizing_medium_hint_exact(uint64_t bytes);
 // Sets the region's GrowthHint to the exact sum (sizing_decay does it too).
 void sizing_hint_exact(char* region);

@@ -69,8 +69,7 @@ bool take_room(char* region, unsigned cls, uint32_t* add) {
   size_t size = budget_block_bytes(cls);
   if (is_medium_class(cls)) {
     size_t budget = g_region_layout.medium_grow_bytes;
-    uint64_t used = g_medium_hint.load(std::memory_order_relaxed) +
-                    g_threads.bins_medium_grown.load(std::memory_order_relaxed);
+    uint64_t used = sizing_medium_used();
     if (used + size > budget) return false;
     uint64_t room = (budget - used) / size;
     if (*add > room) *add = static_cast<uint32_t>(room);
@@ -206,6 +205,10 @@ size_t sizing_medium_grown(char* region) {
 }
 
 uint64_t sizing_medium_hint() { return g_medium_hint.load(std::memory_order_relaxed); }
+
+uint64_t sizing_medium_used() {
+  return sizing_medium_hint() + g_threads.bins_medium_grown.load(std::memory_order_relaxed);
+}
 
 void sizing_medium_hint_exact(uint64_t bytes) {
   g_medium_hint.store(bytes, std::memory_order_relaxed);

@@ -364,9 +364,6 @@ uint32_t bin_base(const ThreadCache& tc, unsigned cls);
 // How far thread tc's bins may grow above their bases now, its grown bytes
 // included (the shares above).
 size_t bins_grow_budget(const ThreadCache& tc);
-// The medium budget's bytes in use: every thread's medium bins above their
-// bases, and the CPU caches' medium classes (their hint, percpu_region.h).
-size_t bins_medium_used();
 // Notes a refill (kBinMissEmpty) or flush (kBinMissFull) of class cls on
 // the calling thread's bins; true when the bin grew (space rose).
 bool bin_note_miss(ThreadCache& tc, unsigned cls, BinMiss kind);
