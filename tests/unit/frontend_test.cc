@@ -462,6 +462,16 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
   }).join();
 }
 
+// Bursts of n blocks of `size` bytes, allocated then freed, `rounds` times:
+// each round runs the cache empty, then full, until it has grown to hold them.
+void bursts(size_t size, uint32_t n, int rounds) {
+  std::vector<void*> v(n);
+  for (int round = 0; round < rounds; ++round) {
+    for (void*& p : v) p = malloc_fast(size);
+    for (void* p : v) free_fast(p);
+  }
+}
+
 // Eight rounds of `burst` 64 KiB blocks allocated (their start written),
 // then freed; returns what `moves` counted for class cls in the last round
 // (central pool moves for a thread's bins, refills and flushes per CPU).
@@ -529,13 +539,8 @@ TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
     // two at most, however far its bursts pass its limit.
     size_t saved = g_threads.medium_grow_bytes;
     unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
-    g_threads.medium_grow_bytes = bins_medium_used() + 2 * class_size(big);
-    std::vector<void*> v;
-    for (int round = 0; round < 6; ++round) {
-      for (int i = 0; i < 12; ++i) v.push_back(malloc_fast(128 << 10));
-      for (void* p : v) free_fast(p);
-      v.clear();
-    }
+    g_threads.medium_grow_bytes = sizing_medium_used() + 2 * class_size(big);
+    bursts(128 << 10, 12, 6);
     g_threads.medium_grow_bytes = saved;
     EXPECT_GT(tl_cache.bins[big].limit, 1u) << "it grew while there was room";
     EXPECT_LE(tl_cache.bins[big].limit, 3u) << "by two blocks at most";
@@ -659,15 +664,6 @@ TEST(ThreadCache, QuietClassesShrinkAfterADecayTickAndAFlushResetsThem) {
     use_thread_cache();
     unsigned quiet = size_class_of(64), busy = size_class_of(512), other = size_class_of(3000);
     uint32_t base = g_threads.bin_base[quiet];
-    // Bursts of n blocks, allocated then freed: each round runs the bin
-    // empty, then full, until it has grown to hold them.
-    auto bursts = [](size_t size, uint32_t n, int rounds) {
-      std::vector<void*> v(n);
-      for (int round = 0; round < rounds; ++round) {
-        for (void*& p : v) p = malloc_fast(size);
-        for (void* p : v) free_fast(p);
-      }
-    };
     // A slow path of a third class (its bin runs empty): where the decay runs.
     std::vector<void*> held;
     auto slow_path = [&] {
@@ -703,14 +699,7 @@ TEST(ThreadCache, QuietClassesShrinkAfterADecayTickAndAFlushResetsThem) {
 
 // Bursts of 128-byte blocks, 8 x the class's base live at once: each round
 // runs the bin empty and full until it has grown to hold them.
-void bursts_of_128(int rounds) {
-  unsigned cls = size_class_of(128);
-  std::vector<void*> v(8 * g_threads.bin_base[cls]);
-  for (int round = 0; round < rounds; ++round) {
-    for (void*& p : v) p = malloc_fast(128);
-    for (void* p : v) free_fast(p);
-  }
-}
+void bursts_of_128(int rounds) { bursts(128, 8 * g_threads.bin_base[size_class_of(128)], rounds); }
 
 uint64_t all_grown() { return g_threads.bins_grown.load(std::memory_order_relaxed); }
 
@@ -1443,6 +1432,29 @@ TEST_F(PerCpu, AClassThatOnlyRunsFullOrOnlyEmptyDoesNotGrow) {
   }).join();
 }
 
+// Bursts of eight small classes on this CPU, far more than its growth
+// budget holds if all grew: *grown, the bytes of capacity they grew by.
+// 2 KiB blocks: 32 base, may grow by 512 (1 MiB) up to the 2048-slot cap,
+// but every class together may not pass the budget. Eight classes from
+// 1 KiB to 4 KiB, bursts of 600 each: far more than 1 MiB if all grew.
+void spend_the_cpus_budget(int cpu, size_t* grown) {
+  const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
+  std::vector<void*> v;
+  for (int round = 0; round < 6; ++round) {
+    for (size_t n : sizes)
+      for (int i = 0; i < 600; ++i) v.push_back(malloc_fast(n));
+    for (void* p : v) free_fast(p);
+    v.clear();
+  }
+  *grown = 0;
+  for (size_t n : sizes) {
+    unsigned c = size_class_of(n);
+    uint32_t cap = percpu_capacity(cpu, c);
+    ASSERT_GE(cap, g_rt.cache_limit[c]);
+    *grown += size_t{cap - g_rt.cache_limit[c]} * class_size(c);
+  }
+}
+
 // The budget: together, a CPU's classes grow by at most
 // SLABBY_PERCPU_GROW_BYTES (1 MiB by default) of capacity.
 TEST_F(PerCpu, GrowthStopsAtTheCpusBudget) {
@@ -1451,24 +1463,8 @@ TEST_F(PerCpu, GrowthStopsAtTheCpusBudget) {
     int cpu = allowed_cpus()[0];
     ASSERT_TRUE(pin_to(cpu));
     percpu_drain_idle(/*all=*/true);  // the whole budget free, whatever ran before
-    // 2 KiB blocks: 32 base, may grow by 512 (1 MiB) up to the 2048-slot cap,
-    // but every class together may not pass the budget. Eight classes from
-    // 1 KiB to 4 KiB, bursts of 600 each: far more than 1 MiB if all grew.
-    const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
-    std::vector<void*> v;
-    for (int round = 0; round < 6; ++round) {
-      for (size_t n : sizes)
-        for (int i = 0; i < 600; ++i) v.push_back(malloc_fast(n));
-      for (void* p : v) free_fast(p);
-      v.clear();
-    }
     size_t grown = 0;
-    for (size_t n : sizes) {
-      unsigned c = size_class_of(n);
-      uint32_t cap = percpu_capacity(cpu, c);
-      ASSERT_GE(cap, g_rt.cache_limit[c]);
-      grown += size_t{cap - g_rt.cache_limit[c]} * class_size(c);
-    }
+    ASSERT_NO_FATAL_FAILURE(spend_the_cpus_budget(cpu, &grown));
     EXPECT_GT(grown, 0u);
     EXPECT_LE(grown, g_rt.config.config.percpu_grow_bytes);
   }).join();
@@ -1490,19 +1486,8 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     EXPECT_EQ(g_region_layout.medium_grow_bytes, g_rt.config.config.medium_grow_bytes);
     EXPECT_EQ(g_threads.medium_grow_bytes, g_rt.config.config.medium_grow_bytes);
     // The small classes spend this CPU's budget (as GrowthStopsAtTheCpusBudget).
-    const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072, 4096};
-    std::vector<void*> v;
-    for (int round = 0; round < 6; ++round) {
-      for (size_t n : sizes)
-        for (int i = 0; i < 600; ++i) v.push_back(malloc_fast(n));
-      for (void* p : v) free_fast(p);
-      v.clear();
-    }
     size_t small = 0;
-    for (size_t n : sizes) {
-      unsigned c = size_class_of(n);
-      small += size_t{percpu_capacity(cpu, c) - g_rt.cache_limit[c]} * class_size(c);
-    }
+    ASSERT_NO_FATAL_FAILURE(spend_the_cpus_budget(cpu, &small));
     const size_t budget = g_rt.config.config.percpu_grow_bytes;
     ASSERT_GT(small + class_size(size_class_of(4096)), budget) << "the small budget is spent";
     // A medium class grows all the same, from its own budget.
@@ -1518,11 +1503,7 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     size_t saved = g_region_layout.medium_grow_bytes;
     unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
     g_region_layout.medium_grow_bytes = sizing_medium_hint() + 2 * class_size(big);
-    for (int round = 0; round < 6; ++round) {
-      for (int i = 0; i < 12; ++i) v.push_back(malloc_fast(128 << 10));
-      for (void* p : v) free_fast(p);
-      v.clear();
-    }
+    bursts(128 << 10, 12, 6);
     EXPECT_GT(percpu_capacity(cpu, big), 1u) << "it grew while there was room";
     EXPECT_LE(percpu_capacity(cpu, big), 3u) << "by two blocks at most";
     g_region_layout.medium_grow_bytes = saved;
