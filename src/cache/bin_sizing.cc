@@ -95,6 +95,7 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   uint8_t last = d.last;
   d.last = kind;
   if (d.missed < 255) d.missed++;
+  if (is_medium_class(cls)) medium_note_miss(tc, nullptr, cls);
   if (last == kBinMissNone || last == kind) return 0;
   if (is_medium_class(cls) && d.missed < kMediumMissesToGrow) return 0;  // (budget_bytes.h)
   // A bin with limit 0 caches nothing by choice (SLABBY_THREAD_CACHE_BYTES=0,
@@ -173,6 +174,17 @@ void bins_decay(ThreadCache& tc) {
     if (target < limit) shrink_to(tc, c, target);
   }
   bins_decay_done(tc);
+}
+
+size_t bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle) {
+  size_t bytes = 0;
+  for (unsigned c = kNumSmallClasses; c < kNumClasses && tc.medium_grown != 0; ++c) {
+    uint32_t limit = tc.bins[c].limit, base = bin_base(tc, c);
+    if (c == except || limit <= base || ((idle >> (c - kNumSmallClasses)) & 1) == 0) continue;
+    shrink_to(tc, c, base);
+    bytes += size_t{limit - base} * budget_block_bytes(c);
+  }
+  return bytes;
 }
 
 void bins_reset(ThreadCache& tc) {

@@ -143,6 +143,15 @@ bool usable_cpu(int* cpu) {
 
 }  // namespace
 
+char* percpu_region_here() {
+  ThreadCache& tc = tl_cache;
+  if (!g_percpu_mode || tc.state != kCacheActive || !tc.rseq_ok) return nullptr;
+  int cpu = percpu_current_cpu();
+  if (cpu < 0 || cpu >= static_cast<int>(kMaxCpus)) return nullptr;
+  char* r = __atomic_load_n(&g_percpu.regions[cpu], __ATOMIC_ACQUIRE);
+  return r == reinterpret_cast<const char*>(kSentinel) ? nullptr : r;
+}
+
 int percpu_current_cpu() {
   auto* area = reinterpret_cast<const volatile struct rseq*>(
       static_cast<char*>(__builtin_thread_pointer()) + g_percpu.rseq_offset);

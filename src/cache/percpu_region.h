@@ -46,7 +46,9 @@ struct ClassDemand {
   uint32_t seen;    // misses when the background pass last looked (a medium class grows
                     // only after kMediumMissesToGrow more, cache/budget_bytes.h)
   uint32_t last;    // MissKind of the latest miss
-  uint32_t unused;
+  uint32_t activity;  // a medium class: its cursor word and misses, mixed, at the last look
+                      // for idle medium classes, bit 0 whether it was idle then
+                      // (cache/medium_reclaim.cc)
 };
 
 // Bytes of the region's growth budget believed used: the exact sum (over
@@ -95,6 +97,10 @@ inline GrowthHint* region_growth_hint(char* region) {
 // number moved (percpu_cache.cc).
 uint32_t percpu_pop_to_pool(unsigned cls, uint32_t max);
 
+// The region of the CPU the calling thread runs on, if it has one and the
+// thread may run the critical sections; else nullptr. Creates none.
+char* percpu_region_here();
+
 // Sizing (percpu_sizing.cc).
 // Plans the layout: each class's base capacity (base_cap[c] slots) and the
 // most it may grow to (within 16-bit slot indices): a small class by
@@ -133,6 +139,15 @@ uint64_t sizing_medium_used();
 void sizing_medium_hint_exact(uint64_t bytes);
 // Sets the region's GrowthHint to the exact sum (sizing_decay does it too).
 void sizing_hint_exact(char* region);
+// The look's part on the region (cache/medium_reclaim.cc): notes each
+// medium class's activity (its cursor word and misses) for the next look;
+// with `reclaim`, the classes but `except` grown above their base that
+// nothing used since the look before the last (activity the same at both,
+// and no bit in used_here: the calling thread's own use since its last
+// look, bit cls - kNumSmallClasses) go back to their base, their blocks
+// above it to the pools. Returns the bytes of capacity given back, also
+// taken off the medium hint.
+size_t sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim);
 // Capacity of class cls in the region (end - begin).
 uint32_t sizing_capacity(char* region, unsigned cls);
 

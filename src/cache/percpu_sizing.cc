@@ -24,7 +24,9 @@
 // producer's remote frees) never grows: more room would hold blocks its CPU
 // does not reuse. The background pass halves what a class grew when the
 // class missed nothing for a whole pass, and an idle CPU's classes go back
-// to their base, so memory follows demand down as well as up.
+// to their base, so memory follows demand down as well as up; and what an
+// idle medium class grew goes back as soon as the heap grows
+// (medium_reclaim.cc), without waiting for a pass.
 #include <atomic>
 
 #include "cache/budget_bytes.h"
@@ -86,6 +88,30 @@ bool take_room(char* region, unsigned cls, uint32_t* add) {
   return *add != 0;
 }
 
+// Class c's capacity on the current CPU lowered to `target`, the blocks
+// above it going to the pool first (added to *moved). A thread on this CPU
+// may push more meanwhile: a few tries, then false (left for next time).
+bool shrink_class(char* region, unsigned c, uint32_t target, uint64_t* moved) {
+  for (int tries = 0; tries < 4; ++tries) {
+    uint32_t cur = region_cur(region, c);
+    if (cur > target) *moved += percpu_pop_to_pool(c, cur - target);
+    if (percpu_shrink_end(c, target)) {
+      g_shrinks.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+// The medium hint lowered by `bytes`, not below 0 (the hint is a belief: a
+// pass may have set it exact since the bytes were granted).
+void medium_hint_sub(uint64_t bytes) {
+  uint64_t h = g_medium_hint.load(std::memory_order_relaxed);
+  while (!g_medium_hint.compare_exchange_weak(h, h > bytes ? h - bytes : 0,
+                                              std::memory_order_relaxed)) {
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -135,6 +161,7 @@ bool sizing_plan(const uint32_t* base_cap, size_t grow_bytes, size_t medium_grow
 bool sizing_note_miss(char* region, unsigned cls, MissKind kind) {
   ClassDemand& d = region_demand(region)[cls];
   uint32_t misses = __atomic_add_fetch(&d.misses, 1, __ATOMIC_RELAXED);
+  if (is_medium_class(cls)) medium_note_miss(tl_cache, region, cls);
   uint32_t last = __atomic_exchange_n(&d.last, kind, __ATOMIC_RELAXED);
   if (last == kMissNone || last == kind) return false;
   if (is_medium_class(cls) &&
@@ -166,20 +193,34 @@ uint64_t sizing_decay(char* region, bool reset) {
     if (reset) __atomic_store_n(&demand[c].last, kMissNone, __ATOMIC_RELAXED);
     uint32_t base = g_region_layout.base[c].end, end = load16(&r[c].end);
     if (end <= base || (!quiet && !reset)) continue;
-    uint32_t target = reset ? base : base + (end - base) / 2;
-    // Blocks above the new end go to the pool first; a thread on this CPU
-    // may push more meanwhile, so a few tries, then leave it for next time.
-    for (int tries = 0; tries < 4; ++tries) {
-      uint32_t cur = region_cur(region, c);
-      if (cur > target) moved += percpu_pop_to_pool(c, cur - target);
-      if (percpu_shrink_end(c, target)) {
-        g_shrinks.fetch_add(1, std::memory_order_relaxed);
-        break;
-      }
-    }
+    shrink_class(region, c, reset ? base : base + (end - base) / 2, &moved);
   }
   sizing_hint_exact(region);
   return moved;
+}
+
+size_t sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim) {
+  SlotRange* r = region_ranges(region);
+  ClassDemand* demand = region_demand(region);
+  const uint64_t* cursors = region_cursors(region);
+  uint64_t bytes = 0, moved = 0;
+  for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c) {
+    // Any push, pop or miss changes it (a pop and a push by slow paths that
+    // leave cur as it was do not: the thread's own are in used_here).
+    // Bit 0 of the note: the class was idle at the look before too.
+    uint32_t misses = __atomic_load_n(&demand[c].misses, __ATOMIC_RELAXED);
+    uint32_t cursor = static_cast<uint32_t>(__atomic_load_n(&cursors[c], __ATOMIC_RELAXED));
+    uint32_t now = (cursor ^ (misses * 0x9E3779B1u)) & ~1u;
+    uint32_t was = __atomic_load_n(&demand[c].activity, __ATOMIC_RELAXED);
+    bool idle = (was & ~1u) == now && ((used_here >> (c - kNumSmallClasses)) & 1) == 0;
+    __atomic_store_n(&demand[c].activity, now | (idle ? 1u : 0u), __ATOMIC_RELAXED);
+    uint32_t base = g_region_layout.base[c].end, end = load16(&r[c].end);
+    if (!reclaim || c == except || !idle || (was & 1) == 0 || end <= base) continue;
+    if (shrink_class(region, c, base, &moved))
+      bytes += uint64_t{end - base} * budget_block_bytes(c);
+  }
+  if (bytes != 0) medium_hint_sub(bytes);
+  return bytes;
 }
 
 void sizing_period_seen(char* region) {

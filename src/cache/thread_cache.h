@@ -85,6 +85,15 @@ struct ThreadCache {
   uint32_t grown_bytes;
   uint32_t medium_grown;
   uint32_t decay_seen;
+  // Idle medium caches given back when the medium budget is spent
+  // (cache/medium_reclaim.cc): this thread's medium misses (in its bins and
+  // its CPU's cache), their count at its last look, and each medium class's
+  // allocs then (low 32 bits).
+  uint32_t medium_misses;
+  uint32_t medium_looked;
+  uint32_t medium_heap_seen;  // the page heap's clean pages taken then (low 32 bits)
+  uint32_t medium_idle;       // bit cls - kNumSmallClasses: the thread did not use cls before it
+  uint32_t medium_allocs_seen[kNumMediumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
   uint32_t rseq_ok;    // this thread may run the critical sections (its rseq area works);
@@ -384,6 +393,23 @@ void bins_decay_done(ThreadCache& tc);
 void bins_decay(ThreadCache& tc);
 // Every grown class back to its base (blocks above it to the pools).
 void bins_reset(ThreadCache& tc);
+// Idle medium caches given back as the heap grows (cache/medium_reclaim.cc).
+// Every kMediumMissesPerLook medium misses the thread takes a look: which
+// medium classes it and its CPU's cache used since the last; and when the
+// page heap handed out clean pages since (the heap grew), the classes nobody
+// used since the look before the last either, but cls (the one missing
+// now), give back what they grew: their blocks above their base go to the
+// pools, their pages to the page heap.
+// region: the calling thread's CPU's, or nullptr (then found if any).
+inline constexpr uint32_t kMediumMissesPerLook = 16;
+void medium_look(ThreadCache& tc, char* region, unsigned cls);
+inline void medium_note_miss(ThreadCache& tc, char* region, unsigned cls) {
+  if (++tc.medium_misses - tc.medium_looked >= kMediumMissesPerLook) medium_look(tc, region, cls);
+}
+// The look's part on the bins: the medium classes but `except` grown above
+// their base whose bit (cls - kNumSmallClasses) in `idle` is set go back to
+// their base; returns the bytes of limit given back (bin_sizing.cc).
+size_t bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle);
 // One background pass done: advances the decay epoch.
 inline void cache_decay_tick() { __atomic_add_fetch(&g_threads.decay_epoch, 1, __ATOMIC_RELAXED); }
 inline bool bins_decay_due(const ThreadCache& tc) {

@@ -140,6 +140,11 @@ class alignas(128) CentralPool {
 
   uint32_t batch_size() const { return batch_size_; }
   unsigned num_shards() const { return num_shards_; }
+  // Its page heap's clean pages handed out so far (PageHeap::clean_pages_taken;
+  // every pool shares the one heap): the caches read it to see the heap grow.
+  uint64_t heap_clean_pages_taken() const {
+    return heap_ != nullptr ? heap_->clean_pages_taken() : 0;
+  }
   CentralPoolStats stats();
 
   // Fork: every shard lock, in index order.

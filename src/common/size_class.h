@@ -35,6 +35,7 @@ inline constexpr size_t kMaxSmallSize = 32 * 1024;  // largest small class: the 
 inline constexpr size_t kMaxClassSize = 1024 * 1024;  // largest medium class: above, page spans
 inline constexpr unsigned kNumSmallClasses = 41;      // classes 1..40 are small (and class 0)
 inline constexpr unsigned kNumClasses = 61;           // including class 0
+inline constexpr unsigned kNumMediumClasses = kNumClasses - kNumSmallClasses;  // 41..60
 
 namespace size_class_detail {
 

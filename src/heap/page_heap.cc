@@ -372,6 +372,9 @@ Span* PageHeap::take_span(size_t pages, size_t align_pages, unsigned flags, Clai
     LockGuard g(*mu_);
     s = alloc_pages_locked(pages, align_pages, flags);
     limit = last_refusal_was_limit_;
+    if (s != nullptr && !s->dirty)
+      clean_pages_taken_.store(clean_pages_taken_.load(std::memory_order_relaxed) + s->pages,
+                               std::memory_order_relaxed);
     if (s != nullptr) claim(s);
   }
   if (s == nullptr && hooks_.failed != nullptr)

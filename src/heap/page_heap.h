@@ -308,6 +308,10 @@ class PageHeap {
   // Tests: the judge, to tell it of faults.
   FaultJudge& fault_judge_for_tests() { return fault_judge_; }
   void set_hooks(const PageHeapHooks& h) { hooks_ = h; }
+  // Pages handed out (slabs and large spans) from clean free spans or the
+  // frontier, ever: pages the process's RSS grows by as they are written.
+  // Read without the lock; the caches watch it (cache/medium_reclaim.cc).
+  uint64_t clean_pages_taken() const { return clean_pages_taken_.load(std::memory_order_relaxed); }
   // Dirty bytes above retain_max freed less than this long ago are kept
   // (0: none are, every free enforces retain_max at once). Set while a
   // background thread enforces the bound on its ticks (enforce_retain).
@@ -525,6 +529,7 @@ class PageHeap {
   std::atomic<uint64_t> retain_grace_ms_{0};
   std::atomic<uint64_t> remapped_live_{0};  // bounded by kMaxRemapped
   std::atomic<uint64_t> huge_live_{0};      // spans marked for huge pages, bounded by kMaxHugeSpans
+  std::atomic<uint64_t> clean_pages_taken_{0};  // written under the lock
   bool huge_spans_ = false;                 // SLABBY_THP=large or dense
   // SLABBY_THP=dense (huge_marks.cc): bit b set once a freed span of 2^b to
   // 2^(b+1) - 1 pages was found filled; its frees looked at so far.

@@ -464,10 +464,16 @@ TEST(ThreadCache, AClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
 
 // Bursts of n blocks of `size` bytes, allocated then freed, `rounds` times:
 // each round runs the cache empty, then full, until it has grown to hold them.
-void bursts(size_t size, uint32_t n, int rounds) {
+// With `beside`, a block of that size is allocated and freed beside each:
+// its class in use, so an idle medium class's giving back (medium_look)
+// leaves it alone.
+void bursts(size_t size, uint32_t n, int rounds, size_t beside = 0) {
   std::vector<void*> v(n);
   for (int round = 0; round < rounds; ++round) {
-    for (void*& p : v) p = malloc_fast(size);
+    for (void*& p : v) {
+      p = malloc_fast(size);
+      if (beside != 0) free_fast(malloc_fast(beside));
+    }
     for (void* p : v) free_fast(p);
   }
 }
@@ -540,7 +546,7 @@ TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
     size_t saved = g_threads.medium_grow_bytes;
     unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
     g_threads.medium_grow_bytes = sizing_medium_used() + 2 * class_size(big);
-    bursts(128 << 10, 12, 6);
+    bursts(128 << 10, 12, 6, 64 << 10);
     g_threads.medium_grow_bytes = saved;
     EXPECT_GT(tl_cache.bins[big].limit, 1u) << "it grew while there was room";
     EXPECT_LE(tl_cache.bins[big].limit, 3u) << "by two blocks at most";
@@ -551,6 +557,90 @@ TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
     cache_flush_all();
     EXPECT_EQ(tl_cache.medium_grown, 0u);
     EXPECT_EQ(g_threads.bins_medium_grown.load(), others);
+  }).join();
+}
+
+// A program that moves on from a medium size (phases of 48, 96 ... 768 KiB
+// blocks) kept what the earlier sizes grew until a background pass, while
+// the page heap took new pages for the next size (bench medium-phases: 1.62
+// x jemalloc's peak RSS). Now, as the heap grows, each look (every
+// kMediumMissesPerLook medium misses of the thread) gives back what the
+// classes nobody used since the last look grew; a class in use keeps its.
+// `heap_grew`: the page heap's clean pages taken across the test's misses.
+void idle_medium_class_gives_back(unsigned idle, unsigned busy, uint32_t (*capacity)(unsigned),
+                                  bool* heap_grew) {
+  // Every cache at its base and the page heap's free pages purged, so the
+  // bursts below take clean pages whatever the tests before left.
+  release_all_now();
+  const uint32_t burst = 6;
+  // Both grow together (each used at every look).
+  std::vector<void*> v(2 * burst);
+  for (int round = 0; round < 16; ++round) {
+    for (uint32_t i = 0; i < burst; ++i) {
+      v[2 * i] = malloc_fast(class_size(idle));
+      v[2 * i + 1] = malloc_fast(class_size(busy));
+    }
+    for (void* p : v) free_fast(p);
+  }
+  ASSERT_GE(capacity(idle), burst);
+  ASSERT_GE(capacity(busy), burst);
+  // 48 blocks of 1 MiB, twice, each beside a block of the busy class: the
+  // 1 MiB class misses about a hundred times, on new slabs.
+  uint64_t heap = g_central_pools[busy].heap_clean_pages_taken();
+  bursts(1 << 20, 48, 2, class_size(busy));
+  *heap_grew = g_central_pools[busy].heap_clean_pages_taken() > heap;
+}
+
+TEST(ThreadCache, AnIdleMediumClassGivesBackWhatItGrewWhenTheHeapGrows) {
+  std::thread([] {
+    use_thread_cache();
+    uint64_t others = g_threads.bins_medium_grown.load();
+    unsigned idle = static_cast<unsigned>(class_of_size(64 << 10));
+    unsigned busy = static_cast<unsigned>(class_of_size(128 << 10));
+    auto limit = [](unsigned c) -> uint32_t { return tl_cache.bins[c].limit; };
+    bool grew = false;
+    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, limit, &grew));
+    ASSERT_TRUE(grew) << "48 MiB of new slabs: the page heap took clean pages";
+    EXPECT_EQ(limit(idle), 1u) << "nothing used it while the heap grew: back to its base";
+    EXPECT_LE(bin_count(tl_cache.bins[idle]), 1u);
+    EXPECT_GE(limit(busy), 6u) << "used at every look: it keeps what it grew";
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+    EXPECT_EQ(g_threads.bins_medium_grown.load(), others + tl_cache.medium_grown);
+    cache_flush_all();
+  }).join();
+}
+
+// Only a class idle at two looks in a row, and only as the heap grows: a
+// look while the heap took no clean pages since the last one notes what each
+// class did and gives nothing back (a program of random medium sizes, a few
+// blocks of each live, otherwise gave back classes it was using and took
+// them again on other pages: more RSS, not less).
+void given_back_only_idle_at_two_looks(uint32_t (*capacity)(unsigned)) {
+  unsigned idle = static_cast<unsigned>(class_of_size(64 << 10));
+  unsigned asking = static_cast<unsigned>(class_of_size(512 << 10));
+  bursts(64 << 10, 6, 16);
+  ASSERT_GE(capacity(idle), 6u);
+  auto look = [&](bool heap_grew) {
+    auto heap = static_cast<uint32_t>(g_central_pools[idle].heap_clean_pages_taken());
+    tl_cache.medium_heap_seen = heap_grew ? heap - 1 : heap;
+    medium_look(tl_cache, nullptr, asking);
+  };
+  look(true);  // notes the class's use
+  look(true);  // idle at one look
+  EXPECT_GE(capacity(idle), 6u) << "idle at one look only: kept";
+  look(false);
+  EXPECT_GE(capacity(idle), 6u) << "idle at two, but the heap did not grow: kept";
+  look(true);
+  EXPECT_EQ(capacity(idle), 1u) << "idle at two looks, the heap grew: given back";
+}
+
+TEST(ThreadCache, AMediumClassIsGivenBackOnlyIdleAtTwoLooksAsTheHeapGrows) {
+  std::thread([] {
+    use_thread_cache();
+    ASSERT_NO_FATAL_FAILURE(given_back_only_idle_at_two_looks(
+        [](unsigned c) -> uint32_t { return tl_cache.bins[c].limit; }));
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+    cache_flush_all();
   }).join();
 }
 
@@ -1503,7 +1593,7 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     size_t saved = g_region_layout.medium_grow_bytes;
     unsigned big = static_cast<unsigned>(class_of_size(128 << 10));
     g_region_layout.medium_grow_bytes = sizing_medium_hint() + 2 * class_size(big);
-    bursts(128 << 10, 12, 6);
+    bursts(128 << 10, 12, 6, 64 << 10);
     EXPECT_GT(percpu_capacity(cpu, big), 1u) << "it grew while there was room";
     EXPECT_LE(percpu_capacity(cpu, big), 3u) << "by two blocks at most";
     g_region_layout.medium_grow_bytes = saved;
@@ -1511,6 +1601,39 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     percpu_drain_idle(/*all=*/true);
     EXPECT_EQ(percpu_capacity(cpu, cls), 1u);
     EXPECT_EQ(sizing_medium_hint(), 0u);
+  }).join();
+}
+
+// The same on a CPU's cache (idle_medium_class_gives_back above).
+TEST_F(PerCpu, AnIdleMediumClassGivesBackWhatItGrewWhenTheHeapGrows) {
+  std::thread([] {
+    use_percpu_caches();
+    static int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    unsigned idle = static_cast<unsigned>(class_of_size(64 << 10));
+    unsigned busy = static_cast<unsigned>(class_of_size(128 << 10));
+    auto capacity = [](unsigned c) { return percpu_capacity(cpu, c); };
+    bool grew = false;
+    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, capacity, &grew));
+    ASSERT_TRUE(grew) << "48 MiB of new slabs: the page heap took clean pages";
+    EXPECT_EQ(capacity(idle), 1u) << "nothing used it while the heap grew: back to its base";
+    EXPECT_GE(capacity(busy), 6u) << "used at every look: it keeps what it grew";
+    uint64_t hint = sizing_medium_hint();
+    percpu_drain_idle(/*all=*/false);  // takes the hint exact
+    EXPECT_GE(hint, sizing_medium_hint()) << "what was given back came off the hint";
+    percpu_drain_idle(/*all=*/true);
+  }).join();
+}
+
+TEST_F(PerCpu, AMediumClassIsGivenBackOnlyIdleAtTwoLooksAsTheHeapGrows) {
+  std::thread([] {
+    use_percpu_caches();
+    static int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    percpu_drain_idle(/*all=*/true);  // every class of every CPU at its base
+    ASSERT_NO_FATAL_FAILURE(
+        given_back_only_idle_at_two_looks([](unsigned c) { return percpu_capacity(cpu, c); }));
+    percpu_drain_idle(/*all=*/true);
   }).join();
 }
 
