@@ -18,9 +18,9 @@
 // medium sizes, a few blocks of each live, gave back classes it was using
 // and took them again, its blocks moving to other pages: 1-256 KiB, 64
 // live, peaked at 12.0 MiB against 8.4), but the one missing now, go back
-// to their base: their blocks go to the central
-// pools, and their pages (a medium slab is one block) to the page heap,
-// whose dirty pages the next slabs take first. While the heap does not
+// to their base: their blocks go to the central pools, and their pages (a
+// medium slab is one block) to the page heap, whose dirty pages the next
+// slabs take first. While the heap does not
 // grow, a look only notes: a program whose sizes wander within its
 // footprint gives nothing back.
 //
@@ -39,7 +39,7 @@
 
 namespace slabby {
 
-static_assert(kNumMediumClasses <= 32, "a look's `used` has a bit per medium class");
+static_assert(kNumMediumClasses <= 32, "a look's `idle` has a bit per medium class");
 
 void medium_look(ThreadCache& tc, char* region, unsigned cls) {
   tc.medium_looked = tc.medium_misses;

@@ -85,14 +85,15 @@ struct ThreadCache {
   uint32_t grown_bytes;
   uint32_t medium_grown;
   uint32_t decay_seen;
-  // Idle medium caches given back when the medium budget is spent
+  // What idle medium classes grew, given back as the heap grows
   // (cache/medium_reclaim.cc): this thread's medium misses (in its bins and
-  // its CPU's cache), their count at its last look, and each medium class's
-  // allocs then (low 32 bits).
+  // its CPU's cache), their count at its last look, the page heap's clean
+  // pages taken then (low 32 bits), the classes it found idle then (bit
+  // cls - kNumSmallClasses) and each medium class's allocs then (low 32 bits).
   uint32_t medium_misses;
   uint32_t medium_looked;
-  uint32_t medium_heap_seen;  // the page heap's clean pages taken then (low 32 bits)
-  uint32_t medium_idle;       // bit cls - kNumSmallClasses: the thread did not use cls before it
+  uint32_t medium_heap_seen;
+  uint32_t medium_idle;
   uint32_t medium_allocs_seen[kNumMediumClasses];
   uint32_t state;
   uint32_t percpu_ok;  // this thread's fast paths use the per-CPU caches
