@@ -27,7 +27,7 @@ struct Config {
   size_t cache_line = 128;                // SLABBY_CACHE_LINE: spacing of per-CPU/shard data
   bool percpu = true;                     // SLABBY_PERCPU: per-CPU caches (else per-thread)
   size_t percpu_grow_bytes = 1 << 20;     // SLABBY_PERCPU_GROW_BYTES: per CPU, above the bases
-  size_t medium_grow_bytes = 32 << 20;    // SLABBY_MEDIUM_GROW_BYTES: the whole process
+  size_t medium_grow_bytes = 96 << 20;    // SLABBY_MEDIUM_GROW_BYTES: the whole process
   size_t percpu_threads = 0;              // SLABBY_PERCPU_THREADS: live threads from which
                                           // threads use them (0: four per CPU, plus two)
   size_t decay_ms = 1000;                 // SLABBY_DECAY_MS: free pages kept this long

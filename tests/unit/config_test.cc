@@ -94,7 +94,7 @@ TEST(Config, ValidValuesApply) {
   EXPECT_EQ(p.result.config.retain_max, 0u);
   EXPECT_EQ(p.result.config.thread_cache_bytes, 16u << 10);
   EXPECT_EQ(p.result.config.medium_grow_bytes, 4u << 20);
-  EXPECT_EQ(Config{}.medium_grow_bytes, 32u << 20) << "README's default";
+  EXPECT_EQ(Config{}.medium_grow_bytes, 96u << 20) << "README's default";
   auto source_of = [&](const char* name) {
     for (size_t i = 0; i < num_options(); ++i)
       if (strcmp(option(i).name, name) == 0) return p.result.source[i];

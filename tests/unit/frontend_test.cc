@@ -1474,7 +1474,7 @@ TEST_F(PerCpu, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     ASSERT_TRUE(is_medium_class(cls));
     ASSERT_EQ(g_rt.cache_limit[cls], 1u);
     ASSERT_GE(percpu_max_capacity(cls), 8u)
-        << "medium classes may grow (SLABBY_MEDIUM_GROW_BYTES=32M)";
+        << "medium classes may grow (SLABBY_MEDIUM_GROW_BYTES, 96M by default)";
     const uint32_t burst = 6;
     // A class that misses rarely keeps its one block: four rounds are about
     // 44 misses, fewer than kMediumMissesToGrow since the last pass.
