@@ -565,10 +565,10 @@ TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
 // the page heap took new pages for the next size (bench medium-phases: 1.62
 // x jemalloc's peak RSS). Now, as the heap grows, each look (every
 // kMediumMissesPerLook medium misses of the thread) gives back what the
-// classes nobody used since the last look grew; a class in use keeps its.
+// classes nobody used at two looks in a row grew; a class in use keeps its.
 // `heap_grew`: the page heap's clean pages taken across the test's misses.
 void idle_medium_class_gives_back(unsigned idle, unsigned busy, uint32_t (*capacity)(unsigned),
-                                  bool* heap_grew) {
+                                  bool* heap_grew, uint32_t* idle_had = nullptr) {
   // Every cache at its base and the page heap's free pages purged, so the
   // bursts below take clean pages whatever the tests before left.
   release_all_now();
@@ -584,6 +584,7 @@ void idle_medium_class_gives_back(unsigned idle, unsigned busy, uint32_t (*capac
   }
   ASSERT_GE(capacity(idle), burst);
   ASSERT_GE(capacity(busy), burst);
+  if (idle_had != nullptr) *idle_had = capacity(idle);
   // 48 blocks of 1 MiB, twice, each beside a block of the busy class: the
   // 1 MiB class misses about a hundred times, on new slabs.
   uint64_t heap = g_central_pools[busy].heap_clean_pages_taken();
@@ -1614,13 +1615,18 @@ TEST_F(PerCpu, AnIdleMediumClassGivesBackWhatItGrewWhenTheHeapGrows) {
     unsigned busy = static_cast<unsigned>(class_of_size(128 << 10));
     auto capacity = [](unsigned c) { return percpu_capacity(cpu, c); };
     bool grew = false;
-    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, capacity, &grew));
+    uint32_t idle_had = 0;
+    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, capacity, &grew, &idle_had));
     ASSERT_TRUE(grew) << "48 MiB of new slabs: the page heap took clean pages";
     EXPECT_EQ(capacity(idle), 1u) << "nothing used it while the heap grew: back to its base";
     EXPECT_GE(capacity(busy), 6u) << "used at every look: it keeps what it grew";
-    uint64_t hint = sizing_medium_hint();
-    percpu_drain_idle(/*all=*/false);  // takes the hint exact
-    EXPECT_GE(hint, sizing_medium_hint()) << "what was given back came off the hint";
+    // Every class of every CPU started at its base (release_all_now): the
+    // hint holds what the busy and the 1 MiB classes grew, what the idle one
+    // grew taken off again.
+    unsigned big = static_cast<unsigned>(class_of_size(1 << 20));
+    EXPECT_EQ(sizing_medium_hint(), size_t{capacity(busy) - 1} * class_size(busy) +
+                                        size_t{capacity(big) - 1} * class_size(big))
+        << "what was given back came off the hint (idle had " << idle_had << ")";
     percpu_drain_idle(/*all=*/true);
   }).join();
 }
