@@ -176,15 +176,12 @@ void bins_decay(ThreadCache& tc) {
   bins_decay_done(tc);
 }
 
-size_t bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle) {
-  size_t bytes = 0;
+void bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle) {
   for (unsigned c = kNumSmallClasses; c < kNumClasses && tc.medium_grown != 0; ++c) {
     uint32_t limit = tc.bins[c].limit, base = bin_base(tc, c);
     if (c == except || limit <= base || ((idle >> (c - kNumSmallClasses)) & 1) == 0) continue;
     shrink_to(tc, c, base);
-    bytes += size_t{limit - base} * budget_block_bytes(c);
   }
-  return bytes;
 }
 
 void bins_reset(ThreadCache& tc) {

@@ -145,9 +145,8 @@ void sizing_hint_exact(char* region);
 // nothing used since the look before the last (activity the same at both,
 // and no bit in used_here: the calling thread's own use since its last
 // look, bit cls - kNumSmallClasses) go back to their base, their blocks
-// above it to the pools. Returns the bytes of capacity given back, also
-// taken off the medium hint.
-size_t sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim);
+// above it to the pools; what they grew is taken off the medium hint.
+void sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim);
 // Capacity of class cls in the region (end - begin).
 uint32_t sizing_capacity(char* region, unsigned cls);
 

@@ -199,7 +199,7 @@ uint64_t sizing_decay(char* region, bool reset) {
   return moved;
 }
 
-size_t sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim) {
+void sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_here, bool reclaim) {
   SlotRange* r = region_ranges(region);
   ClassDemand* demand = region_demand(region);
   const uint64_t* cursors = region_cursors(region);
@@ -220,7 +220,6 @@ size_t sizing_reclaim_idle_medium(char* region, unsigned except, uint32_t used_h
       bytes += uint64_t{end - base} * budget_block_bytes(c);
   }
   if (bytes != 0) medium_hint_sub(bytes);
-  return bytes;
 }
 
 void sizing_period_seen(char* region) {

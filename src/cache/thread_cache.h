@@ -409,8 +409,8 @@ inline void medium_note_miss(ThreadCache& tc, char* region, unsigned cls) {
 }
 // The look's part on the bins: the medium classes but `except` grown above
 // their base whose bit (cls - kNumSmallClasses) in `idle` is set go back to
-// their base; returns the bytes of limit given back (bin_sizing.cc).
-size_t bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle);
+// their base (bin_sizing.cc).
+void bins_reclaim_idle_medium(ThreadCache& tc, unsigned except, uint32_t idle);
 // One background pass done: advances the decay epoch.
 inline void cache_decay_tick() { __atomic_add_fetch(&g_threads.decay_epoch, 1, __ATOMIC_RELAXED); }
 inline bool bins_decay_due(const ThreadCache& tc) {

@@ -568,7 +568,7 @@ TEST(ThreadCache, MediumClassesGrowWithinTheProcesssMediumBudget) {
 // classes nobody used at two looks in a row grew; a class in use keeps its.
 // `heap_grew`: the page heap's clean pages taken across the test's misses.
 void idle_medium_class_gives_back(unsigned idle, unsigned busy, uint32_t (*capacity)(unsigned),
-                                  bool* heap_grew, uint32_t* idle_had = nullptr) {
+                                  bool* heap_grew) {
   // Every cache at its base and the page heap's free pages purged, so the
   // bursts below take clean pages whatever the tests before left.
   release_all_now();
@@ -584,7 +584,6 @@ void idle_medium_class_gives_back(unsigned idle, unsigned busy, uint32_t (*capac
   }
   ASSERT_GE(capacity(idle), burst);
   ASSERT_GE(capacity(busy), burst);
-  if (idle_had != nullptr) *idle_had = capacity(idle);
   // 48 blocks of 1 MiB, twice, each beside a block of the busy class: the
   // 1 MiB class misses about a hundred times, on new slabs.
   uint64_t heap = g_central_pools[busy].heap_clean_pages_taken();
@@ -1615,8 +1614,7 @@ TEST_F(PerCpu, AnIdleMediumClassGivesBackWhatItGrewWhenTheHeapGrows) {
     unsigned busy = static_cast<unsigned>(class_of_size(128 << 10));
     auto capacity = [](unsigned c) { return percpu_capacity(cpu, c); };
     bool grew = false;
-    uint32_t idle_had = 0;
-    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, capacity, &grew, &idle_had));
+    ASSERT_NO_FATAL_FAILURE(idle_medium_class_gives_back(idle, busy, capacity, &grew));
     ASSERT_TRUE(grew) << "48 MiB of new slabs: the page heap took clean pages";
     EXPECT_EQ(capacity(idle), 1u) << "nothing used it while the heap grew: back to its base";
     EXPECT_GE(capacity(busy), 6u) << "used at every look: it keeps what it grew";
@@ -1626,7 +1624,7 @@ TEST_F(PerCpu, AnIdleMediumClassGivesBackWhatItGrewWhenTheHeapGrows) {
     unsigned big = static_cast<unsigned>(class_of_size(1 << 20));
     EXPECT_EQ(sizing_medium_hint(), size_t{capacity(busy) - 1} * class_size(busy) +
                                         size_t{capacity(big) - 1} * class_size(big))
-        << "what was given back came off the hint (idle had " << idle_had << ")";
+        << "what was given back came off the hint";
     percpu_drain_idle(/*all=*/true);
   }).join();
 }
