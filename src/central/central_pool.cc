@@ -247,7 +247,6 @@ void CentralPool::release_slab(Span* s) {
     for (uint32_t i = 0; i < s->written; ++i) {
       auto* w = reinterpret_cast<uint64_t*>(s->start + uintptr_t{i} * block_size_);
       w[0] = w[1] = 0;
-      w[block_size_ / 8 - 1] = 0;
     }
   } else if (SLABBY_UNLIKELY(scrub_ == SlabScrub::kClearTags)) {
     for (uint32_t i = 0; i < s->written; ++i)

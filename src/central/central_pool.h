@@ -88,7 +88,7 @@ struct Shard {
 //               data look like a freed block (the bit guard);
 //   kZero       every carved byte zeroed, so every free page reads zero
 //               (SLABBY_ZERO=free: the large checked path relies on it);
-//   kZeroEdges  each carved block's first two words and last word zeroed:
+//   kZeroEdges  each carved block's first two words zeroed (its links):
 //               the rest is zero already (SLABBY_ZERO=free's medium blocks,
 //               whose bodies the checked paths zero at their free and their
 //               first formatting; zeroing them whole again cost a third pass

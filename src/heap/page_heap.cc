@@ -415,6 +415,8 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     s->carved = 0;
     s->written = 0;
     s->in_partial = false;
+    s->block_tag = 0;
+    s->usable = 0;
     if (kept_marks_n_ != 0) settle_marks_locked(s->start, s->pages, false);
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);

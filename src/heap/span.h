@@ -15,7 +15,10 @@
 //   `cls` and change only under its lock. used == blocks not on `freelist` and
 //   carved; carved <= written <= blocks_per_slab(cls), where written is the
 //   highest carved since the slab left the page heap: blocks past it hold
-//   what the page heap gave (zeros in the checked modes that zero).
+//   what the page heap gave (zeros in the checked modes that zero). A
+//   medium class's slab is one block: on the checked paths its block_tag and
+//   usable are that block's, written by whoever holds it (the program, a
+//   cache, the pool), reset by the page heap as the slab is made.
 // - state == kLarge: one allocation starting at `start`, of pages * kPageSize
 //   usable bytes; or, from the checked paths (secure/), starting at `block`
 //   with guard pages and/or a canary (then every page's PageMap entry points
@@ -51,8 +54,13 @@ struct Span {
                      // page are (SLABBY_THP=dense, a fresh span of a size not learnt)
   bool sampled;      // kLarge: a heap-profile sample (telemetry/heap_profile.h): its
                      // free drops it from the profile; `usable` is its class's size
-  uintptr_t block;   // the address handed out
-  uint64_t usable;   // bytes the program may use from `block`
+  union {
+    uintptr_t block;     // kLarge: the address handed out
+    uint64_t block_tag;  // kSlab of a medium class (one block a slab), on the checked
+                         // paths: its block's state tag (secure/checks.h); 0 when made
+  };
+  uint64_t usable;  // bytes the program may use from `block` (a medium slab's block,
+                    // on the checked paths: its last life's; 0 when made)
 
   // Free bin list (kFree) or central partial list (kSlab).
   Span* next;

@@ -141,9 +141,11 @@ bool init_pools(const Config& c) {
                     : g_checks.tags    ? SlabScrub::kClearTags
                                        : SlabScrub::kNone;
   for (unsigned cls = 1; cls < kNumClasses; ++cls) {
-    // (A medium block's body is zeroed at its free and its first formatting.)
-    SlabScrub own =
-        scrub == SlabScrub::kZero && is_medium_class(cls) ? SlabScrub::kZeroEdges : scrub;
+    // (A medium block's body is zeroed at its free and its first formatting,
+    // and its tag is its slab's, which the page heap resets.)
+    SlabScrub own = scrub;
+    if (is_medium_class(cls) && scrub != SlabScrub::kNone)
+      own = scrub == SlabScrub::kZero ? SlabScrub::kZeroEdges : SlabScrub::kNone;
     size_t bytes = BatchStack::bytes_for(class_batch[cls], class_max_batches[cls]);
     g_central_pools[cls].init(cls, &g_rt.heap, mem + stride * shards * cls, shards, stride,
                               locks + cls, lock_row / sizeof(Mutex), class_batch[cls],

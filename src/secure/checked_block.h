@@ -22,6 +22,21 @@ namespace slabby::checked {
 
 SLABBY_INLINE uint64_t* words(uintptr_t p) { return reinterpret_cast<uint64_t*>(p); }
 SLABBY_INLINE uint64_t& tag_word(uintptr_t p, size_t size) { return *tag_at(p, size); }
+// A medium block's state tag is its slab's (Span::block_tag: one block a
+// slab), not its last word: a cached block then keeps only its first page
+// resident, as the default's do, not its last one too (medium-sparse under
+// SLABBY_SECURE=1: 42 MiB of peak RSS against 8). The program cannot reach
+// it, so only a small block's tag can be overwritten.
+SLABBY_INLINE uint64_t& state_word(uintptr_t p, unsigned cls) {
+  if (SLABBY_UNLIKELY(is_medium_class(cls)))
+    return g_rt.heap.span_of(reinterpret_cast<void*>(p))->block_tag;
+  return tag_word(p, class_size(cls));
+}
+// Where a free block's body, zeroed and checked, ends: at the tag word of a
+// small block, at the end of a medium one.
+SLABBY_INLINE size_t body_end(unsigned cls) {
+  return is_medium_class(cls) ? class_size(cls) : class_size(cls) - kCanaryBytes;
+}
 SLABBY_INLINE size_t usable_of(unsigned cls) {
   return class_size(cls) - (g_checks.bitguard ? kCanaryBytes : 0);
 }
@@ -45,7 +60,7 @@ SLABBY_INLINE void zero_bytes(uintptr_t p, size_t n) {
     memset(reinterpret_cast<void*>(p), 0, n);
 }
 
-// A never-used medium block's body ([8, size - 8), size > kPagewiseBody)
+// A never-used medium block's body ([8, size), size > kPagewiseBody)
 // made zero by giving its whole pages back to the OS, the partial pages at
 // its ends written. Page heap memory reads zero under SLABBY_ZERO=free
 // already, but its pages may be present: freed dirty, or a huge page's (a
@@ -55,7 +70,7 @@ SLABBY_INLINE void zero_bytes(uintptr_t p, size_t n) {
 // (page: the system's; a test passes 64 KiB on a 4 KiB system.)
 SLABBY_COLD inline void zero_fresh_body(uintptr_t p, size_t size,
                                         size_t page = os::system_page_size()) {
-  os::zero_by_discarding(reinterpret_cast<void*>(p + 8), size - 16, page);
+  os::zero_by_discarding(reinterpret_cast<void*>(p + 8), size - 8, page);
 }
 
 // Offset of the first non-zero byte in [from, to) of the block, or -1.
@@ -106,9 +121,9 @@ SLABBY_INLINE ssize_t first_nonzero(uintptr_t p, size_t from, size_t to) {
   return locate_nonzero(p, from, to);
 }
 
-// Zeroes bytes [8, size - 8) of a freed block: the link word and the tag
-// word are written apart. Up to 128 bytes by 16-byte stores, memset above
-// (page by page above kPagewiseBody).
+// Zeroes bytes [8, size - 8) of a freed small block: the link word and the
+// tag word are written apart. Up to 128 bytes by 16-byte stores, memset
+// above.
 SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
   if (size <= 16) return;
   if (size <= 128 && size % 16 == 0) {
@@ -119,6 +134,13 @@ SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
     return;
   }
   zero_bytes(p + 8, size - 16);
+}
+// ... and of a block of class cls, to body_end (a medium block's page by page).
+SLABBY_INLINE void zero_body_of(uintptr_t p, unsigned cls) {
+  if (SLABBY_UNLIKELY(is_medium_class(cls)))
+    zero_bytes(p + 8, class_size(cls) - 8);
+  else
+    zero_body(p, class_size(cls));
 }
 
 // The usable bytes a report names for a block of class cls at p: a medium
@@ -178,22 +200,33 @@ SLABBY_INLINE uintptr_t pop(CheckedBin& b, unsigned cls) {
   return p;
 }
 
+// A medium block in a cache whose slab's tag says neither freed nor never
+// used: no write of the program's can do that, only a block cached without
+// its free (the allocator's bug, or memory corrupted outside the heap).
+[[noreturn]] SLABBY_COLD inline void lost_state(uintptr_t p, unsigned cls, const char* found_by) {
+  Report r;
+  r.str("the free block ").ptr(p).where(cls, reported_usable(p, cls));
+  r.str(" is not marked free (found by ").str(found_by).str(")");
+  r.abort_now();
+}
+
 // Checks a block taken from a bin or the quarantine is still as freed.
 SLABBY_INLINE void verify_free(uintptr_t p, unsigned cls, const char* found_by) {
   if (!g_checks.tags) return;
-  size_t size = class_size(cls);
-  uint64_t tag = tag_word(p, size);
+  uint64_t tag = state_word(p, cls);
   if (tag == freed_tag(p)) {
     if (g_checks.zero_free) {
-      ssize_t bad = first_nonzero(p, 8, size - 8);
+      ssize_t bad = first_nonzero(p, 8, body_end(cls));
       if (bad >= 0) write_after_free(p, cls, bad, found_by);
     }
     return;
   }
   if (tag == fresh_tag(p)) return;
+  if (is_medium_class(cls)) lost_state(p, cls, found_by);
   // The tag itself was overwritten: name the first byte that differs.
   uint64_t diff = tag ^ freed_tag(p);
-  write_after_free(p, cls, static_cast<ssize_t>(size - 8 + __builtin_ctzll(diff) / 8), found_by);
+  write_after_free(p, cls, static_cast<ssize_t>(body_end(cls) + __builtin_ctzll(diff) / 8),
+                   found_by);
 }
 
 // In a CPU cache a free block's first word holds the encoded end-of-list
@@ -210,9 +243,8 @@ SLABBY_INLINE void verify_first_word(uintptr_t p, unsigned cls) {
 
 // A free block becomes the program's.
 SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
-  size_t size = class_size(cls);
   words(p)[0] = 0;
-  if (g_checks.tags) tag_word(p, size) = g_checks.bitguard ? live_canary(p) : 0;
+  if (g_checks.tags) state_word(p, cls) = g_checks.bitguard ? live_canary(p) : 0;
   if (g_checks.zero_alloc) zero_bytes(p, usable_of(cls));
   return reinterpret_cast<void*>(p);
 }
@@ -234,8 +266,8 @@ SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
     r.where(cls, reported_usable(p - into, cls));
     r.abort_now();
   }
-  // A block's start: its tag word is inside its slab.
-  uint64_t tag = tag_word(p, size);
+  // A block's start: a small one's tag word is inside its slab.
+  uint64_t tag = state_word(p, cls);
   uint64_t usable = reported_usable(p, cls);
   if (g_checks.tags && tag == freed_tag(p)) {
     if (verb[0] == 'f')
@@ -245,15 +277,14 @@ SLABBY_INLINE void* hand_out(uintptr_t p, unsigned cls) {
   } else if (index >= blocks_per_slab(cls) || index >= carved ||
              (g_checks.tags && tag == fresh_tag(p))) {
     r.str(verb).str(" of ").ptr(p).str(", a block never handed out").where(cls, usable);
+  } else if (is_medium_class(cls)) {
+    // (Its slab's tag, which no write of the program's reaches.)
+    r.str(verb).str(" of ").ptr(p).str(", a block not marked live").where(cls, usable);
   } else {
-    // (A medium block's canary after its usable bytes was intact: this is
-    // the tag word at its class's end.)
     uint64_t diff = tag ^ live_canary(p);
-    r.str("heap overflow past the ").u64(usable != 0 ? usable : size - kCanaryBytes);
+    r.str("heap overflow past the ").u64(size - kCanaryBytes);
     r.str(" usable bytes of ").ptr(p).where(cls, usable).str(": canary byte ");
-    r.u64(usable != 0 ? size - kCanaryBytes - usable + __builtin_ctzll(diff) / 8
-                      : __builtin_ctzll(diff) / 8);
-    r.str(" changed (found by ").str(verb).str(")");
+    r.u64(__builtin_ctzll(diff) / 8).str(" changed (found by ").str(verb).str(")");
   }
   r.abort_now();
 }

@@ -45,12 +45,12 @@ SLABBY_INLINE uint64_t load_for_store(uint64_t& w) {
 void format_from_pool(uintptr_t p, unsigned cls) {
   if (!g_checks.tags) return;
   size_t size = class_size(cls);
-  uint64_t& tag = tag_word(p, size);
+  uint64_t& tag = state_word(p, cls);
   if (load_for_store(tag) == freed_tag(p)) {
     // The transfer stack links batches through the second word.
     if (size > 16) words(p)[1] = 0;
     if (g_checks.zero_free) {
-      ssize_t bad = first_nonzero(p, 16, size - 8);
+      ssize_t bad = first_nonzero(p, 16, body_end(cls));
       if (bad >= 0) write_after_free(p, cls, bad, "malloc");
     }
     return;
@@ -376,9 +376,8 @@ void checked_free(void* ptr, unsigned cls) noexcept {
     validate_small(p, cls, "free", g_checks.bitguard);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_free(ptr);
   if (g_checks.tags) {
-    size_t size = class_size(cls);
-    if (g_checks.zero_free) zero_body(p, size);
-    tag_word(p, size) = freed_tag(p);
+    if (g_checks.zero_free) zero_body_of(p, cls);
+    state_word(p, cls) = freed_tag(p);
   }
   free_tagged(p, cls);
 }

@@ -32,13 +32,14 @@
 // Medium blocks (above the small classes, up to 1 MiB with the canary, no
 // more than page alignment, not with SLABBY_GUARD_PAGES) are blocks of the
 // medium classes, cached as the small ones (secure/checked_medium.cc): the
-// same format at the class's size S, plus the size the program asked for
-// (rounded to 16: U) in their slab's span (one block per slab) and, with the
-// bit guard, a canary in [U, U+8), so an overflow is found from its first
-// byte as on a page span; reports call them large blocks of U bytes. Their
-// bodies are zeroed and checked page by page where pages hold data
-// (os::zero_resident, os::find_nonzero): a program using the start of one
-// never has the rest faulted in.
+// same format at the class's size S, but their tag is kept in their slab's
+// span (one block per slab), beside the size the program asked for (rounded
+// to 16: U), so the body runs to S; with the bit guard a canary in [U, U+8),
+// so an overflow is found from its first byte as on a page span; reports
+// call them large blocks of U bytes. Their bodies are zeroed and checked page
+// by page where pages hold data (os::zero_resident, os::find_nonzero), and
+// the page a canary held alone is given back when the block serves another
+// size: a program using the start of one never has the rest faulted in.
 // Tags and canaries mix the block's address with a key, so a value
 // copied from another block, or a guess, does not match.
 #pragma once

@@ -206,14 +206,14 @@ TEST_F(PoolFixture, ReleasingASlabTouchesOnlyTheBlocksCarvedFromIt) {
 }
 
 // SLABBY_ZERO=free's medium slabs: their block's body is zeroed by the
-// checked paths, so a release zeroes only its link words and its tag word,
-// and never touches the pages between.
-TEST_F(PoolFixture, AZeroEdgesReleaseClearsTheEdgeWordsOnly) {
-  // The first medium class (one block a slab) with a page between its first and last.
+// checked paths and its tag is its slab's, so a release zeroes only its link
+// words and never touches the pages past its first (its last word included).
+TEST_F(PoolFixture, AZeroEdgesReleaseClearsTheLinkWordsOnly) {
+  // The first medium class (one block a slab) spanning two pages or more.
   unsigned cls = kNumSmallClasses;
-  while (cls + 1 < kNumClasses && class_size(cls) < 3 * kPageSize) ++cls;
+  while (cls + 1 < kNumClasses && class_size(cls) < 2 * kPageSize) ++cls;
   const size_t size = class_size(cls);
-  ASSERT_GE(size, 3 * kPageSize);
+  ASSERT_GE(size, 2 * kPageSize);
   shard_mem.emplace_back(new char[128]);
   lock_mem.emplace_back(new Mutex[3]);
   CentralPool pool;
@@ -222,16 +222,16 @@ TEST_F(PoolFixture, AZeroEdgesReleaseClearsTheEdgeWordsOnly) {
   void* b[1];
   ASSERT_EQ(pool.take_blocks(b, 1, 0), 1u);
   auto* w = static_cast<uint64_t*>(b[0]);
-  w[0] = w[1] = w[size / 8 - 1] = ~uint64_t{0};
+  w[0] = w[1] = w[2] = ~uint64_t{0};
   uintptr_t from = reinterpret_cast<uintptr_t>(b[0]) + kPageSize;
-  size_t middle = size - 2 * kPageSize;
-  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), middle, PROT_NONE), 0);
-  pool.give_blocks(b, 1);  // faults here if the release touches the middle
-  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), middle, PROT_READ | PROT_WRITE), 0);
+  size_t rest = round_down(size, kPageSize) - kPageSize;
+  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), rest, PROT_NONE), 0);
+  pool.give_blocks(b, 1);  // faults here if the release touches the rest
+  ASSERT_EQ(mprotect(reinterpret_cast<void*>(from), rest, PROT_READ | PROT_WRITE), 0);
   EXPECT_EQ(pool.stats().slabs, 0u) << "the slab went back to the page heap";
   EXPECT_EQ(w[0], 0u);
   EXPECT_EQ(w[1], 0u);
-  EXPECT_EQ(w[size / 8 - 1], 0u);
+  EXPECT_EQ(w[2], ~uint64_t{0}) << "the body is the checked paths' to zero";
 }
 
 // A refill from slabs whose free blocks are scattered walks several slabs'
