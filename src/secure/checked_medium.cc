@@ -3,11 +3,12 @@
 // caches as the small ones are (checked_small.cc), in the small blocks'
 // format at their class's size (secure/checks.h), plus the size the program
 // asked for: a medium class's slab is one block, so its span keeps the
-// block's usable bytes (Span::usable), and with the bit guard a canary
-// follows them, so an overflow is found from its first byte, as on a page
-// span. Its state tag is its slab's too (checked_block.h state_word). (Page spans for every such
-// block, as before, cost a span, a lock and a canary page each: two threads allocating 64 KiB-1 MiB
-// blocks took 36 x the default's time under the hardened library, 889 x under SLABBY_SECURE.)
+// block's usable bytes (Span::usable) and its state tag (checked_block.h
+// state_word), and with the bit guard a canary follows them, so an overflow
+// is found from its first byte, as on a page span. (Page spans for every
+// such block, as before, cost a span, a lock and a canary page each: two
+// threads allocating 64 KiB-1 MiB blocks took 36 x the default's time under
+// the hardened library, 889 x under SLABBY_SECURE.)
 #include <cstring>
 
 #include "frontend/allocator.h"
