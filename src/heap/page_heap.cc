@@ -417,6 +417,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     s->in_partial = false;
     s->block_tag = 0;
     s->usable = 0;
+    s->lone_canary = false;
     if (kept_marks_n_ != 0) settle_marks_locked(s->start, s->pages, false);
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);

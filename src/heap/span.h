@@ -16,9 +16,9 @@
 //   carved; carved <= written <= blocks_per_slab(cls), where written is the
 //   highest carved since the slab left the page heap: blocks past it hold
 //   what the page heap gave (zeros in the checked modes that zero). A
-//   medium class's slab is one block: on the checked paths its block_tag and
-//   usable are that block's, written by whoever holds it (the program, a
-//   cache, the pool), reset by the page heap as the slab is made.
+//   medium class's slab is one block: on the checked paths its block_tag,
+//   usable and lone_canary are that block's, written by whoever holds it (the
+//   program, a cache, the pool), reset by the page heap as the slab is made.
 // - state == kLarge: one allocation starting at `start`, of pages * kPageSize
 //   usable bytes; or, from the checked paths (secure/), starting at `block`
 //   with guard pages and/or a canary (then every page's PageMap entry points
@@ -54,6 +54,8 @@ struct Span {
                      // page are (SLABBY_THP=dense, a fresh span of a size not learnt)
   bool sampled;      // kLarge: a heap-profile sample (telemetry/heap_profile.h): its
                      // free drops it from the profile; `usable` is its class's size
+  bool lone_canary;  // kSlab of a medium class, checked paths: at its block's last free
+                     // the page of its canary held nothing else (secure/checked_medium.cc)
   union {
     uintptr_t block;     // kLarge: the address handed out
     uint64_t block_tag;  // kSlab of a medium class (one block a slab), on the checked

@@ -42,23 +42,36 @@ void set_usable(Span* s, uintptr_t p, size_t usable) {
 // hold nothing else. Left resident, such pages piled up a request at a time
 // (medium-sparse, blocks of 40 KiB-1 MiB used at their start: under
 // SLABBY_BITGUARD=1 101-168 MiB of peak RSS against the default's 8, under
-// SLABBY_SECURE=1 42). So that page is given back when it reads zero: with
-// zeroing on, every free body does; without, a page the program wrote keeps
-// its data, as the default's pages do. Decided as the block is handed out
-// again, not at its free: a program asking for the same size again writes
-// its canary on the same page, which no call then gives back. Not on the
-// block's first page (its link), nor one shared with what follows the block,
-// nor in a class whose slabs take huge pages (which the call would split:
-// their blocks are filled, so such a page is rarely alone).
-void give_back_last_canary_page(Span* s, uintptr_t p, unsigned cls, size_t usable) {
-  if (!g_checks.bitguard || s->usable == 0) return;  // (0: never handed out yet)
+// SLABBY_SECURE=1 42). So that page is given back when the program wrote
+// nothing on it: looked at as the block is freed, before any zeroing
+// (Span::lone_canary); given back only when the block is handed out again
+// for a size whose canary falls on another page, so a program asking for
+// the same size again writes its canary on the same page, which no call
+// then gives back. (Given back whenever the canary moved, with zeroing on,
+// where every free page reads zero: two threads' blocks of 1-256 KiB, their
+// last byte written, took 5 x the time, a madvise's TLB flush reaching the
+// other thread's CPU at every other block.) Never the block's first page (its
+// link), one shared with what follows the block, nor one in a class whose
+// slabs take huge pages (which the call would split: their blocks are
+// filled, so such a page is rarely alone).
+bool canary_page_alone(uintptr_t p, unsigned cls, size_t usable) {
+  const size_t page = os::system_page_size();
+  uintptr_t at = round_down(p + usable, page);
+  if (at == round_down(p, page) || at + page > p + class_size(cls) ||
+      ((g_rt.heap.dense_medium() >> cls) & 1))
+    return false;
+  // The program's last word first, when on that page: a block used to its
+  // end stops there.
+  if (p + usable > at && words(p + usable)[-1] != 0) return false;
+  return first_nonzero(at, 0, page) < 0;
+}
+
+void give_back_last_canary_page(Span* s, uintptr_t p, size_t usable) {
+  if (!s->lone_canary) return;
+  s->lone_canary = false;
   const size_t page = os::system_page_size();
   uintptr_t last = round_down(p + s->usable, page);
-  if (last == round_down(p + usable, page) || last == round_down(p, page) ||
-      last + page > p + class_size(cls) || ((g_rt.heap.dense_medium() >> cls) & 1))
-    return;
-  if (!g_checks.zero_free && first_nonzero(last, 0, page) >= 0) return;
-  os::purge(reinterpret_cast<void*>(last), page);
+  if (last != round_down(p + usable, page)) os::purge(reinterpret_cast<void*>(last), page);
 }
 
 // p (of class cls, as its page says) is a live medium block: its slab's
@@ -89,7 +102,7 @@ void* checked_alloc_medium(unsigned cls, size_t n) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(block);
   Span* s = slab_of(p);
   size_t usable = medium_usable_of(n);
-  give_back_last_canary_page(s, p, cls, usable);
+  give_back_last_canary_page(s, p, usable);
   set_usable(s, p, usable);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_alloc(block, usable);
   return block;
@@ -107,8 +120,10 @@ size_t checked_medium_usable(uintptr_t p, unsigned cls, const char* verb) noexce
 
 void checked::checked_medium_release(uintptr_t p, unsigned cls) noexcept {
   size_t usable = checked_medium_usable(p, cls, "free");
+  if (!g_checks.bitguard) return;
   // Derived from the process's key: not left in freed memory.
-  if (g_checks.bitguard) *canary_at(p, usable) = 0;
+  *canary_at(p, usable) = 0;
+  slab_of(p)->lone_canary = canary_page_alone(p, cls, usable);
 }
 
 // A medium block growing within its class keeps its place: only its usable
