@@ -26,7 +26,15 @@ std::atomic<int> g_last_map_errno{0};
 
 void note_madvise() { g_madvise_calls.fetch_add(1, std::memory_order_relaxed); }
 
-size_t system_page_size() { return static_cast<size_t>(getpagesize()); }
+size_t system_page_size() {
+  // Cached: the checked paths ask at every medium block's free.
+  static std::atomic<size_t> cached{0};
+  size_t page = cached.load(std::memory_order_relaxed);
+  if (SLABBY_LIKELY(page != 0)) return page;
+  page = static_cast<size_t>(getpagesize());
+  cached.store(page, std::memory_order_relaxed);
+  return page;
+}
 
 size_t mincore_page_size() {
   static std::atomic<size_t> cached{0};

@@ -55,7 +55,7 @@ void set_usable(Span* s, uintptr_t p, size_t usable) {
 // slabs take huge pages (which the call would split: their blocks are
 // filled, so such a page is rarely alone).
 bool canary_page_alone(uintptr_t p, unsigned cls, size_t usable) {
-  const size_t page = os::mincore_page_size();  // (the system's, cached)
+  const size_t page = os::system_page_size();
   uintptr_t at = round_down(p + usable, page);
   if (at == round_down(p, page) || at + page > p + class_size(cls) ||
       ((g_rt.heap.dense_medium() >> cls) & 1))
@@ -70,7 +70,7 @@ bool canary_page_alone(uintptr_t p, unsigned cls, size_t usable) {
 void give_back_last_canary_page(Span* s, uintptr_t p, size_t usable) {
   if (!s->lone_canary) return;
   s->lone_canary = false;
-  const size_t page = os::mincore_page_size();
+  const size_t page = os::system_page_size();
   uintptr_t last = round_down(p + s->usable, page);
   if (last != round_down(p + usable, page)) os::purge(reinterpret_cast<void*>(last), page);
 }
