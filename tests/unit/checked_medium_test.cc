@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -128,6 +129,44 @@ TEST(CheckedMediumDeathTest, AWriteAfterFreeIsFoundWhenTheBlockIsTakenAgain) {
       testing::KilledBySignal(SIGABRT),
       "slabby: write after free of 0x[0-9a-f]+ \\(large block of 300000 bytes\\): byte 200000 "
       "changed after it was freed \\(found by malloc\\)");
+}
+
+// A medium block's tag is its slab's (checked_block.h state_word), which no
+// write of the program's reaches: its last word is body like the rest, and a
+// write there after the free is named to the byte; a tag found neither free
+// nor live (only the allocator, or memory corrupted outside the heap, could
+// do that) is named as such, not as a write after free.
+TEST(CheckedMediumDeathTest, ItsTagIsItsSlabsAndItsLastWordIsBody) {
+  if (!start_secure()) GTEST_SKIP() << "the runtime started before the modes were set";
+  stay_on_this_cpu();
+  auto* p = static_cast<char*>(malloc_fast(300000));
+  const size_t size = class_size(class_of_block(p));
+  Span* slab = g_rt.heap.span_of(p);
+  ASSERT_EQ(slab->start, reinterpret_cast<uintptr_t>(p)) << "one block a slab";
+  EXPECT_EXIT(
+      {
+        slab->block_tag ^= 1;
+        free_fast(p);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: free of 0x[0-9a-f]+, a block not marked live \\(large block of 300000 bytes\\)");
+  free_fast(p);
+  EXPECT_EXIT(
+      {
+        p[size - 1] = 1;
+        (void)malloc_fast(300000);  // its class's cache on this CPU gives p back
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: write after free of 0x[0-9a-f]+ \\(large block of 300000 bytes\\): byte " +
+          std::to_string(size - 1) + " changed after it was freed \\(found by malloc\\)");
+  EXPECT_EXIT(
+      {
+        slab->block_tag ^= 1;
+        (void)malloc_fast(300000);
+      },
+      testing::KilledBySignal(SIGABRT),
+      "slabby: the free block 0x[0-9a-f]+ \\(large block of 300000 bytes\\) is not marked free "
+      "\\(found by malloc\\)");
 }
 
 // A thread on its checked bins keeps its medium blocks in its CPU's cache,
