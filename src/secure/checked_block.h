@@ -138,7 +138,7 @@ SLABBY_INLINE void zero_body(uintptr_t p, size_t size) {
 // ... and of a block of class cls, to body_end (a medium block's page by page).
 SLABBY_INLINE void zero_body_of(uintptr_t p, unsigned cls) {
   if (SLABBY_UNLIKELY(is_medium_class(cls)))
-    zero_bytes(p + 8, class_size(cls) - 8);
+    zero_bytes(p + 8, body_end(cls) - 8);
   else
     zero_body(p, class_size(cls));
 }

@@ -75,15 +75,6 @@ void give_back_last_canary_page(Span* s, uintptr_t p, size_t usable) {
   if (last != round_down(p + usable, page)) os::purge(reinterpret_cast<void*>(last), page);
 }
 
-// p (of class cls, as its page says) is a live medium block: its slab's
-// start, marked live. The cold report names anything else.
-void validate_medium(uintptr_t p, unsigned cls, const char* verb) {
-  Span* s = slab_of(p);
-  bool ok = p == s->start && __atomic_load_n(&s->carved, __ATOMIC_RELAXED) != 0;
-  if (g_checks.tags) ok = ok && s->block_tag == (g_checks.bitguard ? live_canary(p) : 0);
-  if (SLABBY_UNLIKELY(!ok)) report_invalid_small(p, cls, verb);
-}
-
 [[noreturn]] SLABBY_COLD void report_overflow(uintptr_t p, size_t usable, uint64_t word,
                                               const char* verb) {
   Report r;
@@ -91,6 +82,21 @@ void validate_medium(uintptr_t p, unsigned cls, const char* verb) {
   r.str(": canary byte ").u64(__builtin_ctzll(word ^ live_canary(p)) / 8);
   r.str(" changed (found by ").str(verb).str(")");
   r.abort_now();
+}
+
+// p (of class cls, as its page says) is a live medium block: its slab's
+// start, marked live, its canary intact. Returns its slab; the cold reports
+// name anything else (verb: the caller).
+Span* live_medium(uintptr_t p, unsigned cls, const char* verb) {
+  Span* s = slab_of(p);
+  bool ok = p == s->start && __atomic_load_n(&s->carved, __ATOMIC_RELAXED) != 0;
+  if (g_checks.tags) ok = ok && s->block_tag == (g_checks.bitguard ? live_canary(p) : 0);
+  if (SLABBY_UNLIKELY(!ok)) report_invalid_small(p, cls, verb);
+  if (g_checks.bitguard) {
+    uint64_t word = *canary_at(p, s->usable);
+    if (SLABBY_UNLIKELY(word != live_canary(p))) report_overflow(p, s->usable, word, verb);
+  }
+  return s;
 }
 
 }  // namespace
@@ -110,21 +116,15 @@ void* checked_alloc_medium(unsigned cls, size_t n) noexcept {
 }
 
 size_t checked_medium_usable(uintptr_t p, unsigned cls, const char* verb) noexcept {
-  validate_medium(p, cls, verb);
-  size_t usable = slab_of(p)->usable;
-  if (g_checks.bitguard) {
-    uint64_t word = *canary_at(p, usable);
-    if (SLABBY_UNLIKELY(word != live_canary(p))) report_overflow(p, usable, word, verb);
-  }
-  return usable;
+  return live_medium(p, cls, verb)->usable;
 }
 
 void checked::checked_medium_release(uintptr_t p, unsigned cls) noexcept {
-  size_t usable = checked_medium_usable(p, cls, "free");
+  Span* s = live_medium(p, cls, "free");
   if (!g_checks.bitguard) return;
   // Derived from the process's key: not left in freed memory.
-  *canary_at(p, usable) = 0;
-  slab_of(p)->lone_canary = canary_page_alone(p, cls, usable);
+  *canary_at(p, s->usable) = 0;
+  s->lone_canary = canary_page_alone(p, cls, s->usable);
 }
 
 // A medium block growing within its class keeps its place: only its usable
@@ -134,7 +134,8 @@ void checked::checked_medium_release(uintptr_t p, unsigned cls) noexcept {
 // every step.
 void* checked_grow_medium(void* ptr, unsigned cls, size_t n) noexcept {
   uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
-  size_t old = slab_of(p)->usable;
+  Span* s = slab_of(p);
+  size_t old = s->usable;
   if (checked_medium_class_of(n) != cls) {
     if (n > kMaxRequest) return nullptr;
     return checked_move_to_span(ptr, old, n);
@@ -144,7 +145,7 @@ void* checked_grow_medium(void* ptr, unsigned cls, size_t n) noexcept {
   // The old canary becomes the program's: not to be read back.
   if (g_checks.bitguard) *canary_at(p, old) = 0;
   if (g_checks.zero_alloc) zero_bytes(p + old, usable - old);
-  set_usable(slab_of(p), p, usable);
+  set_usable(s, p, usable);
   if (SLABBY_UNLIKELY(g_checks.leak_check)) leak_note_resized(ptr, usable);
   return ptr;
 }
