@@ -9,8 +9,10 @@
  * writing its first TOUCH_KIB KiB (memset) and checking the first byte of
  * the block it frees. What the program touches is LIVE x TOUCH_KIB; an
  * allocator whose pages come back resident (huge pages, or the pages the
- * block's previous occupants touched) holds far more. Prints its own time;
- * exits non-zero if a block's first byte changed. */
+ * block's previous occupants touched) holds far more. TOUCH_KIB 0 writes
+ * each block whole (buffers of varied sizes, each filled: what an allocator
+ * keeps cached besides the live blocks is all resident). Prints its own
+ * time; exits non-zero if a block's first byte changed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
   size_t touch = (size_t)atol(argv[4]) << 10;
   long iterations = atol(argv[5]);
   uint32_t seed = argc > 6 ? (uint32_t)atol(argv[6]) : 2463534242u;
-  if (live < 1 || min_steps < 1 || max_steps < min_steps || touch < 1 || touch > min_steps * 4096 ||
+  if (live < 1 || min_steps < 1 || max_steps < min_steps || touch > min_steps * 4096 ||
       iterations < 1)
     return 2;
   unsigned char** block = calloc((size_t)live, sizeof *block);
@@ -54,7 +56,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     mark[j] = (unsigned char)(i | 1);
-    memset(block[j], mark[j], touch);
+    memset(block[j], mark[j], touch != 0 ? touch : n);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   for (long j = 0; j < live; j++) {

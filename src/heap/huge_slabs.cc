@@ -151,6 +151,12 @@ PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s) 
   const Span* p = page_map_[(prev - base_) >> kPageShift];
   if (p == nullptr || p->state != SpanState::kSlab || p->cls != cls || p->start != prev)
     return {0, 0};
+  // Pages in a chunk are present as one huge page, whatever the block's
+  // program wrote: such a slab (one that took a chunk's leftover free pages)
+  // says nothing of its class. Taken for filled, it gave every later slab
+  // of the class a chunk: blocks written at their first and last bytes,
+  // fully resident.
+  if (in_chunk_locked(p->start) || in_chunk_locked(p->end() - 1)) return {0, 0};
   return {prev, size_t{p->pages} << kPageShift};
 }
 

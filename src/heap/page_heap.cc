@@ -403,8 +403,9 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   FaultKind timed = FaultKind::kNone;
   Range look = {0, 0};
   Span* span = take_span(pages, 1, flags, [&](Span* s) {
+    s->huge_counted = huge_slabs_ && dense;
+    if (s->huge_counted) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
     if (huge_slabs_) {
-      note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
       timed = fault_to_time_locked(s);
       if (!dense) look = medium_to_look_at_locked(cls, s);
     }
@@ -432,7 +433,8 @@ void PageHeap::free_slab(Span* s) {
   LockGuard g(*mu_);
   memset(class_map_ + ((s->start - base_) >> kPageShift), 0, s->pages);
   s->cls = 0;
-  if (huge_slabs_) note_slab_bytes_locked(-(int64_t{s->pages} << kPageShift));
+  if (s->huge_counted) note_slab_bytes_locked(-(int64_t{s->pages} << kPageShift));
+  s->huge_counted = false;
   free_pages_locked(s);
 }
 

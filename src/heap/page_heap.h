@@ -248,6 +248,12 @@ class PageHeap {
   uint64_t dense_medium() const { return dense_medium_.load(std::memory_order_relaxed); }
   // SLABBY_THP=dense: slab bytes in use from which new slabs at the frontier
   // take huge pages (huge_slabs.cc). A program below it never gets any.
+  // Counted: slabs of small classes and of medium classes seen filled when
+  // the slab was made (Span::huge_counted), the slabs that take chunks; a
+  // medium block used at its start is no reason for the small slabs beside
+  // it to take huge pages (medium-live-2-256k: 32 MiB of such blocks put a
+  // few MiB of small blocks on chunks, and medium slabs took the chunks'
+  // leftover pages, resident with them: 22-36 MiB of peak RSS against 14).
   static constexpr size_t kHugeSlabsAfter = size_t{16} << 20;
   // Runs of marked slab chunks (each a mapping) and chunks marked at once at
   // most (each may be marked back, splitting its run: a mapping more); past
@@ -416,6 +422,10 @@ class PageHeap {
   // chunk_bits_: bit i set or cleared, huge_slab_runs kept as the number of
   // runs of set bits.
   bool chunk_bit(size_t i) const { return (chunk_bits_[i / 64] >> (i % 64)) & 1; }
+  // Whether address a lies in a huge page made a chunk for slabs.
+  bool in_chunk_locked(uintptr_t a) const {
+    return chunk_bits_ != nullptr && chunk_bit((a - base_) / huge_page_size_);
+  }
   void set_chunk_bit_locked(size_t i, bool on);
   // Huge pages larger than this (512 MiB with 64 KiB system pages) are never
   // taken for slabs.
@@ -542,8 +552,8 @@ class PageHeap {
   uintptr_t medium_last_[64] = {};
   uint32_t medium_checks_[64] = {};
   // Slabs on huge pages (huge_slabs.cc), under the lock: whether the mode
-  // allows them, slab bytes in use, whether kHugeSlabsAfter was reached
-  // (never unset).
+  // allows them, slab bytes in use that count towards kHugeSlabsAfter,
+  // whether it was reached (never unset).
   bool huge_slabs_ = false;
   uint64_t slab_bytes_ = 0;
   bool huge_slabs_due_ = false;

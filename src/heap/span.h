@@ -79,6 +79,8 @@ struct Span {
 
   bool in_partial;    // on its shard's list of slabs with free blocks
   uint8_t shard;      // the central pool shard that owns this slab
+  bool huge_counted;  // kSlab: counted in the slab bytes after which slabs take huge
+                      // pages (a small class's, or a medium class's seen filled)
   uint32_t written;   // blocks that may have been written (see the invariants)
 
   uintptr_t end() const { return start + (uintptr_t{pages} << kPageShift); }
