@@ -90,6 +90,11 @@ size_t bins_grow_budget(const ThreadCache& tc) {
   return static_cast<size_t>(std::clamp<int64_t>(budget, 0, one));
 }
 
+size_t medium_class_budget(unsigned cls, size_t budget) {
+  bool filled = (g_central_pools[cls].heap_dense_medium() >> cls) & 1;
+  return filled ? budget / kFilledMediumShare : budget;
+}
+
 uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit) {
   BinDemand& d = tc.demand[cls];
   uint8_t last = d.last;
@@ -114,7 +119,8 @@ uint32_t bin_grow_by(ThreadCache& tc, unsigned cls, BinMiss kind, uint32_t limit
   uint32_t add = std::min<uint32_t>(std::max<uint32_t>(limit, 1), kMaxGrownLimit - limit);
   size_t size = budget_block_bytes(cls);
   size_t used = medium ? sizing_medium_used() : tc.grown_bytes;
-  size_t budget = medium ? g_threads.medium_grow_bytes : bins_grow_budget(tc);
+  size_t budget =
+      medium ? medium_class_budget(cls, g_threads.medium_grow_bytes) : bins_grow_budget(tc);
   size_t room = used < budget ? (budget - used) / size : 0;
   if (add > room) add = static_cast<uint32_t>(room);
   // Even, as the bases: a flush of half is whole batches (a medium class's

@@ -41,6 +41,24 @@ inline constexpr uint32_t kMediumMissesToGrow = 64;
 
 inline size_t budget_block_bytes(unsigned cls) { return g_budget_block_bytes[cls]; }
 
+// A medium class whose blocks the program fills (seen filled by the page
+// heap: PageHeap::dense_medium) grows only while the medium classes
+// together have grown less than this share of the budget. A cached medium
+// block is resident as far as its last user wrote it: one used at its
+// start costs a page or two, and kept in its class it saves touching other
+// pages (medium-sparse, the reason the budget is 96 MiB); a filled one
+// costs its whole size, and a miss that goes to the page heap gets another
+// block's dirty pages, no faults, about a microsecond. 20 live blocks of
+// 32 KiB-1 MiB of random sizes, each written whole, peaked at 59 MiB with
+// the whole budget, 41 with an eighth, 32 with none (bench
+// medium-mixed-filled, 2026-12-07); none cost loops of filled 32-64 KiB
+// blocks 6-18% of their time, an eighth nothing (docs/benchmarks.md,
+// "Medium classes seen filled grow within an eighth of the budget").
+inline constexpr size_t kFilledMediumShare = 8;
+// The budget class cls grows within: `budget` (the medium classes'), or its
+// share for a class seen filled (cache/bin_sizing.cc).
+size_t medium_class_budget(unsigned cls, size_t budget);
+
 // canary: every small block carries one after the program's bytes, moving
 // requests that fill their class up one. Medium requests are not moved up
 // by it, so a medium block counts for its own class's size.

@@ -70,7 +70,7 @@ size_t small_grown_bytes(char* region) { return grown_bytes(region, 1, kNumSmall
 bool take_room(char* region, unsigned cls, uint32_t* add) {
   size_t size = budget_block_bytes(cls);
   if (is_medium_class(cls)) {
-    size_t budget = g_region_layout.medium_grow_bytes;
+    size_t budget = medium_class_budget(cls, g_region_layout.medium_grow_bytes);
     uint64_t used = sizing_medium_used();
     if (used + size > budget) return false;
     uint64_t room = (budget - used) / size;

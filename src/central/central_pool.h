@@ -145,6 +145,9 @@ class alignas(128) CentralPool {
   uint64_t heap_clean_pages_taken() const {
     return heap_ != nullptr ? heap_->clean_pages_taken() : 0;
   }
+  // The medium classes (bit cls) whose slabs the page heap has seen filled
+  // (PageHeap::dense_medium): the caches grow those less.
+  uint64_t heap_dense_medium() const { return heap_ != nullptr ? heap_->dense_medium() : 0; }
   CentralPoolStats stats();
 
   // Fork: every shard lock, in index order.

@@ -143,9 +143,9 @@ void PageHeap::time_first_touch(uintptr_t p, FaultKind kind) {
     fault_judge_.note_small(ns);
 }
 
-PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s) {
+PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s, bool clean) {
   uintptr_t prev = medium_last_[cls];
-  medium_last_[cls] = s->start;
+  if (clean) medium_last_[cls] = s->start;
   if (prev == 0 || medium_checks_[cls]++ % kDensityCheckEvery != 0) return {0, 0};
   // Still the class's slab (freed since, its pages may serve anything).
   const Span* p = page_map_[(prev - base_) >> kPageShift];

@@ -407,7 +407,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     if (s->huge_counted) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
     if (huge_slabs_) {
       timed = fault_to_time_locked(s);
-      if (!dense) look = medium_to_look_at_locked(cls, s);
+      if (!dense) look = medium_to_look_at_locked(cls, s, !s->dirty);
     }
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);

@@ -406,12 +406,14 @@ class PageHeap {
   void time_first_touch(uintptr_t p, FaultKind kind);
   // A medium slab of class cls just taken (under the lock): the range of the
   // class's previous slab, still live, to look at for its density (one slab
-  // in kDensityCheckEvery; bytes 0: none), and this one becomes the previous.
+  // in kDensityCheckEvery; bytes 0: none), and this one becomes the previous
+  // if it was made of clean pages: pages another block left resident (a
+  // dirty span's) say nothing of what this class's program writes.
   struct Range {
     uintptr_t start;
     size_t bytes;
   };
-  Range medium_to_look_at_locked(unsigned cls, const Span* s);
+  Range medium_to_look_at_locked(unsigned cls, const Span* s, bool clean);
   // Notes slab bytes going out (bytes > 0) or back (< 0): kHugeSlabsAfter.
   void note_slab_bytes_locked(int64_t bytes);
   // Pages [start, end) were just purged: the marked chunks they touch are

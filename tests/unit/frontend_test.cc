@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "cache/budget_bytes.h"
 #include "cache/percpu_region.h"
 #include "frontend/allocator.h"
 #include "frontend/glibc.h"
@@ -522,6 +523,45 @@ TEST(ThreadCache, AMediumClassWhoseBurstsDoNotFitGrowsUntilTheyDo) {
     EXPECT_EQ(moves_last, 0u) << "the last burst came from and went back to the thread's bin";
     EXPECT_EQ(tl_cache.grown_bytes, 0u) << "not from the small classes' budget";
     EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+  }).join();
+}
+
+// A medium class whose blocks the program fills (seen filled by the page
+// heap) grows within an eighth of the medium budget (kFilledMediumShare): a
+// cached filled block is resident whole, one used at its start is not. With
+// room for two such blocks in the eighth and sixteen in the whole budget,
+// the filled class grows by two at most, a class not seen filled further.
+TEST(ThreadCache, AMediumClassSeenFilledGrowsWithinAnEighthOfTheBudget) {
+  BinBudget budget(16 << 10);
+  std::thread([] {
+    use_thread_cache();
+    // Classes no other test here fills (the page heap's finding lasts).
+    const size_t size = 384 << 10, other = 768 << 10;
+    unsigned filled = static_cast<unsigned>(class_of_size(size));
+    unsigned sparse = static_cast<unsigned>(class_of_size(other));
+    // Live blocks written whole, slab after slab, until a look (one slab in
+    // 16 looks at the class's previous one) finds one filled.
+    std::vector<void*> live;
+    while (!((g_rt.heap.dense_medium() >> filled) & 1) && live.size() < 64) {
+      live.push_back(malloc_fast(size));
+      memset(live.back(), 1, class_size(filled));
+    }
+    ASSERT_TRUE((g_rt.heap.dense_medium() >> filled) & 1) << "the class was not seen filled";
+    ASSERT_FALSE((g_rt.heap.dense_medium() >> sparse) & 1);
+    for (void* p : live) free_fast(p);
+    cache_flush_all();
+
+    size_t saved = g_threads.medium_grow_bytes;
+    g_threads.medium_grow_bytes =
+        kFilledMediumShare * (sizing_medium_used() + 2 * class_size(filled));
+    bursts(size, 12, 6, 64 << 10);
+    bursts(other, 12, 6, 64 << 10);
+    g_threads.medium_grow_bytes = saved;
+    EXPECT_GT(tl_cache.bins[filled].limit, 1u) << "it grew while its share had room";
+    EXPECT_LE(tl_cache.bins[filled].limit, 3u) << "by two blocks at most";
+    EXPECT_GE(tl_cache.bins[sparse].limit, 4u) << "a class not seen filled grows within the whole";
+    EXPECT_EQ(tl_cache.medium_grown, medium_grown_by_limits());
+    cache_flush_all();
   }).join();
 }
 
@@ -1601,6 +1641,39 @@ TEST_F(PerCpu, MediumClassesGrowWithinABudgetOfTheirOwnForEveryCpu) {
     percpu_drain_idle(/*all=*/true);
     EXPECT_EQ(percpu_capacity(cpu, cls), 1u);
     EXPECT_EQ(sizing_medium_hint(), 0u);
+  }).join();
+}
+
+// A medium class seen filled grows within an eighth of the medium budget on
+// the CPU caches too (ThreadCache.AMediumClassSeenFilledGrowsWithinAnEighth-
+// OfTheBudget), a class not seen filled within the whole.
+TEST_F(PerCpu, AMediumClassSeenFilledGrowsWithinAnEighthOfTheBudget) {
+  std::thread([] {
+    use_percpu_caches();
+    int cpu = allowed_cpus()[0];
+    ASSERT_TRUE(pin_to(cpu));
+    const size_t size = 384 << 10, other = 768 << 10;
+    unsigned filled = static_cast<unsigned>(class_of_size(size));
+    unsigned sparse = static_cast<unsigned>(class_of_size(other));
+    std::vector<void*> live;
+    while (!((g_rt.heap.dense_medium() >> filled) & 1) && live.size() < 64) {
+      live.push_back(malloc_fast(size));
+      memset(live.back(), 1, class_size(filled));
+    }
+    ASSERT_TRUE((g_rt.heap.dense_medium() >> filled) & 1) << "the class was not seen filled";
+    ASSERT_FALSE((g_rt.heap.dense_medium() >> sparse) & 1);
+    for (void* p : live) free_fast(p);
+    percpu_drain_idle(/*all=*/true);  // every class of every CPU at its base
+    size_t saved = g_region_layout.medium_grow_bytes;
+    g_region_layout.medium_grow_bytes =
+        kFilledMediumShare * (sizing_medium_used() + 2 * class_size(filled));
+    bursts(size, 12, 6, 64 << 10);
+    bursts(other, 12, 6, 64 << 10);
+    g_region_layout.medium_grow_bytes = saved;
+    EXPECT_GT(percpu_capacity(cpu, filled), 1u) << "it grew while its share had room";
+    EXPECT_LE(percpu_capacity(cpu, filled), 3u) << "by two blocks at most";
+    EXPECT_GE(percpu_capacity(cpu, sparse), 4u) << "a class not seen filled grows within the whole";
+    percpu_drain_idle(/*all=*/true);
   }).join();
 }
 

@@ -198,10 +198,10 @@ TEST(HugeSlabs, OnlySlabsOfFilledClassesCountTowardsTheBound) {
   Span* small = h->alloc_slab(1, 1);
   ASSERT_NE(small, nullptr);
   EXPECT_EQ(h->stats().huge_slab_chunks, 0u) << "slabs of a class not seen filled counted";
-  h->free_slab(small);
 
   // A class seen filled counts from then on: its slabs and the small ones
-  // reach the bound together.
+  // reach the bound together. (Its slabs of clean pages only are looked at:
+  // no slab has gone back yet.)
   const unsigned filled = kNumSmallClasses + 1;
   Span* look = h->alloc_slab(filled, kSlabPages[filled]);
   ASSERT_NE(look, nullptr);
@@ -216,7 +216,7 @@ TEST(HugeSlabs, OnlySlabsOfFilledClassesCountTowardsTheBound) {
     ASSERT_NE(dense.back(), nullptr);
     counted += slab_bytes(filled);
   }
-  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter - counted);
+  std::vector<Span*> below = take_slabs(*h, PageHeap::kHugeSlabsAfter - counted - kPageSize);
   EXPECT_EQ(h->stats().huge_slab_chunks, 0u);
   Span* next = h->alloc_slab(1, 1);
   ASSERT_NE(next, nullptr);
@@ -225,7 +225,7 @@ TEST(HugeSlabs, OnlySlabsOfFilledClassesCountTowardsTheBound) {
   // Slabs that go back take off what they counted, and only that: the
   // sparse class's, freed, leave the bound's count where it was.
   for (Span* s : medium) h->free_slab(s);
-  for (Span* s : {look, next}) h->free_slab(s);
+  for (Span* s : {small, look, next}) h->free_slab(s);
   for (Span* s : dense) h->free_slab(s);
   for (Span* s : below) h->free_slab(s);
 }
@@ -258,6 +258,33 @@ TEST(HugeSlabs, AMediumSlabInAChunkDoesNotMakeItsClassFilled) {
   EXPECT_EQ(h->dense_medium(), 0u) << "a slab in a chunk made its class look filled";
   for (Span* s : {first, in_chunk, next}) h->free_slab(s);
   for (Span* s : below) h->free_slab(s);
+}
+
+// The look at a class's previous slab reads residency: a slab made of dirty
+// pages (another block's, resident as that block's program left them) says
+// nothing of its own class, so only slabs of clean pages are looked at. A
+// medium class's first slab taking the pages of a filled block, freed, made
+// the class look filled at its second.
+TEST(HugeSlabs, AMediumSlabOfAnotherBlocksPagesDoesNotMakeItsClassFilled) {
+  if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
+  auto h = make_heap(os::Thp::kDense);
+  const unsigned big = kNumClasses - 1, cls = kNumSmallClasses;
+  Span* filled = h->alloc_slab(big, kSlabPages[big]);
+  ASSERT_NE(filled, nullptr);
+  memset(reinterpret_cast<void*>(filled->start), 1, slab_bytes(big));
+  const uintptr_t from = filled->start, to = filled->end();
+  h->free_slab(filled);
+  Span* first = h->alloc_slab(cls, kSlabPages[cls]);
+  ASSERT_NE(first, nullptr);
+  if (first->start < from || first->end() > to)
+    GTEST_SKIP() << "the slab did not take the freed block's pages";
+  ASSERT_GE(os::resident_bytes(reinterpret_cast<void*>(first->start), slab_bytes(cls)),
+            slab_bytes(cls) / 8 * 7);
+  Span* second = h->alloc_slab(cls, kSlabPages[cls]);
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(h->dense_medium(), 0u) << "a slab of another block's pages made its class look filled";
+  h->free_slab(first);
+  h->free_slab(second);
 }
 
 TEST(HugeSlabs, TheBoundOnceReachedStaysWhenSlabsGoBack) {
