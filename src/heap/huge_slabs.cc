@@ -143,8 +143,18 @@ void PageHeap::time_first_touch(uintptr_t p, FaultKind kind) {
     fault_judge_.note_small(ns);
 }
 
-PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s, bool clean) {
+PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s, bool clean,
+                                                   Range* discard) {
   uintptr_t prev = medium_last_[cls];
+  uint32_t after = medium_checks_[cls] + (prev != 0 ? 1 : 0);
+  if (!clean && s->pages > 1 && after % kDensityCheckEvery == 0 &&
+      after < kDensityCheckEvery * kDirtyLooksMost && !in_chunk_locked(s->start) &&
+      !in_chunk_locked(s->end() - 1)) {
+    // Its pages but the first given back (made clean), so the next look
+    // reads what its program wrote.
+    *discard = {s->start + kPageSize, (size_t{s->pages} - 1) << kPageShift};
+    clean = true;
+  }
   if (clean) medium_last_[cls] = s->start;
   if (prev == 0 || medium_checks_[cls]++ % kDensityCheckEvery != 0) return {0, 0};
   // Still the class's slab (freed since, its pages may serve anything).

@@ -401,13 +401,13 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
   const bool dense = !medium || ((dense_medium_.load(std::memory_order_relaxed) >> cls) & 1);
   unsigned flags = dense ? unsigned{kSlabRequest} : 0u;
   FaultKind timed = FaultKind::kNone;
-  Range look = {0, 0};
+  Range look = {0, 0}, discard = {0, 0};
   Span* span = take_span(pages, 1, flags, [&](Span* s) {
     s->huge_counted = huge_slabs_ && dense;
     if (s->huge_counted) note_slab_bytes_locked(int64_t{s->pages} << kPageShift);
     if (huge_slabs_) {
       timed = fault_to_time_locked(s);
-      if (!dense) look = medium_to_look_at_locked(cls, s, !s->dirty);
+      if (!dense) look = medium_to_look_at_locked(cls, s, !s->dirty, &discard);
     }
     s->state = SpanState::kSlab;
     s->cls = static_cast<uint8_t>(cls);
@@ -423,6 +423,7 @@ Span* PageHeap::alloc_slab(unsigned cls, size_t pages) {
     set_page_map(s, true);
     memset(class_map_ + ((s->start - base_) >> kPageShift), static_cast<int>(cls), s->pages);
   });
+  if (discard.bytes != 0) os::purge(reinterpret_cast<void*>(discard.start), discard.bytes);
   if (timed != FaultKind::kNone) time_first_touch(span->start, timed);
   if (look.bytes != 0 && looks_filled(look.start, look.bytes))
     dense_medium_.fetch_or(uint64_t{1} << cls, std::memory_order_relaxed);
