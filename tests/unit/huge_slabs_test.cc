@@ -261,6 +261,14 @@ TEST(HugeSlabs, AMediumSlabInAChunkDoesNotMakeItsClassFilled) {
   for (Span* s : below) h->free_slab(s);
 }
 
+// The smallest medium class whose slab is at least four of slabby's pages
+// (a slab of one page is never made clean: 64 KiB builds).
+unsigned medium_class_of_pages() {
+  for (unsigned c = kNumSmallClasses; c < kNumClasses; ++c)
+    if (kSlabPages[c] >= 4) return c;
+  return kNumClasses - 1;
+}
+
 // The look at a class's previous slab reads residency, and a slab made of
 // dirty pages holds what another block's program left there. So such a
 // slab, when the next look will read it, has its pages but the first given
@@ -272,7 +280,8 @@ TEST(HugeSlabs, AMediumSlabInAChunkDoesNotMakeItsClassFilled) {
 // filled whole, 49 MiB of peak RSS against 40, bench medium-mixed-filled.)
 TEST(HugeSlabs, AMediumSlabOfAnotherBlocksPagesIsJudgedByWhatItsProgramWrites) {
   if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
-  const unsigned big = kNumClasses - 1, cls = kNumSmallClasses;
+  const unsigned big = kNumClasses - 1, cls = medium_class_of_pages();
+  ASSERT_GE(kSlabPages[big], 2 * kSlabPages[cls]);
   for (bool fill_it : {false, true}) {
     auto h = make_heap(os::Thp::kDense);
     Span* before = h->alloc_slab(big, kSlabPages[big]);
@@ -304,7 +313,7 @@ TEST(HugeSlabs, AMediumSlabOfAnotherBlocksPagesIsJudgedByWhatItsProgramWrites) {
 TEST(HugeSlabs, OnlyAClasssFirstLooksGiveBackADirtySlabsPages) {
   if (!huge_pages_fit_slabs()) GTEST_SKIP() << "huge pages of " << os::huge_page_size();
   auto h = make_heap(os::Thp::kDense);
-  const unsigned cls = kNumSmallClasses;
+  const unsigned cls = medium_class_of_pages();
   const uint32_t slabs = PageHeap::kDensityCheckEvery * (PageHeap::kDirtyLooksMost + 2);
   // Filled medium slabs, freed: dirty pages (a large span's would be purged
   // at its free).
