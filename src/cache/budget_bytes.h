@@ -50,8 +50,8 @@ inline size_t budget_block_bytes(unsigned cls) { return g_budget_block_bytes[cls
 // costs its whole size, and a miss that goes to the page heap gets another
 // block's dirty pages, no faults, about a microsecond. 20 live blocks of
 // 32 KiB-1 MiB of random sizes, each written whole, peaked at 57-59 MiB
-// with the whole budget, 39-42 with an eighth (49-51 once only slabs of
-// clean pages were looked at: fewer classes are seen filled), 32-34 with
+// with the whole budget, about 40 with an eighth (once the page heap's look
+// reads slabs of dirty pages too: PageHeap::kDirtyLooksMost), 32-34 with
 // none (bench medium-mixed-filled, 2026-12-07); none cost loops of filled
 // 32-64 KiB blocks 6-18% of their time, an eighth nothing
 // (docs/benchmarks.md, "Medium slabs and huge pages, and the caches of
