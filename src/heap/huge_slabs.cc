@@ -125,8 +125,7 @@ PageHeap::FaultKind PageHeap::fault_to_time_locked(const Span* s) {
   // A clean span outside the chunks faults in small pages (a cursor's slab
   // lies in a chunk faulted in already).
   if (s->dirty || !fault_judge_.wants_small_sample()) return FaultKind::kNone;
-  if (chunk_bits_ != nullptr && chunk_bit((s->start - base_) / huge_page_size_))
-    return FaultKind::kNone;
+  if (in_chunk_locked(s->start)) return FaultKind::kNone;
   return FaultKind::kSmall;
 }
 
@@ -148,8 +147,7 @@ PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s, 
   uintptr_t prev = medium_last_[cls];
   uint32_t after = medium_checks_[cls] + (prev != 0 ? 1 : 0);
   if (!clean && s->pages > 1 && after % kDensityCheckEvery == 0 &&
-      after < kDensityCheckEvery * kDirtyLooksMost && !in_chunk_locked(s->start) &&
-      !in_chunk_locked(s->end() - 1)) {
+      after < kDensityCheckEvery * kDirtyLooksMost && !touches_chunk_locked(s)) {
     // Its pages but the first given back (made clean), so the next look
     // reads what its program wrote.
     *discard = {s->start + kPageSize, (size_t{s->pages} - 1) << kPageShift};
@@ -166,7 +164,7 @@ PageHeap::Range PageHeap::medium_to_look_at_locked(unsigned cls, const Span* s, 
   // says nothing of its class. Taken for filled, it gave every later slab
   // of the class a chunk: blocks written at their first and last bytes,
   // fully resident.
-  if (in_chunk_locked(p->start) || in_chunk_locked(p->end() - 1)) return {0, 0};
+  if (touches_chunk_locked(p)) return {0, 0};
   return {prev, size_t{p->pages} << kPageShift};
 }
 

@@ -434,9 +434,13 @@ class PageHeap {
   // chunk_bits_: bit i set or cleared, huge_slab_runs kept as the number of
   // runs of set bits.
   bool chunk_bit(size_t i) const { return (chunk_bits_[i / 64] >> (i % 64)) & 1; }
-  // Whether address a lies in a huge page made a chunk for slabs.
+  // Whether address a lies in a huge page made a chunk for slabs, and
+  // whether any of span s's pages do (its first or last page's huge page).
   bool in_chunk_locked(uintptr_t a) const {
     return chunk_bits_ != nullptr && chunk_bit((a - base_) / huge_page_size_);
+  }
+  bool touches_chunk_locked(const Span* s) const {
+    return in_chunk_locked(s->start) || in_chunk_locked(s->end() - 1);
   }
   void set_chunk_bit_locked(size_t i, bool on);
   // Huge pages larger than this (512 MiB with 64 KiB system pages) are never

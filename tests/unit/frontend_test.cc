@@ -479,6 +479,20 @@ void bursts(size_t size, uint32_t n, int rounds, size_t beside = 0) {
   }
 }
 
+// Blocks of `size` (a medium class's) written whole and kept, slab after
+// slab, until a look of the page heap (one slab in 16 looks at the class's
+// previous one) finds one filled; then freed. Whether it did (within 64).
+bool fill_until_seen_filled(size_t size) {
+  unsigned cls = static_cast<unsigned>(class_of_size(size));
+  std::vector<void*> live;
+  while (!((g_rt.heap.dense_medium() >> cls) & 1) && live.size() < 64) {
+    live.push_back(malloc_fast(size));
+    memset(live.back(), 1, class_size(cls));
+  }
+  for (void* p : live) free_fast(p);
+  return (g_rt.heap.dense_medium() >> cls) & 1;
+}
+
 // Eight rounds of `burst` 64 KiB blocks allocated (their start written),
 // then freed; returns what `moves` counted for class cls in the last round
 // (central pool moves for a thread's bins, refills and flushes per CPU).
@@ -539,16 +553,8 @@ TEST(ThreadCache, AMediumClassSeenFilledGrowsWithinAnEighthOfTheBudget) {
     const size_t size = 384 << 10, other = 768 << 10;
     unsigned filled = static_cast<unsigned>(class_of_size(size));
     unsigned sparse = static_cast<unsigned>(class_of_size(other));
-    // Live blocks written whole, slab after slab, until a look (one slab in
-    // 16 looks at the class's previous one) finds one filled.
-    std::vector<void*> live;
-    while (!((g_rt.heap.dense_medium() >> filled) & 1) && live.size() < 64) {
-      live.push_back(malloc_fast(size));
-      memset(live.back(), 1, class_size(filled));
-    }
-    ASSERT_TRUE((g_rt.heap.dense_medium() >> filled) & 1) << "the class was not seen filled";
+    ASSERT_TRUE(fill_until_seen_filled(size)) << "the class was not seen filled";
     ASSERT_FALSE((g_rt.heap.dense_medium() >> sparse) & 1);
-    for (void* p : live) free_fast(p);
     cache_flush_all();
 
     size_t saved = g_threads.medium_grow_bytes;
@@ -1655,14 +1661,8 @@ TEST_F(PerCpu, AMediumClassSeenFilledGrowsWithinAnEighthOfTheBudget) {
     const size_t size = 384 << 10, other = 768 << 10;
     unsigned filled = static_cast<unsigned>(class_of_size(size));
     unsigned sparse = static_cast<unsigned>(class_of_size(other));
-    std::vector<void*> live;
-    while (!((g_rt.heap.dense_medium() >> filled) & 1) && live.size() < 64) {
-      live.push_back(malloc_fast(size));
-      memset(live.back(), 1, class_size(filled));
-    }
-    ASSERT_TRUE((g_rt.heap.dense_medium() >> filled) & 1) << "the class was not seen filled";
+    ASSERT_TRUE(fill_until_seen_filled(size)) << "the class was not seen filled";
     ASSERT_FALSE((g_rt.heap.dense_medium() >> sparse) & 1);
-    for (void* p : live) free_fast(p);
     percpu_drain_idle(/*all=*/true);  // every class of every CPU at its base
     size_t saved = g_region_layout.medium_grow_bytes;
     g_region_layout.medium_grow_bytes =
